@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_IR_H
+#define PODFENCE_IR_H
+
+/* The IR: one node's desired nftables state as plain data. Produced by the
+ * compiler (pure), consumed by the dataplane (controller/nft), the evaluator
+ * (explain, simulator) and golden tests (text form). Pure: libc only.
+ *
+ * Kernel shape the IR stands for (the dataplane owns the fixed parts):
+ *
+ *   table inet podfence {
+ *     map ingress_dispatch { type ifname : verdict }   # host veth -> jump in_<pod>
+ *     map egress_dispatch  { type ifname : verdict }   # host veth -> jump out_<pod>
+ *     chain forward { type filter hook forward priority filter; policy accept;
+ *       ct state established,related accept
+ *       ct state invalid drop
+ *       iifname vmap @egress_dispatch     # leaving a local pod: egress chain RETURNs on allow
+ *       oifname vmap @ingress_dispatch    # entering a local pod: ingress chain ACCEPTs on allow
+ *     }
+ *     set <content-named peer set> ...                 # pf_ir_set
+ *     chain in_<pod> / out_<pod> { <pf_ir_rule>...; drop }  # pf_ir_chain
+ *   }
+ *
+ * Traffic the node originates takes the output hook, never forward, so it is
+ * always allowed (kubelet probes). Forward runs after prerouting DNAT, so
+ * Service traffic is judged on the post-DNAT pod address and target port.
+ * A pod not isolated in a direction has no dispatch element for it. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "podfence/addr.h"
+
+enum pf_ir_set_type {
+	PF_IR_SET_ADDR4,      /* hash:    ipv4_addr                          */
+	PF_IR_SET_ADDR6,      /* hash:    ipv6_addr                          */
+	PF_IR_SET_NET4,       /* interval: ipv4_addr (flags interval)        */
+	PF_IR_SET_NET6,       /* interval: ipv6_addr                         */
+	PF_IR_SET_ADDR4_PORT, /* hash:    ipv4_addr . inet_proto . inet_service (named ports) */
+	PF_IR_SET_ADDR6_PORT, /* hash:    ipv6_addr . inet_proto . inet_service */
+	PF_IR_SET_TYPE_MAX,
+};
+
+/* One element. Hash sets: lo == hi. Interval sets: [lo, hi] inclusive.
+ * *_PORT sets: lo == hi plus proto and port. */
+struct pf_ir_elem {
+	struct pf_addr lo;
+	struct pf_addr hi;
+	uint8_t proto;
+	uint16_t port;
+};
+
+struct pf_ir_set {
+	char *name;  /* derived from content: the canonical peer text, hashed if long */
+	char *comment; /* human text of what it holds, e.g. "ns{NAME=y} pod{pod=a}"; may be NULL */
+	enum pf_ir_set_type type;
+	size_t n_elems;
+	struct pf_ir_elem *elems; /* sorted (pf_ir_elem_cmp), unique; intervals disjoint and merged */
+};
+
+enum pf_ir_dir { PF_IR_INGRESS, PF_IR_EGRESS, PF_IR_DIR_MAX };
+
+enum pf_ir_verdict {
+	PF_IR_ACCEPT, /* ingress allow: final */
+	PF_IR_RETURN, /* egress allow: back to the base chain so the destination's ingress still runs */
+	PF_IR_VERDICT_MAX,
+};
+
+/* One rule in a pod chain: all present matches must hold.
+ *   family 4: "ip saddr|daddr @set", family 6: "ip6 ...", 0: no address match (set must be NULL)
+ *   ingress matches the source address, egress the destination address
+ *   proto 0: any protocol; else "meta l4proto P"
+ *   port_lo..port_hi: "th dport lo-hi" (only with proto != 0); 0..0 = every port
+ *   set_has_port: the set is *_PORT, matched as "addr . meta l4proto . th dport @set";
+ *   proto/port fields are then 0. */
+struct pf_ir_rule {
+	uint8_t family;
+	char *set; /* peer set name, or NULL = any peer */
+	bool set_has_port;
+	uint8_t proto;
+	uint16_t port_lo;
+	uint16_t port_hi;
+	enum pf_ir_verdict verdict;
+	/* Provenance, kept in the rule's userdata/comment in the kernel. */
+	char *policy;   /* "ns/name" */
+	uint32_t rule;  /* index in the policy's ingress or egress list */
+};
+
+struct pf_ir_chain {
+	char *name;      /* "in_<pod>" / "out_<pod>", stable for a pod, <= 64 chars */
+	enum pf_ir_dir dir;
+	char *pod;       /* "ns/name" */
+	size_t n_rules;
+	struct pf_ir_rule *rules; /* in order; the chain ends with an implicit drop */
+};
+
+/* A pod wired on this node (from the plugin registry) with its chains. */
+struct pf_ir_pod {
+	char *key;        /* "ns/name" */
+	char *ifname;     /* host-side interface: the dispatch key */
+	size_t n_ips;
+	struct pf_addr ips[2];
+	char *chain[PF_IR_DIR_MAX]; /* NULL: not isolated in that direction (no dispatch element) */
+};
+
+struct pf_ir_plan {
+	uint64_t generation; /* bumped by the compiler on every change */
+	size_t n_sets;
+	struct pf_ir_set *sets;     /* sorted by name */
+	size_t n_chains;
+	struct pf_ir_chain *chains; /* sorted by name */
+	size_t n_pods;
+	struct pf_ir_pod *pods;     /* sorted by ifname */
+};
+
+struct pf_ir_plan *pf_ir_plan_new(void);
+void pf_ir_plan_free(struct pf_ir_plan *p);
+struct pf_ir_plan *pf_ir_plan_dup(const struct pf_ir_plan *p); /* NULL on OOM */
+
+int pf_ir_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);
+const struct pf_ir_set *pf_ir_plan_set(const struct pf_ir_plan *p, const char *name);
+const struct pf_ir_chain *pf_ir_plan_chain(const struct pf_ir_plan *p, const char *name);
+const struct pf_ir_pod *pf_ir_plan_pod_by_ifname(const struct pf_ir_plan *p, const char *ifname);
+const struct pf_ir_pod *pf_ir_plan_pod_by_addr(const struct pf_ir_plan *p, const struct pf_addr *a);
+
+/* Stable text form for golden files (sets, chains, dispatch, in name order). Caller frees. */
+char *pf_ir_plan_to_text(const struct pf_ir_plan *p);
+
+/* ---- Diff: the operations that turn `from` into `to` ----
+ * Ordered so that applying them in sequence inside one transaction is always
+ * valid for the kernel: set adds, element adds/deletes, chain adds and
+ * replacements, dispatch changes, chain deletes, set deletes.
+ * Pointers refer into `from` (deletes) and `to` (adds); the diff is valid
+ * while both plans live. */
+enum pf_ir_op_type {
+	PF_IR_OP_SET_ADD,       /* set, with all its elements */
+	PF_IR_OP_ELEM_ADD,      /* set name + elements */
+	PF_IR_OP_ELEM_DEL,
+	PF_IR_OP_CHAIN_ADD,     /* chain with its rules */
+	PF_IR_OP_CHAIN_REPLACE, /* flush chain, then its rules */
+	PF_IR_OP_DISPATCH_SET,  /* map element ifname -> jump chain (add or replace) */
+	PF_IR_OP_DISPATCH_DEL,
+	PF_IR_OP_CHAIN_DEL,
+	PF_IR_OP_SET_DEL,
+	PF_IR_OP_TYPE_MAX,
+};
+
+struct pf_ir_op {
+	enum pf_ir_op_type type;
+	const struct pf_ir_set *set;     /* SET_ADD/SET_DEL: the set; ELEM_*: the set (type, name) */
+	size_t n_elems;                  /* ELEM_ADD/ELEM_DEL */
+	const struct pf_ir_elem **elems;
+	const struct pf_ir_chain *chain; /* CHAIN_*: the chain; DISPATCH_SET: the target chain */
+	enum pf_ir_dir dir;              /* DISPATCH_* */
+	const char *ifname;              /* DISPATCH_* */
+};
+
+struct pf_ir_diff {
+	size_t n_ops;
+	struct pf_ir_op *ops;
+};
+
+/* from may be NULL (empty plan). Returns 0 or -ENOMEM. */
+int pf_ir_diff(const struct pf_ir_plan *from, const struct pf_ir_plan *to, struct pf_ir_diff **ret);
+void pf_ir_diff_free(struct pf_ir_diff *d);
+/* Stable text of the ops, one per line, for tests. Caller frees. */
+char *pf_ir_diff_to_text(const struct pf_ir_diff *d);
+
+#endif
