@@ -159,6 +159,10 @@ struct pf_ir_op {
 struct pf_ir_diff {
 	size_t n_ops;
 	struct pf_ir_op *ops;
+	/* Added: true when the ops own deep copies of what they point to (diffs
+	 * from the compiler, or after pf_ir_diff_detach): then the diff outlives
+	 * both plans. pf_ir_diff_free() frees the copies. */
+	bool owned;
 };
 
 /* from may be NULL (empty plan). Returns 0 or -ENOMEM. */
@@ -166,5 +170,11 @@ int pf_ir_diff(const struct pf_ir_plan *from, const struct pf_ir_plan *to, struc
 void pf_ir_diff_free(struct pf_ir_diff *d);
 /* Stable text of the ops, one per line, for tests. Caller frees. */
 char *pf_ir_diff_to_text(const struct pf_ir_diff *d);
+/* Added: deep-copies everything the ops point to, so the diff no longer
+ * depends on the plans it was made from. Returns 0 or -ENOMEM (d unchanged). */
+int pf_ir_diff_detach(struct pf_ir_diff *d);
+/* Added: plan text without the generation; two plans are equal iff their texts are. */
+bool pf_ir_plan_equal(const struct pf_ir_plan *a, const struct pf_ir_plan *b);
+const char *pf_ir_set_type_name(enum pf_ir_set_type t); /* "addr4", "net6", "addr4_port"... */
 
 #endif
