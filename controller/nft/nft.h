@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_NFT_H
+#define PODFENCE_NFT_H
+
+/* The nftables dataplane: turns an IR plan (ir.h) into kernel state through
+ * libnftnl + libmnl, in atomic netlink transactions.
+ *
+ * A context owns one netlink socket bound to the network namespace it was
+ * created in, and the name of the one table it manages (family inet). It
+ * never touches any other table. Not thread-safe: one caller at a time.
+ *
+ * Kernel shape: see ir.h. The fixed parts (table, the two dispatch maps, the
+ * forward base chain) are created by the first sync and never deleted by
+ * sync or apply; the table is never deleted and re-added (that would drop the
+ * established-connection fast path).
+ *
+ * Errors: every function returns >= 0 or -errno. After a kernel error,
+ * pf_nft_error() names the object of the failing message (set, chain, rule
+ * with its policy, dispatch element) and the kernel's extended-ACK text.
+ * A failed transaction changed nothing in the kernel (nftables commits are
+ * atomic); with chunked cold start, the chunks already committed stay, and
+ * each of them is a safe state (see pf_nft_sync). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir.h"
+
+#define PF_NFT_TABLE "podfence"
+#define PF_NFT_MAP_INGRESS "ingress_dispatch"
+#define PF_NFT_MAP_EGRESS "egress_dispatch"
+#define PF_NFT_BASE_CHAIN "forward"
+
+struct pf_nft;
+
+struct pf_nft_opts {
+	const char *table;    /* NULL: PF_NFT_TABLE */
+	/* Largest number of netlink messages in one transaction when a sync has
+	 * to be chunked (cold start of a large plan). 0: default (1024). A diff
+	 * that fits is always applied in one transaction. */
+	size_t max_txn_msgs;
+};
+
+struct pf_nft_stats {
+	uint64_t mutating_msgs;     /* object messages sent in batches (no begin/end) */
+	uint64_t transactions;      /* batches sent (committed or not) */
+	uint64_t failed_transactions;
+	uint64_t bytes;             /* bytes of batches sent */
+	uint64_t longest_txn_msgs;  /* most messages in one transaction */
+	uint64_t longest_txn_ns;    /* longest sendmsg-to-last-ACK time of one transaction */
+	uint64_t reads;             /* full read-backs of the table (pf_nft_read, sync) */
+	uint64_t read_retries;      /* read-backs redone: generation changed or dump interrupted */
+	uint64_t gen_conflicts;     /* commits refused because the ruleset changed since the read */
+};
+
+/* Opens a netlink socket in the caller's current network namespace.
+ * opts may be NULL. Returns 0 or -errno (socket, bind, setsockopt). */
+int pf_nft_new(const struct pf_nft_opts *opts, struct pf_nft **ret);
+/* Same, but the socket lives in the namespace at netns_path (e.g.
+ * /run/netns/x or /proc/<pid>/ns/net); the caller's thread is moved there
+ * only while the socket is opened. */
+int pf_nft_new_in_netns(const char *netns_path, const struct pf_nft_opts *opts, struct pf_nft **ret);
+void pf_nft_free(struct pf_nft *n);
+
+/* Full sync: reads the table back (adopting one left by an earlier run),
+ * computes the difference to plan and applies it. Creates the fixed parts if
+ * missing. When the kernel already matches, sends no mutating message.
+ *
+ * One transaction when the change is at most max_txn_msgs messages; larger
+ * changes (cold start) are chunked, in an order where every committed state
+ * is safe: (1) fixed parts, and every pod the plan isolates whose dispatch
+ * element is missing gets a "drop" dispatch element (isolated, never open);
+ * (2) new sets with their elements, new chains with their rules (not yet
+ * referenced); (3) per pod, its dispatch element switched to its complete
+ * chain; (4) in one transaction, every change to objects in use (elements of
+ * existing sets, chain replacements, dispatch removals); (5) deletes of
+ * objects no longer referenced.
+ *
+ * If the ruleset changes between the read and the commit (generation id),
+ * the kernel refuses the batch and sync reads again (a few times, then
+ * -EAGAIN). Pods' ips are not used (the kernel does not hold them). */
+int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan);
+
+/* Incremental apply of a diff (ir.h) in one transaction, assuming the kernel
+ * holds the diff's `from` plan (as after a sync). Element deletes are sent
+ * before element adds so an interval can be replaced in place. Does not read
+ * the kernel. On error nothing changed; the caller may fall back to sync. */
+int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff);
+
+/* Kernel -> IR. The table missing is an empty plan. Pods are rebuilt from
+ * the dispatch maps (key from the chain comment, ifname from the element;
+ * no ips); a pod whose dispatch element is "drop" (chunked cold start in
+ * progress) has chain[dir] set to "" (empty string). Rules the dataplane did
+ * not write are returned with policy "?" so they never match a plan.
+ * The caller frees *ret with pf_ir_plan_free. */
+int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret);
+
+/* Deletes the table (uninstall, tests). Missing table: 0. */
+int pf_nft_delete_table(struct pf_nft *n);
+
+/* The ruleset generation id (NFT_MSG_GETGEN). */
+int pf_nft_generation(struct pf_nft *n, uint32_t *ret);
+
+/* Text of the last failure ("" if none): the object of the failing
+ * message and the kernel's reason. Valid until the next call. */
+const char *pf_nft_error(const struct pf_nft *n);
+
+void pf_nft_get_stats(const struct pf_nft *n, struct pf_nft_stats *ret);
+void pf_nft_reset_stats(struct pf_nft *n);
+
+#endif
