@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_DAEMON_IPAM_H
+#define PODFENCE_DAEMON_IPAM_H
+
+/* Controller IPAM: one address per family from the node's pod ranges
+ * (spec.podCIDRs, or --pod-cidr), keyed by (containerId, ifname) so a
+ * repeated allocate returns the same addresses. Allocations are persisted to
+ * <state_dir>/ipam.json before the call returns. */
+
+#include <stddef.h>
+
+#include "podfence/addr.h"
+
+#define PF_IPAM_MAX_RANGES 4
+
+struct pf_ipam;
+
+struct pf_ipam *pf_ipam_new(const char *state_dir); /* NULL dir: memory only */
+void pf_ipam_free(struct pf_ipam *p);
+/* Missing file = no allocations; corrupt = -EBADMSG with err, nothing loaded. */
+int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen);
+
+/* Replaces the ranges (at most PF_IPAM_MAX_RANGES; the first of each family
+ * is used). Existing allocations stay, even outside the new ranges.
+ * Returns 0 or -EINVAL. */
+int pf_ipam_set_ranges(struct pf_ipam *p, const struct pf_cidr *ranges, size_t n);
+size_t pf_ipam_n_ranges(const struct pf_ipam *p);
+
+/* One address per configured family, returned as host prefixes (/32, /128)
+ * in ret (room for 2). Idempotent per (container_id, ifname).
+ * Returns the number of addresses, -ENOSPC when a range is full, -ENOENT
+ * when no range is configured, or -errno. Writes nothing on failure. */
+int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *ifname,
+		     struct pf_cidr ret[2]);
+/* Releases (container_id, ifname), or all of container_id when ifname is
+ * NULL. Returns the number of leases freed or -errno. */
+int pf_ipam_release(struct pf_ipam *p, const char *container_id, const char *ifname);
+
+/* Leases, for GC: iterate i < count; writes the key of lease i. */
+size_t pf_ipam_count(const struct pf_ipam *p);
+int pf_ipam_lease_at(const struct pf_ipam *p, size_t i, const char **ret_container_id,
+		     const char **ret_ifname, const struct pf_addr **ret_addr);
+
+#endif

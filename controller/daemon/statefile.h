@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_DAEMON_STATEFILE_H
+#define PODFENCE_DAEMON_STATEFILE_H
+
+/* Small JSON documents in the state directory, replaced atomically:
+ * write a temporary file, fsync it, rename it over the old one, fsync the
+ * directory. A crash at any point leaves either the old or the new file. */
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Creates dir (mode 0700) if missing. Returns 0 or -errno. */
+int pf_statefile_mkdir(const char *dir);
+/* Replaces dir/name with obj. Returns 0 or -errno. */
+int pf_statefile_write(const char *dir, const char *name, json_t *obj);
+/* Reads dir/name. Returns 0 with *ret (caller owns), -ENOENT when the file
+ * does not exist, -EBADMSG when it is not a JSON object (err says where),
+ * or another -errno. */
+int pf_statefile_read(const char *dir, const char *name, char *err, size_t errlen, json_t **ret);
+
+#endif

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "ipam.h"
+#include "podfence/addr.h"
+#include "testutil.h"
+
+static void set_ranges(struct pf_ipam *p, const char *a, const char *b)
+{
+	struct pf_cidr c[2];
+	size_t n = 0;
+
+	if (a)
+		ck_assert_int_eq(pf_cidr_parse(a, &c[n++]), 0);
+	if (b)
+		ck_assert_int_eq(pf_cidr_parse(b, &c[n++]), 0);
+	ck_assert_int_eq(pf_ipam_set_ranges(p, c, n), 0);
+}
+
+static const char *fmt(const struct pf_cidr *c, char *buf)
+{
+	return pf_cidr_format(c, buf);
+}
+
+START_TEST(test_dual_stack_idempotent_persisted)
+{
+	char *dir = tmpdir_new();
+	struct pf_ipam *p = pf_ipam_new(dir), *p2;
+	struct pf_cidr out[2];
+	char buf[PF_CIDR_STRLEN], err[256];
+
+	set_ranges(p, "10.244.1.0/24", "fd00:1::/64");
+	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", out), 2);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.1/32");
+	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::1/128");
+	ck_assert_int_eq(pf_ipam_allocate(p, "c2", "eth0", out), 2);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.2/32");
+	/* Same key again: the same addresses. */
+	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", out), 2);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.1/32");
+	ck_assert_uint_eq(pf_ipam_count(p), 4);
+
+	p2 = pf_ipam_new(dir);
+	ck_assert_int_eq(pf_ipam_load(p2, err, sizeof(err)), 0);
+	set_ranges(p2, "10.244.1.0/24", "fd00:1::/64");
+	ck_assert_int_eq(pf_ipam_allocate(p2, "c2", "eth0", out), 2);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.2/32");
+	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::2/128");
+	/* Released addresses are reused. */
+	ck_assert_int_eq(pf_ipam_release(p2, "c1", NULL), 2);
+	ck_assert_int_eq(pf_ipam_release(p2, "c1", NULL), 0);
+	ck_assert_int_eq(pf_ipam_allocate(p2, "c3", "eth0", out), 2);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.1/32");
+	pf_ipam_free(p2);
+	pf_ipam_free(p);
+
+	p = pf_ipam_new(dir);
+	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 0);
+	ck_assert_uint_eq(pf_ipam_count(p), 4); /* c2 and c3, two families each */
+	pf_ipam_free(p);
+	rm_rf(dir);
+}
+END_TEST
+
+START_TEST(test_exhaustion)
+{
+	struct pf_ipam *p = pf_ipam_new(NULL);
+	struct pf_cidr out[2];
+	char buf[PF_CIDR_STRLEN];
+
+	set_ranges(p, "10.9.0.0/30", NULL); /* .1 and .2 usable; .0 network, .3 broadcast */
+	ck_assert_int_eq(pf_ipam_allocate(p, "a", "eth0", out), 1);
+	ck_assert_int_eq(pf_ipam_allocate(p, "b", "eth0", out), 1);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.9.0.2/32");
+	ck_assert_int_eq(pf_ipam_allocate(p, "c", "eth0", out), -ENOSPC);
+	ck_assert_uint_eq(pf_ipam_count(p), 2); /* the failure wrote nothing */
+	ck_assert_int_eq(pf_ipam_release(p, "a", "eth0"), 1);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c", "eth0", out), 1);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.9.0.1/32");
+	/* Two interfaces of one container are two leases. */
+	ck_assert_int_eq(pf_ipam_release(p, "b", NULL), 1);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c", "net1", out), 1);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.9.0.2/32");
+	pf_ipam_free(p);
+}
+END_TEST
+
+START_TEST(test_no_range)
+{
+	struct pf_ipam *p = pf_ipam_new(NULL);
+	struct pf_cidr out[2], bad;
+
+	ck_assert_int_eq(pf_ipam_allocate(p, "a", "eth0", out), -ENOENT);
+	ck_assert_int_eq(pf_cidr_parse("10.0.0.0/31", &bad), 0);
+	ck_assert_int_eq(pf_ipam_set_ranges(p, &bad, 1), -EINVAL);
+	pf_ipam_free(p);
+}
+END_TEST
+
+static const char *corrupt[] = {
+	"nope",
+	"{\"version\":1}",
+	"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"x\"}]}",
+	"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"},"
+	"{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"}]}",
+};
+
+START_TEST(test_corrupt)
+{
+	char *dir = tmpdir_new();
+	struct pf_ipam *p = pf_ipam_new(dir);
+	char err[512] = "";
+
+	write_file(dir, "ipam.json", corrupt[_i]);
+	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "ipam.json"));
+	ck_assert_uint_eq(pf_ipam_count(p), 0);
+	pf_ipam_free(p);
+	rm_rf(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("daemon.ipam");
+	TCase *tc = tcase_create("ipam");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_dual_stack_idempotent_persisted);
+	tcase_add_test(tc, test_exhaustion);
+	tcase_add_test(tc, test_no_range);
+	tcase_add_loop_test(tc, test_corrupt, 0, sizeof(corrupt) / sizeof(corrupt[0]));
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
