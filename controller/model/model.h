@@ -149,8 +149,26 @@ const char *pf_labels_get(const struct pf_labels *l, const char *key);
 /* Selectors: sorts requirements and values into canonical order. */
 int pf_selector_normalize(struct pf_selector *s);
 bool pf_selector_matches(const struct pf_selector *s, const struct pf_labels *l);
-/* Canonical text, e.g. "pod in (a,b),tier notin (x),!legacy,env". Caller frees. */
+/* Canonical text, e.g. "pod in (a,b),tier notin (x),!legacy,env". Caller frees.
+ * The empty selector is "". Characters ",()=! \\" inside keys or values
+ * (never in valid Kubernetes labels) are backslash-escaped. NULL on ENOMEM. */
 char *pf_selector_to_string(const struct pf_selector *s);
+/* Both normalized: same requirements. */
+bool pf_selector_equal(const struct pf_selector *a, const struct pf_selector *b);
+/* Deep copies into *ret (written only on success). 0 or -ENOMEM. */
+int pf_selector_copy(const struct pf_selector *src, struct pf_selector *ret);
+int pf_labels_copy(const struct pf_labels *src, struct pf_labels *ret);
+/* Appends a copy of key=value (unsorted: call pf_labels_normalize after the
+ * last add). For building objects by hand. 0, -EINVAL or -ENOMEM. */
+int pf_labels_add(struct pf_labels *l, const char *key, const char *value);
+/* Text forms for tests, fixtures and the CLI (written only on success):
+ *   labels   "app=web,tier=db"       ("" = none; duplicate keys -EINVAL)
+ *   selector kubectl -l syntax: "k=v", "k==v", "k!=v", "k in (a,b)",
+ *            "k notin (a)", "k", "!k", comma-separated (ANDed); "" = all.
+ *            Reads what pf_selector_to_string writes; result normalized.
+ * Returns 0, -EINVAL or -ENOMEM. */
+int pf_labels_parse(const char *text, struct pf_labels *ret);
+int pf_selector_parse(const char *text, struct pf_selector *ret);
 
 /* ---- The model container ---- */
 struct pf_model;
@@ -160,7 +178,10 @@ void pf_model_free(struct pf_model *m);
 
 /* Insert or replace (keyed by ns/name or name); takes ownership of obj in
  * every case, also on error. Returns 0, or 1 when an update changed nothing
- * the compiler reads (same labels, IPs, ports, node, spec...), or -errno. */
+ * the compiler reads (same labels, IPs, ports, node, spec...), or -errno.
+ * Labels and selectors are normalized on the way in (-EINVAL on duplicate
+ * label keys or malformed requirements). When 1 is returned the stored object
+ * stays the same pointer, only its resource_version is updated. */
 int pf_model_put_pod(struct pf_model *m, struct pf_pod *obj);
 int pf_model_put_namespace(struct pf_model *m, struct pf_namespace *obj);
 int pf_model_put_policy(struct pf_model *m, struct pf_policy *obj);
@@ -177,7 +198,8 @@ const struct pf_policy *pf_model_policy(const struct pf_model *m, const char *ns
 const struct pf_node *pf_model_node(const struct pf_model *m, const char *name);
 
 /* Iteration in a stable order (ns, name). The callback returns 0 to go on,
- * anything else stops the walk and is returned. */
+ * anything else stops the walk and is returned. The callback must not change
+ * the model. Per-namespace walks cost only that namespace's objects. */
 typedef int (*pf_pod_fn)(const struct pf_pod *p, void *ud);
 typedef int (*pf_ns_fn)(const struct pf_namespace *n, void *ud);
 typedef int (*pf_policy_fn)(const struct pf_policy *p, void *ud);
@@ -208,5 +230,14 @@ const struct pf_selector *pf_model_selector(const struct pf_model *m, pf_sel_id 
  * (call again with a larger buffer if it exceeds cap), or -errno. */
 int pf_model_matching_selectors(const struct pf_model *m, const struct pf_labels *l,
 				pf_sel_id *out, size_t cap);
+/* The canonical text of an interned selector (pf_selector_to_string), or NULL. */
+const char *pf_model_selector_text(const struct pf_model *m, pf_sel_id id);
+/* Number of interned selectors. Released ids are reused, so ids stay below
+ * about twice the peak number of selectors in use (arrays indexed by id work). */
+size_t pf_model_count_selectors(const struct pf_model *m);
+/* Every policy using selector id (as spec.podSelector or in a peer), each
+ * once, in no particular order. Same callback contract as the walks above. */
+int pf_model_each_policy_using_selector(const struct pf_model *m, pf_sel_id id, pf_policy_fn fn,
+					void *ud);
 
 #endif
