@@ -1,0 +1,671 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Connection settings: kubeconfig (block YAML as kubectl/kubeadm/kind write
+ * it, or JSON, both through libyaml) and in-cluster service-account config. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <yaml.h>
+
+#include "kube.h"
+#include "kube-internal.h"
+
+#define KUBECONFIG_MAX_BYTES (4u << 20)
+#define YAML_MAX_DEPTH 64
+
+void pf_kube_config_free(struct pf_kube_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->server);
+	free(cfg->ca_file);
+	free(cfg->ca_data);
+	free(cfg->client_cert_file);
+	free(cfg->client_key_file);
+	free(cfg->client_cert_data);
+	free(cfg->client_key_data);
+	free(cfg->token);
+	free(cfg->token_file);
+	free(cfg->tls_server_name);
+	free(cfg->namespace_);
+	free(cfg);
+}
+
+static void set_err(char **err_msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(char **err_msg, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	if (!err_msg || *err_msg)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	*err_msg = s;
+}
+
+char *pf_kube_strfmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+int pf_kube_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (len + 4096 + 1 > cap) {
+			char *p;
+
+			cap = cap ? cap * 2 : 8192;
+			p = realloc(buf, cap);
+			if (!p) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = p;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			r = -EFBIG;
+			goto out;
+		}
+	}
+	if (!buf) {
+		buf = malloc(1);
+		if (!buf) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+/* ---- YAML -> jansson tree: scalars stay strings, plain null/~/empty become
+ * null; aliases are refused (no kubeconfig writer emits them). ---- */
+
+struct ystack {
+	json_t *node[YAML_MAX_DEPTH];
+	json_t *key[YAML_MAX_DEPTH]; /* pending mapping key (string) or NULL */
+	int depth;
+};
+
+static int yadd(struct ystack *st, json_t *v, json_t **root)
+{
+	json_t *parent;
+
+	if (st->depth == 0) {
+		if (*root) {
+			json_decref(v);
+			return 0;
+		}
+		*root = v;
+		return 0;
+	}
+	parent = st->node[st->depth - 1];
+	if (json_is_array(parent))
+		return json_array_append_new(parent, v) < 0 ? -ENOMEM : 0;
+	if (!st->key[st->depth - 1]) {
+		/* v is a key: only scalar keys are meaningful here. */
+		if (!json_is_string(v)) {
+			json_decref(v);
+			return -EINVAL;
+		}
+		st->key[st->depth - 1] = v;
+		return 0;
+	}
+	{
+		json_t *k = st->key[st->depth - 1];
+		int r = json_object_set_new(parent, json_string_value(k), v) < 0 ? -ENOMEM : 0;
+
+		json_decref(k);
+		st->key[st->depth - 1] = NULL;
+		return r;
+	}
+}
+
+int pf_kube_yaml_to_json(const char *text, size_t len, json_t **ret, char **err_msg)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	struct ystack st = {.depth = 0};
+	json_t *root = NULL;
+	bool done = false;
+	int r = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (!done) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			set_err(err_msg, "YAML: %s at line %zu", parser.problem ? parser.problem : "error",
+				parser.problem_mark.line + 1);
+			r = -EINVAL;
+			goto out;
+		}
+		switch (ev.type) {
+		case YAML_SCALAR_EVENT: {
+			const char *v = (const char *)ev.data.scalar.value;
+			json_t *j;
+
+			if (ev.data.scalar.plain_implicit &&
+			    (ev.data.scalar.length == 0 || strcmp(v, "null") == 0 || strcmp(v, "~") == 0 ||
+			     strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0))
+				j = json_null();
+			else
+				j = json_stringn(v, ev.data.scalar.length);
+			if (!j)
+				r = -EINVAL; /* not UTF-8 */
+			else
+				r = yadd(&st, j, &root);
+			break;
+		}
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT: {
+			json_t *j = ev.type == YAML_SEQUENCE_START_EVENT ? json_array() : json_object();
+
+			if (st.depth >= YAML_MAX_DEPTH) {
+				json_decref(j);
+				set_err(err_msg, "YAML: nesting deeper than %d", YAML_MAX_DEPTH);
+				r = -EINVAL;
+				break;
+			}
+			r = yadd(&st, json_incref(j), &root);
+			if (r < 0) {
+				json_decref(j);
+				break;
+			}
+			st.node[st.depth] = j;
+			st.key[st.depth] = NULL;
+			st.depth++;
+			break;
+		}
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			st.depth--;
+			json_decref(st.key[st.depth]);
+			json_decref(st.node[st.depth]);
+			break;
+		case YAML_ALIAS_EVENT:
+			set_err(err_msg, "YAML: aliases are not supported (line %zu)", ev.start_mark.line + 1);
+			r = -EINVAL;
+			break;
+		case YAML_DOCUMENT_END_EVENT:
+		case YAML_STREAM_END_EVENT:
+			/* First document only. */
+			done = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+		if (r < 0) {
+			if (!err_msg || !*err_msg)
+				set_err(err_msg, "YAML: invalid document");
+			goto out;
+		}
+	}
+	if (!root) {
+		set_err(err_msg, "empty document");
+		r = -EINVAL;
+		goto out;
+	}
+	*ret = root;
+	root = NULL;
+out:
+	while (st.depth > 0) {
+		st.depth--;
+		json_decref(st.key[st.depth]);
+		json_decref(st.node[st.depth]);
+	}
+	json_decref(root);
+	yaml_parser_delete(&parser);
+	return r;
+}
+
+/* ---- base64 (certificate-authority-data etc.) ---- */
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+int pf_kube_base64_decode(const char *in, size_t len, char **ret, size_t *ret_len)
+{
+	char *out = malloc(len / 4 * 3 + 4);
+	unsigned acc = 0;
+	int bits = 0;
+	size_t n = 0;
+	bool pad = false;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		int v;
+
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		if (c == '=') {
+			pad = true;
+			continue;
+		}
+		v = b64val(c);
+		if (v < 0 || pad) {
+			free(out);
+			return -EINVAL;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[n] = '\0';
+	*ret = out;
+	*ret_len = n;
+	return 0;
+}
+
+/* ---- kubeconfig walk ---- */
+
+static const char *jstr(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
+static bool present(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v))
+		return false;
+	if (json_is_string(v) && json_string_length(v) == 0)
+		return false;
+	if ((json_is_object(v) && json_object_size(v) == 0) || (json_is_array(v) && json_array_size(v) == 0))
+		return false;
+	return true;
+}
+
+/* Finds the named entry of clusters/users/contexts: [{name, <inner>: {...}}]. */
+static json_t *find_named(json_t *root, const char *list, const char *inner, const char *name, json_t *empty,
+			  size_t *ret_idx)
+{
+	json_t *arr = json_object_get(root, list), *e;
+	size_t i;
+
+	json_array_foreach(arr, i, e) {
+		const char *n = jstr(e, "name");
+
+		if (n && strcmp(n, name) == 0) {
+			json_t *in = json_object_get(e, inner);
+
+			*ret_idx = i;
+			return json_is_object(in) ? in : json_is_null(in) || !in ? empty : NULL;
+		}
+	}
+	return NULL;
+}
+
+static int dup_path(const char *dir, const char *p, char **ret)
+{
+	char *s;
+
+	if (p[0] == '/' || !dir || !*dir)
+		s = strdup(p);
+	else
+		s = pf_kube_strfmt("%s/%s", dir, p);
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static int parse_bool(json_t *v, bool *ret)
+{
+	const char *s;
+
+	if (!v || json_is_null(v)) {
+		*ret = false;
+		return 0;
+	}
+	if (json_is_boolean(v)) {
+		*ret = json_is_true(v);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return -EINVAL;
+	s = json_string_value(v);
+	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
+		*ret = true;
+		return 0;
+	}
+	if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
+		*ret = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static const struct {
+	const char *field;
+	const char *why;
+} rejected_user_fields[] = {
+	{"exec", "exec credential plugins are not supported (they run arbitrary programs)"},
+	{"auth-provider", "auth-provider plugins are not supported"},
+	{"username", "basic authentication is not supported by kube-apiserver since 1.19"},
+	{"password", "basic authentication is not supported by kube-apiserver since 1.19"},
+	{"as", "impersonation is not supported"},
+	{"as-uid", "impersonation is not supported"},
+	{"as-groups", "impersonation is not supported"},
+	{"as-user-extra", "impersonation is not supported"},
+};
+
+static const struct {
+	const char *field;
+	const char *why;
+} rejected_cluster_fields[] = {
+	{"proxy-url", "proxies are not supported"},
+};
+
+static int take_data(json_t *obj, const char *key, const char *where, char **ret, size_t *ret_len,
+		     char **err_msg)
+{
+	const char *s = jstr(obj, key);
+	int r;
+
+	if (!s)
+		return 0;
+	r = pf_kube_base64_decode(s, strlen(s), ret, ret_len);
+	if (r == -EINVAL)
+		set_err(err_msg, "%s.%s: invalid base64", where, key);
+	return r;
+}
+
+int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *dir,
+				    struct pf_kube_config **ret, char **err_msg)
+{
+	struct pf_kube_config *cfg = NULL;
+	json_t *root = NULL, *ctx, *cluster, *user = NULL, *empty = json_object();
+	const char *cur, *cname, *uname, *s;
+	char where[96];
+	size_t ci = 0, ui = 0, xi = 0;
+	int r;
+
+	if (!empty)
+		return -ENOMEM;
+	r = pf_kube_yaml_to_json(text, len, &root, err_msg);
+	if (r < 0)
+		goto out;
+	if (!json_is_object(root)) {
+		set_err(err_msg, "kubeconfig: not a mapping");
+		r = -EINVAL;
+		goto out;
+	}
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		r = -ENOMEM;
+		goto out;
+	}
+	cur = jstr(root, "current-context");
+	if (!cur) {
+		set_err(err_msg, "current-context: missing");
+		r = -EINVAL;
+		goto out;
+	}
+	ctx = find_named(root, "contexts", "context", cur, empty, &xi);
+	if (!ctx) {
+		set_err(err_msg, "current-context: context \"%s\" not found", cur);
+		r = -EINVAL;
+		goto out;
+	}
+	cname = jstr(ctx, "cluster");
+	if (!cname) {
+		set_err(err_msg, "contexts[%zu].context.cluster: missing", xi);
+		r = -EINVAL;
+		goto out;
+	}
+	cluster = find_named(root, "clusters", "cluster", cname, empty, &ci);
+	if (!cluster) {
+		set_err(err_msg, "contexts[%zu].context.cluster: cluster \"%s\" not found", xi, cname);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((s = jstr(ctx, "namespace")) && !(cfg->namespace_ = strdup(s))) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	snprintf(where, sizeof(where), "clusters[%zu].cluster", ci);
+	for (size_t i = 0; i < sizeof(rejected_cluster_fields) / sizeof(rejected_cluster_fields[0]); i++) {
+		if (present(cluster, rejected_cluster_fields[i].field)) {
+			set_err(err_msg, "%s.%s: %s", where, rejected_cluster_fields[i].field,
+				rejected_cluster_fields[i].why);
+			r = -ENOTSUP;
+			goto out;
+		}
+	}
+	s = jstr(cluster, "server");
+	if (!s || (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)) {
+		set_err(err_msg, "%s.server: %s", where, s ? "must be an http(s):// URL" : "missing");
+		r = -EINVAL;
+		goto out;
+	}
+	cfg->server = strdup(s);
+	if (!cfg->server) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (strlen(cfg->server) > 8 && cfg->server[strlen(cfg->server) - 1] == '/')
+		cfg->server[strlen(cfg->server) - 1] = '\0';
+	r = take_data(cluster, "certificate-authority-data", where, &cfg->ca_data, &cfg->ca_data_len, err_msg);
+	if (r < 0)
+		goto out;
+	if (!cfg->ca_data && (s = jstr(cluster, "certificate-authority"))) {
+		r = dup_path(dir, s, &cfg->ca_file);
+		if (r < 0)
+			goto out;
+	}
+	r = parse_bool(json_object_get(cluster, "insecure-skip-tls-verify"), &cfg->insecure_skip_tls_verify);
+	if (r < 0) {
+		set_err(err_msg, "%s.insecure-skip-tls-verify: not a boolean", where);
+		goto out;
+	}
+	if (cfg->insecure_skip_tls_verify && (cfg->ca_data || cfg->ca_file)) {
+		/* client-go refuses this combination too. */
+		set_err(err_msg, "%s.insecure-skip-tls-verify: not allowed together with a certificate authority",
+			where);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((s = jstr(cluster, "tls-server-name")) && !(cfg->tls_server_name = strdup(s))) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	uname = jstr(ctx, "user");
+	if (uname) {
+		user = find_named(root, "users", "user", uname, empty, &ui);
+		if (!user) {
+			set_err(err_msg, "contexts[%zu].context.user: user \"%s\" not found", xi, uname);
+			r = -EINVAL;
+			goto out;
+		}
+		snprintf(where, sizeof(where), "users[%zu].user", ui);
+		for (size_t i = 0; i < sizeof(rejected_user_fields) / sizeof(rejected_user_fields[0]); i++) {
+			if (present(user, rejected_user_fields[i].field)) {
+				set_err(err_msg, "%s.%s: %s", where, rejected_user_fields[i].field,
+					rejected_user_fields[i].why);
+				r = -ENOTSUP;
+				goto out;
+			}
+		}
+		r = take_data(user, "client-certificate-data", where, &cfg->client_cert_data,
+			      &cfg->client_cert_data_len, err_msg);
+		if (r < 0)
+			goto out;
+		r = take_data(user, "client-key-data", where, &cfg->client_key_data, &cfg->client_key_data_len,
+			      err_msg);
+		if (r < 0)
+			goto out;
+		if (!cfg->client_cert_data && (s = jstr(user, "client-certificate")) &&
+		    (r = dup_path(dir, s, &cfg->client_cert_file)) < 0)
+			goto out;
+		if (!cfg->client_key_data && (s = jstr(user, "client-key")) &&
+		    (r = dup_path(dir, s, &cfg->client_key_file)) < 0)
+			goto out;
+		if (!!(cfg->client_cert_data || cfg->client_cert_file) != !!(cfg->client_key_data || cfg->client_key_file)) {
+			set_err(err_msg, "%s: client certificate and client key must be given together", where);
+			r = -EINVAL;
+			goto out;
+		}
+		if ((s = jstr(user, "token"))) {
+			if (!(cfg->token = strdup(s))) {
+				r = -ENOMEM;
+				goto out;
+			}
+		} else if ((s = jstr(user, "tokenFile")) && (r = dup_path(dir, s, &cfg->token_file)) < 0) {
+			goto out;
+		}
+	}
+	*ret = cfg;
+	cfg = NULL;
+	r = 0;
+out:
+	pf_kube_config_free(cfg);
+	json_decref(root);
+	json_decref(empty);
+	return r;
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+int pf_kube_config_load_kubeconfig(const char *path, struct pf_kube_config **ret, char **err_msg)
+{
+	char *text = NULL, *dir = NULL;
+	size_t len;
+	int r;
+
+	r = pf_kube_read_file(path, KUBECONFIG_MAX_BYTES, &text, &len);
+	if (r < 0) {
+		set_err(err_msg, "%s: %s", path, strerror(-r));
+		goto out;
+	}
+	dir = dir_of(path);
+	if (!dir) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = pf_kube_config_parse_kubeconfig(text, len, dir, ret, err_msg);
+out:
+	free(text);
+	free(dir);
+	return r;
+}
+
+int pf_kube_config_in_cluster(const char *sa_dir, struct pf_kube_config **ret)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	struct pf_kube_config *cfg = NULL;
+	char *ns = NULL;
+	size_t len;
+	int r;
+
+	if (!host || !*host || !port || !*port)
+		return -ENOENT;
+	if (!sa_dir)
+		sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return -ENOMEM;
+	cfg->server = pf_kube_strfmt(strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
+	cfg->token_file = pf_kube_strfmt("%s/token", sa_dir);
+	cfg->ca_file = pf_kube_strfmt("%s/ca.crt", sa_dir);
+	if (!cfg->server || !cfg->token_file || !cfg->ca_file) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (access(cfg->token_file, R_OK) < 0) {
+		r = -errno;
+		goto out;
+	}
+	{
+		char *nspath = pf_kube_strfmt("%s/namespace", sa_dir);
+
+		if (nspath) {
+			if (pf_kube_read_file(nspath, 4096, &ns, &len) == 0) {
+				ns[strcspn(ns, "\r\n")] = '\0';
+				cfg->namespace_ = ns;
+				ns = NULL;
+			}
+			free(nspath);
+		}
+	}
+	*ret = cfg;
+	return 0;
+out:
+	pf_kube_config_free(cfg);
+	return r;
+}
