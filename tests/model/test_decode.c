@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "decode.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- compact text dumps of decoded objects, for table expectations ---- */
+
+static const char *proto_name(enum pf_proto p)
+{
+	return p == PF_PROTO_TCP ? "TCP" : p == PF_PROTO_UDP ? "UDP" : p == PF_PROTO_SCTP ? "SCTP" : "?";
+}
+
+static void put_sel(FILE *f, const char *what, const struct pf_selector *s)
+{
+	char *t;
+
+	if (!s)
+		return;
+	t = pf_selector_to_string(s);
+	fprintf(f, "%s{%s}", what, t);
+	free(t);
+}
+
+static void put_rules(FILE *f, const char *dir, const struct pf_rule *rules, size_t n)
+{
+	char buf[PF_CIDR_STRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, " %s[", dir);
+		for (size_t j = 0; j < rules[i].n_peers; j++) {
+			const struct pf_peer *p = &rules[i].peers[j];
+
+			if (j)
+				fputc('|', f);
+			if (p->kind == PF_PEER_IPBLOCK) {
+				fprintf(f, "ip{%s", pf_cidr_format(&p->cidr, buf));
+				for (size_t k = 0; k < p->n_except; k++)
+					fprintf(f, " -%s", pf_cidr_format(&p->except[k], buf));
+				fputc('}', f);
+			} else {
+				put_sel(f, "ns", p->ns_sel);
+				put_sel(f, "pod", p->pod_sel);
+			}
+		}
+		fputs(" :", f);
+		for (size_t j = 0; j < rules[i].n_ports; j++) {
+			const struct pf_port *p = &rules[i].ports[j];
+
+			fprintf(f, " %s/", proto_name(p->proto));
+			if (!p->has_port)
+				fputc('*', f);
+			else if (p->name)
+				fputs(p->name, f);
+			else if (p->end_port)
+				fprintf(f, "%u-%u", p->port, p->end_port);
+			else
+				fprintf(f, "%u", p->port);
+		}
+		fputc(']', f);
+	}
+}
+
+static char *dump_policy(const struct pf_policy *p)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%s/%s rv=%s types=%s%s", p->ns, p->name, p->resource_version ? p->resource_version : "-",
+		p->isolate_ingress ? "I" : "", p->isolate_egress ? "E" : "");
+	put_sel(f, " sel", &p->pod_sel);
+	put_rules(f, "in", p->ingress, p->n_ingress);
+	put_rules(f, "out", p->egress, p->n_egress);
+	fclose(f);
+	return buf;
+}
+
+static const char *const phase_names[] = {"Pending", "Running", "Succeeded", "Failed", "Unknown"};
+
+static char *dump_pod(const struct pf_pod *p)
+{
+	char *buf = NULL, *labels;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	char a[PF_ADDR_STRLEN];
+	struct pf_selector s = {0};
+
+	ck_assert_ptr_nonnull(f);
+	/* labels as k=v,k=v */
+	{
+		FILE *lf;
+		size_t ll = 0;
+
+		labels = NULL;
+		lf = open_memstream(&labels, &ll);
+		for (size_t i = 0; i < p->labels.n; i++)
+			fprintf(lf, "%s%s=%s", i ? "," : "", p->labels.v[i].key, p->labels.v[i].value);
+		fclose(lf);
+	}
+	fprintf(f, "%s/%s node=%s labels=%s %s%s%s ips=", p->ns, p->name, p->node ? p->node : "-", labels,
+		phase_names[p->phase], p->host_network ? " hostNetwork" : "", p->terminating ? " terminating" : "");
+	for (size_t i = 0; i < p->n_ips; i++)
+		fprintf(f, "%s%s", i ? "," : "", pf_addr_format(&p->ips[i], a));
+	fputs(" ports=", f);
+	for (size_t i = 0; i < p->n_ports; i++)
+		fprintf(f, "%s%s:%s/%u", i ? "," : "", p->ports[i].name ? p->ports[i].name : "",
+			proto_name(p->ports[i].proto), p->ports[i].port);
+	fclose(f);
+	free(labels);
+	pf_selector_done(&s);
+	return buf;
+}
+
+/* ---- NetworkPolicy: accepted ---- */
+
+#define POL(spec) "{\"metadata\":{\"name\":\"p\",\"namespace\":\"x\",\"resourceVersion\":\"5\"},\"spec\":" spec "}"
+
+static const struct {
+	const char *json;
+	const char *dump;
+} policy_ok[] = {
+	/* U1 default deny ingress */
+	{POL("{\"podSelector\":{},\"policyTypes\":[\"Ingress\"]}"), "x/p rv=5 types=I sel{}"},
+	/* absent podSelector is {} (Go zero value); absent policyTypes: Ingress only */
+	{POL("{}"), "x/p rv=5 types=I sel{}"},
+	{POL("null"), "x/p rv=5 types=I sel{}"},
+	/* defaulting: Egress only when egress rules are non-empty */
+	{POL("{\"egress\":[]}"), "x/p rv=5 types=I sel{}"},
+	{POL("{\"egress\":[{}]}"), "x/p rv=5 types=IE sel{} out[ :]"},
+	{POL("{\"policyTypes\":[],\"egress\":[{}]}"), "x/p rv=5 types=IE sel{} out[ :]"},
+	{POL("{\"policyTypes\":[\"Egress\"],\"egress\":[]}"), "x/p rv=5 types=E sel{}"},
+	{POL("{\"policyTypes\":[\"Egress\",\"Ingress\"]}"), "x/p rv=5 types=IE sel{}"},
+	/* U3 podSelector peer; U9 two peers; U10 AND peer */
+	{POL("{\"podSelector\":{\"matchLabels\":{\"pod\":\"a\"}},\"ingress\":[{\"from\":[{\"podSelector\":{\"matchLabels\":{\"pod\":\"b\"}}}]}]}"),
+	 "x/p rv=5 types=I sel{pod in (a)} in[pod{pod in (b)} :]"},
+	{POL("{\"ingress\":[{\"from\":[{\"namespaceSelector\":{\"matchExpressions\":[{\"key\":\"kubernetes.io/metadata.name\",\"operator\":\"NotIn\",\"values\":[\"x\"]}]}},{\"podSelector\":{\"matchLabels\":{\"pod\":\"b\"}}}]}]}"),
+	 "x/p rv=5 types=I sel{} in[ns{kubernetes.io/metadata.name notin (x)}|pod{pod in (b)} :]"},
+	{POL("{\"ingress\":[{\"from\":[{\"namespaceSelector\":{},\"podSelector\":{\"matchExpressions\":[{\"key\":\"pod\",\"operator\":\"In\",\"values\":[\"c\",\"b\"]}]}}]}]}"),
+	 "x/p rv=5 types=I sel{} in[ns{}pod{pod in (b,c)} :]"},
+	/* all four operators, matchLabels + expressions together */
+	{POL("{\"podSelector\":{\"matchLabels\":{\"app\":\"web\"},\"matchExpressions\":[{\"key\":\"env\",\"operator\":\"Exists\"},{\"key\":\"legacy\",\"operator\":\"DoesNotExist\",\"values\":[]},{\"key\":\"tier\",\"operator\":\"NotIn\",\"values\":[\"x\"]}]}}"),
+	 "x/p rv=5 types=I sel{app in (web),env,!legacy,tier notin (x)}"},
+	/* ipBlock v4 and v6, host bits masked, except */
+	{POL("{\"policyTypes\":[\"Egress\"],\"egress\":[{\"to\":[{\"ipBlock\":{\"cidr\":\"10.244.1.7/4\",\"except\":[\"10.244.1.9/32\"]}},{\"ipBlock\":{\"cidr\":\"fd00::1/64\",\"except\":[\"fd00::/80\",\"fd00:0:0:0:1::/80\"]}}]}]}"),
+	 "x/p rv=5 types=E sel{} out[ip{0.0.0.0/4 -10.244.1.9/32}|ip{fd00::/64 -fd00::/80 -fd00::1:0:0:0/80} :]"},
+	/* ports: numeric, named, protocol-only, default TCP, endPort (== and >) */
+	{POL("{\"ingress\":[{\"ports\":[{\"port\":80},{\"port\":\"serve-81-udp\",\"protocol\":\"UDP\"},{\"protocol\":\"SCTP\"},{},{\"port\":32000,\"endPort\":32768},{\"port\":53,\"endPort\":53,\"protocol\":\"UDP\"}]}]}"),
+	 "x/p rv=5 types=I sel{} in[ : TCP/80 UDP/serve-81-udp SCTP/* TCP/* TCP/32000-32768 UDP/53-53]"},
+	{POL("{\"ingress\":[{\"ports\":[{\"port\":1},{\"port\":65535},{\"port\":\"a\"},{\"port\":\"a-b-c1234567890\"},{\"port\":null,\"protocol\":null}]}]}"),
+	 "x/p rv=5 types=I sel{} in[ : TCP/1 TCP/65535 TCP/a TCP/a-b-c1234567890 TCP/*]"},
+	/* U16 allow-all rule, nulls everywhere, unknown fields ignored */
+	{POL("{\"ingress\":[{\"from\":null,\"ports\":null,\"extra\":{\"x\":1}}],\"futureField\":[1,2]}"),
+	 "x/p rv=5 types=I sel{} in[ :]"},
+	/* watch objects carry kind/apiVersion and status-ish fields */
+	{"{\"kind\":\"NetworkPolicy\",\"apiVersion\":\"networking.k8s.io/v1\",\"metadata\":{\"name\":\"p\",\"namespace\":\"x\",\"uid\":\"u\",\"generation\":3},\"spec\":{}}",
+	 "x/p rv=- types=I sel{}"},
+};
+
+START_TEST(test_policy_ok)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(policy_ok[_i].json, 0, &jerr);
+	struct pf_policy *p = NULL;
+	char *err = NULL, *d;
+	int r;
+
+	ck_assert_msg(j, "fixture JSON: %s", jerr.text);
+	r = pf_decode_policy(j, &p, &err);
+	ck_assert_msg(r == 0, "%d: %s", r, err ? err : "");
+	d = dump_policy(p);
+	ck_assert_str_eq(d, policy_ok[_i].dump);
+	free(d);
+	pf_policy_free(p);
+	json_decref(j);
+}
+END_TEST
+
+/* ---- NetworkPolicy: rejected, each naming the field ---- */
+
+#define PX(spec) "{\"metadata\":{\"name\":\"allow\",\"namespace\":\"x\"},\"spec\":" spec "}"
+#define ING(rule) PX("{\"ingress\":[" rule "]}")
+#define FROM(peer) ING("{\"from\":[" peer "]}")
+#define PORT(port) ING("{\"ports\":[{\"port\":80}," port "]}")
+
+static const struct {
+	const char *json;
+	const char *err;
+} policy_bad[] = {
+	/* object identity */
+	{"[]", "networkpolicy ?/?: must be an object, not an array"},
+	{"{\"spec\":{}}", "networkpolicy ?/?: metadata.name: required"},
+	{"{\"metadata\":{\"name\":\"a\"}}", "networkpolicy ?/a: metadata.namespace: required"},
+	{"{\"metadata\":{\"name\":7,\"namespace\":\"x\"}}", "networkpolicy ?/?: metadata.name: must be a string, not an integer"},
+	{"{\"metadata\":[],\"spec\":{}}", "networkpolicy ?/?: metadata: must be an object, not an array"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"labels\":[]}}", "networkpolicy x/a: metadata.labels: must be an object, not an array"},
+	{PX("[]"), "networkpolicy x/allow: spec: must be an object, not an array"},
+	/* wrong JSON types inside spec */
+	{PX("{\"podSelector\":\"app=web\"}"), "networkpolicy x/allow: spec.podSelector: must be an object, not a string"},
+	{PX("{\"ingress\":{}}"), "networkpolicy x/allow: spec.ingress: must be an array, not an object"},
+	{PX("{\"egress\":[7]}"), "networkpolicy x/allow: spec.egress[0]: must be an object, not an integer"},
+	{ING("{\"from\":{}}"), "networkpolicy x/allow: spec.ingress[0].from: must be an array, not an object"},
+	{ING("{\"ports\":\"80\"}"), "networkpolicy x/allow: spec.ingress[0].ports: must be an array, not a string"},
+	{FROM("\"x\""), "networkpolicy x/allow: spec.ingress[0].from[0]: must be an object, not a string"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a\":1}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a: must be a string, not an integer"},
+	{PX("{\"podSelector\":{\"matchLabels\":[]}}"), "networkpolicy x/allow: spec.podSelector.matchLabels: must be an object, not an array"},
+	{PX("{\"podSelector\":{\"matchExpressions\":{}}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions: must be an array, not an object"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[1]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0]: must be an object, not an integer"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[1]}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].values[0]: must be a string, not an integer"},
+	{PX("{\"policyTypes\":\"Ingress\"}"), "networkpolicy x/allow: spec.policyTypes: must be an array, not a string"},
+	{PX("{\"policyTypes\":[\"Ingress\",\"Bogus\"]}"), "networkpolicy x/allow: spec.policyTypes[1]: unsupported value \"Bogus\" (Ingress, Egress)"},
+	{PX("{\"policyTypes\":[\"Ingress\",\"Egress\",\"Ingress\"]}"), "networkpolicy x/allow: spec.policyTypes: may not specify more than two policyTypes"},
+	/* selector operators */
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Equals\",\"values\":[\"b\"]}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].operator: unsupported operator \"Equals\" (In, NotIn, Exists, DoesNotExist)"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"in\",\"values\":[\"b\"]}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].operator: unsupported operator \"in\" (In, NotIn, Exists, DoesNotExist)"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\"}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].operator: required"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"operator\":\"Exists\"}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].key: required"},
+	{FROM("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\"}]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].podSelector.matchExpressions[0].values: must be specified when operator is In"},
+	{FROM("{\"namespaceSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"NotIn\",\"values\":[]}]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].values: must be specified when operator is NotIn"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\",\"values\":[\"b\"]}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].values: may not be specified when operator is Exists"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"DoesNotExist\",\"values\":[\"b\"]}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].values: may not be specified when operator is DoesNotExist"},
+	/* label syntax in selectors */
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a b\":\"c\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a b: \"a b\" is not a valid label key"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a\":\"b,c\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a: \"b,c\" is not a valid label value"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"Bad_Prefix/a\",\"operator\":\"Exists\"}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].key: \"Bad_Prefix/a\" is not a valid label key"},
+	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"-x\"]}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].values[0]: \"-x\" is not a valid label value"},
+	/* peers */
+	{FROM("{}"), "networkpolicy x/allow: spec.ingress[0].from[0]: must specify a peer"},
+	{FROM("{\"podSelector\":null,\"namespaceSelector\":null}"), "networkpolicy x/allow: spec.ingress[0].from[0]: must specify a peer"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\"},\"podSelector\":{}}"), "networkpolicy x/allow: spec.ingress[0].from[0]: may not specify both ipBlock and another peer"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\"},\"namespaceSelector\":{}}"), "networkpolicy x/allow: spec.ingress[0].from[0]: may not specify both ipBlock and another peer"},
+	{FROM("{\"ipBlock\":[]}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock: must be an object, not an array"},
+	/* ipBlock */
+	{FROM("{\"ipBlock\":{}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.cidr: required"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/33\"}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.cidr: \"10.0.0.0/33\" is not a valid CIDR"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.1\"}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.cidr: \"10.0.0.1\" is not a valid CIDR"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"banana/8\"}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.cidr: \"banana/8\" is not a valid CIDR"},
+	{FROM("{\"ipBlock\":{\"cidr\":8}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.cidr: must be a string, not an integer"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":\"10.1.0.0/16\"}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.except: must be an array, not a string"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\",\"11.0.0.0/16\"]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.except[1]: 11.0.0.0/16 must be a strict subset of cidr 10.0.0.0/8"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.0.0.0/8\"]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.except[0]: 10.0.0.0/8 must be a strict subset of cidr 10.0.0.0/8"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"0.0.0.0/0\"]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.except[0]: 0.0.0.0/0 must be a strict subset of cidr 10.0.0.0/8"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"fd00::/64\"]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.except[0]: fd00::/64 must be a strict subset of cidr 10.0.0.0/8"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"fd00::/8\",\"except\":[\"10.0.0.0/16\"]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.except[0]: 10.0.0.0/16 must be a strict subset of cidr fd00::/8"},
+	{FROM("{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.0.0.0/x\"]}}"), "networkpolicy x/allow: spec.ingress[0].from[0].ipBlock.except[0]: \"10.0.0.0/x\" is not a valid CIDR"},
+	/* ports */
+	{PORT("{\"port\":0}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: 0 is not between 1 and 65535"},
+	{PORT("{\"port\":65536}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: 65536 is not between 1 and 65535"},
+	{PORT("{\"port\":-1}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: -1 is not between 1 and 65535"},
+	{PORT("{\"port\":80.5}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: must be an integer or a string, not a number"},
+	{PORT("{\"port\":true}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: must be an integer or a string, not a boolean"},
+	{PORT("{\"port\":\"80\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"80\" is not a valid port name: must contain at least one letter"},
+	{PORT("{\"port\":\"\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"\" is not a valid port name: must be 1 to 15 characters"},
+	{PORT("{\"port\":\"abcdefghijklmnop\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"abcdefghijklmnop\" is not a valid port name: must be 1 to 15 characters"},
+	{PORT("{\"port\":\"Http\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"Http\" is not a valid port name: must contain only lower-case letters, digits and hyphens"},
+	{PORT("{\"port\":\"a_b\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"a_b\" is not a valid port name: must contain only lower-case letters, digits and hyphens"},
+	{PORT("{\"port\":\"-http\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"-http\" is not a valid port name: must not begin or end with a hyphen"},
+	{PORT("{\"port\":\"http-\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"http-\" is not a valid port name: must not begin or end with a hyphen"},
+	{PORT("{\"port\":\"ht--tp\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].port: \"ht--tp\" is not a valid port name: must not contain consecutive hyphens"},
+	{PORT("{\"port\":80,\"protocol\":\"ICMP\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].protocol: unsupported protocol \"ICMP\" (TCP, UDP, SCTP)"},
+	{PORT("{\"port\":80,\"protocol\":\"tcp\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].protocol: unsupported protocol \"tcp\" (TCP, UDP, SCTP)"},
+	{PORT("{\"protocol\":6}"), "networkpolicy x/allow: spec.ingress[0].ports[1].protocol: must be a string, not an integer"},
+	{PORT("7"), "networkpolicy x/allow: spec.ingress[0].ports[1]: must be an object, not an integer"},
+	/* endPort */
+	{PORT("{\"port\":80,\"endPort\":70}"), "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: 70 is less than port 80"},
+	{PORT("{\"endPort\":90}"), "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: may not be specified without port"},
+	{PORT("{\"port\":\"http\",\"endPort\":90}"), "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: may not be specified with the named port \"http\""},
+	{PORT("{\"port\":80,\"endPort\":65536}"), "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: 65536 is not between 1 and 65535"},
+	{PORT("{\"port\":80,\"endPort\":\"90\"}"), "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: must be an integer, not a string"},
+	/* egress paths say "to" */
+	{PX("{\"egress\":[{},{\"to\":[{\"ipBlock\":{\"cidr\":\"1.2.3.0/24\"}},{}]}]}"), "networkpolicy x/allow: spec.egress[1].to[1]: must specify a peer"},
+	/* strings with NUL would be cut short */
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a\":\"b\\u0000c\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a: must not contain NUL characters"},
+};
+
+START_TEST(test_policy_bad)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(policy_bad[_i].json, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+	struct pf_policy *p = (struct pf_policy *)0x1;
+	char *err = NULL;
+
+	ck_assert_msg(j, "fixture JSON: %s", jerr.text);
+	ck_assert_int_eq(pf_decode_policy(j, &p, &err), -EINVAL);
+	ck_assert_ptr_eq(p, (struct pf_policy *)0x1); /* untouched on error */
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(err, policy_bad[_i].err);
+	free(err);
+	/* ret_err is optional */
+	ck_assert_int_eq(pf_decode_policy(j, &p, NULL), -EINVAL);
+	json_decref(j);
+}
+END_TEST
+
+/* ---- Pods ---- */
+
+static const struct {
+	const char *json;
+	int ret;
+	const char *out; /* dump on success, error text on failure */
+} pod_cases[] = {
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"labels\":{\"pod\":\"a\",\"app\":\"web\"}},"
+	 "\"spec\":{\"nodeName\":\"n1\",\"containers\":[{\"name\":\"c\",\"ports\":[{\"name\":\"serve-80-tcp\",\"containerPort\":80},{\"containerPort\":81,\"protocol\":\"UDP\"}]},{\"name\":\"d\"}]},"
+	 "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\",\"podIPs\":[{\"ip\":\"10.0.0.5\"},{\"ip\":\"fd00::5\"}]}}",
+	 0, "x/a node=n1 labels=app=web,pod=a Running ips=10.0.0.5,fd00::5 ports=serve-80-tcp:TCP/80,:UDP/81"},
+	/* podIP fallback; unscheduled; no labels */
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"podIP\":\"10.0.0.6\"}}", 0,
+	 "x/a node=- labels= Pending ips=10.0.0.6 ports="},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"}}", 0, "x/a node=- labels= Pending ips= ports="},
+	/* sidecar init containers count, plain ones do not */
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"deletionTimestamp\":\"2025-01-02T03:04:05Z\"},"
+	 "\"spec\":{\"hostNetwork\":true,\"initContainers\":[{\"ports\":[{\"name\":\"init\",\"containerPort\":1}]},{\"restartPolicy\":\"Always\",\"ports\":[{\"name\":\"metrics\",\"containerPort\":9090,\"protocol\":\"SCTP\"}]}],"
+	 "\"containers\":[{\"ports\":[{\"name\":\"http\",\"containerPort\":8080}]}]},\"status\":{\"phase\":\"Succeeded\"}}",
+	 0, "x/a node=- labels= Succeeded hostNetwork terminating ips= ports=http:TCP/8080,metrics:SCTP/9090"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"phase\":\"Weird\",\"podIPs\":[{\"ip\":\"fd00::7\"}]}}", 0,
+	 "x/a node=- labels= Unknown ips=fd00::7 ports="},
+	/* rejected */
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"podIPs\":[{\"ip\":\"10.0.0.300\"}]}}", -EINVAL,
+	 "pod x/a: status.podIPs[0].ip: \"10.0.0.300\" is not a valid IP address"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"podIPs\":[{\"ip\":\"10.0.0.1\"},{\"ip\":\"10.0.0.2\"}]}}", -EINVAL,
+	 "pod x/a: status.podIPs[1].ip: more than one IPv4 address"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"podIPs\":[{}]}}", -EINVAL,
+	 "pod x/a: status.podIPs[0].ip: required"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"podIPs\":\"10.0.0.1\"}}", -EINVAL,
+	 "pod x/a: status.podIPs: must be an array, not a string"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"podIP\":\"nope\"}}", -EINVAL,
+	 "pod x/a: status.podIP: \"nope\" is not a valid IP address"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"labels\":{\"k\":true}}}", -EINVAL,
+	 "pod x/a: metadata.labels.k: must be a string, not a boolean"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"hostNetwork\":\"yes\"}}", -EINVAL,
+	 "pod x/a: spec.hostNetwork: must be a boolean, not a string"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"nodeName\":1}}", -EINVAL,
+	 "pod x/a: spec.nodeName: must be a string, not an integer"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":[{\"ports\":[{\"containerPort\":0}]}]}}", -EINVAL,
+	 "pod x/a: spec.containers[0].ports[0].containerPort: 0 is not between 1 and 65535"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":[{},{\"ports\":[{\"name\":\"x\"}]}]}}", -EINVAL,
+	 "pod x/a: spec.containers[1].ports[0].containerPort: required"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":[{\"ports\":[{\"containerPort\":80,\"protocol\":\"ICMP\"}]}]}}", -EINVAL,
+	 "pod x/a: spec.containers[0].ports[0].protocol: unsupported protocol \"ICMP\" (TCP, UDP, SCTP)"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":[{\"ports\":[{\"containerPort\":80,\"name\":\"Bad_Name\"}]}]}}", -EINVAL,
+	 "pod x/a: spec.containers[0].ports[0].name: \"Bad_Name\" is not a valid port name: must contain only lower-case letters, digits and hyphens"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"initContainers\":[{\"restartPolicy\":\"Always\",\"ports\":[{\"containerPort\":\"80\"}]}]}}", -EINVAL,
+	 "pod x/a: spec.initContainers[0].ports[0].containerPort: must be an integer, not a string"},
+	{"{\"metadata\":{\"namespace\":\"x\"}}", -EINVAL, "pod x/?: metadata.name: required"},
+	{"{\"metadata\":{\"name\":\"\",\"namespace\":\"x\"}}", -EINVAL, "pod x/?: metadata.name: required"},
+};
+
+START_TEST(test_pod)
+{
+	json_t *j = json_loads(pod_cases[_i].json, 0, NULL);
+	struct pf_pod *p = NULL;
+	char *err = NULL, *d;
+	int r;
+
+	ck_assert_ptr_nonnull(j);
+	r = pf_decode_pod(j, &p, &err);
+	ck_assert_msg(r == pod_cases[_i].ret, "%d: %s", r, err ? err : "");
+	if (r == 0) {
+		d = dump_pod(p);
+		ck_assert_str_eq(d, pod_cases[_i].out);
+		free(d);
+		for (size_t i = 1; i < p->labels.n; i++)
+			ck_assert_int_lt(strcmp(p->labels.v[i - 1].key, p->labels.v[i].key), 0);
+	} else {
+		ck_assert_ptr_null(p);
+		ck_assert_str_eq(err, pod_cases[_i].out);
+	}
+	free(err);
+	pf_pod_free(p);
+	json_decref(j);
+}
+END_TEST
+
+/* ---- Namespaces and nodes ---- */
+
+START_TEST(test_namespace)
+{
+	json_t *j = json_loads("{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"y\",\"uid\":\"u1\",\"resourceVersion\":\"3\",\"labels\":{\"ns2\":\"updated\"}},\"status\":{\"phase\":\"Active\"}}", 0, NULL);
+	struct pf_namespace *n = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(pf_decode_namespace(j, &n, &err), 0);
+	ck_assert_str_eq(n->name, "y");
+	ck_assert_str_eq(n->uid, "u1");
+	ck_assert_str_eq(n->resource_version, "3");
+	/* kubernetes.io/metadata.name is added when missing (files, old servers). */
+	ck_assert_uint_eq(n->labels.n, 2);
+	ck_assert_str_eq(pf_labels_get(&n->labels, "kubernetes.io/metadata.name"), "y");
+	ck_assert_str_eq(pf_labels_get(&n->labels, "ns2"), "updated");
+	ck_assert_str_eq(n->labels.v[0].key, "kubernetes.io/metadata.name");
+	pf_namespace_free(n);
+	json_decref(j);
+
+	j = json_loads("{\"metadata\":{\"name\":\"y\",\"labels\":{\"kubernetes.io/metadata.name\":\"y\"}}}", 0, NULL);
+	ck_assert_int_eq(pf_decode_namespace(j, &n, &err), 0);
+	ck_assert_uint_eq(n->labels.n, 1);
+	pf_namespace_free(n);
+	json_decref(j);
+
+	j = json_loads("{\"metadata\":{\"name\":\"y\",\"labels\":{\"a\":null}}}", 0, NULL);
+	n = NULL;
+	ck_assert_int_eq(pf_decode_namespace(j, &n, &err), -EINVAL);
+	ck_assert_ptr_null(n);
+	ck_assert_str_eq(err, "namespace y: metadata.labels.a: must be a string, not null");
+	free(err);
+	json_decref(j);
+}
+END_TEST
+
+static const struct {
+	const char *json;
+	const char *out;
+} node_cases[] = {
+	{"{\"metadata\":{\"name\":\"n1\"},\"spec\":{\"podCIDR\":\"10.244.1.0/24\",\"podCIDRs\":[\"10.244.1.0/24\",\"fd00:1::/64\"]},"
+	 "\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"192.168.0.1\"},{\"type\":\"Hostname\",\"address\":\"n1\"},{\"type\":\"ExternalIP\",\"address\":\"2001:db8::1\"}]}}",
+	 "n1 cidrs=10.244.1.0/24,fd00:1::/64 addrs=192.168.0.1,2001:db8::1"},
+	{"{\"metadata\":{\"name\":\"n2\"},\"spec\":{\"podCIDR\":\"10.244.2.0/24\"}}", "n2 cidrs=10.244.2.0/24 addrs="},
+	{"{\"metadata\":{\"name\":\"n3\"}}", "n3 cidrs= addrs="},
+	{"{\"metadata\":{\"name\":\"n4\"},\"spec\":{\"podCIDRs\":[\"10.244.2.0\"]}}", "node n4: spec.podCIDRs[0]: \"10.244.2.0\" is not a valid CIDR"},
+	{"{\"metadata\":{\"name\":\"n5\"},\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"n5\"}]}}", "node n5: status.addresses[0].address: \"n5\" is not a valid IP address"},
+	{"{\"metadata\":{\"name\":\"n6\"},\"status\":{\"addresses\":{}}}", "node n6: status.addresses: must be an array, not an object"},
+};
+
+START_TEST(test_node)
+{
+	json_t *j = json_loads(node_cases[_i].json, 0, NULL);
+	struct pf_node *n = NULL;
+	char *err = NULL, buf[256] = "";
+	char a[PF_CIDR_STRLEN];
+
+	ck_assert_ptr_nonnull(j);
+	if (pf_decode_node(j, &n, &err) < 0) {
+		ck_assert_ptr_nonnull(err);
+		ck_assert_str_eq(err, node_cases[_i].out);
+		free(err);
+		json_decref(j);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s cidrs=", n->name);
+	for (size_t i = 0; i < n->n_pod_cidrs; i++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", i ? "," : "", pf_cidr_format(&n->pod_cidrs[i], a));
+	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " addrs=");
+	for (size_t i = 0; i < n->n_addrs; i++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", i ? "," : "", pf_addr_format(&n->addrs[i], a));
+	ck_assert_str_eq(buf, node_cases[_i].out);
+	pf_node_free(n);
+	json_decref(j);
+}
+END_TEST
+
+/* ---- apply: events into the model ---- */
+
+static int apply(struct pf_model *m, const char *kind, const char *ev, const char *json, char **err)
+{
+	json_t *j = json_loads(json, 0, NULL);
+	int r;
+
+	ck_assert_ptr_nonnull(j);
+	r = pf_decode_apply(m, kind, ev, j, err);
+	json_decref(j);
+	return r;
+}
+
+START_TEST(test_apply)
+{
+	struct pf_model *m = pf_model_new();
+	char *err = NULL;
+	const struct pf_policy *p;
+
+	ck_assert_int_eq(apply(m, "NetworkPolicy", NULL, POL("{\"podSelector\":{\"matchLabels\":{\"pod\":\"a\"}}}"), &err), 0);
+	ck_assert_int_eq(apply(m, NULL, "ADDED", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"labels\":{\"pod\":\"a\"}}}", &err), 0);
+	ck_assert_int_eq(apply(m, "Namespace", "ADDED", "{\"metadata\":{\"name\":\"x\"}}", &err), 0);
+	ck_assert_int_eq(apply(m, "Node", "ADDED", "{\"metadata\":{\"name\":\"n1\"}}", &err), 0);
+	ck_assert_uint_eq(pf_model_count_pods(m), 1);
+	ck_assert_uint_eq(pf_model_count_policies(m), 1);
+	ck_assert_ptr_nonnull(pf_model_node(m, "n1"));
+
+	/* Same content with a new resourceVersion: unchanged. */
+	ck_assert_int_eq(apply(m, "Pod", "MODIFIED", "{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"resourceVersion\":\"9\",\"labels\":{\"pod\":\"a\"}}}", &err), 1);
+	ck_assert_str_eq(pf_model_pod(m, "x", "a")->resource_version, "9");
+
+	/* A malformed update leaves the previous version and everything else. */
+	p = pf_model_policy(m, "x", "p");
+	ck_assert_int_eq(apply(m, "NetworkPolicy", "MODIFIED", POL("{\"ingress\":[{\"from\":[{}]}]}"), &err), -EINVAL);
+	ck_assert_str_eq(err, "networkpolicy x/p: spec.ingress[0].from[0]: must specify a peer");
+	free(err);
+	err = NULL;
+	ck_assert_ptr_eq(pf_model_policy(m, "x", "p"), p);
+	ck_assert_uint_eq(p->n_ingress, 0);
+	ck_assert_uint_eq(pf_model_count_pods(m), 1);
+
+	/* Unknown kind / event type. */
+	ck_assert_int_eq(apply(m, "Service", "ADDED", "{}", &err), -EINVAL);
+	ck_assert_str_eq(err, "unknown kind \"Service\"");
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(apply(m, NULL, NULL, "{}", &err), -EINVAL);
+	ck_assert_str_eq(err, "unknown kind \"(none)\"");
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(apply(m, "Pod", "BOOKMARK", "{}", &err), -EINVAL);
+	ck_assert_str_eq(err, "unknown event type \"BOOKMARK\"");
+	free(err);
+	err = NULL;
+
+	/* DELETED reads only the key, so even a malformed object can go. */
+	ck_assert_int_eq(apply(m, "Pod", "DELETED", "{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"hostNetwork\":7}}", &err), 0);
+	ck_assert_int_eq(apply(m, "Pod", "DELETED", "{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"}}", &err), 1);
+	ck_assert_int_eq(apply(m, "Pod", "DELETED", "{\"metadata\":{\"name\":\"a\"}}", &err), -EINVAL);
+	ck_assert_str_eq(err, "pod ?/a: metadata.namespace: required");
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(apply(m, "NetworkPolicy", "DELETED", POL("{}"), &err), 0);
+	ck_assert_int_eq(apply(m, "Namespace", "DELETED", "{\"metadata\":{\"name\":\"x\"}}", &err), 0);
+	ck_assert_int_eq(apply(m, "Node", "DELETED", "{\"metadata\":{\"name\":\"n1\"}}", &err), 0);
+	ck_assert_uint_eq(pf_model_count_pods(m), 0);
+	ck_assert_uint_eq(pf_model_count_policies(m), 0);
+	ck_assert_uint_eq(pf_model_count_namespaces(m), 0);
+	ck_assert_uint_eq(pf_model_count_selectors(m), 0);
+	pf_model_free(m);
+}
+END_TEST
+
+START_TEST(test_kind_names)
+{
+	static const char *const kinds[] = {"Pod", "Namespace", "NetworkPolicy", "Node"};
+	static const char *const names[] = {"pod", "namespace", "networkpolicy", "node"};
+	enum pf_kind k;
+
+	for (int i = 0; i < PF_KIND_MAX; i++) {
+		ck_assert_int_eq(pf_kind_parse(kinds[i], &k), 0);
+		ck_assert_int_eq(k, i);
+		ck_assert_str_eq(pf_kind_name(k), names[i]);
+	}
+	ck_assert_int_eq(pf_kind_parse("pod", &k), -EINVAL);
+	ck_assert_int_eq(pf_kind_parse(NULL, &k), -EINVAL);
+}
+END_TEST
+
+static Suite *decode_suite(void)
+{
+	Suite *s = suite_create("decode");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_loop_test(tc, test_policy_ok, 0, N(policy_ok));
+	tcase_add_loop_test(tc, test_policy_bad, 0, N(policy_bad));
+	tcase_add_loop_test(tc, test_pod, 0, N(pod_cases));
+	tcase_add_test(tc, test_namespace);
+	tcase_add_loop_test(tc, test_node, 0, N(node_cases));
+	tcase_add_test(tc, test_apply);
+	tcase_add_test(tc, test_kind_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(decode_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
