@@ -335,6 +335,132 @@ table ip kube-proxy-emu {
         left += [f"pid {p.pid}" for p in self.procs if p.poll() is None]
         return left
 
+    # ---- control plane ----
+    def gen_tls(self, d):
+        """CA + server certificate for the cp address + client certificate, written where
+        the fixture looks (it keeps existing files), so TLS is verified end to end."""
+        os.makedirs(d, exist_ok=True)
+
+        def ossl(*args):
+            sh(["openssl"] + list(args), timeout=60, env=dict(os.environ, RANDFILE=os.path.join(d, ".rnd")))
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        j = lambda n: os.path.join(d, n)  # noqa: E731
+        ossl("req", "-x509", *ec, "-keyout", j("ca.key"), "-out", j("ca.crt"), "-days", "2",
+             "-subj", "/CN=podfence-e2e-ca")
+        with open(j("server.ext"), "w") as f:
+            f.write(f"subjectAltName=IP:{NODE_NET}.254,IP:127.0.0.1,DNS:localhost\n"
+                    "extendedKeyUsage=serverAuth\n")
+        with open(j("client.ext"), "w") as f:
+            f.write("extendedKeyUsage=clientAuth\n")
+        for name, cn in (("server", "apiserver"), ("client", "podfenced")):
+            ossl("req", *ec, "-keyout", j(name + ".key"), "-out", j(name + ".csr"), "-subj", "/CN=" + cn)
+            ossl("x509", "-req", "-in", j(name + ".csr"), "-CA", j("ca.crt"), "-CAkey", j("ca.key"),
+                 "-CAcreateserial", "-out", j(name + ".crt"), "-days", "2", "-extfile", j(name + ".ext"))
+
+    def start_apiserver(self, extra=()):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
+                              "apiserver.py")
+        self.api_tls = os.path.join(self.tmp, "tls")
+        self.api_token = f"e2e-token-{self.run_id}"
+        self.api_data = os.path.join(self.tmp, "apiserver-state.json")
+        if not os.path.exists(os.path.join(self.api_tls, "client.crt")):
+            self.gen_tls(self.api_tls)
+        args = ["python3", os.path.normpath(script), "--bind", f"{NODE_NET}.254", "--port", "6443",
+                "--tls-dir", self.api_tls, "--token", self.api_token, "--data", self.api_data,
+                "--bookmark-interval", "5"] + list(extra)
+        p = subprocess.Popen(["ip", "netns", "exec", self.cp] + args, stdout=subprocess.PIPE,
+                             stderr=open(os.path.join(self.tmp, "apiserver.log"), "ab"),
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        line = p.stdout.readline().decode().strip()
+        if not line.startswith("READY"):
+            raise E2EError(f"test API server did not start: {line!r}")
+        self.api = p
+        self.api_url = f"https://{NODE_NET}.254:6443"
+        self.kube = Kube(self.api_url, self.api_token, os.path.join(self.api_tls, "ca.crt"))
+        return p
+
+    def stop_apiserver(self, sig=signal.SIGTERM):
+        self.kill(self.api, sig)
+
+    def admin(self, path, body=None):
+        k = Kube(self.api_url, None, os.path.join(self.api_tls, "ca.crt"))
+        return k.request("POST" if body is not None else "GET", "/_admin/" + path, body)
+
+    def kubeconfig(self, node):
+        path = os.path.join(node.dir, "kubeconfig")
+        with open(path, "w") as f:
+            f.write(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster:
+    server: {self.api_url}
+    certificate-authority: {os.path.join(self.api_tls, "ca.crt")}
+users:
+- name: e2e
+  user:
+    token: {self.api_token}
+contexts:
+- name: e2e
+  context: {{cluster: e2e, user: e2e}}
+current-context: e2e
+""")
+        return path
+
+    def create_node_objects(self):
+        for node in self.nodes:
+            self.kube.create("nodes", {
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
+                "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+                "status": {"addresses": [{"type": "InternalIP", "address": node.addr}]}})
+
+    # ---- podfenced ----
+    def start_podfenced(self, node, extra=()):
+        args = [self.binary("podfenced", "controller/daemon"),
+                "--kubeconfig", self.kubeconfig(node), "--node-name", node.name,
+                "--socket", node.socket, "--state-dir", node.state_dir,
+                "--metrics-address", "127.0.0.1:9477"] + list(extra)
+        node.daemon = self.spawn(args, ns=node.netns, log=node.daemon_log)
+        return node.daemon
+
+    def ctl(self, node, *args, check=True, timeout=30):
+        exe = self.binary("podfencectl", "controller/ctl")
+        return sh([exe, "--socket", node.socket] + list(args), ns=node.netns, check=check,
+                  timeout=timeout)
+
+    def status(self, node):
+        p = self.ctl(node, "status", "--json", check=False)
+        if p.returncode != 0:
+            return None
+        try:
+            return json.loads(p.stdout)
+        except ValueError:
+            return None
+
+    def wait_ready(self, node, timeout=30.0):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if node.daemon is not None and node.daemon.poll() is not None:
+                raise E2EError(f"podfenced on {node.name} exited ({node.daemon.returncode}); "
+                               f"log: {self.tail(node.daemon_log)}")
+            st = self.status(node)
+            if st and st.get("ready"):
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        raise E2EError(f"podfenced on {node.name} not ready after {timeout}s; "
+                       f"log: {self.tail(node.daemon_log)}")
+
+    @staticmethod
+    def tail(path, n=25):
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
     # ---- CNI ----
     def cni_config(self, node):
         ipam = {"type": "host-local", "ranges": [[{"subnet": node.pod_cidr}]],
