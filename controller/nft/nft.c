@@ -1,0 +1,771 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The dataplane context (socket, namespace, stats) and the read side:
+ * dumps of our table turned back into IR. Reads happen at start and for
+ * verification only; each read is bracketed by the ruleset generation id and
+ * redone when it moved or a dump was interrupted (NLM_F_DUMP_INTR). */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/gen.h>
+#include <libnftnl/udata.h>
+
+#include "nft_int.h"
+
+#define SOCK_BUF (32 * 1024 * 1024)
+#define READ_ATTEMPTS 8
+
+static void raise_buf(int fd, int force_opt, int opt)
+{
+	int v = SOCK_BUF;
+
+	/* FORCE needs CAP_NET_ADMIN, which a dataplane has anyway; the
+	 * plain option is capped by net.core.[rw]mem_max. */
+	if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) < 0)
+		setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+}
+
+int pf_nft_new(const struct pf_nft_opts *opts, struct pf_nft **ret)
+{
+	struct pf_nft *n = calloc(1, sizeof(*n));
+	int one = 1, fd, rc;
+
+	if (!n)
+		return -ENOMEM;
+	n->table = strdup(opts && opts->table ? opts->table : PF_NFT_TABLE);
+	n->max_txn_msgs = opts && opts->max_txn_msgs ? opts->max_txn_msgs : NFT_DEFAULT_MAX_TXN_MSGS;
+	n->rcvbuf_len = MNL_SOCKET_BUFFER_SIZE > 65536 ? MNL_SOCKET_BUFFER_SIZE : 65536;
+	n->rcvbuf = malloc(n->rcvbuf_len);
+	if (!n->table || !n->rcvbuf) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (strlen(n->table) == 0 || strlen(n->table) >= 256) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!n->nl) {
+		rc = -errno;
+		goto fail;
+	}
+	if (mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	n->portid = mnl_socket_get_portid(n->nl);
+	fd = mnl_socket_get_fd(n->nl);
+	raise_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+	raise_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+	/* extended ACKs carry the kernel's reason text; capped ACKs do not
+	 * echo our (possibly 60 KiB) element messages back */
+	setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	n->seq = (uint32_t)time(NULL);
+	*ret = n;
+	return 0;
+fail:
+	pf_nft_free(n);
+	return rc;
+}
+
+int pf_nft_new_in_netns(const char *netns_path, const struct pf_nft_opts *opts, struct pf_nft **ret)
+{
+	int self = -1, target = -1, rc;
+
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	target = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (target < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (setns(target, CLONE_NEWNET) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = pf_nft_new(opts, ret);
+	/* the socket stays in the target namespace; the thread goes home */
+	if (setns(self, CLONE_NEWNET) < 0 && rc == 0) {
+		rc = -errno;
+		pf_nft_free(*ret);
+		*ret = NULL;
+	}
+out:
+	if (target >= 0)
+		close(target);
+	close(self);
+	return rc;
+}
+
+void pf_nft_free(struct pf_nft *n)
+{
+	if (!n)
+		return;
+	if (n->nl)
+		mnl_socket_close(n->nl);
+	free(n->table);
+	free(n->rcvbuf);
+	free(n);
+}
+
+const char *pf_nft_error(const struct pf_nft *n)
+{
+	return n->err;
+}
+
+void pf_nft_get_stats(const struct pf_nft *n, struct pf_nft_stats *ret)
+{
+	*ret = n->stats;
+}
+
+void pf_nft_reset_stats(struct pf_nft *n)
+{
+	memset(&n->stats, 0, sizeof(n->stats));
+}
+
+/* ---- request/response ---- */
+
+struct talk {
+	mnl_cb_t cb;
+	void *data;
+	bool intr;
+	int cb_err;
+};
+
+static int talk_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct talk *tk = data;
+
+	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+		tk->intr = true;
+	if (tk->cb && tk->cb(nlh, tk->data) < 0) {
+		if (!tk->cb_err)
+			tk->cb_err = -ENOMEM;
+	}
+	return MNL_CB_OK;
+}
+
+/* Sends one request and runs cb on every reply until DONE or the ACK.
+ * Returns 0, -EINTR for an interrupted dump (caller dumps again), or -errno. */
+static int talk(struct pf_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	struct talk tk = { .cb = cb, .data = data };
+	uint32_t seq = nlh->nlmsg_seq;
+	ssize_t len;
+	int rc;
+
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		len = mnl_socket_recvfrom(n->nl, n->rcvbuf, n->rcvbuf_len);
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		rc = mnl_cb_run(n->rcvbuf, (size_t)len, seq, n->portid, talk_cb, &tk);
+		if (rc < 0) {
+			rc = -errno;
+			/* an error ends the exchange; the kernel sends nothing more */
+			return rc;
+		}
+		if (rc == MNL_CB_STOP)
+			break;
+	}
+	if (tk.cb_err)
+		return tk.cb_err;
+	return tk.intr ? -EINTR : 0;
+}
+
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_gen *g = nftnl_gen_alloc();
+	uint32_t *out = data;
+
+	if (!g)
+		return -1;
+	if (nftnl_gen_nlmsg_parse(nlh, g) == 0)
+		*out = nftnl_gen_get_u32(g, NFTNL_GEN_ID);
+	nftnl_gen_free(g);
+	return 0;
+}
+
+int nft_get_gen(struct pf_nft *n, uint32_t *ret)
+{
+	char buf[256];
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, n->seq++);
+	uint32_t gen = 0;
+	int rc = talk(n, nlh, gen_cb, &gen);
+
+	if (rc < 0)
+		return rc;
+	*ret = gen;
+	return 0;
+}
+
+int pf_nft_generation(struct pf_nft *n, uint32_t *ret)
+{
+	return nft_get_gen(n, ret);
+}
+
+/* ---- reading the table ---- */
+
+struct reader {
+	struct pf_nft *n;
+	struct nft_kstate *k;
+	struct nftnl_set **sets; /* dumped set objects */
+	size_t n_sets;
+	struct nftnl_chain **chains;
+	size_t n_chains;
+	struct nftnl_rule **rules;
+	size_t n_rules;
+	bool table_found;
+};
+
+static int push(void ***v, size_t *n, void *o)
+{
+	void **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	nv[(*n)++] = o;
+	*v = nv;
+	return 0;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct reader *r = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (!t)
+		return -1;
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0 &&
+	    nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_INET &&
+	    strcmp(nftnl_table_get_str(t, NFTNL_TABLE_NAME), r->n->table) == 0)
+		r->table_found = true;
+	nftnl_table_free(t);
+	return 0;
+}
+
+static int set_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct reader *r = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (!s)
+		return -1;
+	if (nftnl_set_nlmsg_parse(nlh, s) < 0 || strcmp(nftnl_set_get_str(s, NFTNL_SET_TABLE), r->n->table) != 0) {
+		nftnl_set_free(s);
+		return 0;
+	}
+	if (push((void ***)&r->sets, &r->n_sets, s) < 0) {
+		nftnl_set_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+static int chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct reader *r = data;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	if (!c)
+		return -1;
+	if (nftnl_chain_nlmsg_parse(nlh, c) < 0 ||
+	    strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), r->n->table) != 0) {
+		nftnl_chain_free(c);
+		return 0;
+	}
+	if (push((void ***)&r->chains, &r->n_chains, c) < 0) {
+		nftnl_chain_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct reader *r = data;
+	struct nftnl_rule *ru = nftnl_rule_alloc();
+
+	if (!ru)
+		return -1;
+	if (nftnl_rule_nlmsg_parse(nlh, ru) < 0 ||
+	    strcmp(nftnl_rule_get_str(ru, NFTNL_RULE_TABLE), r->n->table) != 0) {
+		nftnl_rule_free(ru);
+		return 0;
+	}
+	if (push((void ***)&r->rules, &r->n_rules, ru) < 0) {
+		nftnl_rule_free(ru);
+		return -1;
+	}
+	return 0;
+}
+
+static int elems_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_set *s = data;
+
+	return nftnl_set_elems_nlmsg_parse(nlh, s) < 0 ? -1 : 0;
+}
+
+static void reader_done(struct reader *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_sets; i++)
+		nftnl_set_free(r->sets[i]);
+	for (i = 0; i < r->n_chains; i++)
+		nftnl_chain_free(r->chains[i]);
+	for (i = 0; i < r->n_rules; i++)
+		nftnl_rule_free(r->rules[i]);
+	free(r->sets);
+	free(r->chains);
+	free(r->rules);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Dumps the elements of the set named like s into s. */
+static int dump_elems(struct pf_nft *n, struct nftnl_set *s)
+{
+	char buf[1024];
+	struct nftnl_set *q = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	int rc;
+
+	if (!q)
+		return -ENOMEM;
+	nftnl_set_set_str(q, NFTNL_SET_TABLE, n->table);
+	nftnl_set_set_str(q, NFTNL_SET_NAME, nftnl_set_get_str(s, NFTNL_SET_NAME));
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+	nftnl_set_elems_nlmsg_build_payload(nlh, q);
+	nftnl_set_free(q);
+	return (rc = talk(n, nlh, elems_cb, s)) < 0 ? rc : 0;
+}
+
+static int dump_all(struct pf_nft *n, struct reader *r)
+{
+	char buf[1024];
+	struct nlmsghdr *nlh;
+	struct nftnl_set *qs = NULL;
+	struct nftnl_rule *qr = NULL;
+	size_t i;
+	int rc;
+
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+	rc = talk(n, nlh, table_cb, r);
+	if (rc < 0 || !r->table_found)
+		return rc;
+	qs = nftnl_set_alloc();
+	qr = nftnl_rule_alloc();
+	if (!qs || !qr) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	nftnl_set_set_str(qs, NFTNL_SET_TABLE, n->table);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+	nftnl_set_nlmsg_build_payload(nlh, qs);
+	rc = talk(n, nlh, set_cb, r);
+	if (rc < 0)
+		goto out;
+	for (i = 0; i < r->n_sets; i++) {
+		rc = dump_elems(n, r->sets[i]);
+		if (rc < 0)
+			goto out;
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+	rc = talk(n, nlh, chain_cb, r);
+	if (rc < 0)
+		goto out;
+	nftnl_rule_set_str(qr, NFTNL_RULE_TABLE, n->table);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+	nftnl_rule_nlmsg_build_payload(nlh, qr);
+	rc = talk(n, nlh, rule_cb, r);
+out:
+	nftnl_set_free(qs);
+	nftnl_rule_free(qr);
+	return rc;
+}
+
+static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct reader *r)
+{
+	const char *name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+	struct pf_ir_chain ch = { 0 }, *v;
+	uint32_t udlen = 0;
+	const void *ud = nftnl_chain_get_data(c, NFTNL_CHAIN_USERDATA, &udlen);
+	char *comment = NULL;
+	bool foreign = false, dropped = false;
+	size_t i;
+	int rc = -ENOMEM;
+
+	ch.name = strdup(name);
+	if (!ch.name)
+		goto fail;
+	comment = nft_udata_comment(ud, udlen, NFTNL_UDATA_CHAIN_COMMENT);
+	if (comment && strncmp(comment, "ingress ", 8) == 0) {
+		ch.dir = PF_IR_INGRESS;
+		ch.pod = strdup(comment + 8);
+	} else if (comment && strncmp(comment, "egress ", 7) == 0) {
+		ch.dir = PF_IR_EGRESS;
+		ch.pod = strdup(comment + 7);
+	} else {
+		ch.dir = strncmp(name, "out_", 4) == 0 ? PF_IR_EGRESS : PF_IR_INGRESS;
+		ch.pod = strdup("");
+		foreign = true;
+	}
+	if (!ch.pod)
+		goto fail;
+	for (i = 0; i < r->n_rules; i++) {
+		struct pf_ir_rule ru = { 0 };
+		struct pf_ir_rule *nv;
+		int k;
+
+		if (strcmp(nftnl_rule_get_str(r->rules[i], NFTNL_RULE_CHAIN), name) != 0)
+			continue;
+		if (dropped) {
+			foreign = true; /* something after the closing drop */
+			continue;
+		}
+		k = nft_parse_rule(r->rules[i], &ru);
+		if (k == -ENOMEM)
+			goto fail;
+		if (k == 1) {
+			dropped = true;
+			continue;
+		}
+		if (k < 0) {
+			foreign = true;
+			continue;
+		}
+		nv = realloc(ch.rules, (ch.n_rules + 1) * sizeof(*nv));
+		if (!nv) {
+			nft_ir_rule_done(&ru);
+			goto fail;
+		}
+		ch.rules = nv;
+		ch.rules[ch.n_rules++] = ru;
+	}
+	if (foreign || !dropped) {
+		/* a rule we cannot account for: make sure no plan matches it */
+		struct pf_ir_rule *nv = realloc(ch.rules, (ch.n_rules + 1) * sizeof(*nv));
+
+		if (!nv)
+			goto fail;
+		ch.rules = nv;
+		memset(&ch.rules[ch.n_rules], 0, sizeof(ch.rules[0]));
+		ch.rules[ch.n_rules].policy = strdup("?");
+		if (!ch.rules[ch.n_rules++].policy)
+			goto fail;
+	}
+	v = realloc(p->chains, (p->n_chains + 1) * sizeof(*v));
+	if (!v)
+		goto fail;
+	p->chains = v;
+	p->chains[p->n_chains++] = ch;
+	free(comment);
+	return 0;
+fail:
+	free(comment);
+	nft_ir_chain_done(&ch);
+	return rc;
+}
+
+static int chain_name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pf_ir_chain *)a)->name, ((const struct pf_ir_chain *)b)->name);
+}
+
+static int set_name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pf_ir_set *)a)->name, ((const struct pf_ir_set *)b)->name);
+}
+
+static int pod_ifname_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pf_ir_pod *)a)->ifname, ((const struct pf_ir_pod *)b)->ifname);
+}
+
+struct dispatch_acc {
+	struct pf_ir_plan *p;
+	enum pf_ir_dir dir;
+	int err;
+};
+
+static struct pf_ir_pod *pod_get(struct pf_ir_plan *p, const char *ifname)
+{
+	struct pf_ir_pod *v;
+	size_t i;
+
+	for (i = 0; i < p->n_pods; i++)
+		if (strcmp(p->pods[i].ifname, ifname) == 0)
+			return &p->pods[i];
+	v = realloc(p->pods, (p->n_pods + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	p->pods = v;
+	v = &p->pods[p->n_pods];
+	memset(v, 0, sizeof(*v));
+	v->ifname = strdup(ifname);
+	if (!v->ifname)
+		return NULL;
+	p->n_pods++;
+	return v;
+}
+
+static int dispatch_cb(struct nftnl_set_elem *e, void *data)
+{
+	struct dispatch_acc *a = data;
+	char ifname[NFT_IFNAMSIZ + 1];
+	char *chain = NULL;
+	struct pf_ir_pod *pod;
+	int rc = nft_parse_dispatch_elem(e, ifname, sizeof(ifname), &chain);
+
+	if (rc == -ENOTSUP) /* not ours: sync will not touch it, read ignores it */
+		return 0;
+	if (rc < 0) {
+		a->err = rc;
+		return -1;
+	}
+	pod = pod_get(a->p, ifname);
+	if (!pod) {
+		free(chain);
+		a->err = -ENOMEM;
+		return -1;
+	}
+	free(pod->chain[a->dir]);
+	pod->chain[a->dir] = chain;
+	return 0;
+}
+
+static bool map_ok(struct nftnl_set *s)
+{
+	uint32_t flags = nftnl_set_is_set(s, NFTNL_SET_FLAGS) ? nftnl_set_get_u32(s, NFTNL_SET_FLAGS) : 0;
+
+	return nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE) == NFT_TYPE_IFNAME &&
+	       nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == NFT_IFNAMSIZ && (flags & NFT_SET_MAP) &&
+	       !(flags & NFT_SET_INTERVAL) && nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE) == NFT_DATA_VERDICT;
+}
+
+static bool base_chain_ok(struct nftnl_chain *c, struct reader *r)
+{
+	size_t i;
+	int k = 0;
+
+	if (!nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) ||
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM) != NF_INET_FORWARD ||
+	    nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO) != 0 ||
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) != NF_ACCEPT)
+		return false;
+	for (i = 0; i < r->n_rules; i++) {
+		if (strcmp(nftnl_rule_get_str(r->rules[i], NFTNL_RULE_CHAIN), PF_NFT_BASE_CHAIN) != 0)
+			continue;
+		if (k >= NFT_BASE_RULES || !nft_base_rule_matches(r->rules[i], k))
+			return false;
+		k++;
+	}
+	return k == NFT_BASE_RULES;
+}
+
+static int build_state(struct reader *r, struct nft_kstate *k)
+{
+	struct pf_ir_plan *p = k->plan;
+	size_t i;
+	int rc;
+
+	k->table = r->table_found;
+	k->maps_ok = true;
+	for (i = 0; i < r->n_sets; i++) {
+		struct nftnl_set *s = r->sets[i];
+		const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
+		struct pf_ir_set set = { 0 }, *v;
+		int d = -1;
+
+		if (strcmp(name, PF_NFT_MAP_INGRESS) == 0)
+			d = PF_IR_INGRESS;
+		else if (strcmp(name, PF_NFT_MAP_EGRESS) == 0)
+			d = PF_IR_EGRESS;
+		if (d >= 0) {
+			struct dispatch_acc a = { .p = p, .dir = (enum pf_ir_dir)d };
+
+			k->maps_present[d] = true;
+			if (!map_ok(s)) {
+				k->maps_ok = false;
+				continue;
+			}
+			nftnl_set_elem_foreach(s, dispatch_cb, &a);
+			if (a.err)
+				return a.err;
+			continue;
+		}
+		rc = nft_parse_set(s, &set);
+		if (rc == -ENOTSUP) {
+			/* a set we did not write: keep its name so sync deletes or
+			 * replaces it, with a type no plan uses */
+			set.name = strdup(name);
+			if (!set.name)
+				return -ENOMEM;
+			set.type = PF_IR_SET_TYPE_MAX;
+		} else if (rc < 0) {
+			return rc;
+		} else {
+			rc = nft_parse_elems(s, &set);
+			if (rc == -ENOTSUP) {
+				set.type = PF_IR_SET_TYPE_MAX;
+			} else if (rc < 0) {
+				nft_ir_set_done(&set);
+				return rc;
+			}
+		}
+		v = realloc(p->sets, (p->n_sets + 1) * sizeof(*v));
+		if (!v) {
+			nft_ir_set_done(&set);
+			return -ENOMEM;
+		}
+		p->sets = v;
+		p->sets[p->n_sets++] = set;
+	}
+	if (!k->maps_present[0] || !k->maps_present[1])
+		k->maps_ok = false;
+	for (i = 0; i < r->n_chains; i++) {
+		const char *name = nftnl_chain_get_str(r->chains[i], NFTNL_CHAIN_NAME);
+
+		if (strcmp(name, PF_NFT_BASE_CHAIN) == 0) {
+			k->base_present = true;
+			k->base_ok = base_chain_ok(r->chains[i], r);
+			continue;
+		}
+		rc = plan_add_chain(p, r->chains[i], r);
+		if (rc < 0)
+			return rc;
+	}
+	qsort(p->sets, p->n_sets, sizeof(*p->sets), set_name_cmp);
+	qsort(p->chains, p->n_chains, sizeof(*p->chains), chain_name_cmp);
+	/* pods: key from the chain their dispatch element jumps to */
+	for (i = 0; i < p->n_pods; i++) {
+		struct pf_ir_pod *pod = &p->pods[i];
+		int d;
+
+		for (d = 0; d < PF_IR_DIR_MAX && !pod->key; d++) {
+			struct pf_ir_chain key = { .name = pod->chain[d] };
+			const struct pf_ir_chain *c;
+
+			if (!pod->chain[d] || !*pod->chain[d])
+				continue;
+			c = bsearch(&key, p->chains, p->n_chains, sizeof(*p->chains), chain_name_cmp);
+			if (c && c->pod && *c->pod) {
+				pod->key = strdup(c->pod);
+				if (!pod->key)
+					return -ENOMEM;
+			}
+		}
+		if (!pod->key) {
+			pod->key = strdup("");
+			if (!pod->key)
+				return -ENOMEM;
+		}
+	}
+	qsort(p->pods, p->n_pods, sizeof(*p->pods), pod_ifname_cmp);
+	return 0;
+}
+
+void nft_kstate_done(struct nft_kstate *k)
+{
+	nft_ir_plan_free(k->plan);
+	memset(k, 0, sizeof(*k));
+}
+
+int nft_read_state(struct pf_nft *n, struct nft_kstate *ret)
+{
+	int attempt, rc = -EAGAIN;
+
+	n->stats.reads++;
+	for (attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		struct reader r = { .n = n };
+		struct nft_kstate k = { 0 };
+		uint32_t gen1 = 0;
+
+		if (attempt)
+			n->stats.read_retries++;
+		rc = nft_get_gen(n, &k.gen);
+		if (rc < 0)
+			return rc;
+		rc = dump_all(n, &r);
+		if (rc == 0) {
+			k.plan = calloc(1, sizeof(*k.plan));
+			rc = k.plan ? build_state(&r, &k) : -ENOMEM;
+		}
+		reader_done(&r);
+		if (rc == 0)
+			rc = nft_get_gen(n, &gen1);
+		/* a dump that raced with a commit, or a commit between our
+		 * dumps: the pieces may not belong together; read again */
+		if (rc == -EINTR || (rc == 0 && gen1 != k.gen)) {
+			nft_kstate_done(&k);
+			rc = -EAGAIN;
+			continue;
+		}
+		if (rc < 0) {
+			nft_kstate_done(&k);
+			nft_seterr(n, "reading table inet %s: %s", n->table, strerror(-rc));
+			return rc;
+		}
+		*ret = k;
+		return 0;
+	}
+	nft_seterr(n, "reading table inet %s: ruleset kept changing", n->table);
+	return rc;
+}
+
+int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret)
+{
+	struct nft_kstate k = { 0 };
+	int rc = nft_read_state(n, &k);
+
+	if (rc < 0)
+		return rc;
+	k.plan->generation = k.gen;
+	*ret = k.plan;
+	k.plan = NULL;
+	nft_kstate_done(&k);
+	return 0;
+}
+
+int pf_nft_delete_table(struct pf_nft *n)
+{
+	struct nftnl_table *t = nft_build_table(n->table);
+	struct nft_txn *txn = NULL;
+	char what[300];
+	int rc = -ENOMEM;
+
+	if (!t)
+		return -ENOMEM;
+	txn = nft_txn_new(n, false, 0);
+	if (!txn)
+		goto out;
+	snprintf(what, sizeof(what), "table inet %s", n->table);
+	rc = nft_txn_add_table(txn, PF_NFT_MSG_DESTROYTABLE, 0, t, what);
+	if (rc == 0)
+		rc = nft_txn_commit(txn);
+out:
+	nft_txn_free(txn);
+	nftnl_table_free(t);
+	return rc;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_NFT_INT_H
+#define PODFENCE_NFT_INT_H
+
+/* Private to controller/nft and its tests: object builders (IR -> libnftnl
+ * objects, no socket), the transaction (paged batch with per-message
+ * provenance), the reader (kernel -> IR) and the context. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+
+#include "ir.h"
+#include "nft.h"
+
+/* nftables datatype ids (nftables' datatype.h): the kernel stores them
+ * opaquely, `nft list` uses them to print keys. */
+enum {
+	NFT_TYPE_VERDICT = 1,
+	NFT_TYPE_IPADDR = 7,
+	NFT_TYPE_IP6ADDR = 8,
+	NFT_TYPE_INET_PROTOCOL = 12,
+	NFT_TYPE_INET_SERVICE = 13,
+	NFT_TYPE_IFNAME = 41,
+};
+#define NFT_TYPE_BITS 6
+#define NFT_IFNAMSIZ 16
+
+/* Kernel >= 6.3: delete an element if present, no error if absent.
+ * Not in Debian 12's uapi headers yet, so spelled out here. */
+#define PF_NFT_MSG_DESTROYTABLE 26
+#define PF_NFT_MSG_DESTROYSETELEM 30
+
+/* Elements per NEWSETELEM/DELSETELEM message: the element list is one
+ * netlink nest (16-bit length); the largest element we write (ipv6 interval
+ * start + end, or an ipv6 concat key) stays below 64 bytes, so 400 (800 for
+ * intervals counted as two) stays well below 64 KiB. */
+#define NFT_ELEMS_PER_MSG 400
+
+#define NFT_DEFAULT_MAX_TXN_MSGS 1024
+
+struct pf_nft {
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint32_t seq;
+	char *table;
+	size_t max_txn_msgs;
+	struct pf_nft_stats stats;
+	char err[1024];
+	char *rcvbuf;
+	size_t rcvbuf_len;
+};
+
+/* ---- builders (nft_build.c): each returns a new object or NULL on OOM ---- */
+struct nftnl_table *nft_build_table(const char *table);
+struct nftnl_set *nft_build_set(const char *table, const struct pf_ir_set *set);
+struct nftnl_set *nft_build_map(const char *table, const char *name);
+/* A set object naming set `name` carrying elems[0..n) (for NEWSETELEM/DELSETELEM). */
+struct nftnl_set *nft_build_elems(const char *table, const char *name, enum pf_ir_set_type type,
+				  const struct pf_ir_elem *const *elems, size_t n);
+/* Dispatch element ifname -> jump chain; chain NULL: drop (pod isolated, chain not ready). */
+struct nftnl_set *nft_build_dispatch(const char *table, enum pf_ir_dir dir, const char *ifname,
+				     const char *chain);
+struct nftnl_chain *nft_build_chain(const char *table, const struct pf_ir_chain *c);
+struct nftnl_chain *nft_build_base_chain(const char *table);
+/* Rule i of the base chain, 0 <= i < NFT_BASE_RULES. */
+#define NFT_BASE_RULES 4
+struct nftnl_rule *nft_build_base_rule(const char *table, int i);
+struct nftnl_rule *nft_build_rule(const char *table, const char *chain, const struct pf_ir_rule *r);
+/* The implicit drop closing every pod chain. */
+struct nftnl_rule *nft_build_drop_rule(const char *table, const char *chain);
+/* DELRULE without handle: flush a chain. */
+struct nftnl_rule *nft_build_flush(const char *table, const char *chain);
+const char *nft_dispatch_map(enum pf_ir_dir dir);
+/* Rule comment carrying provenance: "<policy>#<rule>"; the drop rule's. */
+#define NFT_DROP_COMMENT "podfence: default deny"
+int nft_rule_comment(const struct pf_ir_rule *r, char *buf, size_t len);
+
+/* ---- parsers (nft_parse.c): libnftnl object -> IR, no socket ---- */
+/* Fills *ret (fields malloc'd). -ENOTSUP: a set the dataplane did not write. */
+int nft_parse_set(const struct nftnl_set *s, struct pf_ir_set *ret);
+/* Appends the elements of s (a set of type `type`) to *set. */
+int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set);
+/* One pod-chain rule. Returns 1 for the closing drop rule, 0 for a rule
+ * filled into *ret, -ENOTSUP for a shape we did not write. */
+int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret);
+/* Whether r equals base rule i (expressions and verdict). */
+bool nft_base_rule_matches(struct nftnl_rule *r, int i);
+/* Dispatch element: key ifname, jump chain (or "" for drop). */
+int nft_parse_dispatch_elem(struct nftnl_set_elem *e, char *ifname, size_t ifname_len, char **ret_chain);
+
+/* Comment string of type `type` from a userdata blob (malloc'd), or NULL. */
+char *nft_udata_comment(const void *buf, uint32_t len, uint8_t type);
+
+/* ---- IR helpers private to the dataplane ---- */
+void nft_ir_set_done(struct pf_ir_set *s);
+void nft_ir_chain_done(struct pf_ir_chain *c);
+void nft_ir_rule_done(struct pf_ir_rule *r);
+void nft_ir_plan_free(struct pf_ir_plan *p);
+int nft_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);
+bool nft_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b);
+bool nft_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b);
+
+/* ---- transaction (nft_txn.c) ---- */
+struct nft_txn;
+struct nft_txn *nft_txn_new(struct pf_nft *n, bool check_gen, uint32_t gen);
+void nft_txn_free(struct nft_txn *t);
+/* Appends the message of one object; `what` names it for errors (copied).
+ * type is NFT_MSG_*; flags beyond NLM_F_REQUEST|NLM_F_ACK. */
+int nft_txn_add_table(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_table *o, const char *what);
+int nft_txn_add_chain(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_chain *o, const char *what);
+int nft_txn_add_rule(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_rule *o, const char *what);
+int nft_txn_add_set(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what);
+int nft_txn_add_elems(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what);
+size_t nft_txn_msgs(const struct nft_txn *t);
+/* Ends the batch, sends it in one sendmsg and reads every ACK. Returns 0
+ * (committed), -ERESTART (generation changed), or the first error, with
+ * n->err naming the object. An empty transaction sends nothing. */
+int nft_txn_commit(struct nft_txn *t);
+
+/* ---- reads (nft_read.c) ---- */
+struct nft_kstate {
+	bool table;                 /* table exists */
+	bool maps_ok;               /* both dispatch maps exist with the right type */
+	bool maps_present[PF_IR_DIR_MAX];
+	bool base_present;          /* base chain exists */
+	bool base_ok;               /* base chain hook and rules as we write them */
+	uint32_t gen;
+	struct pf_ir_plan *plan;    /* sets, chains, pods from dispatch */
+};
+int nft_read_state(struct pf_nft *n, struct nft_kstate *ret);
+void nft_kstate_done(struct nft_kstate *k);
+int nft_get_gen(struct pf_nft *n, uint32_t *ret);
+
+void nft_seterr(struct pf_nft *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

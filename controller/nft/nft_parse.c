@@ -1,0 +1,535 @@
+// SPDX-License-Identifier: Apache-2.0
+/* libnftnl objects -> IR: the inverse of nft_build.c, for reading the
+ * kernel's table back (adoption at start, verification) and for the
+ * round-trip tests. Only shapes nft_build.c writes are recognised; anything
+ * else is reported as -ENOTSUP so sync replaces it. */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/udata.h>
+
+#include "nft_int.h"
+
+/* ---- IR helpers ---- */
+
+void nft_ir_rule_done(struct pf_ir_rule *r)
+{
+	free(r->set);
+	free(r->policy);
+	r->set = r->policy = NULL;
+}
+
+void nft_ir_set_done(struct pf_ir_set *s)
+{
+	free(s->name);
+	free(s->comment);
+	free(s->elems);
+	memset(s, 0, sizeof(*s));
+}
+
+void nft_ir_chain_done(struct pf_ir_chain *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_rules; i++)
+		nft_ir_rule_done(&c->rules[i]);
+	free(c->rules);
+	free(c->name);
+	free(c->pod);
+	memset(c, 0, sizeof(*c));
+}
+
+void nft_ir_plan_free(struct pf_ir_plan *p)
+{
+	size_t i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->n_sets; i++)
+		nft_ir_set_done(&p->sets[i]);
+	free(p->sets);
+	for (i = 0; i < p->n_chains; i++)
+		nft_ir_chain_done(&p->chains[i]);
+	free(p->chains);
+	for (i = 0; i < p->n_pods; i++) {
+		free(p->pods[i].key);
+		free(p->pods[i].ifname);
+		free(p->pods[i].chain[0]);
+		free(p->pods[i].chain[1]);
+	}
+	free(p->pods);
+	free(p);
+}
+
+int nft_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b)
+{
+	int c = pf_addr_cmp(&a->lo, &b->lo);
+
+	if (c)
+		return c;
+	c = pf_addr_cmp(&a->hi, &b->hi);
+	if (c)
+		return c;
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	return 0;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool nft_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b)
+{
+	return a->family == b->family && str_eq(a->set, b->set) && a->set_has_port == b->set_has_port &&
+	       a->proto == b->proto && a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
+	       a->verdict == b->verdict && str_eq(a->policy ? a->policy : "", b->policy ? b->policy : "") &&
+	       a->rule == b->rule;
+}
+
+bool nft_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
+{
+	size_t i;
+
+	/* rules only: the chain's comment (dir, pod) is fixed by its name */
+	if (a->n_rules != b->n_rules)
+		return false;
+	for (i = 0; i < a->n_rules; i++)
+		if (!nft_rule_equal(&a->rules[i], &b->rules[i]))
+			return false;
+	return true;
+}
+
+/* ---- sets ---- */
+
+struct comment_want {
+	uint8_t type;
+	char *text;
+};
+
+static int comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	struct comment_want *w = data;
+	const char *v = nftnl_udata_get(attr);
+	uint8_t len = nftnl_udata_len(attr);
+
+	if (nftnl_udata_type(attr) != w->type || len == 0 || v[len - 1] != '\0')
+		return MNL_CB_OK;
+	free(w->text);
+	w->text = strdup(v);
+	return MNL_CB_OK;
+}
+
+char *nft_udata_comment(const void *buf, uint32_t len, uint8_t type)
+{
+	struct comment_want w = { .type = type };
+
+	if (!buf || !len)
+		return NULL;
+	nftnl_udata_parse(buf, len, comment_cb, &w);
+	return w.text;
+}
+
+int nft_parse_set(const struct nftnl_set *s, struct pf_ir_set *ret)
+{
+	uint32_t ktype = nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE);
+	uint32_t klen = nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN);
+	uint32_t flags = nftnl_set_is_set(s, NFTNL_SET_FLAGS) ? nftnl_set_get_u32(s, NFTNL_SET_FLAGS) : 0;
+	const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
+	const void *ud;
+	uint32_t udlen = 0;
+	struct pf_ir_set out = { 0 };
+	int t;
+
+	if (!name || (flags & (NFT_SET_MAP | NFT_SET_ANONYMOUS | NFT_SET_OBJECT)))
+		return -ENOTSUP;
+	for (t = 0; t < PF_IR_SET_TYPE_MAX; t++) {
+		struct nftnl_set *probe;
+		const struct pf_ir_set ps = { .name = (char *)"x", .type = t };
+		bool ok;
+
+		probe = nft_build_set("x", &ps);
+		if (!probe)
+			return -ENOMEM;
+		ok = nftnl_set_get_u32(probe, NFTNL_SET_KEY_TYPE) == ktype &&
+		     nftnl_set_get_u32(probe, NFTNL_SET_KEY_LEN) == klen &&
+		     (nftnl_set_get_u32(probe, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL) == (flags & NFT_SET_INTERVAL);
+		nftnl_set_free(probe);
+		if (ok)
+			break;
+	}
+	if (t == PF_IR_SET_TYPE_MAX)
+		return -ENOTSUP;
+	out.type = t;
+	out.name = strdup(name);
+	if (!out.name)
+		return -ENOMEM;
+	ud = nftnl_set_get_data(s, NFTNL_SET_USERDATA, &udlen);
+	out.comment = nft_udata_comment(ud, udlen, NFTNL_UDATA_SET_COMMENT);
+	*ret = out;
+	return 0;
+}
+
+struct raw_elem {
+	struct pf_ir_elem e;
+	bool end;
+};
+
+struct elems_acc {
+	enum pf_ir_set_type type;
+	size_t n, cap;
+	struct raw_elem *v;
+	int err;
+};
+
+static int elem_cb(struct nftnl_set_elem *se, void *data)
+{
+	struct elems_acc *acc = data;
+	uint32_t len = 0;
+	const uint8_t *key = nftnl_set_elem_get(se, NFTNL_SET_ELEM_KEY, &len);
+	bool v6 = acc->type == PF_IR_SET_ADDR6 || acc->type == PF_IR_SET_NET6 || acc->type == PF_IR_SET_ADDR6_PORT;
+	bool port = acc->type == PF_IR_SET_ADDR4_PORT || acc->type == PF_IR_SET_ADDR6_PORT;
+	size_t alen = v6 ? 16 : 4, want = port ? alen + 8 : alen;
+	struct raw_elem r = { 0 };
+
+	if (!key || len != want) {
+		acc->err = -ENOTSUP;
+		return -1;
+	}
+	r.e.lo.family = v6 ? 6 : 4;
+	memcpy(r.e.lo.bytes, key, alen);
+	r.e.hi = r.e.lo;
+	if (port) {
+		uint16_t p;
+
+		r.e.proto = key[alen];
+		memcpy(&p, key + alen + 4, 2);
+		r.e.port = ntohs(p);
+	}
+	if (nftnl_set_elem_is_set(se, NFTNL_SET_ELEM_FLAGS) &&
+	    (nftnl_set_elem_get_u32(se, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END))
+		r.end = true;
+	if (acc->n == acc->cap) {
+		size_t cap = acc->cap ? acc->cap * 2 : 64;
+		struct raw_elem *v = realloc(acc->v, cap * sizeof(*v));
+
+		if (!v) {
+			acc->err = -ENOMEM;
+			return -1;
+		}
+		acc->v = v;
+		acc->cap = cap;
+	}
+	acc->v[acc->n++] = r;
+	return 0;
+}
+
+static int raw_cmp(const void *a, const void *b)
+{
+	const struct raw_elem *x = a, *y = b;
+	int c = nft_elem_cmp(&x->e, &y->e);
+
+	/* at equal keys an end sorts first: [a, b] then [b+1, c] share a key */
+	if (c == 0 && x->end != y->end)
+		return x->end ? -1 : 1;
+	return c;
+}
+
+static int elem_cmp_q(const void *a, const void *b)
+{
+	return nft_elem_cmp(a, b);
+}
+
+int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set)
+{
+	bool interval = set->type == PF_IR_SET_NET4 || set->type == PF_IR_SET_NET6;
+	struct elems_acc acc = { .type = set->type };
+	struct pf_ir_elem *v;
+	size_t i, n = 0;
+	int ret = 0;
+
+	nftnl_set_elem_foreach(s, elem_cb, &acc);
+	if (acc.err) {
+		ret = acc.err;
+		goto out;
+	}
+	if (!acc.n)
+		goto out;
+	v = realloc(set->elems, (set->n_elems + acc.n) * sizeof(*v));
+	if (!v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	set->elems = v;
+	if (!interval) {
+		for (i = 0; i < acc.n; i++)
+			set->elems[set->n_elems++] = acc.v[i].e;
+		qsort(set->elems, set->n_elems, sizeof(*set->elems), elem_cmp_q);
+		goto out;
+	}
+	/* Intervals: pair each start with the end that follows it (hi + 1); a
+	 * start without an end runs to the top of the address space. Ends
+	 * without a start (nft's leading "0 end" marker) carry nothing. */
+	qsort(acc.v, acc.n, sizeof(*acc.v), raw_cmp);
+	for (i = 0; i < acc.n; i++) {
+		struct pf_ir_elem e;
+
+		if (acc.v[i].end)
+			continue;
+		e = acc.v[i].e;
+		if (i + 1 < acc.n && acc.v[i + 1].end) {
+			e.hi = acc.v[i + 1].e.lo;
+			pf_addr_dec(&e.hi);
+			i++;
+		} else {
+			memset(e.hi.bytes, 0xff, pf_addr_len(&e.hi));
+		}
+		set->elems[set->n_elems + n++] = e;
+	}
+	set->n_elems += n;
+	qsort(set->elems, set->n_elems, sizeof(*set->elems), elem_cmp_q);
+out:
+	free(acc.v);
+	return ret;
+}
+
+/* ---- rules ---- */
+
+#define MAX_EXPRS 16
+
+struct expr_list {
+	int n;
+	struct nftnl_expr *v[MAX_EXPRS];
+};
+
+static int collect_cb(struct nftnl_expr *e, void *data)
+{
+	struct expr_list *l = data;
+
+	if (l->n == MAX_EXPRS)
+		return -1;
+	l->v[l->n++] = e;
+	return 0;
+}
+
+static bool is(struct nftnl_expr *e, const char *name)
+{
+	return e && strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), name) == 0;
+}
+
+static bool is_meta(struct nftnl_expr *e, uint32_t key, uint32_t dreg)
+{
+	return is(e, "meta") && nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY) == key &&
+	       nftnl_expr_is_set(e, NFTNL_EXPR_META_DREG) && nftnl_expr_get_u32(e, NFTNL_EXPR_META_DREG) == dreg;
+}
+
+static bool is_payload(struct nftnl_expr *e, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
+{
+	return is(e, "payload") && nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE) == base &&
+	       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET) == off &&
+	       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN) == len &&
+	       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_DREG) == dreg;
+}
+
+/* cmp on reg 1 with op and data of len bytes; copies the data into out. */
+static bool is_cmp(struct nftnl_expr *e, uint32_t op, uint32_t len, void *out)
+{
+	uint32_t dlen = 0;
+	const void *d;
+
+	if (!is(e, "cmp") || nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_SREG) != NFT_REG_1 ||
+	    nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP) != op)
+		return false;
+	d = nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &dlen);
+	if (!d || dlen != len)
+		return false;
+	memcpy(out, d, len);
+	return true;
+}
+
+static char *rule_comment(struct nftnl_rule *r)
+{
+	uint32_t len = 0;
+	const void *ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
+
+	return nft_udata_comment(ud, len, NFTNL_UDATA_RULE_COMMENT);
+}
+
+int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret)
+{
+	struct expr_list l = { 0 };
+	struct pf_ir_rule out = { 0 };
+	char *comment = rule_comment(r);
+	int i = 0, verdict, rc = -ENOTSUP;
+	uint32_t off = 0;
+	uint8_t nfproto;
+
+	if (nftnl_expr_foreach(r, collect_cb, &l) < 0)
+		goto out;
+	/* address match: meta nfproto, payload addr [. l4proto . dport], lookup */
+	if (i < l.n && is_meta(l.v[i], NFT_META_NFPROTO, NFT_REG_1)) {
+		uint32_t alen;
+		bool v6;
+
+		if (!is_cmp(l.v[i + 1 < l.n ? i + 1 : i], NFT_CMP_EQ, 1, &nfproto) ||
+		    (nfproto != NFPROTO_IPV4 && nfproto != NFPROTO_IPV6))
+			goto out;
+		v6 = nfproto == NFPROTO_IPV6;
+		out.family = v6 ? 6 : 4;
+		alen = v6 ? 16 : 4;
+		i += 2;
+		if (i >= l.n || !is(l.v[i], "payload"))
+			goto out;
+		off = nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_PAYLOAD_OFFSET);
+		if (!is_payload(l.v[i], NFT_PAYLOAD_NETWORK_HEADER, off, alen, NFT_REG_1))
+			goto out;
+		if (v6 ? (off != 8 && off != 24) : (off != 12 && off != 16))
+			goto out;
+		i++;
+		if (i < l.n && is(l.v[i], "meta")) {
+			if (!is_meta(l.v[i], NFT_META_L4PROTO, NFT_REG32_00 + (v6 ? 4 : 1)) || i + 1 >= l.n ||
+			    !is_payload(l.v[i + 1], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_00 + (v6 ? 5 : 2)))
+				goto out;
+			out.set_has_port = true;
+			i += 2;
+		}
+		if (i >= l.n || !is(l.v[i], "lookup") || nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_LOOKUP_SREG) != NFT_REG_1 ||
+		    nftnl_expr_is_set(l.v[i], NFTNL_EXPR_LOOKUP_DREG) ||
+		    (nftnl_expr_is_set(l.v[i], NFTNL_EXPR_LOOKUP_FLAGS) &&
+		     nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_LOOKUP_FLAGS) != 0))
+			goto out;
+		out.set = strdup(nftnl_expr_get_str(l.v[i], NFTNL_EXPR_LOOKUP_SET));
+		if (!out.set) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		i++;
+	}
+	if (i + 1 < l.n && is_meta(l.v[i], NFT_META_L4PROTO, NFT_REG_1)) {
+		if (!is_cmp(l.v[i + 1], NFT_CMP_EQ, 1, &out.proto) || out.proto == 0)
+			goto out;
+		i += 2;
+		if (i + 1 < l.n && is_payload(l.v[i], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1)) {
+			uint16_t lo, hi;
+
+			if (is_cmp(l.v[i + 1], NFT_CMP_EQ, 2, &lo)) {
+				out.port_lo = out.port_hi = ntohs(lo);
+				i += 2;
+			} else if (i + 2 < l.n && is_cmp(l.v[i + 1], NFT_CMP_GTE, 2, &lo) &&
+				   is_cmp(l.v[i + 2], NFT_CMP_LTE, 2, &hi)) {
+				out.port_lo = ntohs(lo);
+				out.port_hi = ntohs(hi);
+				if (out.port_lo >= out.port_hi)
+					goto out;
+				i += 3;
+			} else {
+				goto out;
+			}
+		}
+	}
+	if (i != l.n - 1 || !is(l.v[i], "immediate") ||
+	    nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_IMM_DREG) != NFT_REG_VERDICT)
+		goto out;
+	verdict = (int)nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_IMM_VERDICT);
+	if (verdict == NF_DROP) {
+		if (i == 0 && comment && strcmp(comment, NFT_DROP_COMMENT) == 0)
+			rc = 1;
+		goto out;
+	}
+	if (verdict == NF_ACCEPT)
+		out.verdict = PF_IR_ACCEPT;
+	else if (verdict == NFT_RETURN)
+		out.verdict = PF_IR_RETURN;
+	else
+		goto out;
+	/* the address field must be the one the verdict's direction matches */
+	if (out.family && (off == 12 || off == 8) != (out.verdict == PF_IR_ACCEPT))
+		goto out;
+	if (comment) {
+		char *hash = strrchr(comment, '#');
+		char *end = NULL;
+		unsigned long idx;
+
+		if (!hash)
+			goto out;
+		idx = strtoul(hash + 1, &end, 10);
+		if (!*(hash + 1) || *end || idx > UINT32_MAX)
+			goto out;
+		*hash = '\0';
+		out.policy = strdup(comment);
+		out.rule = (uint32_t)idx;
+		if (!out.policy) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	*ret = out;
+	memset(&out, 0, sizeof(out));
+	rc = 0;
+out:
+	nft_ir_rule_done(&out);
+	free(comment);
+	return rc;
+}
+
+bool nft_base_rule_matches(struct nftnl_rule *r, int i)
+{
+	struct nftnl_rule *want = nft_build_base_rule("x", i);
+	struct expr_list a = { 0 }, b = { 0 };
+	char ba[256], bb[256];
+	bool ok = false;
+	int k;
+
+	if (!want)
+		return false;
+	if (nftnl_expr_foreach(r, collect_cb, &a) < 0 || nftnl_expr_foreach(want, collect_cb, &b) < 0 ||
+	    a.n != b.n)
+		goto out;
+	for (k = 0; k < a.n; k++) {
+		nftnl_expr_snprintf(ba, sizeof(ba), a.v[k], NFTNL_OUTPUT_DEFAULT, 0);
+		nftnl_expr_snprintf(bb, sizeof(bb), b.v[k], NFTNL_OUTPUT_DEFAULT, 0);
+		if (strcmp(ba, bb) != 0)
+			goto out;
+	}
+	ok = true;
+out:
+	nftnl_rule_free(want);
+	return ok;
+}
+
+int nft_parse_dispatch_elem(struct nftnl_set_elem *e, char *ifname, size_t ifname_len, char **ret_chain)
+{
+	uint32_t len = 0, verdict;
+	const char *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+	const char *chain;
+	char *c;
+
+	if (!key || len != NFT_IFNAMSIZ || ifname_len < NFT_IFNAMSIZ + 1 ||
+	    !nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT))
+		return -ENOTSUP;
+	memcpy(ifname, key, NFT_IFNAMSIZ);
+	ifname[NFT_IFNAMSIZ] = '\0';
+	verdict = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT);
+	if (verdict == NF_DROP) {
+		chain = "";
+	} else if (verdict == (uint32_t)NFT_JUMP && nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
+		chain = nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN);
+	} else {
+		return -ENOTSUP;
+	}
+	c = strdup(chain);
+	if (!c)
+		return -ENOMEM;
+	*ret_chain = c;
+	return 0;
+}

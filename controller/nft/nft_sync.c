@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Full sync (kernel state -> plan) and incremental apply (IR diff).
+ *
+ * Both emit messages through a "chunker": one transaction in the normal
+ * case; for a sync larger than max_txn_msgs, several, cut only at points
+ * where the committed state is safe (see nft.h). A dry run of the same code
+ * counts the messages first to pick the mode. */
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netlink.h>
+
+#include "nft_int.h"
+
+#define SYNC_ATTEMPTS 5
+
+struct chunker {
+	struct pf_nft *n;
+	struct nft_txn *t;
+	size_t max;      /* messages per transaction; SIZE_MAX: never cut */
+	bool dry;        /* count, do not send */
+	size_t counted;
+	bool check_gen;
+	uint32_t gen;    /* generation the next commit expects */
+};
+
+static int ck_flush(struct chunker *c)
+{
+	int rc = 0;
+
+	if (!c->t)
+		return 0;
+	if (c->dry) {
+		c->counted += nft_txn_msgs(c->t);
+	} else if (nft_txn_msgs(c->t)) {
+		rc = nft_txn_commit(c->t);
+		if (rc == 0)
+			c->gen++; /* our own commit: the only change we expect */
+	}
+	nft_txn_free(c->t);
+	c->t = NULL;
+	return rc;
+}
+
+/* Makes room for `need` messages that belong together. */
+static int ck_room(struct chunker *c, size_t need)
+{
+	int rc;
+
+	if (c->t && nft_txn_msgs(c->t) && nft_txn_msgs(c->t) + need > c->max) {
+		rc = ck_flush(c);
+		if (rc < 0)
+			return rc;
+	}
+	if (!c->t) {
+		c->t = nft_txn_new(c->n, c->check_gen, c->gen);
+		if (!c->t)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static const char *tbl(const struct chunker *c)
+{
+	return c->n->table;
+}
+
+/* ---- emitters ---- */
+
+static int emit_fixed(struct chunker *c, const struct nft_kstate *k)
+{
+	char what[320];
+	int rc = 0, d, i;
+
+	if (k->maps_present[0] && k->maps_present[1] && !k->maps_ok) {
+		nft_seterr(c->n, "table inet %s: a dispatch map exists with another type", tbl(c));
+		return -EEXIST;
+	}
+	rc = ck_room(c, 3 + 1 + 2 * NFT_BASE_RULES);
+	if (rc < 0)
+		return rc;
+	if (!k->table) {
+		struct nftnl_table *t = nft_build_table(tbl(c));
+
+		if (!t)
+			return -ENOMEM;
+		snprintf(what, sizeof(what), "table inet %s", tbl(c));
+		rc = nft_txn_add_table(c->t, NFT_MSG_NEWTABLE, NLM_F_CREATE, t, what);
+		nftnl_table_free(t);
+		if (rc < 0)
+			return rc;
+	}
+	for (d = 0; d < PF_IR_DIR_MAX; d++) {
+		struct nftnl_set *s;
+
+		if (k->maps_present[d])
+			continue;
+		s = nft_build_map(tbl(c), nft_dispatch_map((enum pf_ir_dir)d));
+		if (!s)
+			return -ENOMEM;
+		snprintf(what, sizeof(what), "map %s", nft_dispatch_map((enum pf_ir_dir)d));
+		rc = nft_txn_add_set(c->t, NFT_MSG_NEWSET, NLM_F_CREATE, s, what);
+		nftnl_set_free(s);
+		if (rc < 0)
+			return rc;
+	}
+	if (k->base_present && k->base_ok)
+		return 0;
+	if (!k->base_present) {
+		struct nftnl_chain *ch = nft_build_base_chain(tbl(c));
+
+		if (!ch)
+			return -ENOMEM;
+		rc = nft_txn_add_chain(c->t, NFT_MSG_NEWCHAIN, NLM_F_CREATE, ch, "base chain " PF_NFT_BASE_CHAIN);
+		nftnl_chain_free(ch);
+	} else {
+		/* same name, other content (an older layout): rewrite its rules
+		 * in place; the chain and its hook stay */
+		struct nftnl_rule *f = nft_build_flush(tbl(c), PF_NFT_BASE_CHAIN);
+
+		if (!f)
+			return -ENOMEM;
+		rc = nft_txn_add_rule(c->t, NFT_MSG_DELRULE, 0, f, "flush of base chain " PF_NFT_BASE_CHAIN);
+		nftnl_rule_free(f);
+	}
+	for (i = 0; rc == 0 && i < NFT_BASE_RULES; i++) {
+		struct nftnl_rule *r = nft_build_base_rule(tbl(c), i);
+
+		if (!r)
+			return -ENOMEM;
+		snprintf(what, sizeof(what), "rule %d of base chain %s", i, PF_NFT_BASE_CHAIN);
+		rc = nft_txn_add_rule(c->t, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, r, what);
+		nftnl_rule_free(r);
+	}
+	return rc;
+}
+
+static void elem_text(enum pf_ir_set_type type, const struct pf_ir_elem *e, char *buf, size_t len)
+{
+	char lo[PF_ADDR_STRLEN], hi[PF_ADDR_STRLEN];
+
+	pf_addr_format(&e->lo, lo);
+	if (type == PF_IR_SET_NET4 || type == PF_IR_SET_NET6)
+		snprintf(buf, len, "%s-%s", lo, pf_addr_format(&e->hi, hi));
+	else if (type == PF_IR_SET_ADDR4_PORT || type == PF_IR_SET_ADDR6_PORT)
+		snprintf(buf, len, "%s . %u . %u", lo, e->proto, e->port);
+	else
+		snprintf(buf, len, "%s", lo);
+}
+
+static int emit_elems(struct chunker *c, uint16_t type, const char *set, enum pf_ir_set_type stype,
+		      const struct pf_ir_elem *const *elems, size_t n)
+{
+	char what[512], first[128], last[128];
+	size_t i, k;
+	int rc;
+
+	for (i = 0; i < n; i += k) {
+		struct nftnl_set *s;
+
+		k = n - i < NFT_ELEMS_PER_MSG ? n - i : NFT_ELEMS_PER_MSG;
+		s = nft_build_elems(tbl(c), set, stype, elems + i, k);
+		if (!s)
+			return -ENOMEM;
+		elem_text(stype, elems[i], first, sizeof(first));
+		elem_text(stype, elems[i + k - 1], last, sizeof(last));
+		snprintf(what, sizeof(what), "%s %zu element%s of set %s (%s%s%s)",
+			 type == NFT_MSG_NEWSETELEM ? "add" : "delete", k, k == 1 ? "" : "s", set, first,
+			 k > 1 ? " .. " : "", k > 1 ? last : "");
+		rc = ck_room(c, 1);
+		if (rc == 0)
+			rc = nft_txn_add_elems(c->t, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, s, what);
+		nftnl_set_free(s);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int elem_ptr_cmp(const void *a, const void *b)
+{
+	return nft_elem_cmp(*(const struct pf_ir_elem *const *)a, *(const struct pf_ir_elem *const *)b);
+}
+
+static const struct pf_ir_elem **elem_ptrs(const struct pf_ir_set *s)
+{
+	const struct pf_ir_elem **v = malloc((s->n_elems ? s->n_elems : 1) * sizeof(*v));
+	size_t i;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < s->n_elems; i++)
+		v[i] = &s->elems[i];
+	qsort(v, s->n_elems, sizeof(*v), elem_ptr_cmp);
+	return v;
+}
+
+static int emit_set_add(struct chunker *c, const struct pf_ir_set *set)
+{
+	const struct pf_ir_elem **v = NULL;
+	struct nftnl_set *s = nft_build_set(tbl(c), set);
+	char what[400];
+	int rc = -ENOMEM;
+
+	if (!s)
+		goto out;
+	snprintf(what, sizeof(what), "set %s (%s)", set->name, set->comment ? set->comment : "");
+	rc = ck_room(c, 1);
+	if (rc == 0)
+		rc = nft_txn_add_set(c->t, NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, s, what);
+	if (rc < 0)
+		goto out;
+	v = elem_ptrs(set);
+	rc = v ? emit_elems(c, NFT_MSG_NEWSETELEM, set->name, set->type, v, set->n_elems) : -ENOMEM;
+out:
+	free(v);
+	nftnl_set_free(s);
+	return rc;
+}
+
+/* Elements of `from` not in `to` (deletes) or of `to` not in `from` (adds). */
+static int emit_set_change(struct chunker *c, const struct pf_ir_set *from, const struct pf_ir_set *to)
+{
+	const struct pf_ir_elem **a = elem_ptrs(from), **b = elem_ptrs(to), **add = NULL, **del = NULL;
+	size_t i = 0, j = 0, na = 0, nd = 0;
+	int rc = -ENOMEM;
+
+	if (!a || !b)
+		goto out;
+	add = malloc((to->n_elems + 1) * sizeof(*add));
+	del = malloc((from->n_elems + 1) * sizeof(*del));
+	if (!add || !del)
+		goto out;
+	while (i < from->n_elems || j < to->n_elems) {
+		int k = i == from->n_elems ? 1 : j == to->n_elems ? -1 : nft_elem_cmp(a[i], b[j]);
+
+		if (k < 0)
+			del[nd++] = a[i++];
+		else if (k > 0)
+			add[na++] = b[j++];
+		else
+			i++, j++;
+	}
+	/* deletes first: an interval replaced by an overlapping one must
+	 * leave before the new one arrives */
+	rc = emit_elems(c, NFT_MSG_DELSETELEM, to->name, to->type, del, nd);
+	if (rc == 0)
+		rc = emit_elems(c, NFT_MSG_NEWSETELEM, to->name, to->type, add, na);
+out:
+	free(a);
+	free(b);
+	free(add);
+	free(del);
+	return rc;
+}
+
+static int emit_set_del(struct chunker *c, const char *name)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	char what[300];
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, tbl(c));
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	snprintf(what, sizeof(what), "delete set %s", name);
+	rc = ck_room(c, 1);
+	if (rc == 0)
+		rc = nft_txn_add_set(c->t, NFT_MSG_DELSET, 0, s, what);
+	nftnl_set_free(s);
+	return rc;
+}
+
+/* The chain's rules and its closing drop (after a NEWCHAIN or a flush). */
+static int emit_rules(struct chunker *c, const struct pf_ir_chain *ch)
+{
+	char what[512];
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i <= ch->n_rules; i++) {
+		struct nftnl_rule *r;
+
+		if (i < ch->n_rules) {
+			const struct pf_ir_rule *ir = &ch->rules[i];
+
+			r = nft_build_rule(tbl(c), ch->name, ir);
+			snprintf(what, sizeof(what), "rule %u of policy %s in chain %s (pod %s)", ir->rule,
+				 ir->policy ? ir->policy : "?", ch->name, ch->pod ? ch->pod : "?");
+			if (!r) {
+				nft_seterr(c->n, "%s: cannot be expressed", what);
+				return -EINVAL;
+			}
+		} else {
+			r = nft_build_drop_rule(tbl(c), ch->name);
+			snprintf(what, sizeof(what), "closing drop of chain %s (pod %s)", ch->name,
+				 ch->pod ? ch->pod : "?");
+			if (!r)
+				return -ENOMEM;
+		}
+		rc = nft_txn_add_rule(c->t, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, r, what);
+		nftnl_rule_free(r);
+	}
+	return rc;
+}
+
+static int emit_chain_add(struct chunker *c, const struct pf_ir_chain *ch)
+{
+	struct nftnl_chain *o;
+	char what[400];
+	int rc;
+
+	/* a chain and its rules go in one transaction */
+	rc = ck_room(c, ch->n_rules + 2);
+	if (rc < 0)
+		return rc;
+	o = nft_build_chain(tbl(c), ch);
+	if (!o)
+		return -ENOMEM;
+	snprintf(what, sizeof(what), "chain %s (pod %s)", ch->name, ch->pod ? ch->pod : "?");
+	rc = nft_txn_add_chain(c->t, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, o, what);
+	nftnl_chain_free(o);
+	return rc < 0 ? rc : emit_rules(c, ch);
+}
+
+static int emit_chain_replace(struct chunker *c, const struct pf_ir_chain *ch)
+{
+	struct nftnl_rule *f;
+	char what[400];
+	int rc;
+
+	rc = ck_room(c, ch->n_rules + 2);
+	if (rc < 0)
+		return rc;
+	f = nft_build_flush(tbl(c), ch->name);
+	if (!f)
+		return -ENOMEM;
+	snprintf(what, sizeof(what), "flush of chain %s (pod %s)", ch->name, ch->pod ? ch->pod : "?");
+	rc = nft_txn_add_rule(c->t, NFT_MSG_DELRULE, 0, f, what);
+	nftnl_rule_free(f);
+	return rc < 0 ? rc : emit_rules(c, ch);
+}
+
+static int emit_chain_del(struct chunker *c, const char *name)
+{
+	struct nftnl_chain *o = nftnl_chain_alloc();
+	char what[300];
+	int rc;
+
+	if (!o)
+		return -ENOMEM;
+	nftnl_chain_set_u32(o, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	nftnl_chain_set_str(o, NFTNL_CHAIN_TABLE, tbl(c));
+	nftnl_chain_set_str(o, NFTNL_CHAIN_NAME, name);
+	snprintf(what, sizeof(what), "delete chain %s", name);
+	rc = ck_room(c, 1);
+	if (rc == 0)
+		rc = nft_txn_add_chain(c->t, NFT_MSG_DELCHAIN, 0, o, what);
+	nftnl_chain_free(o);
+	return rc;
+}
+
+enum disp_del { DISP_NONE, DISP_DEL, DISP_DESTROY };
+
+/* Dispatch element ifname -> chain (NULL: drop), after removing the
+ * present one (a map element's verdict cannot be changed in place). */
+static int emit_dispatch(struct chunker *c, enum pf_ir_dir dir, const char *ifname, const char *chain,
+			 const char *pod, enum disp_del del, bool add)
+{
+	const char *dn = dir == PF_IR_INGRESS ? "ingress" : "egress";
+	char what[400];
+	int rc;
+
+	rc = ck_room(c, 2);
+	if (rc < 0)
+		return rc;
+	if (del != DISP_NONE) {
+		struct nftnl_set *s = nft_build_dispatch(tbl(c), dir, ifname, NULL);
+
+		if (!s)
+			return -ENOMEM;
+		snprintf(what, sizeof(what), "remove %s dispatch of %s (pod %s)", dn, ifname, pod ? pod : "?");
+		rc = nft_txn_add_elems(c->t, del == DISP_DEL ? NFT_MSG_DELSETELEM : PF_NFT_MSG_DESTROYSETELEM, 0,
+				       s, what);
+		nftnl_set_free(s);
+		if (rc < 0)
+			return rc;
+	}
+	if (add) {
+		struct nftnl_set *s = nft_build_dispatch(tbl(c), dir, ifname, chain);
+
+		if (!s) {
+			nft_seterr(c->n, "dispatch of %s: bad interface name", ifname);
+			return -EINVAL;
+		}
+		snprintf(what, sizeof(what), "%s dispatch %s -> %s (pod %s)", dn, ifname,
+			 chain ? chain : "drop", pod ? pod : "?");
+		rc = nft_txn_add_elems(c->t, NFT_MSG_NEWSETELEM, NLM_F_CREATE, s, what);
+		nftnl_set_free(s);
+	}
+	return rc;
+}
+
+/* ---- sync ---- */
+
+static const struct pf_ir_set *find_set(const struct pf_ir_plan *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_sets; i++)
+		if (strcmp(p->sets[i].name, name) == 0)
+			return &p->sets[i];
+	return NULL;
+}
+
+static const struct pf_ir_chain *find_chain(const struct pf_ir_plan *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_chains; i++)
+		if (strcmp(p->chains[i].name, name) == 0)
+			return &p->chains[i];
+	return NULL;
+}
+
+static const struct pf_ir_pod *find_pod(const struct pf_ir_plan *p, const char *ifname)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_pods; i++)
+		if (strcmp(p->pods[i].ifname, ifname) == 0)
+			return &p->pods[i];
+	return NULL;
+}
+
+static const char *cur_dispatch(const struct pf_ir_plan *cur, const char *ifname, int d)
+{
+	const struct pf_ir_pod *p = find_pod(cur, ifname);
+
+	return p ? p->chain[d] : NULL;
+}
+
+/* Emits plan's difference to the kernel state k. chunked: cut into safe
+ * steps (see nft.h); else everything goes into the chunker's one txn. */
+static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct pf_ir_plan *want, bool chunked)
+{
+	const struct pf_ir_plan *cur = k->plan;
+	size_t i;
+	int rc, d;
+
+	/* (1) fixed parts; in chunked mode every pod about to be isolated is
+	 * dropped until its chain is complete */
+	rc = emit_fixed(c, k);
+	for (i = 0; rc == 0 && chunked && i < want->n_pods; i++) {
+		const struct pf_ir_pod *p = &want->pods[i];
+
+		for (d = 0; rc == 0 && d < PF_IR_DIR_MAX; d++)
+			if (p->chain[d] && !cur_dispatch(cur, p->ifname, d))
+				rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, NULL, p->key, DISP_NONE, true);
+	}
+	if (rc == 0 && chunked)
+		rc = ck_flush(c);
+	/* (2) new sets and chains: nothing references them yet */
+	for (i = 0; rc == 0 && i < want->n_sets; i++) {
+		const struct pf_ir_set *s = &want->sets[i], *o = find_set(cur, s->name);
+
+		if (o && o->type != s->type) {
+			nft_seterr(c->n, "set %s exists with another type or content we did not write", s->name);
+			rc = -EEXIST;
+		} else if (!o) {
+			rc = emit_set_add(c, s);
+		}
+	}
+	for (i = 0; rc == 0 && i < want->n_chains; i++)
+		if (!find_chain(cur, want->chains[i].name))
+			rc = emit_chain_add(c, &want->chains[i]);
+	if (rc == 0 && chunked)
+		rc = ck_flush(c);
+	if (rc == 0 && chunked)
+		c->max = SIZE_MAX; /* (3) is one transaction whatever its size */
+	/* (3) changes to objects in use, atomically */
+	for (i = 0; rc == 0 && i < want->n_sets; i++) {
+		const struct pf_ir_set *s = &want->sets[i], *o = find_set(cur, s->name);
+
+		if (o)
+			rc = emit_set_change(c, o, s);
+	}
+	for (i = 0; rc == 0 && i < want->n_chains; i++) {
+		const struct pf_ir_chain *ch = &want->chains[i], *o = find_chain(cur, ch->name);
+
+		if (o && !nft_chain_rules_equal(o, ch))
+			rc = emit_chain_replace(c, ch);
+	}
+	for (i = 0; rc == 0 && i < cur->n_pods; i++) {
+		const struct pf_ir_pod *p = &cur->pods[i], *w = find_pod(want, p->ifname);
+
+		for (d = 0; rc == 0 && d < PF_IR_DIR_MAX; d++) {
+			const char *wc = w ? w->chain[d] : NULL;
+
+			if (!p->chain[d] || !*p->chain[d])
+				continue; /* absent, or a placeholder: (4) */
+			if (!wc)
+				rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, NULL, p->key, DISP_DEL, false);
+			else if (strcmp(wc, p->chain[d]) != 0)
+				rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, wc, w->key, DISP_DEL, true);
+		}
+	}
+	/* placeholders of an interrupted cold start that the plan no longer isolates */
+	for (i = 0; rc == 0 && i < cur->n_pods; i++) {
+		const struct pf_ir_pod *p = &cur->pods[i], *w = find_pod(want, p->ifname);
+
+		for (d = 0; rc == 0 && d < PF_IR_DIR_MAX; d++)
+			if (p->chain[d] && !*p->chain[d] && !(w && w->chain[d]))
+				rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, NULL, p->key, DISP_DEL, false);
+	}
+	if (rc == 0 && chunked) {
+		rc = ck_flush(c);
+		c->max = c->n->max_txn_msgs;
+	}
+	/* (4) pods whose chain is now complete: from drop (or nothing) to it */
+	for (i = 0; rc == 0 && i < want->n_pods; i++) {
+		const struct pf_ir_pod *p = &want->pods[i];
+
+		for (d = 0; rc == 0 && d < PF_IR_DIR_MAX; d++) {
+			const char *cc = cur_dispatch(cur, p->ifname, d);
+
+			if (!p->chain[d] || (cc && *cc))
+				continue;
+			rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, p->chain[d], p->key,
+					   (cc || chunked) ? DISP_DEL : DISP_NONE, true);
+		}
+	}
+	if (rc == 0 && chunked)
+		rc = ck_flush(c);
+	/* (5) what nothing references any more */
+	for (i = 0; rc == 0 && i < cur->n_chains; i++)
+		if (!find_chain(want, cur->chains[i].name))
+			rc = emit_chain_del(c, cur->chains[i].name);
+	for (i = 0; rc == 0 && i < cur->n_sets; i++)
+		if (!find_set(want, cur->sets[i].name))
+			rc = emit_set_del(c, cur->sets[i].name);
+	if (rc == 0)
+		rc = ck_flush(c);
+	return rc;
+}
+
+static void chunker_done(struct chunker *c)
+{
+	nft_txn_free(c->t);
+	c->t = NULL;
+}
+
+int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
+{
+	int attempt, rc = -EAGAIN;
+
+	n->err[0] = '\0';
+	for (attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+		struct nft_kstate k = { 0 };
+		struct chunker dry = { .n = n, .max = SIZE_MAX, .dry = true };
+		struct chunker c = { .n = n, .check_gen = true };
+		bool chunked;
+
+		rc = nft_read_state(n, &k);
+		if (rc < 0)
+			return rc;
+		rc = sync_emit(&dry, &k, plan, false);
+		chunker_done(&dry);
+		if (rc < 0) {
+			nft_kstate_done(&k);
+			return rc;
+		}
+		chunked = dry.counted > n->max_txn_msgs;
+		c.max = chunked ? n->max_txn_msgs : SIZE_MAX;
+		c.gen = k.gen;
+		rc = sync_emit(&c, &k, plan, chunked);
+		chunker_done(&c);
+		nft_kstate_done(&k);
+		if (rc != -ERESTART)
+			return rc;
+	}
+	return -EAGAIN;
+}
+
+/* ---- apply ---- */
+
+static const enum pf_ir_op_type apply_order[] = {
+	PF_IR_OP_SET_ADD,   PF_IR_OP_ELEM_DEL,      PF_IR_OP_ELEM_ADD,     PF_IR_OP_CHAIN_ADD,
+	PF_IR_OP_CHAIN_REPLACE, PF_IR_OP_DISPATCH_SET, PF_IR_OP_DISPATCH_DEL, PF_IR_OP_CHAIN_DEL,
+	PF_IR_OP_SET_DEL,
+};
+
+static int apply_op(struct chunker *c, const struct pf_ir_op *op)
+{
+	switch (op->type) {
+	case PF_IR_OP_SET_ADD:
+		return emit_set_add(c, op->set);
+	case PF_IR_OP_ELEM_ADD:
+	case PF_IR_OP_ELEM_DEL:
+		return emit_elems(c, op->type == PF_IR_OP_ELEM_ADD ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+				  op->set->name, op->set->type, op->elems, op->n_elems);
+	case PF_IR_OP_CHAIN_ADD:
+		return emit_chain_add(c, op->chain);
+	case PF_IR_OP_CHAIN_REPLACE:
+		return emit_chain_replace(c, op->chain);
+	case PF_IR_OP_DISPATCH_SET:
+		/* add or replace without knowing which: destroy tolerates absence */
+		return emit_dispatch(c, op->dir, op->ifname, op->chain->name, op->chain->pod, DISP_DESTROY, true);
+	case PF_IR_OP_DISPATCH_DEL:
+		return emit_dispatch(c, op->dir, op->ifname, NULL, NULL, DISP_DEL, false);
+	case PF_IR_OP_CHAIN_DEL:
+		return emit_chain_del(c, op->chain->name);
+	case PF_IR_OP_SET_DEL:
+		return emit_set_del(c, op->set->name);
+	default:
+		return -EINVAL;
+	}
+}
+
+int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff)
+{
+	struct chunker c = { .n = n, .max = SIZE_MAX };
+	size_t i, o;
+	int rc = 0;
+
+	n->err[0] = '\0';
+	for (o = 0; rc == 0 && o < sizeof(apply_order) / sizeof(apply_order[0]); o++)
+		for (i = 0; rc == 0 && i < diff->n_ops; i++)
+			if (diff->ops[i].type == apply_order[o])
+				rc = apply_op(&c, &diff->ops[i]);
+	if (rc == 0)
+		rc = ck_flush(&c);
+	chunker_done(&c);
+	return rc;
+}

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: Apache-2.0
+/* One nftables transaction: a paged batch (libnftnl's nftnl_batch) between
+ * BATCH_BEGIN and BATCH_END, sent with one sendmsg so the kernel sees one
+ * batch and commits it atomically or not at all. Every message asks for an
+ * ACK and carries its own sequence number; `what` remembers which object
+ * each sequence number stands for, so a kernel error names the pod, policy,
+ * set or chain instead of "File exists". */
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/common.h>
+
+#include "nft_int.h"
+
+struct nft_txn {
+	struct pf_nft *n;
+	struct nftnl_batch *b;
+	uint32_t seq0;   /* BATCH_BEGIN */
+	size_t n_msgs;   /* object messages after it */
+	char **what;     /* what[i] names message seq0 + 1 + i */
+	size_t cap;
+	int err;         /* sticky build error */
+};
+
+void nft_seterr(struct pf_nft *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(n->err, sizeof(n->err), fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Pages of 128 KiB; a message may overrun a page by up to 64 KiB + a page. */
+#define PAGE_SIZE_BATCH (128u * 1024u)
+#define PAGE_OVERRUN (65536u + 4096u)
+
+struct nft_txn *nft_txn_new(struct pf_nft *n, bool check_gen, uint32_t gen)
+{
+	struct nft_txn *t = calloc(1, sizeof(*t));
+	struct nlmsghdr *nlh;
+	struct nfgenmsg *nfg;
+
+	if (!t)
+		return NULL;
+	t->n = n;
+	t->b = nftnl_batch_alloc(PAGE_SIZE_BATCH, PAGE_OVERRUN);
+	if (!t->b) {
+		free(t);
+		return NULL;
+	}
+	t->seq0 = n->seq++;
+	/* Built by hand rather than with nftnl_batch_begin() to carry the
+	 * generation id: the kernel refuses the batch with ERESTART if the
+	 * ruleset changed since we read it. */
+	nlh = mnl_nlmsg_put_header(nftnl_batch_buffer(t->b));
+	nlh->nlmsg_type = NFNL_MSG_BATCH_BEGIN;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = t->seq0;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_UNSPEC;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = htons(NFNL_SUBSYS_NFTABLES);
+	if (check_gen)
+		mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(gen));
+	nftnl_batch_update(t->b);
+	return t;
+}
+
+void nft_txn_free(struct nft_txn *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->n_msgs; i++)
+		free(t->what[i]);
+	free(t->what);
+	nftnl_batch_free(t->b);
+	free(t);
+}
+
+size_t nft_txn_msgs(const struct nft_txn *t)
+{
+	return t->n_msgs;
+}
+
+static struct nlmsghdr *msg_begin(struct nft_txn *t, uint16_t type, uint16_t flags, const char *what)
+{
+	char *w;
+
+	if (t->err)
+		return NULL;
+	if (t->n_msgs == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		char **v = realloc(t->what, cap * sizeof(*v));
+
+		if (!v) {
+			t->err = -ENOMEM;
+			return NULL;
+		}
+		t->what = v;
+		t->cap = cap;
+	}
+	w = strdup(what);
+	if (!w) {
+		t->err = -ENOMEM;
+		return NULL;
+	}
+	t->what[t->n_msgs] = w;
+	return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->b), type, NFPROTO_INET,
+				     flags | NLM_F_ACK, t->seq0 + 1 + (uint32_t)t->n_msgs);
+}
+
+static int msg_end(struct nft_txn *t)
+{
+	t->n_msgs++;
+	/* moves to a fresh page when this one is full */
+	if (nftnl_batch_update(t->b) < 0) {
+		t->err = -ENOMEM;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int nft_txn_add_table(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_table *o, const char *what)
+{
+	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+
+	if (!nlh)
+		return t->err;
+	nftnl_table_nlmsg_build_payload(nlh, o);
+	return msg_end(t);
+}
+
+int nft_txn_add_chain(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_chain *o, const char *what)
+{
+	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+
+	if (!nlh)
+		return t->err;
+	nftnl_chain_nlmsg_build_payload(nlh, o);
+	return msg_end(t);
+}
+
+int nft_txn_add_rule(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_rule *o, const char *what)
+{
+	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+
+	if (!nlh)
+		return t->err;
+	nftnl_rule_nlmsg_build_payload(nlh, o);
+	return msg_end(t);
+}
+
+int nft_txn_add_set(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what)
+{
+	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+
+	if (!nlh)
+		return t->err;
+	nftnl_set_nlmsg_build_payload(nlh, o);
+	return msg_end(t);
+}
+
+int nft_txn_add_elems(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what)
+{
+	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+
+	if (!nlh)
+		return t->err;
+	nftnl_set_elems_nlmsg_build_payload(nlh, o);
+	return msg_end(t);
+}
+
+struct ack_state {
+	struct nft_txn *t;
+	size_t acks;
+	int first_err;
+	uint32_t first_seq;
+	size_t n_errs;
+	char extack[256];
+};
+
+static int extack_cb(const struct nlattr *attr, void *data)
+{
+	struct ack_state *st = data;
+
+	if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+		snprintf(st->extack, sizeof(st->extack), "%s", mnl_attr_get_str(attr));
+	return MNL_CB_OK;
+}
+
+static void on_ack(struct ack_state *st, const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	size_t off;
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+		return;
+	if (e->error == 0) {
+		st->acks++;
+		return;
+	}
+	st->n_errs++;
+	/* keep the earliest failing message: later errors are often its echo */
+	if (st->first_err && e->msg.nlmsg_seq >= st->first_seq)
+		return;
+	st->first_err = e->error;
+	st->first_seq = e->msg.nlmsg_seq;
+	st->extack[0] = '\0';
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return;
+	off = sizeof(*e);
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += e->msg.nlmsg_len - sizeof(e->msg);
+	if (mnl_nlmsg_size(off) <= nlh->nlmsg_len)
+		mnl_attr_parse(nlh, (unsigned int)off, extack_cb, st);
+}
+
+static const char *what_of(struct nft_txn *t, uint32_t seq)
+{
+	if (seq == t->seq0)
+		return "transaction";
+	if (seq > t->seq0 && seq - t->seq0 - 1 < t->n_msgs)
+		return t->what[seq - t->seq0 - 1];
+	return "unknown message";
+}
+
+int nft_txn_commit(struct nft_txn *t)
+{
+	struct pf_nft *n = t->n;
+	struct ack_state st = { .t = t };
+	struct sockaddr_nl snl = { .nl_family = AF_NETLINK };
+	struct iovec *iov = NULL;
+	struct msghdr msg = { 0 };
+	struct nlmsghdr *end;
+	int fd = mnl_socket_get_fd(n->nl), niov, i, ret;
+	size_t bytes = 0;
+	uint64_t t0, dt;
+
+	if (t->err)
+		return t->err;
+	if (t->n_msgs == 0)
+		return 0;
+	end = nftnl_batch_end(nftnl_batch_buffer(t->b), t->seq0 + 1 + (uint32_t)t->n_msgs);
+	(void)end;
+	if (nftnl_batch_update(t->b) < 0)
+		return -ENOMEM;
+	niov = nftnl_batch_iovec_len(t->b);
+	iov = calloc((size_t)niov, sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	nftnl_batch_iovec(t->b, iov, (uint32_t)niov);
+	for (i = 0; i < niov; i++)
+		bytes += iov[i].iov_len;
+	msg.msg_name = &snl;
+	msg.msg_namelen = sizeof(snl);
+	msg.msg_iov = iov;
+	msg.msg_iovlen = (size_t)niov;
+
+	t0 = now_ns();
+	n->stats.transactions++;
+	n->stats.mutating_msgs += t->n_msgs;
+	n->stats.bytes += bytes;
+	if (sendmsg(fd, &msg, 0) < 0) {
+		ret = -errno;
+		nft_seterr(n, "sending a batch of %zu messages (%zu bytes): %s", t->n_msgs, bytes, strerror(-ret));
+		n->stats.failed_transactions++;
+		goto out;
+	}
+	/* The kernel processes the batch inside sendmsg(): by now every ACK
+	 * (and every error, all of which are reported, not just the first)
+	 * is queued on our socket. Drain it all so no stale ACK is left for
+	 * the next request, even after an error. */
+	for (;;) {
+		ssize_t len = recv(fd, n->rcvbuf, n->rcvbuf_len, MSG_DONTWAIT);
+		struct nlmsghdr *nlh;
+		int left;
+
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (len < 0) {
+			ret = -errno;
+			nft_seterr(n, "reading ACKs: %s", strerror(-ret));
+			n->stats.failed_transactions++;
+			goto out;
+		}
+		left = (int)len;
+		for (nlh = (struct nlmsghdr *)n->rcvbuf; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+			if (nlh->nlmsg_type == NLMSG_ERROR)
+				on_ack(&st, nlh);
+	}
+	dt = now_ns() - t0;
+	if (dt > n->stats.longest_txn_ns)
+		n->stats.longest_txn_ns = dt;
+	if (t->n_msgs > n->stats.longest_txn_msgs)
+		n->stats.longest_txn_msgs = t->n_msgs;
+	if (st.first_err) {
+		ret = st.first_err;
+		n->stats.failed_transactions++;
+		if (ret == -ERESTART && st.first_seq == t->seq0) {
+			n->stats.gen_conflicts++;
+			nft_seterr(n, "ruleset changed since it was read (generation id)");
+		} else {
+			nft_seterr(n, "%s: %s%s%s%s (%zu error%s in a transaction of %zu messages; nothing applied)",
+				   what_of(t, st.first_seq), strerror(-ret), st.extack[0] ? " (" : "", st.extack,
+				   st.extack[0] ? ")" : "", st.n_errs, st.n_errs == 1 ? "" : "s", t->n_msgs);
+		}
+		goto out;
+	}
+	if (st.acks != t->n_msgs) {
+		ret = -EPROTO;
+		n->stats.failed_transactions++;
+		nft_seterr(n, "got %zu ACKs for %zu messages", st.acks, t->n_msgs);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(iov);
+	return ret;
+}
