@@ -520,6 +520,8 @@ current-context: e2e
         pod.netns = self.netns_add(f"{self.prefix}-p-{ns[-12:]}-{name}")
         r = self.cni("ADD", pod)
         if r.returncode != 0:
+            # As the kubelet does: tear the sandbox down; the caller may retry.
+            self.discard_pod(pod)
             raise E2EError(f"CNI ADD {pod.key} failed ({r.returncode}): {r.stdout.strip()} "
                            f"{r.stderr.strip()}")
         result = json.loads(r.stdout)
@@ -539,6 +541,42 @@ current-context: e2e
         if serve:
             self.start_server(pod)
         return pod
+
+    def discard_pod(self, pod):
+        """Removes a pod whose ADD failed: its API object and namespace, nothing else."""
+        if self.kube:
+            self.kube.delete("pods", pod.ns, pod.name)
+        sh(["ip", "netns", "del", pod.netns], check=False)
+        with self.lock:
+            if pod.netns in self.created_netns:
+                self.created_netns.remove(pod.netns)
+            self.pods.pop(pod.key, None)
+
+    def try_add_fail(self, ns, name, node, config):
+        """Runs an ADD that must fail; returns the CNI error code it reported (or raises if it
+        succeeded). Checks the pod namespace is left with nothing but lo."""
+        pod = Pod(ns, name, node, {"app": "fault"}, [(80, "tcp")])
+        pod.uid = f"uid-{self.run_id}-{ns}-{name}"
+        if self.kube:
+            self.kube.create("pods", self.pod_object(pod))
+        pod.container_id = f"f{abs(hash((self.run_id, ns, name, time.time()))):x}"[:32]
+        pod.netns = self.netns_add(f"{self.prefix}-p-{ns[-12:]}-{name}")
+        try:
+            r = self.cni("ADD", pod, config=config)
+            if r.returncode == 0:
+                self.cni("DEL", pod, config=config)
+                raise E2EError(f"ADD {pod.key} with {config.get('socket')} succeeded; it must fail")
+            try:
+                code = json.loads(r.stdout).get("code")
+            except ValueError:
+                code = None
+            links = sorted(link["ifname"] for link in
+                           json.loads(sh(["ip", "-j", "link", "show"], ns=pod.netns).stdout))
+            if links != ["lo"]:
+                raise E2EError(f"failed ADD left links in the pod: {links}")
+            return code
+        finally:
+            self.discard_pod(pod)
 
     def start_server(self, pod):
         args = [self.pfagent, "serve", "--id", pod.key]
@@ -607,6 +645,29 @@ current-context: e2e
         if not os.path.isdir(d):
             return []
         return sorted(f for f in os.listdir(d) if f[0].isdigit() or ":" in f)
+
+    def registrations(self, node):
+        """The controller's local pods as (namespace/name, containerId), or [] without one."""
+        if not self.use_podfenced or node.daemon is None:
+            return []
+        p = self.ctl(node, "pods", "--json", check=False)
+        if p.returncode != 0:
+            return [f"podfencectl pods failed: {p.stderr.strip()}"]
+        doc = json.loads(p.stdout)
+        pods = doc.get("pods", doc) if isinstance(doc, dict) else doc
+        return sorted(f"{x.get('namespace')}/{x.get('name')} {x.get('containerId')}" for x in pods)
+
+    def verify_plans(self):
+        """Each controller's own check that the kernel equals its plan (podfencectl status)."""
+        out = []
+        for node in self.nodes:
+            if not self.use_podfenced:
+                continue
+            st = self.status(node) or {}
+            for key in ("kernelMatchesPlan", "inSync"):
+                if key in st and st[key] is not True:
+                    out.append(f"{node.name}: status {key}={st[key]}")
+        return out
 
     def nft_json(self, node, family="inet", table="podfence"):
         p = node.sh(["nft", "-j", "list", "table", family, table], check=False)

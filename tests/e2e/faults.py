@@ -1,0 +1,380 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Faults with the prober running, and churn.
+
+The prober probes the full 9x9 matrix (TCP/80 and UDP/80 in turn) through the
+ClusterIPs over and over against a fixed expectation — z may not reach x —
+and counts every allowed probe that failed and every denied probe that passed.
+The policy does not change while it runs, so there is no convergence window:
+any such probe is a failure. Changes made to prove that a controller is live
+again after a fault are measured with the prober paused.
+"""
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cases
+import pfcluster as pc
+
+PROBER_TIMEOUT_MS = 1500   # generous: allowed probes must not fail from CPU starvation
+
+
+def guard_policy(conf):
+    return cases.resolve(cases.policy("x", "e2e-guard-deny-from-z", cases.sel(), ["Ingress"], [
+        {"from": [cases.nsel(cases.expr(cases.NAME, "NotIn", ["$ns:z"]))]}]), conf.subst)
+
+
+def guard_expect():
+    return cases.expected_matrix([cases.deny("z*", "x*")])
+
+
+class Prober(threading.Thread):
+    def __init__(self, conf, expect):
+        super().__init__(daemon=True)
+        self.conf = conf
+        self.expect = expect
+        self.stop_ev = threading.Event()
+        self.rounds = 0
+        self.probes = 0
+        self.violations = []   # (time, proto, src, dst, observed)
+        self.error = None
+
+    def run(self):
+        protos = (("tcp", 80), ("udp", 80))
+        try:
+            while not self.stop_ev.is_set():
+                proto, port = protos[self.rounds % 2]
+                t = time.monotonic()
+                obs = self.conf.c.matrix(self.conf.pairs(), port, proto, timeout_ms=PROBER_TIMEOUT_MS)
+                for (a, b), ok in obs.items():
+                    s, d = self.conf.short[a], self.conf.short[b]
+                    self.probes += 1
+                    if ok != self.expect[(s, d)]:
+                        self.violations.append((round(t, 2), f"{proto}/{port}", s, d, ok))
+                self.rounds += 1
+        except Exception as e:  # noqa: BLE001 — reported by the caller
+            self.error = e
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(timeout=60)
+
+    def report(self, label):
+        bad_allow = sum(1 for v in self.violations if not v[4])
+        bad_deny = sum(1 for v in self.violations if v[4])
+        return (f"{label}: {self.probes} probes in {self.rounds} rounds, "
+                f"{bad_allow} allowed failed, {bad_deny} denied passed")
+
+
+class Churner:
+    """Pods created and deleted the kubelet way (ADD retried on 'try again later')."""
+
+    def __init__(self, conf, ns, prefix):
+        self.conf = conf
+        self.c = conf.c
+        self.ns = ns
+        self.prefix = prefix
+        self.errors = []
+        self.add_retries = 0
+        self.done = 0
+
+    def one(self, i, hold_s=0.3):
+        node = self.c.nodes[i % len(self.c.nodes)]
+        name = f"{self.prefix}{i}"
+        try:
+            pod = None
+            for attempt in range(30):
+                try:
+                    pod = self.c.add_pod(self.ns, name, node, {"app": "churn", "i": str(i % 4)},
+                                         ports=[(80, "tcp")], serve=False)
+                    break
+                except pc.E2EError as e:
+                    # The kubelet retries a sandbox whose ADD failed; so does this.
+                    self.add_retries += 1
+                    if attempt == 29:
+                        raise e
+                    time.sleep(0.5)
+            time.sleep(random.uniform(0, hold_s))
+            self.c.delete_pod(pod)
+            self.done += 1
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"{name}: {e}")
+
+    def run(self, n, workers=8, start=0):
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            list(ex.map(self.one, range(start, start + n)))
+
+
+def make_churn_ns(conf, base):
+    real = f"{base}-{conf.c.run_id}"
+    conf.kube.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                    "metadata": {"name": real, "labels": {cases.NAME: real}}})
+    return real
+
+
+def churn_policies(real):
+    """Policies the policy thread cycles through in the churn namespace."""
+    def pol(name, spec):
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": name, "namespace": real}, "spec": spec}
+    return [
+        pol("deny-all", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                         "ingress": [], "egress": []}),
+        pol("allow-i0", {"podSelector": {"matchLabels": {"i": "0"}}, "policyTypes": ["Ingress"],
+                         "ingress": [{"from": [{"podSelector": {"matchLabels": {"i": "1"}}}],
+                                      "ports": [{"port": 80}]}]}),
+        pol("allow-named", {"podSelector": {}, "policyTypes": ["Ingress"],
+                            "ingress": [{"ports": [{"port": "serve-80-tcp"}]}]}),
+    ]
+
+
+class PolicyFlapper(threading.Thread):
+    def __init__(self, conf, real, period=0.4):
+        super().__init__(daemon=True)
+        self.kube = conf.kube
+        self.real = real
+        self.pols = churn_policies(real)
+        self.period = period
+        self.stop_ev = threading.Event()
+        self.changes = 0
+        self.error = None
+
+    def run(self):
+        present = set()
+        try:
+            while not self.stop_ev.wait(self.period):
+                p = random.choice(self.pols)
+                name = p["metadata"]["name"]
+                if name in present:
+                    self.kube.delete("networkpolicies", self.real, name)
+                    present.discard(name)
+                else:
+                    self.kube.create("networkpolicies", p)
+                    present.add(name)
+                self.changes += 1
+        except Exception as e:  # noqa: BLE001
+            self.error = e
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(timeout=30)
+
+
+def normalize_ruleset(j):
+    """nft -j output without handles, with every list sorted: comparable across runs."""
+    def norm(o):
+        if isinstance(o, dict):
+            return {k: norm(v) for k, v in o.items() if k != "handle"}
+        if isinstance(o, list):
+            return sorted((norm(v) for v in o), key=lambda v: json.dumps(v, sort_keys=True))
+        return o
+    if j is None:
+        return None
+    items = [i for i in j.get("nftables", []) if "metainfo" not in i]
+    return norm(items)
+
+
+def node_snapshot(c, node):
+    return {"links": c.node_links(node), "routes": c.node_routes(node),
+            "leases": c.ipam_leases(node), "registrations": c.registrations(node),
+            "ruleset": normalize_ruleset(c.nft_json(node))}
+
+
+def diff_snapshots(before, after):
+    out = []
+    for k in before:
+        if before[k] != after[k]:
+            if k == "ruleset":
+                out.append("nftables table differs from its pre-churn state")
+            else:
+                extra = sorted(set(map(str, after[k])) - set(map(str, before[k])))
+                gone = sorted(set(map(str, before[k])) - set(map(str, after[k])))
+                out.append(f"{k}: left behind {extra[:10]} missing {gone[:10]}")
+    return out
+
+
+def liveness(conf, label):
+    """A policy change must take effect after the fault: returns seconds or raises."""
+    t0 = time.monotonic()
+    pol = cases.resolve(cases.policy("x", "e2e-live-check", cases.sel(pod="b"), ["Ingress"], []),
+                        conf.subst)
+    conf.kube.create("networkpolicies", pol)
+    want = cases.expected_matrix([cases.deny("z*", "x*"), cases.deny("*", "xb")])
+    secs, obs = conf.converge("tcp", 80, want, 20.0)
+    conf.kube.delete("networkpolicies", pol["metadata"]["namespace"], "e2e-live-check")
+    back, obs2 = conf.converge("tcp", 80, guard_expect(), 20.0)
+    if secs is None or back is None:
+        print(conf.tables(f"{label} liveness", want if secs is None else guard_expect(),
+                          obs if secs is None else obs2))
+        raise pc.E2EError(f"{label}: a policy change did not take effect after the fault")
+    return round(time.monotonic() - t0 - back, 2), round(back, 2)
+
+
+def run_faults(conf, results):
+    c = conf.c
+    guard = guard_policy(conf)
+    conf.kube.create("networkpolicies", guard)
+    secs, obs = conf.converge("tcp", 80, guard_expect(), 30.0)
+    if secs is None:
+        print(conf.tables("guard policy", guard_expect(), obs))
+        raise pc.E2EError("guard policy never took effect")
+    churn_ns = make_churn_ns(conf, "fchurn")
+
+    def with_prober(name, fn):
+        pr = Prober(conf, guard_expect())
+        pr.start()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        err = None
+        detail = ""
+        try:
+            detail = fn() or ""
+        except Exception as e:  # noqa: BLE001
+            err = str(e)
+        time.sleep(1.5)
+        pr.stop()
+        ok = err is None and not pr.violations and pr.error is None
+        msg = pr.report(name)
+        if pr.violations:
+            msg += f"; first: {pr.violations[:5]}"
+        if pr.error:
+            msg += f"; prober error: {pr.error}"
+        if err:
+            msg += f"; error: {err}"
+        if detail:
+            msg += f"; {detail}"
+        res = {"id": name, "ok": ok, "msg": msg, "wall": round(time.monotonic() - t0, 1)}
+        if ok:
+            try:
+                up, back = liveness(conf, name)
+                res["msg"] += f"; live again: policy change observed in {up}s"
+            except pc.E2EError as e:
+                res["ok"] = False
+                res["msg"] += f"; {e}"
+        results.append(res)
+        pc.log(f"{'PASS' if res['ok'] else 'FAIL'} {res['msg']}")
+
+    # F1: kill -9 of a controller during churn.
+    def kill9():
+        ch = Churner(conf, churn_ns, "k")
+        t = threading.Thread(target=ch.run, args=(24, 4))
+        t.start()
+        time.sleep(1.0)
+        node = c.nodes[0]
+        node.daemon.send_signal(signal.SIGKILL)
+        node.daemon.wait(timeout=10)
+        time.sleep(1.0)
+        c.start_podfenced(node)
+        ready = c.wait_ready(node)
+        t.join(timeout=180)
+        if ch.errors:
+            raise pc.E2EError(f"churn pods failed: {ch.errors[:3]}")
+        return (f"restarted controller ready in {ready:.2f}s; {ch.done} churn pods, "
+                f"{ch.add_retries} ADDs retried")
+    with_prober("F1 kill -9 podfenced during churn", kill9)
+
+    # F2: restart of the test API server.
+    def restart_api():
+        c.stop_apiserver()
+        time.sleep(2.0)
+        c.start_apiserver()
+        return None
+    with_prober("F2 test API server restart", restart_api)
+
+    # F3: a watch answered with 410 Gone (history compacted, streams told 'Expired').
+    def gone():
+        c.admin("compact", {})
+        r = c.admin("stream", {"action": "error", "code": 410})
+        return f"410 sent to {r.get('watchers')} watches"
+    with_prober("F3 watch answered with 410 Gone", gone)
+
+    # F4: the plugin socket unavailable during ADD: fail closed, leave nothing.
+    def socket_gone():
+        node = c.nodes[1]
+        before = node_snapshot(c, node)
+        notes = []
+        # (a) nobody listens on the configured socket.
+        cfg = c.cni_config(node)
+        cfg["socket"] = os.path.join(node.dir, "nobody-listens.sock")
+        cfg["timeoutMs"] = 2000
+        code = c.try_add_fail(churn_ns, "nosock", node, cfg)
+        notes.append(f"ADD with no listener failed with code {code}")
+        # (b) the controller is frozen: the socket accepts but never answers.
+        node.daemon.send_signal(signal.SIGSTOP)
+        try:
+            cfg = c.cni_config(node)
+            cfg["timeoutMs"] = 2000
+            code2 = c.try_add_fail(churn_ns, "frozen", node, cfg)
+            notes.append(f"ADD to a frozen controller failed with code {code2}")
+        finally:
+            node.daemon.send_signal(signal.SIGCONT)
+        time.sleep(3.0)  # whatever the controller does with the late request, it must undo
+        after = node_snapshot(c, node)
+        left = diff_snapshots(before, after)
+        if left:
+            raise pc.E2EError("failed ADDs left state behind: " + "; ".join(left))
+        if code != 11 or code2 != 11:
+            raise pc.E2EError("ADD must fail with CNI code 11 (try again later): " + ", ".join(notes))
+        return ", ".join(notes)
+    with_prober("F4 plugin socket unavailable during ADD", socket_gone)
+
+
+def run_churn(conf, results, n=100):
+    c = conf.c
+    guard = guard_policy(conf)
+    if not conf.kube.get("networkpolicies", guard["metadata"]["namespace"],
+                         guard["metadata"]["name"], ok404=True):
+        conf.kube.create("networkpolicies", guard)
+    secs, obs = conf.converge("tcp", 80, guard_expect(), 30.0)
+    if secs is None:
+        raise pc.E2EError("guard policy never took effect")
+    churn_ns = make_churn_ns(conf, "churn")
+    before = {n_.name: node_snapshot(c, n_) for n_ in c.nodes}
+    pr = Prober(conf, guard_expect())
+    fl = PolicyFlapper(conf, churn_ns)
+    ch = Churner(conf, churn_ns, "p")
+    t0 = time.monotonic()
+    pr.start()
+    fl.start()
+    ch.run(n, workers=10)
+    fl.stop()
+    for pol in conf.kube.list("networkpolicies", churn_ns):
+        conf.kube.delete("networkpolicies", churn_ns, pol["metadata"]["name"])
+    wall = time.monotonic() - t0
+    time.sleep(2.0)
+    pr.stop()
+    problems = list(ch.errors[:5])
+    if fl.error:
+        problems.append(f"policy thread: {fl.error}")
+    if pr.violations or pr.error:
+        problems.append(pr.report("prober") + (f"; first: {pr.violations[:5]}" if pr.violations else ""))
+    # Settled: every node back to exactly its pre-churn state (kernel = plan for the same
+    # objects), nothing left behind.
+    deadline = time.monotonic() + 20
+    while True:
+        diffs = []
+        for node in c.nodes:
+            d = diff_snapshots(before[node.name], node_snapshot(c, node))
+            diffs += [f"{node.name}: {x}" for x in d]
+        if not diffs or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    problems += diffs
+    plan = c.verify_plans()
+    problems += plan
+    base = {p.netns for p in conf.pods.values()}
+    left_ns = [n_ for n_ in pc.netns_list() if n_.startswith(f"{c.prefix}-p-") and n_ not in base]
+    if left_ns:
+        problems.append(f"pod namespaces left: {left_ns[:5]}")
+    ok = not problems
+    msg = (f"churn: {ch.done}/{n} pods created and deleted across {len(c.nodes)} nodes in "
+           f"{wall:.1f}s, {fl.changes} policy changes, {ch.add_retries} ADD retries; "
+           + pr.report("prober"))
+    if problems:
+        msg += "; problems: " + "; ".join(problems)
+    results.append({"id": "churn", "ok": ok, "msg": msg, "wall": round(wall, 1)})
+    pc.log(f"{'PASS' if ok else 'FAIL'} {msg}")

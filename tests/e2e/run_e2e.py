@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""podfence end to end: a two-node local cluster, the upstream conformance cases,
+faults and churn. See docs/e2e.md.
+
+    run_e2e.py BUILD_DIR conformance [--cases U1,U2,...]
+    run_e2e.py BUILD_DIR faults
+    run_e2e.py BUILD_DIR churn [--pods 100]
+    run_e2e.py BUILD_DIR all
+
+Exit 0 when everything selected passed, 1 otherwise, 77 when network
+namespaces cannot be created (1 instead under CI=true). Everything the run
+creates is removed at the end, also on failure, Ctrl-C or SIGTERM.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conformance  # noqa: E402
+import faults  # noqa: E402
+import pfcluster as pc  # noqa: E402
+
+
+def on_term(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def bring_up(build, plugin, daemon):
+    c = pc.Cluster(build, plugin=plugin, podfenced=daemon)
+    needed = ["pfagent"] + (["podfence"] if plugin == "podfence" else []) + \
+        (["podfenced", "podfencectl"] if daemon else [])
+    where = {"pfagent": "tests/tools", "podfence": "plugin", "podfenced": "controller/daemon",
+             "podfencectl": "controller/ctl"}
+    missing = [n for n in needed if not c.binary(n, where[n])]
+    if missing:
+        raise pc.E2EError(f"not built in {build}: {', '.join(missing)}")
+    t = time.monotonic()
+    c.setup_network()
+    c.start_apiserver()
+    c.create_node_objects()
+    if daemon:
+        for node in c.nodes:
+            c.start_podfenced(node)
+        for node in c.nodes:
+            c.wait_ready(node)
+    pc.log(f"cluster {c.run_id}: {len(c.nodes)} nodes up in {time.monotonic() - t:.1f}s")
+    return c
+
+
+def main():
+    ap = argparse.ArgumentParser(description="podfence end-to-end suite")
+    ap.add_argument("build")
+    ap.add_argument("what", choices=["conformance", "faults", "churn", "all"])
+    ap.add_argument("--cases", help="comma-separated case ids (default: all U1-U48)")
+    ap.add_argument("--pods", type=int, default=100, help="churn pods")
+    ap.add_argument("--plugin", default="podfence", help="CNI plugin (ptp only to debug the harness)")
+    ap.add_argument("--no-daemon", action="store_true", help="no podfenced (harness debugging)")
+    ap.add_argument("--report", help="write the results as JSON here")
+    a = ap.parse_args()
+
+    if not pc.can_create_netns():
+        if os.environ.get("CI") == "true":
+            print("cannot create network namespaces under CI=true", file=sys.stderr)
+            return 1
+        print("skip: cannot create network namespaces", file=sys.stderr)
+        return 77
+    signal.signal(signal.SIGTERM, on_term)
+    results = []
+    c = None
+    t0 = time.monotonic()
+    failed_setup = None
+    try:
+        c = bring_up(a.build, a.plugin, not a.no_daemon)
+        conf = conformance.Conformance(c)
+        conf.create_model()
+        if a.what in ("conformance", "all"):
+            sel = set(a.cases.split(",")) if a.cases else None
+            results += conf.run(sel)
+        if a.what in ("faults", "all"):
+            faults.run_faults(conf, results)
+        if a.what in ("churn", "all"):
+            faults.run_churn(conf, results, a.pods)
+    except (pc.E2EError, KeyboardInterrupt, OSError) as e:
+        failed_setup = f"{type(e).__name__}: {e}"
+        if c is not None:
+            for node in c.nodes:
+                if os.path.exists(node.daemon_log):
+                    print(f"--- {node.name} podfenced log (tail)\n{c.tail(node.daemon_log, 40)}")
+    finally:
+        if c is not None:
+            c.teardown()
+    left = c.leftovers() if c is not None else []
+    print()
+    print("==== summary ====")
+    if any("steps" in r for r in results):
+        print(conformance.summary([r for r in results if "steps" in r]))
+    for r in results:
+        if "steps" not in r:
+            print(f"{'PASS' if r['ok'] else 'FAIL'} {r['msg']}")
+    if failed_setup:
+        print(f"ERROR: {failed_setup}")
+    if left:
+        print(f"ERROR: left behind: {left}")
+    print(f"wall time {time.monotonic() - t0:.0f}s")
+    if a.report:
+        with open(a.report, "w") as f:
+            json.dump({"results": results, "error": failed_setup, "left": left}, f, indent=1)
+    ok = results and all(r["ok"] for r in results) and not failed_setup and not left
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
