@@ -35,8 +35,9 @@ static json_t *scalar(const yaml_node_t *n)
 	size_t len = n->data.scalar.length;
 	char *end;
 
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-	    (n->tag && strcmp((const char *)n->tag, YAML_STR_TAG) == 0))
+	/* The loader tags every untagged scalar !!str, so only the style tells
+	 * "8080" (a number) from '8080' (a string). */
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return json_stringn(s, len);
 	if (strlen(s) != len)
 		return json_stringn(s, len);

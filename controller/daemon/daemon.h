@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_DAEMON_DAEMON_H
+#define PODFENCE_DAEMON_DAEMON_H
+
+/* podfenced: ties the sources (Kubernetes API or a manifest directory), the
+ * model, the compiler and the dataplane to the plugin socket, on one loop.
+ *
+ * Start: restore the registry and IPAM from the state directory, open the
+ * socket and HTTP endpoint, start the source. Nothing touches the kernel
+ * until the source has listed everything once (a half-known cluster must not
+ * open or close pods); then registrations of pods the API no longer has are
+ * dropped, and a full sync adopts the kernel table (no mutating message when
+ * it already matches). After that, every change becomes a compiler diff,
+ * and diffs are applied in coalesced transactions (sched.h). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "podfence/addr.h"
+#include "sched.h"
+
+#define PF_DEFAULT_STATE_DIR "/var/lib/podfence"
+#define PF_DEFAULT_METRICS_ADDRESS "127.0.0.1:9153"
+#define PF_DAEMON_MAX_POD_CIDRS 4
+
+struct pf_daemon_config {
+	const char *kubeconfig;      /* exactly one source: kubeconfig, in_cluster or manifests */
+	bool in_cluster;
+	const char *manifests;
+	const char *node_name;
+	const char *socket_path;
+	const char *state_dir;
+	const char *metrics_address; /* "" or "off": no HTTP endpoint */
+	size_t n_pod_cidrs;
+	struct pf_cidr pod_cidrs[PF_DAEMON_MAX_POD_CIDRS];
+	const char *table;           /* nftables table name (NULL: podfence) */
+	bool dry_run;                /* compile and serve, never touch the kernel */
+	struct pf_sched_params sched;
+};
+
+/* Defaults for everything not given on the command line. */
+void pf_daemon_config_defaults(struct pf_daemon_config *cfg);
+
+struct pf_daemon;
+
+/* Sets everything up (see above). On failure err says what to fix. */
+int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, struct pf_daemon **ret);
+/* Runs until SIGTERM/SIGINT (or pf_daemon_stop). Returns 0 or -errno. */
+int pf_daemon_run(struct pf_daemon *d);
+void pf_daemon_stop(struct pf_daemon *d);
+/* Leaves the kernel table in place: pods stay isolated across restarts. */
+void pf_daemon_free(struct pf_daemon *d);
+
+#endif

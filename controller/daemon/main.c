@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+/* podfenced: command line, then the daemon (daemon.h) until a signal. */
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "podfence/addr.h"
+#include "podfence/log.h"
+#include "podfence/proto.h"
+
+static const char usage[] =
+	"usage: podfenced (--kubeconfig FILE | --in-cluster | --manifests DIR) [--node-name NAME]\n"
+	"                 [--socket PATH] [--state-dir DIR] [--metrics-address ADDR|off]\n"
+	"                 [--pod-cidr CIDR]... [--table NAME] [--log-level debug|info|warn|error] [--dry-run]\n"
+	"\n"
+	"  --kubeconfig FILE      watch the Kubernetes API named by a kubeconfig\n"
+	"  --in-cluster           use the pod's service account (default when KUBERNETES_SERVICE_HOST is set)\n"
+	"  --manifests DIR        watch a directory of YAML/JSON manifests instead of an API server\n"
+	"  --node-name NAME       this node (default: $NODE_NAME)\n"
+	"  --socket PATH          plugin/CLI socket (default " PF_DEFAULT_SOCKET ")\n"
+	"  --state-dir DIR        registry and IPAM state (default " PF_DEFAULT_STATE_DIR ")\n"
+	"  --metrics-address ADDR /healthz, /readyz, /metrics (default " PF_DEFAULT_METRICS_ADDRESS ")\n"
+	"  --pod-cidr CIDR        IPAM range, repeatable (default: the Node's spec.podCIDRs)\n"
+	"  --table NAME           nftables table, family inet (default podfence)\n"
+	"  --dry-run              compile and serve, never program the kernel\n";
+
+enum { OPT_KUBECONFIG = 256, OPT_IN_CLUSTER, OPT_MANIFESTS, OPT_NODE, OPT_SOCKET, OPT_STATE, OPT_METRICS,
+       OPT_POD_CIDR, OPT_TABLE, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_HELP, OPT_VERSION };
+
+static const struct option options[] = {
+	{"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+	{"in-cluster", no_argument, NULL, OPT_IN_CLUSTER},
+	{"manifests", required_argument, NULL, OPT_MANIFESTS},
+	{"node-name", required_argument, NULL, OPT_NODE},
+	{"socket", required_argument, NULL, OPT_SOCKET},
+	{"state-dir", required_argument, NULL, OPT_STATE},
+	{"metrics-address", required_argument, NULL, OPT_METRICS},
+	{"pod-cidr", required_argument, NULL, OPT_POD_CIDR},
+	{"table", required_argument, NULL, OPT_TABLE},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0},
+};
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "podfenced: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage);
+	return 2;
+}
+
+static int valid_table(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return -EINVAL;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+		      *s == '-'))
+			return -EINVAL;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct pf_daemon_config cfg;
+	struct pf_daemon *d = NULL;
+	enum pf_log_level level;
+	char err[1024];
+	int c, r;
+
+	pf_daemon_config_defaults(&cfg);
+	cfg.node_name = getenv("NODE_NAME");
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_KUBECONFIG:
+			cfg.kubeconfig = optarg;
+			break;
+		case OPT_IN_CLUSTER:
+			cfg.in_cluster = true;
+			break;
+		case OPT_MANIFESTS:
+			cfg.manifests = optarg;
+			break;
+		case OPT_NODE:
+			cfg.node_name = optarg;
+			break;
+		case OPT_SOCKET:
+			if (optarg[0] != '/')
+				return bad("--socket %s: must be an absolute path", optarg);
+			cfg.socket_path = optarg;
+			break;
+		case OPT_STATE:
+			if (!*optarg)
+				return bad("--state-dir: empty");
+			cfg.state_dir = optarg;
+			break;
+		case OPT_METRICS:
+			cfg.metrics_address = optarg;
+			break;
+		case OPT_POD_CIDR:
+			if (cfg.n_pod_cidrs == PF_DAEMON_MAX_POD_CIDRS)
+				return bad("--pod-cidr %s: at most 4 ranges", optarg);
+			if (pf_cidr_parse(optarg, &cfg.pod_cidrs[cfg.n_pod_cidrs]) < 0)
+				return bad("--pod-cidr %s: not a CIDR (e.g. 10.244.1.0/24 or fd00:1::/64)", optarg);
+			cfg.n_pod_cidrs++;
+			break;
+		case OPT_TABLE:
+			if (valid_table(optarg) < 0)
+				return bad("--table %s: 1-64 characters of [A-Za-z0-9_-]", optarg);
+			cfg.table = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			if (pf_log_level_parse(optarg, &level) < 0)
+				return bad("--log-level %s: expected debug, info, warn or error", optarg);
+			pf_log_set_level(level);
+			break;
+		case OPT_DRY_RUN:
+			cfg.dry_run = true;
+			break;
+		case OPT_HELP:
+			fputs(usage, stdout);
+			return 0;
+		case OPT_VERSION:
+			puts("podfenced 0.1.0");
+			return 0;
+		default:
+			if (optopt)
+				for (const struct option *o = options; o->name; o++)
+					if (o->val == optopt)
+						return bad("--%s needs an argument", o->name);
+			return bad("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad("unexpected argument %s", argv[optind]);
+	if (!!cfg.kubeconfig + !!cfg.manifests + cfg.in_cluster > 1)
+		return bad("choose one source: --kubeconfig, --in-cluster or --manifests");
+	if (!cfg.kubeconfig && !cfg.manifests && !cfg.in_cluster) {
+		if (!getenv("KUBERNETES_SERVICE_HOST"))
+			return bad("no source: pass --kubeconfig FILE, --manifests DIR or run in a cluster");
+		cfg.in_cluster = true;
+	}
+	if (!cfg.node_name || !*cfg.node_name)
+		return bad("no node name: pass --node-name NAME or set NODE_NAME");
+
+	r = pf_daemon_new(&cfg, err, sizeof(err), &d);
+	if (r < 0) {
+		pf_error("cannot start", "error=\"%s\"", err);
+		return 1;
+	}
+	r = pf_daemon_run(d);
+	pf_daemon_free(d);
+	if (r < 0) {
+		pf_error("event loop failed", "error=\"%s\"", strerror(-r));
+		return 1;
+	}
+	pf_info("stopped", "%s", "");
+	return 0;
+}
