@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+/* podfencectl: the operator's view of podfenced over its socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "podfence/proto.h"
+
+static const char usage[] =
+	"usage: podfencectl [--socket PATH] [--json] [--timeout-ms MS] COMMAND\n"
+	"\n"
+	"commands:\n"
+	"  status                       sync state, generations, counts\n"
+	"  pods                         local pods with their isolation state\n"
+	"  explain SRC DST PORT/PROTO   verdict and deciding policy; SRC/DST are addresses or ns/name\n"
+	"                               e.g. explain production/frontend production/backend 8080/tcp\n";
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "podfencectl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage);
+	return 2;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static const char *yes(json_t *o, const char *key)
+{
+	return json_is_true(json_object_get(o, key)) ? "yes" : "no";
+}
+
+static void print_status(json_t *r)
+{
+	printf("node:                  %s\n", str(r, "node"));
+	printf("source:                %s\n", str(r, "source"));
+	printf("ready:                 %s%s\n", yes(r, "ready"), json_is_true(json_object_get(r, "dryRun")) ? " (dry run: kernel untouched)" : "");
+	printf("synced with source:    %s\n", yes(r, "synced"));
+	printf("plan generation:       %lld (programmed: %lld)\n", num(r, "generation"), num(r, "programmedGeneration"));
+	printf("registered pods:       %lld (local in plan: %lld)\n", num(r, "pods"), num(r, "localPods"));
+	printf("cluster objects:       %lld pods, %lld namespaces, %lld policies\n", num(r, "clusterPods"),
+	       num(r, "namespaces"), num(r, "policies"));
+	if (*str(r, "lastError"))
+		printf("last error:            %s\n", str(r, "lastError"));
+}
+
+static void print_pods(json_t *r)
+{
+	json_t *pods = json_object_get(r, "pods"), *p;
+	size_t i;
+
+	printf("%-32s %-16s %-16s %-8s %-7s %-12s\n", "POD", "IP", "HOST-IF", "INGRESS", "EGRESS", "PROGRAMMED");
+	json_array_foreach(pods, i, p) {
+		char key[320], ips[100] = "";
+		json_t *ip;
+		size_t j;
+
+		snprintf(key, sizeof(key), "%s/%s", str(p, "namespace"), str(p, "name"));
+		json_array_foreach(json_object_get(p, "ips"), j, ip) {
+			size_t n = strlen(ips);
+
+			snprintf(ips + n, sizeof(ips) - n, "%s%s", j ? "," : "", json_string_value(ip));
+		}
+		printf("%-32s %-16s %-16s %-8s %-7s %-12s\n", key, *ips ? ips : "-", *str(p, "hostIf") ? str(p, "hostIf") : "-",
+		       json_is_true(json_object_get(p, "ingressIsolated")) ? "isolated" : "open",
+		       json_is_true(json_object_get(p, "egressIsolated")) ? "isolated" : "open", yes(p, "programmed"));
+	}
+	if (json_array_size(pods) == 0)
+		printf("(no pods registered on this node)\n");
+}
+
+static void describe(const char *dir, json_t *c, char *buf, size_t len)
+{
+	const char *v = str(c, "verdict");
+
+	if (strcmp(v, "allowed") == 0)
+		snprintf(buf, len, "%s of %s allowed by %s rule %lld", dir, str(c, "pod"), str(c, "policy"), num(c, "rule"));
+	else if (strcmp(v, "denied") == 0)
+		snprintf(buf, len, "%s of %s denied: isolated and no policy rule allows it", dir, str(c, "pod"));
+	else if (strcmp(v, "not-isolated") == 0)
+		snprintf(buf, len, "%s of %s open: no policy isolates it", dir, str(c, "pod"));
+	else if (strcmp(v, "not-local") == 0)
+		snprintf(buf, len, "%s: not a pod on this node (checked on its own node)", dir);
+	else
+		snprintf(buf, len, "%s: %s", dir, v);
+}
+
+static void print_explain(json_t *r)
+{
+	char e[512], in[512];
+
+	describe("egress", json_object_get(r, "egress"), e, sizeof(e));
+	describe("ingress", json_object_get(r, "ingress"), in, sizeof(in));
+	/* First line is the summary (scripts take it with head -n 1). */
+	printf("%s: %s; %s\n", json_is_true(json_object_get(r, "allowed")) ? "ALLOWED" : "DENIED", e, in);
+	printf("  %s -> %s, plan generation %lld\n", str(r, "srcIp"), str(r, "dstIp"), num(r, "generation"));
+}
+
+static int parse_port_proto(const char *s, long *ret_port, const char **ret_proto)
+{
+	const char *slash = strchr(s, '/');
+	char *end;
+	long port;
+
+	errno = 0;
+	port = strtol(s, &end, 10);
+	if (errno || end == s || port < 1 || port > 65535)
+		return -EINVAL;
+	if (!slash) {
+		*ret_proto = "tcp";
+	} else {
+		if (end != slash)
+			return -EINVAL;
+		if (strcasecmp(slash + 1, "tcp") && strcasecmp(slash + 1, "udp") && strcasecmp(slash + 1, "sctp"))
+			return -EINVAL;
+		*ret_proto = slash + 1;
+	}
+	if (!slash && *end)
+		return -EINVAL;
+	*ret_port = port;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"timeout-ms", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *sock = PF_DEFAULT_SOCKET, *cmd, *proto = "tcp";
+	bool as_json = false;
+	long timeout = 15000, port = 0;
+	json_t *req = NULL, *resp = NULL;
+	int c, r, rc = 1;
+	char *end;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 't':
+			timeout = strtol(optarg, &end, 10);
+			if (*end || timeout <= 0 || timeout > 600000)
+				return bad("--timeout-ms %s: expected 1..600000", optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return bad("unknown option or missing argument: %s", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return bad("no command");
+	cmd = argv[optind++];
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "pods") == 0) {
+		if (optind != argc)
+			return bad("%s takes no arguments", cmd);
+		req = json_pack("{s:s}", "op", cmd);
+	} else if (strcmp(cmd, "explain") == 0) {
+		if (argc - optind != 3)
+			return bad("explain needs SRC DST PORT/PROTO");
+		if (parse_port_proto(argv[optind + 2], &port, &proto) < 0)
+			return bad("%s: expected PORT/PROTO, e.g. 8080/tcp", argv[optind + 2]);
+		req = json_pack("{s:s,s:s,s:s,s:s,s:i}", "op", "explain", "src", argv[optind], "dst", argv[optind + 1],
+				"proto", proto, "port", (int)port);
+	} else {
+		return bad("unknown command %s", cmd);
+	}
+	if (!req)
+		return 1;
+	r = pf_proto_call(sock, req, (int)timeout, &resp);
+	if (r < 0) {
+		fprintf(stderr, "podfencectl: %s: %s%s\n", sock, strerror(-r),
+			r == -ENOENT || r == -ECONNREFUSED ? " (is podfenced running?)" : "");
+		goto out;
+	}
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		if (as_json) {
+			json_dumpf(resp, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
+		fprintf(stderr, "podfencectl: %s (code %lld)\n", str(resp, "error"), num(resp, "code"));
+		goto out;
+	}
+	rc = 0;
+	if (as_json) {
+		json_object_del(resp, "ok");
+		json_dumpf(resp, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+	} else if (strcmp(cmd, "status") == 0) {
+		print_status(resp);
+	} else if (strcmp(cmd, "pods") == 0) {
+		print_pods(resp);
+	} else {
+		print_explain(resp);
+	}
+out:
+	json_decref(req);
+	json_decref(resp);
+	return rc;
+}
