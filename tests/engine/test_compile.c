@@ -1,0 +1,640 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Unit tests of the IR (text, diff), the compiler (semantics, names,
+ * incrementality with exact ops) and the evaluator. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "compile.h"
+#include "engine_test.h"
+#include "eval.h"
+#include "ir.h"
+#include "model.h"
+
+static int plain_cidr(const char *text, struct pf_cidr *ret, void *ud)
+{
+	(void)ud;
+	return pf_cidr_parse(text, ret);
+}
+
+/* A model with namespaces x, y (labels name=<ns>) and a compiler for node n1. */
+struct fx {
+	struct pf_model *m;
+	struct pf_compiler *c;
+	struct pf_ir_plan *before;
+	struct pf_ir_diff *d;
+	size_t n_atts;
+	struct pf_attachment atts[8]; /* mirror of the compiler's, for fresh compiles */
+	char names[8][3][256];
+};
+
+static void fx_init(struct fx *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->m = pf_model_new();
+	ck_assert(f->m);
+	ck_assert_int_eq(pf_model_put_namespace(f->m, t_ns("x", NAME_KEY "=x")), 0);
+	ck_assert_int_eq(pf_model_put_namespace(f->m, t_ns("y", NAME_KEY "=y")), 0);
+	ck_assert_int_eq(pf_compiler_new(f->m, "n1", &f->c), 0);
+}
+
+static void fx_done(struct fx *f)
+{
+	pf_ir_plan_free(f->before);
+	pf_ir_diff_free(f->d);
+	pf_compiler_free(f->c);
+	pf_model_free(f->m);
+}
+
+/* Starts a notification: remembers the plan to replay the diff on. */
+static void fx_begin(struct fx *f)
+{
+	pf_ir_plan_free(f->before);
+	pf_ir_diff_free(f->d);
+	f->d = NULL;
+	f->before = pf_ir_plan_dup(pf_compiler_plan(f->c));
+	ck_assert(f->before);
+}
+
+/* Ends it: the diff must replay, the plan must equal a rebuild. Returns the diff text. */
+static char *fx_end(struct fx *f)
+{
+	char *a, *b;
+
+	struct pf_ir_plan *fresh = NULL;
+
+	if (f->d)
+		t_check_diff(f->before, f->d, pf_compiler_plan(f->c));
+	ck_assert_int_eq(pf_compile_plan(f->m, "n1", f->atts, f->n_atts, &fresh), 0);
+	if (!pf_ir_plan_equal(fresh, pf_compiler_plan(f->c))) {
+		a = pf_ir_plan_to_text(pf_compiler_plan(f->c));
+		b = pf_ir_plan_to_text(fresh);
+		ck_abort_msg("incremental plan:\n%s\nfresh compile:\n%s", a, b);
+	}
+	pf_ir_plan_free(fresh);
+	return pf_ir_diff_to_text(f->d);
+}
+
+static void fx_pod(struct fx *f, const char *ns, const char *name, const char *labels, const char *ip, bool local)
+{
+	fx_begin(f);
+	ck_assert_int_ge(pf_model_put_pod(f->m, t_pod(ns, name, local ? "n1" : "n9", labels, ip, true)), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(f->c, ns, name, &f->d), 0);
+}
+
+static void fx_mirror(struct fx *f, const struct pf_attachment *a)
+{
+	size_t i = f->n_atts++;
+
+	ck_assert(i < 8);
+	snprintf(f->names[i][0], 256, "%s", a->ns);
+	snprintf(f->names[i][1], 256, "%s", a->name);
+	snprintf(f->names[i][2], 256, "%s", a->ifname);
+	f->atts[i] = *a;
+	f->atts[i].ns = f->names[i][0];
+	f->atts[i].name = f->names[i][1];
+	f->atts[i].ifname = f->names[i][2];
+}
+
+static void fx_attach(struct fx *f, const char *ns, const char *name, const char *ifname, const char *ip)
+{
+	struct pf_attachment a = {ns, name, ifname, 1, {{0}}};
+
+	ck_assert_int_eq(pf_addr_parse(ip, &a.ips[0]), 0);
+	fx_begin(f);
+	ck_assert_int_eq(pf_compiler_put_attachment(f->c, &a, &f->d), 0);
+	fx_mirror(f, &a);
+}
+
+static void fx_policy(struct fx *f, const struct tpol *tp)
+{
+	fx_begin(f);
+	ck_assert_int_ge(pf_model_put_policy(f->m, t_policy(tp, plain_cidr, NULL)), 0);
+	ck_assert_int_eq(pf_compiler_policy_changed(f->c, tp->ns, tp->name, &f->d), 0);
+}
+
+static void expect_diff(struct fx *f, const char *want)
+{
+	char *got = fx_end(f);
+
+	ck_assert_msg(strcmp(got, want) == 0, "diff:\n%s\nwant:\n%s", got, want);
+	free(got);
+}
+
+static void expect_plan(struct fx *f, const char *want)
+{
+	char *got = pf_ir_plan_to_text(pf_compiler_plan(f->c));
+
+	ck_assert_msg(strcmp(got, want) == 0, "plan:\n%s\nwant:\n%s", got, want);
+	free(got);
+}
+
+static bool allowed(const struct pf_ir_plan *p, const char *src, const char *dst, uint8_t proto, uint16_t port)
+{
+	struct pf_eval_query q = {.proto = proto, .port = port};
+	struct pf_eval_result r;
+
+	ck_assert_int_eq(pf_addr_parse(src, &q.src), 0);
+	ck_assert_int_eq(pf_addr_parse(dst, &q.dst), 0);
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
+	return r.allowed;
+}
+
+/* ---- the fixture scenario: x/a local, policy "allow from pod=b in x on TCP 80" ---- */
+
+static void scenario(struct fx *f)
+{
+	static const struct tpol pol = {"x", "from-b", "pod=a", "I", 1,
+					{{.peers = {{.pod = "pod=b"}}, .ports = {{"TCP", 80}}}}};
+
+	fx_init(f);
+	fx_pod(f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(f, "x", "a", "veth-xa", "10.0.1.1");
+	fx_pod(f, "x", "b", "pod=b", "10.0.1.2", false);
+	fx_pod(f, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_policy(f, &pol);
+	expect_diff(f, "set-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 1\n"
+		       "chain-add in_x_a_becfc119 1\n"
+		       "dispatch-set ingress veth-xa in_x_a_becfc119\n");
+}
+
+START_TEST(test_plan_text)
+{
+	struct fx f;
+
+	scenario(&f);
+	expect_plan(&f, "set a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 # pod{pod in (b)} in x\n"
+			"\t10.0.1.2\n"
+			"chain in_x_a_becfc119 ingress x/a\n"
+			"\tip saddr @a4_pod_pod_in_b_in_x_a9b8a60c94c9 meta l4proto tcp th dport 80 accept # x/from-b rule 0\n"
+			"\tdrop\n"
+			"pod x/a if veth-xa ips 10.0.1.1 ingress in_x_a_becfc119 egress -\n");
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_pod_label_change_exact_ops)
+{
+	struct fx f;
+
+	scenario(&f);
+	/* A new matching pod: one element, nothing else. */
+	fx_pod(&f, "x", "d", "pod=b", "10.0.1.4", false);
+	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.4\n");
+	/* Its label changes away: the element leaves. */
+	fx_pod(&f, "x", "d", "pod=c", "10.0.1.4", false);
+	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.4\n");
+	/* An unrelated label change: nothing at all. */
+	fx_pod(&f, "x", "d", "pod=c,tier=web", "10.0.1.4", false);
+	expect_diff(&f, "");
+	/* A pod in another namespace never joins a podSelector-only peer. */
+	fx_pod(&f, "y", "e", "pod=b", "10.0.2.5", false);
+	expect_diff(&f, "");
+	/* IP change of a member: delete old, add new, in one diff. */
+	fx_pod(&f, "x", "b", "pod=b", "10.0.1.9", false);
+	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.9\n"
+			"elem-del a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.2\n");
+	/* Deleted pods leave every set. */
+	fx_begin(&f);
+	ck_assert_int_eq(pf_model_del_pod(f.m, "x", "b"), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "x", "b", &f.d), 0);
+	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.9\n");
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_ip_reuse_refcount)
+{
+	struct fx f;
+
+	scenario(&f);
+	/* The address of x/b shows up on a new pod before x/b's delete event. */
+	fx_pod(&f, "x", "b2", "pod=b", "10.0.1.2", false);
+	expect_diff(&f, "");
+	fx_begin(&f);
+	ck_assert_int_eq(pf_model_del_pod(f.m, "x", "b"), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "x", "b", &f.d), 0);
+	expect_diff(&f, ""); /* still contributed by x/b2 */
+	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_local_pod_relabel_and_policy_edit)
+{
+	static const struct tpol wider = {"x", "from-b", "pod=a", "I", 1,
+					  {{.peers = {{.pod = "pod=b"}}, .ports = {{"TCP", 80}, {"TCP", 81}}}}};
+	struct fx f;
+
+	scenario(&f);
+	/* A policy edit rebuilds only the chain; the set is shared and stays. */
+	fx_policy(&f, &wider);
+	expect_diff(&f, "chain-replace in_x_a_becfc119 2\n");
+	/* The local pod stops matching: chain and set go, dispatch goes first. */
+	fx_pod(&f, "x", "a", "pod=z", "10.0.1.1", true);
+	expect_diff(&f, "dispatch-del ingress veth-xa\n"
+			"chain-del in_x_a_becfc119\n"
+			"set-del a4_pod_pod_in_b_in_x_a9b8a60c94c9\n");
+	expect_plan(&f, "pod x/a if veth-xa ips 10.0.1.1 ingress - egress -\n");
+	/* The attachment goes away: the pod leaves the plan. */
+	fx_begin(&f);
+	ck_assert_int_eq(pf_compiler_del_attachment(f.c, "x", "a", &f.d), 0);
+	f.n_atts = 0;
+	expect_diff(&f, "");
+	expect_plan(&f, "");
+	ck_assert_int_eq(pf_compiler_del_attachment(f.c, "x", "a", NULL), -ENOENT);
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_shared_sets)
+{
+	static const struct tpol p1 = {"x", "p1", "pod=a", "I", 1, {{.peers = {{.ns = NAME_KEY "=y"}}}}};
+	static const struct tpol p2 = {"x", "p2", "", "IE", 1, {{.peers = {{.ns = NAME_KEY "=y"}}}},
+				       1, {{.peers = {{.ns = NAME_KEY "=y"}}}}};
+	struct fx f;
+	const struct pf_ir_plan *p;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&f, "x", "c", "pod=c", "10.0.1.3", true);
+	fx_attach(&f, "x", "c", "vxc", "10.0.1.3");
+	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_policy(&f, &p1);
+	fx_end(&f);
+	fx_policy(&f, &p2);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	/* One set for the same peer, whoever uses it and in which direction. */
+	ck_assert_uint_eq(p->n_sets, 1);
+	ck_assert_uint_eq(p->n_chains, 4);
+	ck_assert_uint_eq(p->sets[0].n_elems, 1);
+	/* Namespace label change: the namespace's pods leave the set. */
+	fx_begin(&f);
+	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("y", NAME_KEY "=y,env=prod")), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(f.c, "y", &f.d), 0);
+	expect_diff(&f, "");
+	fx_begin(&f);
+	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("y", "env=prod")), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(f.c, "y", &f.d), 0);
+	expect_diff(&f, "elem-del a4_ns_kubernetes_io_metadata_name_in_y_2b63c52e75ec 10.0.2.2\n");
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_ipblock_carve)
+{
+	static const struct tpol pol = {"x", "blocks", "pod=a", "E", 0, {{{{0}}}}, 1,
+					{{.peers = {{.cidr = "10.0.0.0/8",
+						     .except = {"10.1.2.0/24", "10.1.0.0/16", "10.255.0.0/16"}},
+						    {.cidr = "::/0", .except = {"fd00::/8"}}}}}};
+	struct fx f;
+	const struct pf_ir_plan *p;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	/* The pod is v4-only: its egress can only carry v4, so no v6 set. */
+	ck_assert_uint_eq(p->n_sets, 1);
+	expect_plan(&f, "set n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_d2b7a412c8cc net4 # ip{10.0.0.0/8 except "
+			"10.1.0.0/16,10.1.2.0/24,10.255.0.0/16}\n"
+			"\t10.0.0.0-10.0.255.255\n"
+			"\t10.2.0.0-10.254.255.255\n"
+			"chain out_x_a_becfc119 egress x/a\n"
+			"\tip daddr @n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_d2b7a412c8cc return # x/blocks rule 0\n"
+			"\tdrop\n"
+			"pod x/a if vxa ips 10.0.1.1 ingress - egress out_x_a_becfc119\n");
+	ck_assert(allowed(p, "10.0.1.1", "10.0.255.255", 6, 1));
+	ck_assert(allowed(p, "10.0.1.1", "10.2.0.0", 6, 1));
+	ck_assert(!allowed(p, "10.0.1.1", "10.1.0.0", 6, 1));
+	ck_assert(!allowed(p, "10.0.1.1", "10.1.2.3", 6, 1));
+	ck_assert(!allowed(p, "10.0.1.1", "10.255.0.1", 6, 1));
+	ck_assert(!allowed(p, "10.0.1.1", "11.0.0.0", 6, 1));
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_ipblock_v6_and_families)
+{
+	static const struct tpol pol = {"x", "blocks", "pod=a", "E", 0, {{{{0}}}}, 1,
+					{{.peers = {{.cidr = "::/0", .except = {"fd00::/8"}}, {.cidr = "0.0.0.0/0"}}}}};
+	struct fx f;
+	struct pf_attachment a = {"x", "a", "vxa", 2, {{0}}};
+	const struct pf_ir_plan *p;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1,fd00::1:1", true);
+	ck_assert_int_eq(pf_addr_parse("10.0.1.1", &a.ips[0]), 0);
+	ck_assert_int_eq(pf_addr_parse("fd00::1:1", &a.ips[1]), 0);
+	ck_assert_int_eq(pf_compiler_put_attachment(f.c, &a, NULL), 0);
+	fx_mirror(&f, &a);
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	ck_assert_uint_eq(p->n_sets, 2);
+	ck_assert_int_eq(p->sets[1].type, PF_IR_SET_NET6);
+	ck_assert_uint_eq(p->sets[1].n_elems, 2);
+	ck_assert(allowed(p, "fd00::1:1", "2001:db8::1", 6, 1));
+	ck_assert(allowed(p, "fd00::1:1", "fe80::1", 6, 1));
+	ck_assert(!allowed(p, "fd00::1:1", "fd00::2", 6, 1));
+	ck_assert(allowed(p, "10.0.1.1", "192.0.2.1", 6, 1));
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_named_ports)
+{
+	/* Egress to ns y on serve-80-tcp: resolved per destination pod. */
+	static const struct tpol eg = {"x", "eg", "pod=a", "E", 0, {{{{0}}}}, 2,
+				       {{.peers = {{.ns = NAME_KEY "=y"}}, .ports = {{.name = "serve-80-tcp"}}},
+					{.ports = {{"UDP", .name = "serve-81-udp"}}}}};
+	/* Ingress on a name the target lacks: the rule matches nothing. */
+	static const struct tpol in = {"x", "in", "pod=a", "I", 1, {{.ports = {{.name = "no-such-port"}}}}};
+	struct fx f;
+	struct pf_pod *odd;
+	const struct pf_ir_plan *p;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_begin(&f);
+	odd = t_pod("y", "c", "n9", "pod=c", "10.0.2.3", false);
+	odd->n_ports = 1;
+	odd->ports = calloc(1, sizeof(*odd->ports));
+	odd->ports[0] = (struct pf_container_port){strdup("serve-80-tcp"), PF_PROTO_TCP, 8080};
+	ck_assert_int_eq(pf_model_put_pod(f.m, odd), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "y", "c", &f.d), 0);
+	fx_end(&f);
+	fx_pod(&f, "y", "d", "pod=d", "10.0.2.4", false);
+	fx_end(&f);
+	fx_begin(&f);
+	odd = t_pod("y", "d", "n9", "pod=d", "10.0.2.4", false); /* no ports at all */
+	ck_assert_int_eq(pf_model_put_pod(f.m, odd), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "y", "d", &f.d), 0);
+	fx_end(&f);
+	fx_policy(&f, &eg);
+	fx_end(&f);
+	fx_policy(&f, &in);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	ck_assert(allowed(p, "10.0.1.1", "10.0.2.2", 6, 80));
+	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.2", 6, 8080));
+	ck_assert(allowed(p, "10.0.1.1", "10.0.2.3", 6, 8080)); /* the name maps to 8080 there */
+	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.3", 6, 80));
+	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.4", 6, 80));  /* no such name on y/d */
+	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.2", 17, 80)); /* name with the wrong protocol */
+	/* A rule with no peers: any destination pod with the name, none else. */
+	ck_assert(allowed(p, "10.0.1.1", "10.0.2.2", 17, 81));
+	ck_assert(!allowed(p, "10.0.1.1", "192.0.2.1", 17, 81));
+	/* The ingress chain exists (isolated) but only drops. */
+	ck_assert(!allowed(p, "10.0.2.2", "10.0.1.1", 6, 80));
+	{
+		const struct pf_ir_chain *ch = pf_ir_plan_chain(p, p->pods[0].chain[PF_IR_INGRESS]);
+
+		ck_assert(ch);
+		ck_assert_uint_eq(ch->n_rules, 0);
+	}
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_ports_endport_proto_sctp)
+{
+	static const struct tpol pol = {"x", "ports", "pod=a", "I", 1,
+					{{.ports = {{"TCP", 8000, 8100}, {"UDP"}, {"SCTP", 80}}}}};
+	struct fx f;
+	const struct pf_ir_plan *p;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 6, 8000));
+	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 6, 8100));
+	ck_assert(!allowed(p, "10.9.9.9", "10.0.1.1", 6, 8101));
+	ck_assert(!allowed(p, "10.9.9.9", "10.0.1.1", 6, 7999));
+	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 17, 1));
+	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 17, 65535));
+	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 132, 80));
+	ck_assert(!allowed(p, "10.9.9.9", "10.0.1.1", 6, 80)); /* SCTP never opens TCP */
+	ck_assert(!allowed(p, "10.9.9.9", "10.0.1.1", 132, 81));
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_host_network_and_non_local)
+{
+	static const struct tpol pol = {"x", "all-pods", "pod=a", "I", 1, {{.peers = {{.ns = ""}}}}};
+	struct fx f;
+	struct pf_pod *hn;
+	const struct pf_ir_plan *p;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	/* Attached but scheduled elsewhere (stale registry entry): not local. */
+	fx_pod(&f, "x", "z", "pod=a", "10.0.1.26", false);
+	fx_attach(&f, "x", "z", "vxz", "10.0.1.26");
+	fx_begin(&f);
+	hn = t_pod("y", "h", "n9", "pod=h", "192.168.0.5", true);
+	hn->host_network = true;
+	ck_assert_int_eq(pf_model_put_pod(f.m, hn), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "y", "h", &f.d), 0);
+	fx_end(&f);
+	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_end(&f);
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	ck_assert_uint_eq(p->n_pods, 1);
+	ck_assert(allowed(p, "10.0.2.2", "10.0.1.1", 6, 80));
+	ck_assert(!allowed(p, "192.168.0.5", "10.0.1.1", 6, 80)); /* hostNetwork is not a pod */
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_eval_verdicts)
+{
+	static const struct tpol pol = {"x", "two", "pod=a", "IE", 2,
+					{{.peers = {{.pod = "pod=c"}}}, {.peers = {{.pod = "pod=b"}}}}, 1,
+					{{.ports = {{"TCP", 53}}}}};
+	struct fx f;
+	struct pf_eval_query q = {.proto = 6, .port = 80};
+	struct pf_eval_result r;
+	const struct pf_ir_plan *p;
+
+	scenario(&f);
+	fx_pod(&f, "x", "c", "pod=c", "10.0.1.3", true);
+	fx_attach(&f, "x", "c", "vxc", "10.0.1.3");
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	pf_addr_parse("10.0.1.2", &q.src);
+	pf_addr_parse("10.0.1.1", &q.dst);
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
+	/* x/b is not local: no egress check; x/a allows through "two" rule 1
+	 * (from-b rule 0 also matches and comes first by policy name). */
+	ck_assert_int_eq(r.egress.verdict, PF_EVAL_NOT_LOCAL);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_ALLOWED);
+	ck_assert_str_eq(r.ingress.policy, "x/from-b");
+	ck_assert_uint_eq(r.ingress.rule, 0);
+	ck_assert(r.allowed);
+	q.port = 81;
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
+	ck_assert_str_eq(r.ingress.policy, "x/two");
+	ck_assert_uint_eq(r.ingress.rule, 1);
+	/* x/c -> x/a on 80: x/c is local and not isolated; x/a allows by "two" rule 0. */
+	pf_addr_parse("10.0.1.3", &q.src);
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
+	ck_assert_int_eq(r.egress.verdict, PF_EVAL_NOT_ISOLATED);
+	ck_assert_str_eq(r.egress.pod, "x/c");
+	ck_assert_str_eq(r.ingress.policy, "x/two");
+	ck_assert_uint_eq(r.ingress.rule, 0);
+	/* x/a -> x/c: x/a's egress allows only TCP 53. */
+	pf_addr_parse("10.0.1.1", &q.src);
+	pf_addr_parse("10.0.1.3", &q.dst);
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
+	ck_assert_int_eq(r.egress.verdict, PF_EVAL_DENIED);
+	ck_assert(!r.allowed);
+	ck_assert_str_eq(pf_eval_verdict_name(r.egress.verdict), "denied");
+	/* From the node: always. */
+	q.from_node = true;
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
+	ck_assert(r.allowed);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_FROM_NODE);
+	/* Mixed families are not a packet. */
+	q.from_node = false;
+	pf_addr_parse("fd00::1", &q.dst);
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), -EINVAL);
+	/* A v4 peer set never matches v6 and vice versa. */
+	ck_assert(!pf_eval_set_has(&p->sets[0], &q.dst, 0, 0));
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_names_safe_and_bounded)
+{
+	char ns[64], name[254], sel[200];
+	struct tpol pol = {NULL, "long", "", "I", 1, {{.peers = {{.pod = NULL}}}}};
+	struct fx f;
+	const struct pf_ir_plan *p;
+
+	memset(ns, 'n', 63);
+	ns[63] = 0;
+	memset(name, 'p', 253);
+	name[253] = 0;
+	snprintf(sel, sizeof(sel), "app.kubernetes.io/very-long-label-name-for-a-test=%.60s", name);
+	pol.ns = ns;
+	pol.in[0].peers[0].pod = sel;
+	fx_init(&f);
+	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns(ns, "")), 0);
+	fx_pod(&f, ns, name, "a=b", "10.0.1.1", true);
+	fx_attach(&f, ns, name, "vlong", "10.0.1.1");
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	ck_assert_uint_eq(p->n_sets, 1);
+	ck_assert_uint_eq(p->n_chains, 1);
+	for (size_t i = 0; i < 2; i++) {
+		const char *s = i ? p->chains[0].name : p->sets[0].name;
+
+		ck_assert_uint_le(strlen(s), 64);
+		for (const char *c = s; *c; c++)
+			ck_assert_msg((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+					      *c == '_',
+				      "unsafe name %s", s);
+	}
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_ir_diff_generic)
+{
+	struct fx f;
+	struct pf_ir_plan *a, *b;
+	struct pf_ir_diff *d;
+	char *t;
+
+	scenario(&f);
+	a = pf_ir_plan_dup(pf_compiler_plan(f.c));
+	fx_pod(&f, "x", "e", "pod=b", "10.0.1.5", false);
+	fx_end(&f);
+	b = pf_ir_plan_dup(pf_compiler_plan(f.c));
+	ck_assert_int_eq(pf_ir_diff(a, b, &d), 0);
+	t = pf_ir_diff_to_text(d);
+	ck_assert_str_eq(t, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.5\n");
+	free(t);
+	t_check_diff(a, d, b);
+	ck_assert_int_eq(pf_ir_diff_detach(d), 0);
+	pf_ir_plan_free(b);
+	t = pf_ir_diff_to_text(d); /* still valid: owns its copies */
+	ck_assert_str_eq(t, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.5\n");
+	free(t);
+	pf_ir_diff_free(d);
+	/* From nothing: everything is added; to nothing: everything goes. */
+	ck_assert_int_eq(pf_ir_diff(NULL, a, &d), 0);
+	t = pf_ir_diff_to_text(d);
+	ck_assert_str_eq(t, "set-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 1\n"
+			    "chain-add in_x_a_becfc119 1\n"
+			    "dispatch-set ingress veth-xa in_x_a_becfc119\n");
+	free(t);
+	t_check_diff(NULL, d, a);
+	pf_ir_diff_free(d);
+	ck_assert_int_eq(pf_ir_diff(a, NULL, &d), 0);
+	t = pf_ir_diff_to_text(d);
+	ck_assert_str_eq(t, "dispatch-del ingress veth-xa\n"
+			    "chain-del in_x_a_becfc119\n"
+			    "set-del a4_pod_pod_in_b_in_x_a9b8a60c94c9\n");
+	free(t);
+	pf_ir_diff_free(d);
+	/* Rebuild of an unchanged state: empty diff, next generation. */
+	{
+		uint64_t gen = pf_compiler_plan(f.c)->generation;
+
+		ck_assert_int_eq(pf_compiler_rebuild(f.c, &d), 0);
+		ck_assert_uint_eq(d->n_ops, 0);
+		ck_assert_uint_gt(pf_compiler_plan(f.c)->generation, gen);
+		pf_ir_diff_free(d);
+	}
+	pf_ir_plan_free(a);
+	fx_done(&f);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("engine.compile");
+	TCase *tc = tcase_create("compile");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_plan_text);
+	tcase_add_test(tc, test_pod_label_change_exact_ops);
+	tcase_add_test(tc, test_ip_reuse_refcount);
+	tcase_add_test(tc, test_local_pod_relabel_and_policy_edit);
+	tcase_add_test(tc, test_shared_sets);
+	tcase_add_test(tc, test_ipblock_carve);
+	tcase_add_test(tc, test_ipblock_v6_and_families);
+	tcase_add_test(tc, test_named_ports);
+	tcase_add_test(tc, test_ports_endport_proto_sctp);
+	tcase_add_test(tc, test_host_network_and_non_local);
+	tcase_add_test(tc, test_eval_verdicts);
+	tcase_add_test(tc, test_names_safe_and_bounded);
+	tcase_add_test(tc, test_ir_diff_generic);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
