@@ -235,7 +235,8 @@ struct nftnl_set *nft_build_dispatch(const char *table, enum pf_ir_dir dir, cons
 	nftnl_set_elem_add(s, e);
 	return s;
 fail:
-	nftnl_set_elem_free(e);
+	if (e) /* not NULL-safe */
+		nftnl_set_elem_free(e);
 	nftnl_set_free(s);
 	return NULL;
 }

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_NFTTEST_H
+#define PODFENCE_NFTTEST_H
+
+/* Helpers shared by the dataplane tests and benchmarks: hand-built IR plans,
+ * throwaway network namespaces, shell commands. Test code: errors abort. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ir.h"
+
+/* ---- plans ---- */
+struct pf_ir_plan *nt_plan(void);
+/* elems: "10.0.0.1", "10.0.0.0/8", "10.1.0.0-10.1.0.9", "10.0.0.5 tcp 8080" per type. */
+struct pf_ir_set *nt_set(struct pf_ir_plan *p, const char *name, enum pf_ir_set_type type, const char *comment,
+			 const char *const *elems, size_t n);
+void nt_set_add_addr(struct pf_ir_set *s, const struct pf_addr *a);
+struct pf_ir_chain *nt_chain(struct pf_ir_plan *p, const char *name, enum pf_ir_dir dir, const char *pod);
+/* rule: family 0/4/6, set or NULL, proto 0/6/17, ports; verdict from the chain's dir. */
+void nt_rule(struct pf_ir_chain *c, uint8_t family, const char *set, bool set_has_port, uint8_t proto,
+	     uint16_t lo, uint16_t hi, const char *policy, uint32_t idx);
+void nt_pod(struct pf_ir_plan *p, const char *key, const char *ifname, const char *ip, const char *in_chain,
+	    const char *out_chain);
+/* Sorts sets, chains, pods and elements as ir.h requires. */
+void nt_plan_finish(struct pf_ir_plan *p);
+/* Text of a plan as the kernel can hold it: pods without ips, pods with no
+ * chain dropped. Caller frees. */
+char *nt_plan_kernel_text(const struct pf_ir_plan *p);
+
+/* Synthetic plan: n_local pods each isolated both ways, n_peer_sets peer
+ * sets spread over `total_pods` addresses, ipBlock and named-port sets,
+ * rules_per_chain rules. Deterministic for the same arguments. */
+struct pf_ir_plan *nt_synth_plan(size_t total_pods, size_t n_policies, size_t n_local, const char *ifprefix);
+
+/* The restart driver's plan: a synthetic part named by variant ('a'/'b')
+ * plus real pods "ifname,ip,role" (server: ingress allows clients' set;
+ * client/denied: egress returns to the servers' set; only clients are in
+ * the servers' allowed set). NULL for a malformed pod. */
+struct pf_ir_plan *nt_driver_plan(char variant, int n_pods, const char *const *pods);
+
+/* ---- namespaces and commands ---- */
+/* Runs a shell command; returns its exit status (or -1). */
+int nt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs a command and returns its stdout (malloc'd) or NULL. */
+char *nt_sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Creates a uniquely named namespace "pf-nft-<pid>-<n>-<tag>" into name. */
+int nt_ns_new(const char *tag, char *name, size_t len);
+void nt_ns_del(const char *name);
+/* Deletes every namespace this process tree made (prefix pf-nft-<root pid>-),
+ * killing processes left inside. Call from main before and after the run. */
+void nt_ns_cleanup_all(void);
+void nt_set_root_pid(int pid);
+/* True when namespaces work; under CI=true a failure is fatal (exit 1). */
+bool nt_can_netns(void);
+
+/* `nft -j list table inet <table>` inside ns, parsed, with handles and the
+ * metainfo object removed. NULL if the table is missing. */
+json_t *nt_nft_json(const char *ns, const char *table);
+
+#endif
