@@ -212,7 +212,7 @@ json_t *pf_yaml_objects(json_t *docs)
 		const char *kind = json_string_value(json_object_get(doc, "kind"));
 		size_t klen = kind ? strlen(kind) : 0;
 
-		if (kind && klen > 4 && strcmp(kind + klen - 4, "List") == 0) {
+		if (kind && klen >= 4 && strcmp(kind + klen - 4, "List") == 0) {
 			char item_kind[64] = "";
 			json_t *items = json_object_get(doc, "items"), *item;
 			size_t j;
