@@ -432,7 +432,7 @@ current-context: e2e
                   timeout=timeout)
 
     def status(self, node):
-        p = self.ctl(node, "status", "--json", check=False)
+        p = self.ctl(node, "--json", "status", check=False)
         if p.returncode != 0:
             return None
         try:
@@ -650,7 +650,7 @@ current-context: e2e
         """The controller's local pods as (namespace/name, containerId), or [] without one."""
         if not self.use_podfenced or node.daemon is None:
             return []
-        p = self.ctl(node, "pods", "--json", check=False)
+        p = self.ctl(node, "--json", "pods", check=False)
         if p.returncode != 0:
             return [f"podfencectl pods failed: {p.stderr.strip()}"]
         doc = json.loads(p.stdout)
