@@ -228,3 +228,19 @@ def summary(results):
             lines.append(f"time to observe ({name}): median {xs[len(xs) // 2]:.2f}s, "
                          f"max {xs[-1]:.2f}s over {len(xs)} checks")
     return "\n".join(lines)
+
+
+def markdown(results):
+    """The results table for docs/e2e.md."""
+    out = ["| case | result | checks (time to observe) | wall |", "|---|---|---|---|"]
+    for r in results:
+        if "steps" not in r:
+            continue
+        checks = "; ".join(
+            f"step {s['step']} {c['what']} " + (f"{c['secs']:.2f}s" if c["secs"] is not None else "never")
+            for s in r["steps"] for c in s["checks"])
+        out.append(f"| {r['id']} | {'pass' if r['ok'] else 'FAIL'} | {checks} | {r['wall']}s |")
+    for r in results:
+        if "steps" not in r:
+            out.append(f"| {r['id']} | {'pass' if r['ok'] else 'FAIL'} | {r['msg']} | {r['wall']}s |")
+    return "\n".join(out) + "\n"

@@ -61,6 +61,7 @@ def main():
     ap.add_argument("--plugin", default="podfence", help="CNI plugin (ptp only to debug the harness)")
     ap.add_argument("--no-daemon", action="store_true", help="no podfenced (harness debugging)")
     ap.add_argument("--report", help="write the results as JSON here")
+    ap.add_argument("--markdown", help="write the results as a markdown table here")
     a = ap.parse_args()
 
     if not pc.can_create_netns():
@@ -110,6 +111,9 @@ def main():
     if a.report:
         with open(a.report, "w") as f:
             json.dump({"results": results, "error": failed_setup, "left": left}, f, indent=1)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(conformance.markdown(results))
     ok = results and all(r["ok"] for r in results) and not failed_setup and not left
     return 0 if ok else 1
 
