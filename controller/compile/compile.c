@@ -805,8 +805,10 @@ static char *want_text(const struct set_want *w)
 		if (!ex)
 			break;
 		/* Canonical except order so equal blocks share a set. */
-		memcpy(ex, pe->except, nex * sizeof(*ex));
-		qsort(ex, nex, sizeof(*ex), cmp_cidr);
+		if (nex) {
+			memcpy(ex, pe->except, nex * sizeof(*ex));
+			qsort(ex, nex, sizeof(*ex), cmp_cidr);
+		}
 		len = 16 + (nex + 1) * (PF_CIDR_STRLEN + 1);
 		base = malloc(len);
 		if (!base) {

@@ -60,7 +60,7 @@ static void fx_begin(struct fx *f)
 }
 
 /* Ends it: the diff must replay, the plan must equal a rebuild. Returns the diff text. */
-static char *fx_end(struct fx *f)
+static char *fx_end_text(struct fx *f)
 {
 	char *a, *b;
 
@@ -76,6 +76,11 @@ static char *fx_end(struct fx *f)
 	}
 	pf_ir_plan_free(fresh);
 	return pf_ir_diff_to_text(f->d);
+}
+
+static void fx_end(struct fx *f)
+{
+	free(fx_end_text(f));
 }
 
 static void fx_pod(struct fx *f, const char *ns, const char *name, const char *labels, const char *ip, bool local)
@@ -118,7 +123,7 @@ static void fx_policy(struct fx *f, const struct tpol *tp)
 
 static void expect_diff(struct fx *f, const char *want)
 {
-	char *got = fx_end(f);
+	char *got = fx_end_text(f);
 
 	ck_assert_msg(strcmp(got, want) == 0, "diff:\n%s\nwant:\n%s", got, want);
 	free(got);
