@@ -41,18 +41,26 @@ struct nftnl_table *nft_build_table(const char *table)
 	return t;
 }
 
-static int set_udata_comment(struct nftnl_set *s, const char *comment)
+/* nftables' byteorder enum, which `nft list` needs in the set's userdata
+ * to print keys (an ifname read as a big-endian integer prints as ""). */
+#define NFT_BYTEORDER_HOST 1
+#define NFT_BYTEORDER_BIG 2
+
+static int set_udata(struct nftnl_set *s, uint32_t key_byteorder, const char *comment)
 {
 	struct nftnl_udata_buf *buf;
 	char text[NFTNL_UDATA_COMMENT_MAXLEN];
 	int ret = -ENOMEM;
 
-	/* nft refuses to print comments longer than its limit. */
-	snprintf(text, sizeof(text), "%s", comment);
-	buf = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
+	buf = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 32);
 	if (!buf)
 		return -ENOMEM;
-	if (!nftnl_udata_put_strz(buf, NFTNL_UDATA_SET_COMMENT, text))
+	if (key_byteorder && !nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_KEYBYTEORDER, key_byteorder))
+		goto out;
+	/* nft refuses to print comments longer than its limit. */
+	if (comment)
+		snprintf(text, sizeof(text), "%s", comment);
+	if (comment && !nftnl_udata_put_strz(buf, NFTNL_UDATA_SET_COMMENT, text))
 		goto out;
 	if (nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(buf),
 			       nftnl_udata_buf_len(buf)) < 0)
@@ -61,6 +69,18 @@ static int set_udata_comment(struct nftnl_set *s, const char *comment)
 out:
 	nftnl_udata_buf_free(buf);
 	return ret;
+}
+
+/* The kernel requires a set id in NEWSET (it names the set inside its
+ * transaction); the name's hash keeps it stable and distinct enough, as we
+ * always refer to sets by name. */
+static uint32_t set_id(const char *name)
+{
+	uint32_t h = 5381;
+
+	while (*name)
+		h = h * 33 + (uint8_t)*name++;
+	return h ? h : 1;
 }
 
 static struct nftnl_set *set_base(const char *table, const char *name)
@@ -120,7 +140,9 @@ struct nftnl_set *nft_build_set(const char *table, const struct pf_ir_set *set)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, shape_key_type(set->type));
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, set_shapes[set->type].key_len);
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, set_shapes[set->type].flags);
-	if (set->comment && set_udata_comment(s, set->comment) < 0) {
+	nftnl_set_set_u32(s, NFTNL_SET_ID, set_id(set->name));
+	if (set_udata(s, set->type == PF_IR_SET_ADDR4_PORT || set->type == PF_IR_SET_ADDR6_PORT ? 0 : NFT_BYTEORDER_BIG,
+		      set->comment) < 0) {
 		nftnl_set_free(s);
 		return NULL;
 	}
@@ -137,6 +159,11 @@ struct nftnl_set *nft_build_map(const char *table, const char *name)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, NFT_IFNAMSIZ);
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, set_id(name));
+	if (set_udata(s, NFT_BYTEORDER_HOST, NULL) < 0) {
+		nftnl_set_free(s);
+		return NULL;
+	}
 	return s;
 }
 

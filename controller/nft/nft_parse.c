@@ -496,6 +496,21 @@ bool nft_base_rule_matches(struct nftnl_rule *r, int i)
 	    a.n != b.n)
 		goto out;
 	for (k = 0; k < a.n; k++) {
+		if (strcmp(nftnl_expr_get_str(a.v[k], NFTNL_EXPR_NAME), nftnl_expr_get_str(b.v[k], NFTNL_EXPR_NAME)))
+			goto out;
+		if (is(a.v[k], "lookup")) {
+			/* the kernel reports flags 0 that we never set */
+			uint32_t fa = nftnl_expr_is_set(a.v[k], NFTNL_EXPR_LOOKUP_FLAGS) ?
+				      nftnl_expr_get_u32(a.v[k], NFTNL_EXPR_LOOKUP_FLAGS) : 0;
+
+			if (fa || nftnl_expr_get_u32(a.v[k], NFTNL_EXPR_LOOKUP_SREG) != NFT_REG_1 ||
+			    !nftnl_expr_is_set(a.v[k], NFTNL_EXPR_LOOKUP_DREG) ||
+			    nftnl_expr_get_u32(a.v[k], NFTNL_EXPR_LOOKUP_DREG) != NFT_REG_VERDICT ||
+			    strcmp(nftnl_expr_get_str(a.v[k], NFTNL_EXPR_LOOKUP_SET),
+				   nftnl_expr_get_str(b.v[k], NFTNL_EXPR_LOOKUP_SET)))
+				goto out;
+			continue;
+		}
 		nftnl_expr_snprintf(ba, sizeof(ba), a.v[k], NFTNL_OUTPUT_DEFAULT, 0);
 		nftnl_expr_snprintf(bb, sizeof(bb), b.v[k], NFTNL_OUTPUT_DEFAULT, 0);
 		if (strcmp(ba, bb) != 0)

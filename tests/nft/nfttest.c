@@ -255,9 +255,12 @@ struct pf_ir_plan *nt_synth_plan(size_t total_pods, size_t n_policies, size_t n_
 
 		snprintf(key, sizeof(key), "syn/pod-%zu", i);
 		snprintf(chain, sizeof(chain), "in_%s%zu", ifprefix, i);
-		in = nt_chain(p, chain, PF_IR_INGRESS, key);
+		nt_chain(p, chain, PF_IR_INGRESS, key);
 		snprintf(chain, sizeof(chain), "out_%s%zu", ifprefix, i);
-		out = nt_chain(p, chain, PF_IR_EGRESS, key);
+		nt_chain(p, chain, PF_IR_EGRESS, key);
+		/* nt_chain grows the array: take pointers only now */
+		in = &p->chains[p->n_chains - 2];
+		out = &p->chains[p->n_chains - 1];
 		for (j = 0; j < 3; j++) {
 			size_t pj = (i * 10 + j * 7) % n_policies, sj = pj % n_sets;
 
@@ -468,7 +471,10 @@ struct pf_ir_plan *nt_driver_plan(char variant, int n_pods, const char *const *p
 
 		nt_set_add_addr(as, &a);
 	}
-	ds = nt_set(p, dst, PF_IR_SET_ADDR4, "servers", NULL, 0);
+	nt_set(p, dst, PF_IR_SET_ADDR4, "servers", NULL, 0);
+	/* nt_set grows the array: take pointers only now */
+	as = &p->sets[p->n_sets - 2];
+	ds = &p->sets[p->n_sets - 1];
 	for (i = 0; i < 500; i++) {
 		struct pf_addr a = cluster_addr((size_t)i * 5 + (variant == 'b'));
 
