@@ -30,7 +30,7 @@ static inline void rm_rf(char *dir)
 
 static inline void write_file(const char *dir, const char *name, const char *text)
 {
-	char path[512];
+	char path[1024];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
