@@ -235,23 +235,32 @@ static bool is_label_value(const char *s)
 	return true;
 }
 
-/* DNS-1123 subdomain: <= 253 chars of lowercase labels joined by dots. */
+/* DNS-1123 subdomain: <= 253 chars; dot-separated labels of [a-z0-9-],
+ * each starting and ending with a letter or digit. */
 static bool is_dns_subdomain(const char *s, size_t n)
 {
+	size_t label_len = 0;
+
 	if (n == 0 || n > 253)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
-		bool lower_alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
 
-		if (lower_alnum)
+		if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) {
+			label_len++;
 			continue;
-		if (ch != '-' && ch != '.')
+		}
+		if (ch == '.') {
+			if (label_len == 0 || s[i - 1] == '-')
+				return false;
+			label_len = 0;
+			continue;
+		}
+		if (ch != '-' || label_len == 0)
 			return false;
-		if (i == 0 || i == n - 1)
-			return false;
+		label_len++;
 	}
-	return true;
+	return label_len > 0 && s[n - 1] != '-';
 }
 
 /* Label key: [prefix/]name (a "qualified name"). */

@@ -106,14 +106,10 @@ static int read_req(struct cursor *c, struct pf_sel_req *r)
 	skip_space(c);
 	if (*c->s++ != '(')
 		return -EINVAL;
+	/* Empty values are allowed ("k in ()" is In [""], as written by
+	 * pf_selector_to_string), since In/NotIn never have zero values. */
 	for (;;) {
-		char *v = read_word(c, ",()");
-
-		if (v && !*v) {
-			free(v);
-			return -EINVAL;
-		}
-		ret = add_value(r, v);
+		ret = add_value(r, read_word(c, ",()"));
 		if (ret < 0)
 			return ret;
 		if (*c->s == ',') {

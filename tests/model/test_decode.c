@@ -149,6 +149,9 @@ static const struct {
 	/* all four operators, matchLabels + expressions together */
 	{POL("{\"podSelector\":{\"matchLabels\":{\"app\":\"web\"},\"matchExpressions\":[{\"key\":\"env\",\"operator\":\"Exists\"},{\"key\":\"legacy\",\"operator\":\"DoesNotExist\",\"values\":[]},{\"key\":\"tier\",\"operator\":\"NotIn\",\"values\":[\"x\"]}]}}"),
 	 "x/p rv=5 types=I sel{app in (web),env,!legacy,tier notin (x)}"},
+	/* label syntax edge cases that are valid */
+	{POL("{\"podSelector\":{\"matchLabels\":{\"app.kubernetes.io/name\":\"web\",\"a-1.b2.example/x_y.z\":\"\",\"k\":\"v23456789012345678901234567890123456789012345678901234567890123\"}}}"),
+	 "x/p rv=5 types=I sel{a-1.b2.example/x_y.z in (),app.kubernetes.io/name in (web),k in (v23456789012345678901234567890123456789012345678901234567890123)}"},
 	/* ipBlock v4 and v6, host bits masked, except */
 	{POL("{\"policyTypes\":[\"Egress\"],\"egress\":[{\"to\":[{\"ipBlock\":{\"cidr\":\"10.244.1.7/4\",\"except\":[\"10.244.1.9/32\"]}},{\"ipBlock\":{\"cidr\":\"fd00::1/64\",\"except\":[\"fd00::/80\",\"fd00:0:0:0:1::/80\"]}}]}]}"),
 	 "x/p rv=5 types=E sel{} out[ip{0.0.0.0/4 -10.244.1.9/32}|ip{fd00::/64 -fd00::/80 -fd00::1:0:0:0/80} :]"},
@@ -232,6 +235,12 @@ static const struct {
 	{PX("{\"podSelector\":{\"matchLabels\":{\"a\":\"b,c\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a: \"b,c\" is not a valid label value"},
 	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"Bad_Prefix/a\",\"operator\":\"Exists\"}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].key: \"Bad_Prefix/a\" is not a valid label key"},
 	{PX("{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"-x\"]}]}}"), "networkpolicy x/allow: spec.podSelector.matchExpressions[0].values[0]: \"-x\" is not a valid label value"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a..b/c\":\"d\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a..b/c: \"a..b/c\" is not a valid label key"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a-.b/c\":\"d\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a-.b/c: \"a-.b/c\" is not a valid label key"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"-a.com/c\":\"d\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.-a.com/c: \"-a.com/c\" is not a valid label key"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a.com/\":\"d\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a.com/: \"a.com/\" is not a valid label key"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"a/b/c\":\"d\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.a/b/c: \"a/b/c\" is not a valid label key"},
+	{PX("{\"podSelector\":{\"matchLabels\":{\"k\":\"v234567890123456789012345678901234567890123456789012345678901234\"}}}"), "networkpolicy x/allow: spec.podSelector.matchLabels.k: \"v234567890123456789012345678901234567890123456789012345678901234\" is not a valid label value"},
 	/* peers */
 	{FROM("{}"), "networkpolicy x/allow: spec.ingress[0].from[0]: must specify a peer"},
 	{FROM("{\"podSelector\":null,\"namespaceSelector\":null}"), "networkpolicy x/allow: spec.ingress[0].from[0]: must specify a peer"},

@@ -33,6 +33,10 @@ static const struct {
 	{"ns!=x", "ns=x", false},
 	{"ns!=x", "ns=z", true},
 	{"env", "env=", true},                     /* Exists: empty value still exists */
+	{"env=", "env=", true},
+	{"env=", "", false},
+	{"env notin ()", "env=x", true},
+	{"env notin ()", "env=", false},
 	{"env", "en=prod", false},
 	{"!legacy", "", true},                     /* DoesNotExist matches when absent */
 	{"!legacy", "legacy=true", false},
@@ -79,7 +83,9 @@ static const struct {
 	{"b=1,a=2", 0, "a in (2),b in (1)"},
 	{"k in (a b)", 0, "k in (a\\ b)"},            /* escaping keeps text injective */
 	{"k in (a\\,b)", 0, "k in (a\\,b)"},
-	{"k in ()", -EINVAL, NULL},
+	{"k in ()", 0, "k in ()"},                    /* In [""] */
+	{"k=", 0, "k in ()"},
+	{"k notin (,a)", 0, "k notin (,a)"},
 	{"k in (a", -EINVAL, NULL},
 	{"k wat (a)", -EINVAL, NULL},
 	{"=a", -EINVAL, NULL},
