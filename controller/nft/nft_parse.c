@@ -275,6 +275,12 @@ int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set)
 		for (i = 0; i < acc.n; i++)
 			set->elems[set->n_elems++] = acc.v[i].e;
 		qsort(set->elems, set->n_elems, sizeof(*set->elems), elem_cmp_q);
+		/* a dump of a hash set that is being resized may repeat
+		 * elements (the kernel's rhashtable walk restarts) */
+		for (i = n = 0; i < set->n_elems; i++)
+			if (n == 0 || nft_elem_cmp(&set->elems[n - 1], &set->elems[i]) != 0)
+				set->elems[n++] = set->elems[i];
+		set->n_elems = n;
 		goto out;
 	}
 	/* Intervals: pair each start with the end that follows it (hi + 1); a
@@ -327,10 +333,19 @@ static bool is(struct nftnl_expr *e, const char *name)
 	return e && strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), name) == 0;
 }
 
+/* A register as a 32-bit slot: the kernel dumps a 32-bit register that
+ * starts a 128-bit one under the 128-bit name (NFT_REG32_04 comes back as
+ * NFT_REG_2), so compare slots, not names. */
+static uint32_t reg_slot(uint32_t reg)
+{
+	return reg <= NFT_REG_4 ? reg * 4 : reg - NFT_REG32_00 + 4;
+}
+
 static bool is_meta(struct nftnl_expr *e, uint32_t key, uint32_t dreg)
 {
 	return is(e, "meta") && nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY) == key &&
-	       nftnl_expr_is_set(e, NFTNL_EXPR_META_DREG) && nftnl_expr_get_u32(e, NFTNL_EXPR_META_DREG) == dreg;
+	       nftnl_expr_is_set(e, NFTNL_EXPR_META_DREG) &&
+	       reg_slot(nftnl_expr_get_u32(e, NFTNL_EXPR_META_DREG)) == reg_slot(dreg);
 }
 
 static bool is_payload(struct nftnl_expr *e, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
@@ -338,7 +353,7 @@ static bool is_payload(struct nftnl_expr *e, uint32_t base, uint32_t off, uint32
 	return is(e, "payload") && nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE) == base &&
 	       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET) == off &&
 	       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN) == len &&
-	       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_DREG) == dreg;
+	       reg_slot(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_DREG)) == reg_slot(dreg);
 }
 
 /* cmp on reg 1 with op and data of len bytes; copies the data into out. */
