@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cni.h"
+#include "ipam.h"
+
+#define MAX_OUTPUT (1024 * 1024)
+
+static int find_plugin(const char *cni_path, const char *type, char *buf, size_t len)
+{
+	const char *p = cni_path;
+
+	while (p && *p) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		if (n > 0 && (size_t)snprintf(buf, len, "%.*s/%s", (int)n, p, type) < len && access(buf, X_OK) == 0)
+			return 0;
+		p = end ? end + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+/* The environment with CNI_COMMAND replaced; the strings are borrowed. */
+static char **child_env(char *const *envp, char *cmd_var)
+{
+	size_t n = 0, j = 0;
+	char **out;
+
+	while (envp && envp[n])
+		n++;
+	out = calloc(n + 2, sizeof(*out));
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(envp[i], "CNI_COMMAND=", 12) != 0)
+			out[j++] = envp[i];
+	}
+	out[j] = cmd_var;
+	return out;
+}
+
+/* Feeds in to the child's stdin while draining its stdout, so neither side
+ * can block the other on a full pipe. */
+static int pump(int wfd, const char *in, size_t in_len, int rfd, char **ret, size_t *ret_len)
+{
+	size_t off = 0, len = 0, cap = 0;
+	char *out = NULL;
+	int r = 0;
+
+	if (in_len == 0) {
+		close(wfd);
+		wfd = -1;
+	}
+	while (rfd >= 0) {
+		struct pollfd pfd[2] = {{.fd = rfd, .events = POLLIN}, {.fd = wfd, .events = POLLOUT}};
+		ssize_t n;
+
+		if (poll(pfd, wfd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
+		if (wfd >= 0 && pfd[1].revents) {
+			n = write(wfd, in + off, in_len - off);
+			if (n > 0)
+				off += (size_t)n;
+			/* EPIPE: the child stopped reading; its exit status will tell. */
+			if ((n < 0 && errno != EAGAIN && errno != EINTR) || off == in_len) {
+				close(wfd);
+				wfd = -1;
+			}
+		}
+		if (pfd[0].revents) {
+			if (len + 4096 > cap) {
+				char *p;
+
+				if (cap > MAX_OUTPUT) {
+					r = -EMSGSIZE;
+					goto out;
+				}
+				cap = cap ? cap * 2 : 8192;
+				p = realloc(out, cap);
+				if (!p) {
+					r = -ENOMEM;
+					goto out;
+				}
+				out = p;
+			}
+			n = read(rfd, out + len, cap - len - 1);
+			if (n > 0)
+				len += (size_t)n;
+			else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				break;
+		}
+	}
+	if (!out)
+		out = calloc(1, 1);
+	if (!out) {
+		r = -ENOMEM;
+		goto out;
+	}
+	out[len] = '\0';
+	*ret = out;
+	*ret_len = len;
+	out = NULL;
+out:
+	if (wfd >= 0)
+		close(wfd);
+	free(out);
+	return r;
+}
+
+int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
+		 char *const *envp, json_t **ret, struct pf_cni_err *err)
+{
+	char path[PATH_MAX], cmd_var[32], *out = NULL;
+	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, status, r;
+	posix_spawn_file_actions_t fa;
+	char *argv[2] = {path, NULL};
+	char **env = NULL;
+	json_t *res = NULL;
+	size_t out_len = 0;
+	bool fa_init = false;
+	pid_t pid = -1;
+
+	if (!cni_path)
+		return pf_cni_fail(err, PF_CNI_ERR_ENV, "missing environment variable CNI_PATH",
+				   "CNI_PATH is needed to find the IPAM plugin \"%s\"", type);
+	if (find_plugin(cni_path, type, path, sizeof(path)) < 0)
+		return pf_cni_fail(err, PF_CNI_ERR_CONFIG, "IPAM plugin not found",
+				   "no executable \"%s\" in CNI_PATH=%s", type, cni_path);
+	snprintf(cmd_var, sizeof(cmd_var), "CNI_COMMAND=%s", pf_cni_cmd_name(cmd));
+	env = child_env(envp, cmd_var);
+	if (!env || pipe2(in_pipe, O_CLOEXEC) < 0 || pipe2(out_pipe, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+	posix_spawn_file_actions_init(&fa);
+	fa_init = true;
+	posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+	r = -posix_spawn(&pid, path, &fa, NULL, argv, env);
+	if (r < 0) {
+		pid = -1;
+		goto fail;
+	}
+	close(in_pipe[0]);
+	close(out_pipe[1]);
+	in_pipe[0] = out_pipe[1] = -1;
+	r = pump(in_pipe[1], in, in_len, out_pipe[0], &out, &out_len);
+	in_pipe[1] = -1; /* pump closed it */
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			status = -1;
+			break;
+		}
+	}
+	pid = -1;
+	if (r < 0)
+		goto fail;
+	if (out_len > 0)
+		res = json_loadb(out, out_len, 0, NULL);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (out_len > 0 && !json_is_object(res)) {
+			r = pf_cni_fail(err, PF_CNI_ERR_DECODE, "failed to decode IPAM result",
+					"%s %s printed something that is not a JSON object", type, pf_cni_cmd_name(cmd));
+			goto fail;
+		}
+		*ret = res;
+		res = NULL;
+		r = 0;
+		goto out;
+	}
+	if (json_is_integer(json_object_get(res, "code"))) {
+		/* Pass the delegate's own error through, as the spec asks. */
+		const char *msg = json_string_value(json_object_get(res, "msg"));
+		const char *details = json_string_value(json_object_get(res, "details"));
+
+		r = pf_cni_fail(err, (int)json_integer_value(json_object_get(res, "code")), msg ? msg : "IPAM plugin failed",
+				"%s %s: %s", type, pf_cni_cmd_name(cmd), details ? details : (msg ? msg : ""));
+	} else {
+		r = pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "%s %s exited with status %d: %.200s", type,
+				pf_cni_cmd_name(cmd), WIFEXITED(status) ? WEXITSTATUS(status) : -1, out ? out : "");
+	}
+	goto out;
+fail:
+	if (!err->code)
+		pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "running %s %s: %s", type, pf_cni_cmd_name(cmd),
+			    strerror(-r));
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	if (fa_init)
+		posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 2; i++) {
+		if (in_pipe[i] >= 0)
+			close(in_pipe[i]);
+		if (out_pipe[i] >= 0)
+			close(out_pipe[i]);
+	}
+	json_decref(res);
+	free(out);
+	free(env);
+	return r;
+}

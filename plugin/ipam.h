@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_PLUGIN_IPAM_H
+#define PODFENCE_PLUGIN_IPAM_H
+
+/* Delegation to another CNI plugin (IPAM) the CNI way: found on CNI_PATH,
+ * run with the caller's whole environment except CNI_COMMAND, fed the same
+ * stdin bytes, its stderr left flowing to ours. */
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "cni.h"
+
+/* Runs plugin type for cmd. envp is the caller's environment.
+ * Success: 0, *ret = its stdout as JSON (NULL when it printed nothing).
+ * Failure: -errno-like, err filled: the plugin's own code/msg/details when it
+ * printed an error object, else a code naming what went wrong (4 when
+ * CNI_PATH is missing or the plugin is not on it). */
+int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
+		 char *const *envp, json_t **ret, struct pf_cni_err *err);
+
+#endif
