@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <check.h>
 #include <jansson.h>
 
 #include "podfence/proto.h"
@@ -59,7 +60,7 @@ static inline json_t *dcall(struct dproc *p, json_t *req)
 
 /* Starts podfenced with extra args (NULL-terminated) and waits until its
  * socket answers status. Returns false if it exited instead. */
-static inline bool dproc_start(struct dproc *p, bool dry_run, ...)
+static inline bool dproc_start(struct dproc *p, int dry_run, ...)
 {
 	const char *argv[40];
 	int n = 0;
@@ -132,11 +133,14 @@ static inline int dproc_stop(struct dproc *p)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Stops a running daemon with SIGTERM: it must exit 0 (under the sanitizer
+ * build that also means no leak and no error on the shutdown path). */
 static inline void dproc_done(struct dproc *p)
 {
 	if (p->pid > 0) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, NULL, 0);
+		int rc = dproc_stop(p);
+
+		ck_assert_msg(rc == 0, "podfenced exited with %d; log in %s", rc, p->log);
 	}
 	if (getenv("PF_TEST_KEEP_LOG") == NULL)
 		rm_rf(p->dir);

@@ -105,8 +105,8 @@ static const char *corrupt[] = {
 	"nope",
 	"{\"version\":1}",
 	"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"x\"}]}",
-	"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"},"
-	"{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"}]}",
+	("{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"},"
+	 "{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"}]}"),
 };
 
 START_TEST(test_corrupt)
