@@ -1425,6 +1425,20 @@ static int sync_local(struct pf_compiler *c, const char *key)
 			if (r < 0)
 				goto fail;
 		}
+	} else if (att) {
+		/* Attached here, but the model does not (yet) confirm the pod on
+		 * this node: we cannot know its policies, so fail closed in both
+		 * directions until it does (DESIGN.md invariant 4). */
+		np.n_ips = att->n_ips;
+		memcpy(np.ips, att->ips, att->n_ips * sizeof(*np.ips));
+		for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+			nch[d] = calloc(1, sizeof(*nch[d]));
+			if (!nch[d] || !(nch[d]->name = chain_name(d, key)) || !(nch[d]->pod = strdup(key)))
+				goto nomem;
+			nch[d]->dir = d;
+		}
+	}
+	if (att) {
 		np.key = strdup(key);
 		np.ifname = strdup(att->ifname);
 		if (!np.key || !np.ifname)
@@ -1456,7 +1470,7 @@ static int sync_local(struct pf_compiler *c, const char *key)
 		if (r < 0)
 			goto out;
 	}
-	if (local) {
+	if (att) {
 		size_t lo = 0, hi = p->n_pods, cap = p->n_pods;
 
 		while (lo < hi) {

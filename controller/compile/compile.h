@@ -15,7 +15,13 @@
  * A pod is local iff the model has it, spec.nodeName equals the node, it is
  * not hostNetwork, and it has an attachment (from the plugin registry). A
  * local pod's addresses are its attachment's addresses when it has any (they
- * win over status.podIPs, which may lag), else status.podIPs.
+ * win over status.podIPs, which may lag), else status.podIPs; they are also
+ * what peer sets hold for it.
+ *
+ * An attachment whose pod the model does not confirm as local (not seen yet,
+ * no nodeName yet, or scheduled elsewhere) still gets a plan pod entry, with
+ * rule-less (drop-all) ingress and egress chains: fail closed until the model
+ * catches up. Such a pod contributes nothing to peer sets.
  *
  * Diffs from the compiler own deep copies of everything they point to
  * (pf_ir_diff.owned): they stay valid after later notifications, until

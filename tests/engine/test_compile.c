@@ -461,9 +461,72 @@ START_TEST(test_host_network_and_non_local)
 	fx_policy(&f, &pol);
 	fx_end(&f);
 	p = pf_compiler_plan(f.c);
-	ck_assert_uint_eq(p->n_pods, 1);
+	ck_assert_uint_eq(p->n_pods, 2);
 	ck_assert(allowed(p, "10.0.2.2", "10.0.1.1", 6, 80));
+	/* The unconfirmed attachment fails closed both ways, and is no peer. */
+	ck_assert(!allowed(p, "10.0.2.2", "10.0.1.26", 6, 80));
+	ck_assert(!allowed(p, "10.0.1.26", "10.0.2.2", 6, 80));
+	ck_assert(!allowed(p, "10.0.1.26", "10.0.1.1", 6, 80));
 	ck_assert(!allowed(p, "192.168.0.5", "10.0.1.1", 6, 80)); /* hostNetwork is not a pod */
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_attachment_before_pod_fails_closed)
+{
+	static const struct tpol pol = {"x", "from-b", "pod=a", "I", 1, {{.peers = {{.pod = "pod=b"}}}}};
+	struct fx f;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "b", "pod=b", "10.0.1.2", false);
+	fx_end(&f);
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	/* The plugin registers x/a before the watch delivered the pod. */
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	expect_diff(&f, "chain-add in_x_a_becfc119 0\n"
+			"chain-add out_x_a_becfc119 0\n"
+			"dispatch-set ingress vxa in_x_a_becfc119\n"
+			"dispatch-set egress vxa out_x_a_becfc119\n");
+	ck_assert(!allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
+	/* The pod arrives: its real policy replaces the drop-all; no egress policy. */
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	expect_diff(&f, "set-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 1\n"
+			"chain-replace in_x_a_becfc119 1\n"
+			"dispatch-del egress vxa\n"
+			"chain-del out_x_a_becfc119\n");
+	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
+	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.1", "10.0.1.2", 6, 80));
+	fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_egress_named_port_ipblock)
+{
+	/* Named port towards an ipBlock: only pods inside the block that have
+	 * the name; never an external address. */
+	static const struct tpol pol = {"x", "eg", "pod=a", "E", 0, {{{{0}}}}, 1,
+					{{.peers = {{.cidr = "10.0.2.0/24", .except = {"10.0.2.3/32"}}},
+					  .ports = {{.name = "serve-80-tcp"}}}}};
+	struct fx f;
+	const struct pf_ir_plan *p;
+
+	fx_init(&f);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_pod(&f, "y", "c", "pod=c", "10.0.2.3", false);
+	fx_pod(&f, "y", "d", "pod=d", "10.0.3.4", false);
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	p = pf_compiler_plan(f.c);
+	ck_assert(allowed(p, "10.0.1.1", "10.0.2.2", 6, 80));
+	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.3", 6, 80)); /* excepted */
+	ck_assert(!allowed(p, "10.0.1.1", "10.0.3.4", 6, 80)); /* outside */
+	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.99", 6, 80)); /* not a pod */
+	/* y/b moves out of the block: it leaves the set. */
+	fx_pod(&f, "y", "b", "pod=b", "10.0.3.2", false);
+	expect_diff(&f, "elem-del p4_ip_10_0_2_0_24_except_10_0_2_3_32_port_serve_5d603879461c 10.0.2.2 . tcp . 80\n");
 	fx_done(&f);
 }
 END_TEST
@@ -633,6 +696,8 @@ int main(void)
 	tcase_add_test(tc, test_named_ports);
 	tcase_add_test(tc, test_ports_endport_proto_sctp);
 	tcase_add_test(tc, test_host_network_and_non_local);
+	tcase_add_test(tc, test_attachment_before_pod_fails_closed);
+	tcase_add_test(tc, test_egress_named_port_ipblock);
 	tcase_add_test(tc, test_eval_verdicts);
 	tcase_add_test(tc, test_names_safe_and_bounded);
 	tcase_add_test(tc, test_ir_diff_generic);
