@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "podfence/addr.h"
@@ -13,9 +17,10 @@
 #include "podfence/proto.h"
 
 static const char usage[] =
-	"usage: podfenced (--kubeconfig FILE | --in-cluster | --manifests DIR) [--node-name NAME]\n"
-	"                 [--socket PATH] [--state-dir DIR] [--metrics-address ADDR|off]\n"
-	"                 [--pod-cidr CIDR]... [--table NAME] [--log-level debug|info|warn|error] [--dry-run]\n"
+	"usage: podfenced install-cni PLUGIN BIN_DIR CONFLIST CONF_DIR\n"
+	"       podfenced (--kubeconfig FILE | --in-cluster | --manifests DIR) [--node-name NAME]\n"
+	"                  [--socket PATH] [--state-dir DIR] [--metrics-address ADDR|off]\n"
+	"                  [--pod-cidr CIDR]... [--table NAME] [--log-level debug|info|warn|error] [--dry-run]\n"
 	"\n"
 	"  --kubeconfig FILE      watch the Kubernetes API named by a kubeconfig\n"
 	"  --in-cluster           use the pod's service account (default when KUBERNETES_SERVICE_HOST is set)\n"
@@ -74,6 +79,60 @@ static int valid_table(const char *s)
 	return 0;
 }
 
+/* Copies src into dir under its own name, atomically (temp + rename), so a
+ * runtime never execs or reads a half-written file. */
+static int install_file(const char *src, const char *dir, mode_t mode)
+{
+	char tmp[PATH_MAX], dst[PATH_MAX], buf[65536];
+	const char *base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
+	int in = -1, out = -1, r = 0;
+	ssize_t n;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.%s.podfence-tmp", dir, base) >= (int)sizeof(tmp) ||
+	    snprintf(dst, sizeof(dst), "%s/%s", dir, base) >= (int)sizeof(dst))
+		return -ENAMETOOLONG;
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (in < 0 || out < 0) {
+		r = -errno;
+		goto out;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		if (write(out, buf, (size_t)n) != n) {
+			r = -EIO;
+			goto out;
+		}
+	}
+	if (n < 0 || fchmod(out, mode) < 0 || fsync(out) < 0 || rename(tmp, dst) < 0)
+		r = -errno;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* podfenced install-cni PLUGIN BIN_DIR CONFLIST CONF_DIR: the DaemonSet's
+ * init container (the image has no shell or cp). */
+static int install_cni(int argc, char **argv)
+{
+	int r;
+
+	if (argc != 6) {
+		fprintf(stderr, "usage: podfenced install-cni PLUGIN BIN_DIR CONFLIST CONF_DIR\n");
+		return 2;
+	}
+	if ((r = install_file(argv[2], argv[3], 0755)) < 0 || (r = install_file(argv[4], argv[5], 0644)) < 0) {
+		fprintf(stderr, "podfenced install-cni: %s\n", strerror(-r));
+		return 1;
+	}
+	pf_info("cni plugin installed", "plugin=%s dir=%s conf=%s dir=%s", argv[2], argv[3], argv[4], argv[5]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct pf_daemon_config cfg;
@@ -82,6 +141,8 @@ int main(int argc, char **argv)
 	char err[1024];
 	int c, r;
 
+	if (argc > 1 && strcmp(argv[1], "install-cni") == 0)
+		return install_cni(argc, argv);
 	pf_daemon_config_defaults(&cfg);
 	cfg.node_name = getenv("NODE_NAME");
 	opterr = 0;
