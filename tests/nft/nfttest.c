@@ -508,3 +508,73 @@ struct pf_ir_plan *nt_driver_plan(char variant, int n_pods, const char *const *p
 	nt_plan_finish(p);
 	return p;
 }
+
+/* ---- a node with routed pods ---- */
+
+int nt_topo_up(struct nt_topo *t, int n_pods, const char *tag)
+{
+	char tg[64];
+	int i;
+
+	memset(t, 0, sizeof(*t));
+	if (n_pods > NT_MAX_PODS)
+		return -1;
+	snprintf(tg, sizeof(tg), "%s-node", tag);
+	if (nt_ns_new(tg, t->node, sizeof(t->node)) < 0)
+		return -1;
+	if (nt_sh("ip netns exec %s sh -c 'sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up'", t->node))
+		return -1;
+	for (i = 0; i < n_pods; i++) {
+		struct nt_pod *p = &t->pods[i];
+
+		snprintf(tg, sizeof(tg), "%s-p%d", tag, i);
+		if (nt_ns_new(tg, p->ns, sizeof(p->ns)) < 0)
+			return -1;
+		snprintf(p->ifname, sizeof(p->ifname), "pfv%d", i);
+		snprintf(p->ip, sizeof(p->ip), "10.244.0.%d", 10 + i);
+		/* routed veth, the way CNI plugins wire pods: a /32 in the pod,
+		 * a host route on the node, 169.254.1.1 as the pod's gateway */
+		if (nt_sh("ip -n %s link add %s type veth peer name eth0 netns %s && "
+			  "ip -n %s link set %s up && ip -n %s addr add 169.254.1.1/32 dev %s && "
+			  "ip -n %s route add %s/32 dev %s && "
+			  "ip -n %s link set lo up && ip -n %s link set eth0 up && "
+			  "ip -n %s addr add %s/32 dev eth0 && "
+			  "ip -n %s route add 169.254.1.1 dev eth0 && "
+			  "ip -n %s route add default via 169.254.1.1 dev eth0",
+			  t->node, p->ifname, p->ns, t->node, p->ifname, t->node, p->ifname, t->node, p->ip,
+			  p->ifname, p->ns, p->ns, p->ns, p->ip, p->ns, p->ns))
+			return -1;
+	}
+	t->n = n_pods;
+	return 0;
+}
+
+void nt_topo_down(struct nt_topo *t)
+{
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		nt_ns_del(t->pods[i].ns);
+	if (t->node[0])
+		nt_ns_del(t->node);
+}
+
+int nt_serve(const char *pfagent, const char *ns, const char *tcp, const char *udp, const char *id)
+{
+	char out[256];
+	int i;
+
+	snprintf(out, sizeof(out), "/tmp/%s.serve", ns);
+	unlink(out);
+	if (nt_sh("ip netns exec %s %s serve --tcp %s --udp %s --id %s > %s 2>&1 &", ns, pfagent, tcp, udp, id,
+		  out))
+		return -1;
+	for (i = 0; i < 200; i++) {
+		if (nt_sh("grep -q ready %s", out) == 0) {
+			unlink(out);
+			return 0;
+		}
+		usleep(20 * 1000);
+	}
+	return -1;
+}

@@ -57,6 +57,24 @@ void nt_set_root_pid(int pid);
 /* True when namespaces work; under CI=true a failure is fatal (exit 1). */
 bool nt_can_netns(void);
 
+/* A "node" namespace with routed veth "pods", each in its own namespace:
+ * pod i is 10.244.0.(10+i)/32 behind node interface pfv<i>. */
+#define NT_MAX_PODS 8
+struct nt_pod {
+	char ns[96];
+	char ifname[16];
+	char ip[32];
+};
+struct nt_topo {
+	char node[96];
+	int n;
+	struct nt_pod pods[NT_MAX_PODS];
+};
+int nt_topo_up(struct nt_topo *t, int n_pods, const char *tag);
+void nt_topo_down(struct nt_topo *t);
+/* Starts `pfagent serve` inside ns (killed with the namespace); waits for ready. */
+int nt_serve(const char *pfagent, const char *ns, const char *tcp, const char *udp, const char *id);
+
 /* `nft -j list table inet <table>` inside ns, parsed, with handles and the
  * metainfo object removed. NULL if the table is missing. */
 json_t *nt_nft_json(const char *ns, const char *table);

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Real packets through the dataplane: a "node" namespace with routed veth
+ * "pods" (each its own namespace), the plan synced into the node, and TCP
+ * and UDP probes (pfagent) between pods showing allow and deny. Each case
+ * is one plan; the cases run in sequence on one topology, so every step is
+ * also an incremental sync from the previous plan. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "nft.h"
+#include "nfttest.h"
+
+#define TABLE "podfence"
+enum { A, B, C, S, N_PODS, NODE = -1 };
+static const char *const ips[N_PODS] = { "10.244.0.10", "10.244.0.11", "10.244.0.12", "10.244.0.13" };
+static const char *const ifs[N_PODS] = { "pfv0", "pfv1", "pfv2", "pfv3" };
+static const char *const keys[N_PODS] = { "t/a", "t/b", "t/c", "t/s" };
+
+static const char *pfagent;
+
+struct probe {
+	int from, to;
+	int port;
+	const char *proto;
+	int expect; /* 1 allowed, 0 denied */
+};
+
+struct tcase_def {
+	const char *name;
+	void (*build)(struct pf_ir_plan *p);
+	struct probe probes[16];
+};
+
+static void pod(struct pf_ir_plan *p, int i, const char *in, const char *out)
+{
+	nt_pod(p, keys[i], ifs[i], ips[i], in, out);
+}
+
+static void plain_pods(struct pf_ir_plan *p, int except)
+{
+	int i;
+
+	for (i = 0; i < N_PODS; i++)
+		if (i != except)
+			pod(p, i, NULL, NULL);
+}
+
+static void build_default_deny(struct pf_ir_plan *p)
+{
+	nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]); /* isolated, nothing allowed */
+	plain_pods(p, S);
+	pod(p, S, "in_s", NULL);
+}
+
+static void build_peer_set(struct pf_ir_plan *p)
+{
+	const char *clients[] = { ips[A], ips[C] };
+	struct pf_ir_chain *c;
+
+	nt_set(p, "p_clients", PF_IR_SET_ADDR4, "pod{role=client}", clients, 2);
+	c = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+	nt_rule(c, 4, "p_clients", false, 0, 0, 0, "t/allow-clients", 0);
+	plain_pods(p, S);
+	pod(p, S, "in_s", NULL);
+}
+
+static void build_ipblock(struct pf_ir_plan *p)
+{
+	/* 10.244.0.0/24 except 10.244.0.11/32 (B) */
+	const char *blk[] = { "10.244.0.0-10.244.0.10", "10.244.0.12-10.244.0.255" };
+	struct pf_ir_chain *c;
+
+	nt_set(p, "b_block", PF_IR_SET_NET4, "10.244.0.0/24 except 10.244.0.11/32", blk, 2);
+	c = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+	nt_rule(c, 4, "b_block", false, 6, 0, 0, "t/ipblock", 0);
+	plain_pods(p, S);
+	pod(p, S, "in_s", NULL);
+}
+
+static void build_named_port(struct pf_ir_plan *p)
+{
+	/* ingress "from A to port http" where http is 8080/TCP on S;
+	 * egress of C "to port dns" where dns is 53/UDP on S */
+	const char *np[] = { "10.244.0.10 tcp 8080" };
+	const char *dns[] = { "10.244.0.13 udp 53" };
+	struct pf_ir_chain *c;
+
+	nt_set(p, "np_http", PF_IR_SET_ADDR4_PORT, "port http from pod{app=a}", np, 1);
+	nt_set(p, "np_dns", PF_IR_SET_ADDR4_PORT, "port dns to pod{app=s}", dns, 1);
+	c = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+	nt_rule(c, 4, "np_http", true, 0, 0, 0, "t/named", 0);
+	nt_rule(c, 0, NULL, false, 17, 53, 53, "t/dns-from-anyone", 0);
+	c = nt_chain(p, "out_c", PF_IR_EGRESS, keys[C]);
+	nt_rule(c, 4, "np_dns", true, 0, 0, 0, "t/named-egress", 0);
+	pod(p, A, NULL, NULL);
+	pod(p, B, NULL, NULL);
+	pod(p, C, NULL, "out_c");
+	pod(p, S, "in_s", NULL);
+}
+
+static void build_end_port(struct pf_ir_plan *p)
+{
+	struct pf_ir_chain *c = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+
+	nt_rule(c, 0, NULL, false, 6, 9000, 9010, "t/range", 0);
+	plain_pods(p, S);
+	pod(p, S, "in_s", NULL);
+}
+
+static void build_egress_ingress(struct pf_ir_plan *p)
+{
+	/* A and B may send to S (egress); only A may reach S (S's ingress);
+	 * S sends nothing new (egress deny) but its replies pass */
+	const char *srv[] = { ips[S] };
+	const char *cli[] = { ips[A] };
+	struct pf_ir_chain *c;
+
+	nt_set(p, "p_srv", PF_IR_SET_ADDR4, "pod{app=s}", srv, 1);
+	nt_set(p, "p_cli", PF_IR_SET_ADDR4, "pod{app=a}", cli, 1);
+	c = nt_chain(p, "out_a", PF_IR_EGRESS, keys[A]);
+	nt_rule(c, 4, "p_srv", false, 0, 0, 0, "t/egress-to-s", 0);
+	c = nt_chain(p, "out_b", PF_IR_EGRESS, keys[B]);
+	nt_rule(c, 4, "p_srv", false, 0, 0, 0, "t/egress-to-s", 0);
+	c = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+	nt_rule(c, 4, "p_cli", false, 0, 0, 0, "t/ingress-from-a", 0);
+	nt_chain(p, "out_s", PF_IR_EGRESS, keys[S]);
+	pod(p, A, NULL, "out_a");
+	pod(p, B, NULL, "out_b");
+	pod(p, C, NULL, NULL);
+	pod(p, S, "in_s", "out_s");
+}
+
+static void build_udp_only(struct pf_ir_plan *p)
+{
+	const char *cli[] = { ips[A] };
+	struct pf_ir_chain *c;
+
+	nt_set(p, "p_cli", PF_IR_SET_ADDR4, "pod{app=a}", cli, 1);
+	c = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+	nt_rule(c, 4, "p_cli", false, 17, 53, 53, "t/dns", 0);
+	plain_pods(p, S);
+	pod(p, S, "in_s", NULL);
+}
+
+static const struct tcase_def cases[] = {
+	{ "default deny", build_default_deny,
+	  { { A, S, 80, "tcp", 0 }, { A, S, 53, "udp", 0 }, { B, S, 80, "tcp", 0 },
+	    { NODE, S, 80, "tcp", 1 }, /* the node itself (kubelet probes) */
+	    { A, B, 80, "tcp", 1 }, { S, A, 80, "tcp", 1 } } },
+	{ "allow by peer set", build_peer_set,
+	  { { A, S, 80, "tcp", 1 }, { A, S, 53, "udp", 1 }, { C, S, 8080, "tcp", 1 },
+	    { B, S, 80, "tcp", 0 }, { B, S, 53, "udp", 0 } } },
+	{ "ipBlock with except", build_ipblock,
+	  { { A, S, 80, "tcp", 1 }, { C, S, 80, "tcp", 1 }, { B, S, 80, "tcp", 0 },
+	    { A, S, 53, "udp", 0 } } },
+	{ "named ports", build_named_port,
+	  { { A, S, 8080, "tcp", 1 }, { A, S, 80, "tcp", 0 }, { B, S, 8080, "tcp", 0 },
+	    { C, S, 53, "udp", 1 }, { C, S, 54, "udp", 0 }, { C, A, 80, "tcp", 0 }, { B, S, 54, "udp", 0 } } },
+	{ "endPort range", build_end_port,
+	  { { A, S, 9000, "tcp", 1 }, { B, S, 9005, "tcp", 1 }, { A, S, 9010, "tcp", 1 },
+	    { A, S, 9011, "tcp", 0 }, { A, S, 80, "tcp", 0 }, { A, S, 53, "udp", 0 } } },
+	{ "egress and ingress on one node", build_egress_ingress,
+	  { { A, S, 80, "tcp", 1 }, { A, S, 53, "udp", 1 },
+	    { B, S, 80, "tcp", 0 }, /* egress allows, S's ingress still denies */
+	    { A, C, 80, "tcp", 0 }, { C, A, 80, "tcp", 1 },
+	    { S, A, 80, "tcp", 0 }, { C, S, 80, "tcp", 0 } } },
+	{ "udp only", build_udp_only,
+	  { { A, S, 53, "udp", 1 }, { A, S, 54, "udp", 0 }, { A, S, 80, "tcp", 0 }, { B, S, 53, "udp", 0 } } },
+};
+
+static void run_matrix(const struct nt_topo *t, const struct tcase_def *tc)
+{
+	char in[] = "/tmp/pf-nft-matrix-XXXXXX", line[256];
+	FILE *f;
+	char *out, *save = NULL, *l;
+	int fd = mkstemp(in), i, n = 0;
+
+	ck_assert_int_ge(fd, 0);
+	f = fdopen(fd, "w");
+	for (i = 0; i < 16 && tc->probes[i].proto; i++) {
+		const struct probe *p = &tc->probes[i];
+
+		fprintf(f, "p%d %s %s %d %s\n", i, p->from == NODE ? t->node : t->pods[p->from].ns,
+			t->pods[p->to].ip, p->port, p->proto);
+		n++;
+	}
+	fclose(f);
+	out = nt_sh_out("%s matrix --parallel 8 --timeout-ms 400 < %s", pfagent, in);
+	unlink(in);
+	ck_assert_msg(out != NULL, "pfagent matrix failed");
+	for (l = strtok_r(out, "\n", &save), i = 0; l; l = strtok_r(NULL, "\n", &save), i++) {
+		int idx, got;
+		const struct probe *p;
+
+		ck_assert_int_eq(sscanf(l, "p%d %d", &idx, &got), 2);
+		ck_assert_int_lt(idx, n);
+		p = &tc->probes[idx];
+		snprintf(line, sizeof(line), "%s: %s -> %s %s/%d", tc->name, p->from == NODE ? "node" : keys[p->from],
+			 keys[p->to], p->proto, p->port);
+		ck_assert_msg(got == p->expect, "%s: %s, expected %s", line, got ? "allowed" : "denied",
+			      p->expect ? "allowed" : "denied");
+	}
+	ck_assert_int_eq(i, n);
+	free(out);
+}
+
+START_TEST(test_traffic)
+{
+	struct nt_topo t;
+	struct pf_nft_opts o = { .table = TABLE };
+	struct pf_nft *n = NULL;
+	char path[160];
+	size_t i;
+
+	ck_assert_int_eq(nt_topo_up(&t, N_PODS, "tr"), 0);
+	for (i = 0; i < N_PODS; i++)
+		ck_assert_int_eq(nt_serve(pfagent, t.pods[i].ns, "80,8080,9000,9005,9010,9011", "53,54", keys[i]), 0);
+	snprintf(path, sizeof(path), "/run/netns/%s", t.node);
+	ck_assert_int_eq(pf_nft_new_in_netns(path, &o, &n), 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pf_ir_plan *p = nt_plan();
+		int rc;
+
+		cases[i].build(p);
+		nt_plan_finish(p);
+		rc = pf_nft_sync(n, p);
+		ck_assert_msg(rc == 0, "%s: sync %d %s", cases[i].name, rc, pf_nft_error(n));
+		run_matrix(&t, &cases[i]);
+		pf_ir_plan_free(p);
+	}
+	/* and with no table at all, everything flows */
+	ck_assert_int_eq(pf_nft_delete_table(n), 0);
+	{
+		static const struct tcase_def open = { "no table", NULL,
+			{ { A, S, 80, "tcp", 1 }, { B, S, 53, "udp", 1 }, { S, A, 80, "tcp", 1 } } };
+
+		run_matrix(&t, &open);
+	}
+	pf_nft_free(n);
+	nt_topo_down(&t);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *s = suite_create("nft.traffic");
+	TCase *tc = tcase_create("traffic");
+	SRunner *sr;
+	int failed;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s PFAGENT\n", argv[0]);
+		return 2;
+	}
+	pfagent = argv[1];
+	nt_set_root_pid(getpid());
+	if (!nt_can_netns()) {
+		fprintf(stderr, "nft.traffic: no network namespaces (need root); skipping\n");
+		return 77;
+	}
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_traffic);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	nt_ns_cleanup_all();
+	return failed ? 1 : 0;
+}
