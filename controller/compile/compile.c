@@ -843,45 +843,72 @@ struct populate_ud {
 	int err;
 };
 
+/* "ns/name" into buf, or into *heap when it does not fit. */
+static int fmt_key(char *buf, size_t len, const struct pf_pod *p, char **heap)
+{
+	*heap = NULL;
+	if ((size_t)snprintf(buf, len, "%s/%s", p->ns, p->name) < len)
+		return 0;
+	*heap = pod_key(p->ns, p->name);
+	return *heap ? 0 : -ENOMEM;
+}
+
 static int populate_pod(const struct pf_pod *p, void *ud)
 {
 	struct populate_ud *u = ud;
 	struct pf_compiler *c = u->c;
 	struct cset *cs = u->cs;
 	struct cpod *r;
-	char *key;
+	char buf[320], *heap = NULL;
+	const char *key = buf;
 	size_t n_ips;
 	struct pf_addr ips[PF_POD_MAX_IPS];
 	struct pf_ir_elem e;
 	uint16_t port;
-	int ret;
+	bool local;
+	int ret = 0;
 
 	if (!pod_eligible(p))
 		return 0;
-	key = pod_key(p->ns, p->name);
-	if (!key)
-		return u->err = -ENOMEM;
+	/* This runs for every candidate pod of a new set (all pods, for an
+	 * ipBlock named-port set): the key is only built for local pods, whose
+	 * attachment may change their addresses, and for matches. */
+	local = pod_is_local(c, p);
+	if (local) {
+		ret = fmt_key(buf, sizeof(buf), p, &heap);
+		if (ret < 0)
+			goto out;
+		key = heap ? heap : buf;
+	}
+	effective_ips(c, p, local ? hmap_get(&c->atts, key) : NULL, &n_ips, ips);
+	if (!pod_matches(c, cs, p, n_ips, ips, &port))
+		goto out;
+	if (!local) {
+		ret = fmt_key(buf, sizeof(buf), p, &heap);
+		if (ret < 0)
+			goto out;
+		key = heap ? heap : buf;
+	}
 	r = hmap_get(&c->pods, key);
-	/* The record's addresses are what its elements were built from: keep
-	 * using them until the pod's own notification resyncs it. */
-	if (r) {
+	if (r && (r->n_ips != n_ips || memcmp(r->ips, ips, n_ips * sizeof(*ips)) != 0)) {
+		/* The record's addresses are what its other elements were built
+		 * from: keep using them until the pod's own notification resyncs it. */
 		n_ips = r->n_ips;
 		memcpy(ips, r->ips, sizeof(ips));
-	} else {
-		effective_ips(c, p, hmap_get(&c->atts, key), &n_ips, ips);
+		if (!ip_of_family(n_ips, ips, cs->family))
+			goto out;
 	}
-	if (!pod_matches(c, cs, p, n_ips, ips, &port)) {
-		free(key);
-		return 0;
+	if (!r) {
+		ret = cpod_get(c, key, p, &r);
+		if (ret < 0)
+			goto out;
 	}
-	ret = r ? 0 : cpod_get(c, key, p, &r);
-	free(key);
-	if (ret < 0)
-		return u->err = ret;
 	e = mem_elem(cs, n_ips, ips, port);
 	ret = elem_inc(c, cs, &e);
 	if (ret >= 0)
 		ret = cpod_add_mem(r, cs->id, port);
+out:
+	free(heap);
 	if (ret < 0)
 		return u->err = ret;
 	return 0;
