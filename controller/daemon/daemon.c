@@ -180,6 +180,15 @@ static const struct pf_ir_pod *plan_pod(const struct pf_ir_plan *p, const char *
 	return NULL;
 }
 
+/* The model confirms the pod as local: only then is its real policy (not the
+ * compiler's fail-closed drop-all stand-in) what the plan holds for it. */
+static bool pod_confirmed(struct pf_daemon *d, const char *ns, const char *name)
+{
+	const struct pf_pod *p = pf_model_pod(d->model, ns, name);
+
+	return p && p->node && strcmp(p->node, d->node_name) == 0 && !p->host_network;
+}
+
 static void reply_ok_generation(struct pf_daemon *d, uint64_t conn)
 {
 	json_t *r = json_pack("{s:b,s:I}", "ok", 1, "generation", (json_int_t)d->programmed_gen);
@@ -221,7 +230,7 @@ static void complete_pendings(struct pf_daemon *d)
 		struct pending *p = *pp;
 		const struct pf_ir_pod *pod = plan_pod(plan, p->ns, p->name);
 
-		if (pod && pod->ifname && strcmp(pod->ifname, p->host_if) == 0) {
+		if (pod && pod->ifname && strcmp(pod->ifname, p->host_if) == 0 && pod_confirmed(d, p->ns, p->name)) {
 			*pp = p->next;
 			pf_info("pod programmed", "pod=%s/%s container=%.12s generation=%llu", p->ns, p->name,
 				p->container_id, (unsigned long long)d->programmed_gen);
@@ -640,7 +649,7 @@ static void pending_timeout(void *ud)
 		reply_err(d, p->conn, CODE_TRY_AGAIN,
 			  "pod %s/%s: policy not programmed in time (%s); registration removed", p->ns, p->name,
 			  !d->source_synced ? "controller has not finished its first sync"
-			  : !pf_model_pod(d->model, p->ns, p->name) ? "the pod is not known to the API yet"
+			  : !pod_confirmed(d, p->ns, p->name) ? "the API does not show the pod scheduled on this node yet"
 								   : d->last_error[0] ? d->last_error : "sync pending");
 		/* Fail closed and leave nothing behind (proto.h). */
 		remove_registration(d, p->container_id, p->ifname, "register timed out");
@@ -733,7 +742,7 @@ static bool is_programmed(struct pf_daemon *d, const struct pf_reg_entry *e)
 	if (!d->ready || d->programmed_gen != pf_compiler_plan(d->compiler)->generation || !e->host_if)
 		return false;
 	pod = plan_pod(pf_compiler_plan(d->compiler), e->ns, e->name);
-	return pod && pod->ifname && strcmp(pod->ifname, e->host_if) == 0;
+	return pod && pod->ifname && strcmp(pod->ifname, e->host_if) == 0 && pod_confirmed(d, e->ns, e->name);
 }
 
 static void op_check(struct pf_daemon *d, uint64_t conn, const struct pf_req *q)
@@ -824,11 +833,12 @@ static void op_pods(struct pf_daemon *d, uint64_t conn)
 		const struct pf_reg_entry *e = pf_registry_at(d->reg, i);
 		const struct pf_ir_pod *p = plan_pod(plan, e->ns, e->name);
 		bool current = p && e->host_if && p->ifname && strcmp(p->ifname, e->host_if) == 0;
+		bool confirmed = pod_confirmed(d, e->ns, e->name);
 
 		json_array_append_new(
 			pods, json_pack("{s:s,s:s,s:s,s:s,s:s?,s:o,s:b,s:b,s:b,s:b}", "namespace", e->ns, "name", e->name,
 					"containerId", e->container_id, "ifname", e->ifname, "hostIf", e->host_if, "ips",
-					ips_json(e->ips, e->n_ips), "local", current, "ingressIsolated",
+					ips_json(e->ips, e->n_ips), "local", current && confirmed, "ingressIsolated",
 					current && p->chain[PF_IR_INGRESS], "egressIsolated",
 					current && p->chain[PF_IR_EGRESS], "programmed", is_programmed(d, e)));
 	}

@@ -255,7 +255,7 @@ START_TEST(test_register_timeout_leaves_nothing)
 	json_object_set_new(req, "timeoutMs", json_integer(200));
 	r = dcall(&p, req);
 	ck_assert_int_eq(code(r), 11);
-	ck_assert_msg(strstr(json_string_value(json_object_get(r, "error")), "not known"), "%s",
+	ck_assert_msg(strstr(json_string_value(json_object_get(r, "error")), "not show the pod"), "%s",
 		      json_string_value(json_object_get(r, "error")));
 	json_decref(r);
 	r = dcall(&p, json_pack("{s:s,s:s,s:s}", "op", "check", "containerId", "cid-x", "ifname", "eth0"));
