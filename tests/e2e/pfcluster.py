@@ -222,7 +222,7 @@ class Cluster:
             n = _counter[0]
         self.run_id = f"{os.getpid()}-{n}"
         self.prefix = f"pfe-{self.run_id}"
-        self.build = build_dir
+        self.build = os.path.abspath(build_dir)
         self.plugin = plugin
         self.use_podfenced = podfenced
         self.use_apiserver = apiserver
