@@ -813,7 +813,7 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 
 	if (d->http)
 		snprintf(addr, sizeof(addr), "%.60s", d->metrics_address);
-	reply(d, conn,
+	json_t *st =
 	      json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:i,s:b}", "ready", d->ready, "synced",
 			d->source_synced, "generation", (json_int_t)plan->generation, "programmedGeneration",
 			(json_int_t)d->programmed_gen, "pods", (json_int_t)pf_registry_count(d->reg), "localPods",
@@ -821,7 +821,17 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 			"namespaces", (json_int_t)pf_model_count_namespaces(model_of(d)), "clusterPods",
 			(json_int_t)pf_model_count_pods(model_of(d)), "node", d->node_name, "source", d->source_desc,
 			"lastError", d->last_error, "metricsAddress", addr, "metricsPort",
-			d->http ? (int)pf_http_port(d->http) : 0, "dryRun", d->cfg.dry_run));
+			d->http ? (int)pf_http_port(d->http) : 0, "dryRun", d->cfg.dry_run);
+	if (st && d->nft) {
+		struct pf_nft_stats ns;
+
+		/* Since this process started: a restart over an unchanged kernel
+		 * must show no mutating message. */
+		pf_nft_get_stats(d->nft, &ns);
+		json_object_set_new(st, "nftMutatingMessages", json_integer((json_int_t)ns.mutating_msgs));
+		json_object_set_new(st, "nftTransactions", json_integer((json_int_t)ns.transactions));
+	}
+	reply(d, conn, st);
 }
 
 static void op_pods(struct pf_daemon *d, uint64_t conn)

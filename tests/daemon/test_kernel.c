@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+/* podfenced against the kernel, in a throwaway network namespace: restart
+ * with state on disk restores the registry, leaves the kernel untouched and
+ * sends no mutating netlink message; changes after that are incremental. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "daemonproc.h"
+
+static char netns[64];
+static bool have_netns;
+static struct dproc *live; /* killed by main() if a check fails midway */
+
+static const char manifests[] =
+	"apiVersion: v1\nkind: Namespace\nmetadata: {name: production}\n---\n"
+	"apiVersion: v1\nkind: Pod\nmetadata: {name: frontend, namespace: production, labels: {app: frontend}}\n"
+	"spec: {nodeName: node-a}\n---\n"
+	"apiVersion: v1\nkind: Pod\nmetadata: {name: backend, namespace: production, labels: {app: backend}}\n"
+	"spec: {nodeName: node-a}\n---\n"
+	"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny-all, namespace: production}\n"
+	"spec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n";
+
+static const char allow[] =
+	"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+	"metadata: {name: allow-frontend-to-backend, namespace: production}\n"
+	"spec:\n  podSelector: {matchLabels: {app: backend}}\n  policyTypes: [Ingress]\n"
+	"  ingress:\n  - from: [{podSelector: {matchLabels: {app: frontend}}}]\n"
+	"    ports: [{protocol: TCP, port: 8080}]\n";
+
+static char *nft_table(void)
+{
+	char *out = malloc(65536);
+	const char *argv[] = {"ip", "netns", "exec", netns, "nft", "list", "table", "inet", "podfence", NULL};
+
+	if (run_cmd(out, 65536, argv) != 0)
+		out[0] = '\0';
+	return out;
+}
+
+static json_t *status(struct dproc *p)
+{
+	return dcall(p, json_pack("{s:s}", "op", "status"));
+}
+
+static void reg(struct dproc *p, const char *cid, const char *name, const char *host_if, const char *ip)
+{
+	json_t *r = dcall(p, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s]}", "op", "register", "containerId", cid,
+				      "ifname", "eth0", "netns", "/run/netns/x", "namespace", "production", "name",
+				      name, "hostIf", host_if, "ips", ip));
+
+	ck_assert_msg(r && json_is_true(json_object_get(r, "ok")), "register %s: %s", name,
+		      r ? json_string_value(json_object_get(r, "error")) : "no answer");
+	json_decref(r);
+}
+
+START_TEST(test_restart_kernel_unchanged)
+{
+	struct dproc p;
+	char *before, *after, *later;
+	json_t *st;
+
+	if (!have_netns) {
+		ck_assert_msg(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0,
+			      "cannot create network namespaces under CI=true");
+		return;
+	}
+	dproc_init(&p);
+	live = &p;
+	p.netns = netns;
+	write_file(p.manifests, "cluster.yaml", manifests);
+	ck_assert_msg(dproc_start(&p, 0, NULL), "podfenced did not start; log in %s", p.log);
+	reg(&p, "cid-f", "frontend", "pff0", "10.244.0.3");
+	reg(&p, "cid-b", "backend", "pfb0", "10.244.0.2");
+	before = nft_table();
+	ck_assert_msg(strstr(before, "pfb0") && strstr(before, "pff0") && strstr(before, "default deny"), "%s", before);
+	ck_assert_int_eq(dproc_stop(&p), 0);
+	/* The table outlives the daemon: pods stay isolated while it is down. */
+	after = nft_table();
+	ck_assert_str_eq(before, after);
+	free(after);
+
+	ck_assert_msg(dproc_start(&p, 0, NULL), "restart failed; log in %s", p.log);
+	st = status(&p);
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "pods")), 2);
+	ck_assert_msg(json_integer_value(json_object_get(st, "nftMutatingMessages")) == 0,
+		      "restart over an unchanged kernel sent %lld mutating messages",
+		      (long long)json_integer_value(json_object_get(st, "nftMutatingMessages")));
+	json_decref(st);
+	after = nft_table();
+	ck_assert_str_eq(before, after);
+
+	/* A change after the restart is applied incrementally. */
+	write_file(p.manifests, "allow.yaml", allow);
+	for (int i = 0; i < 100; i++) {
+		later = nft_table();
+		if (strstr(later, "allow-frontend-to-backend"))
+			break;
+		free(later);
+		later = NULL;
+		usleep(50000);
+	}
+	ck_assert_ptr_nonnull(later);
+	ck_assert_msg(strstr(later, "tcp dport 8080 accept"), "%s", later);
+	st = status(&p);
+	ck_assert_int_gt(json_integer_value(json_object_get(st, "nftMutatingMessages")), 0);
+	json_decref(st);
+	free(later);
+	free(before);
+	free(after);
+	dproc_done(&p);
+	live = NULL;
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *s = suite_create("daemon.kernel");
+	TCase *tc = tcase_create("kernel");
+	SRunner *sr;
+	char cmd[128];
+	int failed;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s PODFENCED PODFENCECTL\n", argv[0]);
+		return 2;
+	}
+	podfenced_bin = argv[1];
+	podfencectl_bin = argv[2];
+	snprintf(netns, sizeof(netns), "pf-daemon-%d-1", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "ip netns add %s 2>/dev/null", netns);
+	have_netns = system(cmd) == 0;
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_restart_kernel_unchanged);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	/* No fork: the namespace is cleaned up below even when a check fails. */
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (live && live->pid > 0) {
+		kill(live->pid, SIGKILL);
+		waitpid(live->pid, NULL, 0);
+	}
+	if (have_netns) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s", netns);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not delete namespace %s\n", netns);
+	}
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
