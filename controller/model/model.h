@@ -222,12 +222,15 @@ size_t pf_model_count_policies(const struct pf_model *m);
 typedef uint32_t pf_sel_id;
 #define PF_SEL_NONE UINT32_MAX
 
-/* The id of a selector in use by some policy, or PF_SEL_NONE. */
+/* The id of a selector in use by some policy, or PF_SEL_NONE. s must be
+ * normalized (as every selector stored in the model is). */
 pf_sel_id pf_model_selector_id(const struct pf_model *m, const struct pf_selector *s);
 const struct pf_selector *pf_model_selector(const struct pf_model *m, pf_sel_id id);
-/* Every interned selector that matches l, in increasing id order.
- * Writes up to cap ids to out and returns the total number of matches
- * (call again with a larger buffer if it exceeds cap), or -errno. */
+/* Every interned selector that matches l (normalized), in increasing id
+ * order. Writes up to cap ids to out (may be NULL when cap is 0) and returns
+ * the total number of matches (call again with a larger buffer if it exceeds
+ * cap), or -errno. Cost: the selectors anchored under l's keys and key=value
+ * pairs plus those matching without any label, never a scan of all. */
 int pf_model_matching_selectors(const struct pf_model *m, const struct pf_labels *l,
 				pf_sel_id *out, size_t cap);
 /* The canonical text of an interned selector (pf_selector_to_string), or NULL. */
