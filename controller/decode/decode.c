@@ -1325,3 +1325,16 @@ int pf_decode_apply(struct pf_model *m, const char *kind, const char *event_type
 		return -EINVAL;
 	}
 }
+
+int pf_decode_check(const char *kind, const json_t *obj, char **ret_err)
+{
+	struct pf_model *m = pf_model_new();
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	/* An empty scratch model: decoding is the only part that can fail. */
+	r = pf_decode_apply(m, kind, "ADDED", obj, ret_err);
+	pf_model_free(m);
+	return r < 0 ? r : 0;
+}

@@ -35,6 +35,10 @@ int pf_decode_namespace(const json_t *obj, struct pf_namespace **ret, char **ret
 int pf_decode_policy(const json_t *obj, struct pf_policy **ret, char **ret_err);
 int pf_decode_node(const json_t *obj, struct pf_node **ret, char **ret_err);
 
+/* Validates obj as kind (NULL: obj's own "kind") without keeping anything:
+ * 0 when pf_decode_apply would accept it, else as the decoders. */
+int pf_decode_check(const char *kind, const json_t *obj, char **ret_err);
+
 /* Decode one object and apply it to the model.
  *   kind: "Pod" | "Namespace" | "NetworkPolicy" | "Node", or NULL to read
  *         obj's own "kind" field.

@@ -538,6 +538,26 @@ START_TEST(test_apply)
 }
 END_TEST
 
+START_TEST(test_check)
+{
+	json_t *good = json_loads(POL("{}"), 0, NULL);
+	json_t *bad = json_loads(PORT("{\"port\":80,\"endPort\":70}"), 0, NULL);
+	char *err = NULL;
+
+	ck_assert_int_eq(pf_decode_check("NetworkPolicy", good, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(pf_decode_check("NetworkPolicy", bad, &err), -EINVAL);
+	ck_assert_str_eq(err, "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: 70 is less than port 80");
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(pf_decode_check(NULL, good, &err), -EINVAL); /* no kind field */
+	ck_assert_str_eq(err, "unknown kind \"(none)\"");
+	free(err);
+	json_decref(good);
+	json_decref(bad);
+}
+END_TEST
+
 START_TEST(test_kind_names)
 {
 	static const char *const kinds[] = {"Pod", "Namespace", "NetworkPolicy", "Node"};
@@ -565,6 +585,7 @@ static Suite *decode_suite(void)
 	tcase_add_test(tc, test_namespace);
 	tcase_add_loop_test(tc, test_node, 0, N(node_cases));
 	tcase_add_test(tc, test_apply);
+	tcase_add_test(tc, test_check);
 	tcase_add_test(tc, test_kind_names);
 	suite_add_tcase(s, tc);
 	return s;
