@@ -580,7 +580,8 @@ int pf_cni_conf_parse(const char *buf, size_t len, enum pf_cni_cmd cmd, struct p
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "out of memory", NULL);
-	c->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* Duplicate keys: the last wins, as in the Go decoder runtimes use. */
+	c->root = json_loadb(buf, len, 0, &jerr);
 	if (!c->root) {
 		r = pf_cni_fail(err, PF_CNI_ERR_DECODE, "failed to decode network config", "line %d column %d: %s", jerr.line,
 				jerr.column, jerr.text);

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_TESTS_PLUGIN_HARNESS_H
+#define PODFENCE_TESTS_PLUGIN_HARNESS_H
+
+/* Drives CNI plugin binaries as a runtime does (environment + stdin), inside
+ * a throwaway "node" network namespace, against throwaway "pod" namespaces
+ * and a fake controller on a unix socket. */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+enum fake_mode { FAKE_OK, FAKE_REFUSE, FAKE_HANG };
+
+struct fake_att {
+	char cid[96], ifname[16], host_if[16];
+	bool registered, allocated;
+	unsigned ip; /* controller-IPAM address index */
+	json_t *reg; /* last register request */
+};
+
+/* The test's stand-in for podfenced: answers the ops of proto.h. */
+struct fake_ctl {
+	char path[108];
+	int lfd;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	enum fake_mode mode;
+	int hang_ms;
+	bool ready, stop, running;
+	struct fake_att att[512];
+	size_t n_att;
+	unsigned next_ip;
+	unsigned n_register, n_gc;
+};
+
+struct world {
+	char node[64];
+	char tmp[128];         /* scratch dir: fake controller socket, ipam data, bin/ */
+	char cni_path[256];    /* tmp/bin:/usr/lib/cni */
+	int node_fd;
+	struct fake_ctl ctl;
+};
+
+struct run {
+	int status; /* exit status, or -1 */
+	char *out;  /* stdout */
+	json_t *json;
+};
+
+/* Every namespace and temp dir this test binary creates carries this id;
+ * main() sweeps them after the run, whatever failed. */
+void harness_init(const char *tag);
+void harness_sweep(void);
+/* 0, or -1 when namespaces cannot be made here (the caller skips). */
+int world_new(struct world *w);
+void world_free(struct world *w);
+/* A new pod namespace: name into buf (64 bytes); path is /run/netns/<name>. */
+void pod_new(struct world *w, char *buf);
+void pod_del(const char *name);
+
+/* Starts the fake controller at w->ctl.path. */
+void fake_start(struct world *w);
+void fake_stop(struct world *w);
+size_t fake_count(struct world *w, bool registered, bool allocated);
+struct fake_att *fake_find(struct world *w, const char *cid);
+
+struct env_kv {
+	const char *k, *v;
+};
+/* Runs bin in the node namespace with exactly env (plus PATH) and stdin conf. */
+pid_t plugin_spawn(struct world *w, const char *bin, const struct env_kv *env, const char *conf, int *ret_out_fd);
+void plugin_collect(pid_t pid, int out_fd, struct run *r);
+void plugin_run(struct world *w, const char *bin, const struct env_kv *env, const char *conf, struct run *r);
+void run_done(struct run *r);
+
+/* Output of a shell command (popen), malloc'd. */
+char *sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int sh_rc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+size_t count_lines(const char *s);
+
+#endif

@@ -1,0 +1,858 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The podfence binary driven as a runtime drives it, in throwaway network
+ * namespaces: a "node" namespace where the plugin runs, pod namespaces, a fake
+ * controller, the reference plugins from /usr/lib/cni. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "harness.h"
+
+#define REF "/usr/lib/cni/"
+#define IDENT "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_UID=uid-1"
+
+static const char *const versions[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
+
+static int ns_setup(struct world *w)
+{
+	if (world_new(w) == 0)
+		return 0;
+	if (getenv("CI") && strcmp(getenv("CI"), "true") == 0)
+		ck_abort_msg("cannot create network namespaces (CI=true: failing instead of skipping)");
+	return -1;
+}
+
+/* The request config: ours, plus extra keys (",\"k\":v..."). */
+static char *conf_of(struct world *w, const char *ver, const char *extra)
+{
+	char *s;
+
+	if (asprintf(&s,
+		     "{\"cniVersion\":\"%s\",\"name\":\"podnet\",\"type\":\"podfence\",\"socket\":\"%s\",\"mtu\":1400,"
+		     "\"timeoutMs\":1500%s}",
+		     ver, w->ctl.path, extra ? extra : "") < 0)
+		abort();
+	return s;
+}
+
+static char *with_prev(const char *conf, json_t *prev)
+{
+	json_t *o = json_loads(conf, 0, NULL);
+	char *s;
+
+	ck_assert_ptr_nonnull(o);
+	json_object_set(o, "prevResult", prev);
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+static char *hostlocal_ipam(struct world *w)
+{
+	char *s;
+
+	if (asprintf(&s, ",\"ipam\":{\"type\":\"host-local\",\"dataDir\":\"%s/ipam\",\"ranges\":[[{\"subnet\":\"10.42.3.0/24\"}]]}",
+		     w->tmp) < 0)
+		abort();
+	return s;
+}
+
+static void pf_cmd(struct world *w, const char *bin, const char *cmd, const char *cid, const char *pod, const char *conf,
+		   struct run *r)
+{
+	char netns[128] = "", log[200];
+
+	if (pod)
+		snprintf(netns, sizeof(netns), "/run/netns/%s", pod);
+	snprintf(log, sizeof(log), "%s/log", w->tmp);
+	/* As libcni: all six variables, unused ones empty. */
+	struct env_kv env[] = {
+		{"CNI_COMMAND", cmd},
+		{"CNI_CONTAINERID", cid},
+		{"CNI_NETNS", netns},
+		{"CNI_IFNAME", cid[0] ? "eth0" : ""},
+		{"CNI_ARGS", cid[0] ? IDENT : ""},
+		{"CNI_PATH", w->cni_path},
+		{"PF_TEST_IPAM_LOG", log},
+		{NULL, NULL},
+	};
+	plugin_run(w, bin, env, conf, r);
+}
+
+#define PODFENCE_RUN(w, cmd, cid, pod, conf, r) pf_cmd(w, PODFENCE_BIN, cmd, cid, pod, conf, r)
+
+static size_t links_in(const char *ns)
+{
+	char *s = sh("ip -n %s -o link show 2>/dev/null", ns);
+	size_t n = count_lines(s);
+
+	free(s);
+	return n;
+}
+
+static size_t leases(struct world *w)
+{
+	char *s = sh("ls %s/ipam/podnet 2>/dev/null | grep -v -e '^lock$' -e '^last_reserved' ", w->tmp);
+	size_t n = count_lines(s);
+
+	free(s);
+	return n;
+}
+
+/* Nothing of ours anywhere: links, addresses (they go with links), leases, registrations. */
+static void assert_clean(struct world *w, const char *pod)
+{
+	ck_assert_msg(links_in(w->node) == 1, "node still has links: %s", sh("ip -n %s -o link", w->node));
+	if (pod)
+		ck_assert_msg(links_in(pod) == 1, "pod still has links");
+	ck_assert_int_eq(leases(w), 0);
+	ck_assert_int_eq(fake_count(w, true, false), 0);
+	ck_assert_int_eq(fake_count(w, false, true), 0);
+}
+
+static void assert_error(struct run *r, int code)
+{
+	ck_assert_msg(r->status != 0, "expected failure, got success: %s", r->out);
+	ck_assert_msg(r->json != NULL, "stdout is not JSON: '%s'", r->out);
+	ck_assert_msg(json_integer_value(json_object_get(r->json, "code")) == code, "expected code %d: %s", code, r->out);
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(r->json, "msg")));
+}
+
+static void assert_ok_silent(struct run *r)
+{
+	ck_assert_msg(r->status == 0, "failed: %s", r->out);
+	ck_assert_msg(r->out[0] == '\0', "printed on success: %s", r->out);
+}
+
+/* ---- every verb x every version ---- */
+
+START_TEST(test_matrix)
+{
+	const char *ver = versions[_i];
+	struct world w;
+	char pod[64], *conf, *prev_conf, *gc;
+	struct run r = {0};
+	json_t *res, *ip0, *if0;
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	conf = conf_of(&w, ver, NULL);
+
+	PODFENCE_RUN(&w, "VERSION", "", NULL, "{\"cniVersion\":\"1.1.0\"}", &r);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "supportedVersions")), 5);
+	run_done(&r);
+
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s ADD: %s", ver, r.out);
+	res = json_incref(r.json);
+	ck_assert_str_eq(json_string_value(json_object_get(res, "cniVersion")), ver);
+	ip0 = json_array_get(json_object_get(res, "ips"), 0);
+	if0 = json_array_get(json_object_get(res, "interfaces"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ip0, "address")), "10.77.0.2/32");
+	ck_assert_int_eq(json_integer_value(json_object_get(ip0, "interface")), 1);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "/run/netns/%s", pod);
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(res, "interfaces"), 1), "sandbox")),
+				 want);
+	}
+	if (_i < 3) { /* 0.3.x / 0.4.0: "version" on ips, no 1.1 interface keys */
+		ck_assert_str_eq(json_string_value(json_object_get(ip0, "version")), "4");
+		ck_assert_ptr_null(json_object_get(if0, "mtu"));
+	} else {
+		ck_assert_ptr_null(json_object_get(ip0, "version"));
+		ck_assert_int_eq(json_integer_value(json_object_get(if0, "mtu")), 1400);
+	}
+	run_done(&r);
+	ck_assert(fake_find(&w, "c1")->registered);
+	ck_assert_str_eq(json_string_value(json_object_get(fake_find(&w, "c1")->reg, "namespace")), "default");
+	ck_assert_str_eq(json_string_value(json_object_get(fake_find(&w, "c1")->reg, "hostIf")),
+			 json_string_value(json_object_get(if0, "name")));
+	ck_assert_int_eq(links_in(w.node), 2);
+	ck_assert_int_eq(links_in(pod), 2);
+
+	prev_conf = with_prev(conf, res);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	if (_i < 2)
+		assert_error(&r, 1); /* CHECK needs 0.4.0 */
+	else
+		assert_ok_silent(&r);
+	run_done(&r);
+
+	PODFENCE_RUN(&w, "STATUS", "", NULL, conf, &r);
+	if (_i < 4)
+		assert_error(&r, 1); /* STATUS needs 1.1.0 */
+	else
+		assert_ok_silent(&r);
+	run_done(&r);
+
+	if (asprintf(&gc, ",\"cni.dev/valid-attachments\":[{\"containerID\":\"c1\",\"ifname\":\"eth0\"}]") < 0)
+		abort();
+	free(conf);
+	conf = conf_of(&w, ver, gc);
+	PODFENCE_RUN(&w, "GC", "", NULL, conf, &r);
+	if (_i < 4) {
+		assert_error(&r, 1);
+	} else {
+		assert_ok_silent(&r);
+		ck_assert_int_eq(links_in(w.node), 2); /* a valid attachment survives GC */
+		ck_assert(fake_find(&w, "c1")->registered);
+	}
+	run_done(&r);
+
+	for (int i = 0; i < 2; i++) { /* DEL twice: idempotent */
+		PODFENCE_RUN(&w, "DEL", "c1", pod, prev_conf, &r);
+		assert_ok_silent(&r);
+		run_done(&r);
+	}
+	assert_clean(&w, pod);
+	json_decref(res);
+	free(conf);
+	free(prev_conf);
+	free(gc);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
+/* ---- main mode with host-local ---- */
+
+START_TEST(test_hostlocal)
+{
+	const char *ver = versions[_i];
+	struct world w;
+	char pod[64], *conf, *ipam, *prev_conf;
+	struct run r = {0};
+	const char *addr;
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	ipam = hostlocal_ipam(&w);
+	conf = conf_of(&w, ver, ipam);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	if (_i == 4) {
+		/* Debian's host-local (plugins 1.1.1) stops at 1.0.0: its code 1 passes through. */
+		assert_error(&r, 1);
+		run_done(&r);
+		assert_clean(&w, pod);
+		goto out;
+	}
+	ck_assert_msg(r.status == 0, "%s ADD: %s", ver, r.out);
+	addr = json_string_value(json_object_get(json_array_get(json_object_get(r.json, "ips"), 0), "address"));
+	ck_assert_msg(strncmp(addr, "10.42.3.", 8) == 0, "%s", addr);
+	ck_assert_int_eq(leases(&w), 1);
+	prev_conf = with_prev(conf, r.json);
+	run_done(&r);
+	if (_i >= 2) {
+		PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+		assert_ok_silent(&r);
+		run_done(&r);
+	}
+	PODFENCE_RUN(&w, "DEL", "c1", pod, prev_conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	assert_clean(&w, pod);
+	free(prev_conf);
+out:
+	free(conf);
+	free(ipam);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
+/* ---- IPAM delegation: same stdin bytes, same environment, every verb ---- */
+
+static int file_exists(const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+	return sh("cat %s/log/%s 2>/dev/null", dir, name);
+}
+
+START_TEST(test_ipam_delegation)
+{
+	struct world w;
+	char pod[64], *conf, *extra, *s, *prev_conf;
+	struct run r = {0};
+	json_t *routes;
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	if (asprintf(&extra,
+		     ",\"ipam\":{\"type\":\"fake-ipam\",\"dataDir\":\"%s/ipam\"},"
+		     "\"cni.dev/valid-attachments\":[]",
+		     w.tmp) < 0)
+		abort();
+	conf = conf_of(&w, "1.1.0", extra);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	s = slurp(w.tmp, "stdin.ADD");
+	ck_assert_str_eq(s, conf); /* the same bytes, not just the ipam object */
+	free(s);
+	s = slurp(w.tmp, "env.ADD");
+	ck_assert_str_eq(s, "c1 eth0");
+	free(s);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "ips"), 0), "address")),
+			 "10.55.0.9/32");
+	routes = json_object_get(r.json, "routes");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(routes, 1), "dst")), "10.200.0.0/16");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(routes, 1), "gw")), "169.254.1.1");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(json_object_get(r.json, "dns"), "nameservers"), 0)),
+			 "10.55.0.53");
+	s = sh("ip -n %s route show 10.200.0.0/16", pod);
+	ck_assert_msg(strstr(s, "via 169.254.1.1"), "%s", s);
+	free(s);
+	prev_conf = with_prev(conf, r.json);
+	run_done(&r);
+
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	s = slurp(w.tmp, "stdin.CHECK");
+	ck_assert_str_eq(s, prev_conf);
+	free(s);
+	PODFENCE_RUN(&w, "STATUS", "", NULL, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	ck_assert_int_eq(file_exists(w.tmp, "log/stdin.STATUS"), 1);
+	PODFENCE_RUN(&w, "GC", "", NULL, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	ck_assert_int_eq(file_exists(w.tmp, "log/stdin.GC"), 1);
+	/* DEL with the netns already gone: still releases IPAM. */
+	pod_del(pod);
+	PODFENCE_RUN(&w, "DEL", "c1", pod, prev_conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	s = slurp(w.tmp, "stdin.DEL");
+	ck_assert_str_eq(s, prev_conf);
+	free(s);
+	ck_assert_int_eq(file_exists(w.tmp, "ipam/c1"), 0);
+	assert_clean(&w, NULL);
+	free(prev_conf);
+	free(conf);
+	free(extra);
+	world_free(&w);
+}
+END_TEST
+
+/* ---- chained after ptp / bridge, before portmap ---- */
+
+static void chained(const char *first, const char *first_extra)
+{
+	struct world w;
+	char pod[64], *ipam, *c1, *c2, *c3, *pm, *s, *plain, bin[128];
+	struct run r = {0};
+	json_t *first_res, *our_res;
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	ipam = hostlocal_ipam(&w);
+	if (asprintf(&c1, "{\"cniVersion\":\"1.0.0\",\"name\":\"podnet\",\"type\":\"%s\"%s%s}", first, first_extra, ipam) < 0)
+		abort();
+	snprintf(bin, sizeof(bin), REF "%s", first);
+	pf_cmd(&w, bin, "ADD", "c1", pod, c1, &r);
+	ck_assert_msg(r.status == 0, "%s ADD: %s", first, r.out);
+	first_res = json_incref(r.json);
+	run_done(&r);
+
+	s = conf_of(&w, "1.0.0", NULL);
+	c2 = with_prev(s, first_res);
+	free(s);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, c2, &r);
+	ck_assert_msg(r.status == 0, "podfence chained ADD: %s", r.out);
+	our_res = json_incref(r.json);
+	run_done(&r);
+	/* Passed on unchanged. */
+	ck_assert_msg(json_equal(our_res, first_res), "result changed");
+	ck_assert(fake_find(&w, "c1")->registered);
+	s = json_dumps(json_object_get(fake_find(&w, "c1")->reg, "ips"), JSON_COMPACT);
+	ck_assert_msg(strstr(s, "10.42.3."), "%s", s);
+	free(s);
+	ck_assert_msg(strncmp(json_string_value(json_object_get(fake_find(&w, "c1")->reg, "hostIf")), "veth", 4) == 0,
+		      "hostIf should be the host veth");
+
+	if (asprintf(&pm,
+		     "{\"cniVersion\":\"1.0.0\",\"name\":\"podnet\",\"type\":\"portmap\",\"capabilities\":{\"portMappings\":true},"
+		     "\"runtimeConfig\":{\"portMappings\":[{\"hostPort\":18080,\"containerPort\":80,\"protocol\":\"tcp\"}]}}") < 0)
+		abort();
+	c3 = with_prev(pm, our_res);
+	pf_cmd(&w, REF "portmap", "ADD", "c1", pod, c3, &r);
+	ck_assert_msg(r.status == 0, "portmap ADD after podfence: %s", r.out);
+	run_done(&r);
+
+	/* CHECK in order, with the final result. */
+	plain = conf_of(&w, "1.0.0", NULL);
+	s = with_prev(plain, our_res);
+	free(plain);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, s, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+
+	/* DEL in reverse order. */
+	pf_cmd(&w, REF "portmap", "DEL", "c1", pod, c3, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	PODFENCE_RUN(&w, "DEL", "c1", pod, s, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	ck_assert(!fake_find(&w, "c1")->registered);
+	ck_assert_int_eq(links_in(pod), 2); /* ptp's interface is not ours to delete */
+	pf_cmd(&w, bin, "DEL", "c1", pod, c1, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	ck_assert_int_eq(leases(&w), 0);
+	ck_assert_int_eq(links_in(pod), 1);
+	json_decref(first_res);
+	json_decref(our_res);
+	free(s);
+	free(c1);
+	free(c2);
+	free(c3);
+	free(pm);
+	free(ipam);
+	pod_del(pod);
+	world_free(&w);
+}
+
+START_TEST(test_chained_ptp)
+{
+	chained("ptp", "");
+}
+END_TEST
+
+START_TEST(test_chained_bridge)
+{
+	chained("bridge", ",\"bridge\":\"pfbr0\",\"isGateway\":true");
+}
+END_TEST
+
+/* ---- CHECK catches drift ---- */
+
+START_TEST(test_check_drift)
+{
+	struct world w;
+	char pod[64], *conf, *prev_conf, *host;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	conf = conf_of(&w, "1.1.0", NULL);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	prev_conf = with_prev(conf, r.json);
+	host = strdup(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "interfaces"), 0), "name")));
+	run_done(&r);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+
+	ck_assert_int_eq(sh_rc("ip -n %s route del default", pod), 0);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_error(&r, 101);
+	ck_assert_msg(strstr(json_string_value(json_object_get(r.json, "details")), "route 0.0.0.0/0"), "%s", r.out);
+	run_done(&r);
+	ck_assert_int_eq(sh_rc("ip -n %s route add default via 169.254.1.1 dev eth0 onlink", pod), 0);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+
+	ck_assert_int_eq(sh_rc("ip -n %s route del 10.77.0.2/32 dev %s", w.node, host), 0);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_error(&r, 101);
+	run_done(&r);
+	ck_assert_int_eq(sh_rc("ip -n %s route add 10.77.0.2/32 dev %s", w.node, host), 0);
+
+	fake_find(&w, "c1")->registered = false; /* the controller lost it */
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_error(&r, 101);
+	run_done(&r);
+
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, conf, &r); /* no prevResult */
+	assert_error(&r, 7);
+	run_done(&r);
+
+	PODFENCE_RUN(&w, "DEL", "c1", pod, prev_conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	assert_clean(&w, pod);
+	free(host);
+	free(conf);
+	free(prev_conf);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
+/* ---- GC ---- */
+
+START_TEST(test_gc)
+{
+	struct world w;
+	char pod1[64], pod2[64], *conf, *gc, *s;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod1);
+	pod_new(&w, pod2);
+	conf = conf_of(&w, "1.1.0", NULL);
+	PODFENCE_RUN(&w, "ADD", "keep", pod1, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	PODFENCE_RUN(&w, "ADD", "stale", pod2, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	/* A leftover host end of ours, and a veth that is not ours. */
+	ck_assert_int_eq(sh_rc("ip -n %s link add pf0123456789ab type veth peer name pfx0", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link add vethother type veth peer name vethother1", w.node), 0);
+
+	if (asprintf(&gc, ",\"cni.dev/valid-attachments\":[{\"containerID\":\"keep\",\"ifname\":\"eth0\"}]") < 0)
+		abort();
+	free(conf);
+	conf = conf_of(&w, "1.1.0", gc);
+	PODFENCE_RUN(&w, "GC", "", NULL, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	s = sh("ip -n %s -o link show | awk '{print $2}' | cut -d@ -f1 | sort | tr '\\n' ' '", w.node);
+	/* kept: lo, keep's host end, the foreign pair; gone: stale's pair and the orphan pair. */
+	ck_assert_msg(links_in(w.node) == 4, "%s", s);
+	ck_assert_msg(strstr(s, "vethother") && !strstr(s, "pf0123456789ab"), "%s", s);
+	free(s);
+	ck_assert_int_eq(links_in(pod2), 1);
+	ck_assert_int_eq(links_in(pod1), 2);
+	ck_assert(fake_find(&w, "keep")->registered);
+	ck_assert(!fake_find(&w, "stale")->registered);
+	ck_assert(!fake_find(&w, "stale")->allocated);
+	ck_assert_int_eq(w.ctl.n_gc, 1);
+	free(gc);
+	free(conf);
+	pod_del(pod1);
+	pod_del(pod2);
+	world_free(&w);
+}
+END_TEST
+
+/* ---- 100 concurrent ADDs, then DELs ---- */
+
+#define N_CONCURRENT 100
+
+START_TEST(test_concurrent)
+{
+	struct world w;
+	char (*pods)[64] = calloc(N_CONCURRENT, 64), cid[N_CONCURRENT][16], *conf, *ipam;
+	pid_t pid[N_CONCURRENT];
+	int fd[N_CONCURRENT];
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	ipam = hostlocal_ipam(&w);
+	conf = conf_of(&w, "1.0.0", ipam);
+	for (int i = 0; i < N_CONCURRENT; i++) {
+		pod_new(&w, pods[i]);
+		snprintf(cid[i], sizeof(cid[i]), "ctr%03d", i);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		const char *cmd = pass ? "DEL" : "ADD";
+
+		for (int i = 0; i < N_CONCURRENT; i++) {
+			char netns[128];
+			struct env_kv env[] = {
+				{"CNI_COMMAND", cmd},   {"CNI_CONTAINERID", cid[i]}, {"CNI_NETNS", netns},
+				{"CNI_IFNAME", "eth0"}, {"CNI_ARGS", IDENT},         {"CNI_PATH", w.cni_path},
+				{NULL, NULL},
+			};
+
+			snprintf(netns, sizeof(netns), "/run/netns/%s", pods[i]);
+			pid[i] = plugin_spawn(&w, PODFENCE_BIN, env, conf, &fd[i]);
+		}
+		for (int i = 0; i < N_CONCURRENT; i++) {
+			plugin_collect(pid[i], fd[i], &r);
+			ck_assert_msg(r.status == 0, "%s %s: %s", cmd, cid[i], r.out);
+			run_done(&r);
+		}
+		if (!pass) {
+			ck_assert_int_eq(links_in(w.node), N_CONCURRENT + 1);
+			ck_assert_int_eq(leases(&w), N_CONCURRENT);
+			ck_assert_int_eq(fake_count(&w, true, false), N_CONCURRENT);
+		}
+	}
+	for (int i = 0; i < N_CONCURRENT; i++) {
+		ck_assert_int_eq(links_in(pods[i]), 1);
+		pod_del(pods[i]);
+	}
+	assert_clean(&w, NULL);
+	free(conf);
+	free(ipam);
+	free(pods);
+	world_free(&w);
+}
+END_TEST
+
+/* ---- bad input: right code, error JSON on stdout, nothing left ---- */
+
+enum setup { S_NONE, S_TAKEN_IF, S_CTL_ABSENT, S_CTL_REFUSE, S_CTL_HANG };
+
+static const struct {
+	const char *name;
+	const char *cmd;      /* CNI_COMMAND */
+	const char *cid;      /* CNI_CONTAINERID */
+	const char *ifname;   /* CNI_IFNAME */
+	int netns;            /* 0 = the pod, 1 = empty, 2 = missing path */
+	const char *args;     /* CNI_ARGS */
+	const char *ver;      /* NULL: raw conf below */
+	const char *extra;    /* config keys; "@hl" = host-local ipam */
+	const char *raw;
+	enum setup setup;
+	int code;
+} bad_cases[] = {
+	{"malformed JSON", "ADD", "c1", "eth0", 0, IDENT, NULL, NULL, "{\"cniVersion\":", S_NONE, 6},
+	{"not an object", "ADD", "c1", "eth0", 0, IDENT, NULL, NULL, "[]", S_NONE, 6},
+	{"missing CNI_COMMAND", "", "c1", "eth0", 0, IDENT, "1.1.0", NULL, NULL, S_NONE, 4},
+	{"unknown CNI_COMMAND", "ATTACH", "c1", "eth0", 0, IDENT, "1.1.0", NULL, NULL, S_NONE, 4},
+	{"missing CNI_CONTAINERID", "ADD", "", "eth0", 0, IDENT, "1.1.0", NULL, NULL, S_NONE, 4},
+	{"bad CNI_CONTAINERID", "ADD", "../x", "eth0", 0, IDENT, "1.1.0", NULL, NULL, S_NONE, 4},
+	{"missing CNI_IFNAME", "ADD", "c1", "", 0, IDENT, "1.1.0", NULL, NULL, S_NONE, 4},
+	{"bad CNI_IFNAME", "ADD", "c1", "eth0:1", 0, IDENT, "1.1.0", NULL, NULL, S_NONE, 4},
+	{"missing CNI_NETNS", "ADD", "c1", "eth0", 1, IDENT, "1.1.0", NULL, NULL, S_NONE, 4},
+	{"no pod identity", "ADD", "c1", "eth0", 0, "IgnoreUnknown=1", "1.1.0", NULL, NULL, S_NONE, 4},
+	{"unknown version", "ADD", "c1", "eth0", 0, IDENT, "0.2.0", NULL, NULL, S_NONE, 1},
+	{"future version", "ADD", "c1", "eth0", 0, IDENT, "2.0.0", NULL, NULL, S_NONE, 1},
+	{"bad mtu", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"mtu\":-1", NULL, S_NONE, 7},
+	{"nonexistent netns", "ADD", "c1", "eth0", 2, IDENT, "1.1.0", NULL, NULL, S_NONE, 3},
+	{"interface taken", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", NULL, NULL, S_TAKEN_IF, 100},
+	{"interface taken (host-local)", "ADD", "c1", "eth0", 0, IDENT, "1.0.0", "@hl", NULL, S_TAKEN_IF, 100},
+	{"IPAM fails", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"ipam\":{\"type\":\"fake-ipam\",\"fail\":[\"ADD\"]}", NULL,
+	 S_NONE, 7},
+	{"IPAM not on CNI_PATH", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"ipam\":{\"type\":\"no-such-ipam\"}", NULL, S_NONE,
+	 7},
+	{"controller absent (controller IPAM)", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", NULL, NULL, S_CTL_ABSENT, 11},
+	{"controller absent (host-local)", "ADD", "c1", "eth0", 0, IDENT, "1.0.0", "@hl", NULL, S_CTL_ABSENT, 11},
+	{"controller refuses", "ADD", "c1", "eth0", 0, IDENT, "1.0.0", "@hl", NULL, S_CTL_REFUSE, 11},
+	{"controller refuses (controller IPAM)", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", NULL, NULL, S_CTL_REFUSE, 11},
+	{"controller does not confirm in time", "ADD", "c1", "eth0", 0, IDENT, "1.0.0", "@hl,\"timeoutMs\":100", NULL,
+	 S_CTL_HANG, 11},
+	{"failOpen does not cover bad config", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"failOpen\":1", NULL, S_NONE, 7},
+	{"STATUS, controller absent", "STATUS", "", "", 1, "", "1.1.0", NULL, NULL, S_CTL_ABSENT, 50},
+	{"GC without attachments", "GC", "", "", 1, "", "1.1.0", NULL, NULL, S_NONE, 7},
+};
+
+START_TEST(test_bad_input)
+{
+	struct world w;
+	char pod[64], netns[128] = "", *conf, *extra = NULL, log[200];
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	pod_new(&w, pod);
+	if (bad_cases[_i].setup != S_CTL_ABSENT)
+		fake_start(&w);
+	w.ctl.mode = bad_cases[_i].setup == S_CTL_REFUSE ? FAKE_REFUSE : bad_cases[_i].setup == S_CTL_HANG ? FAKE_HANG : FAKE_OK;
+	w.ctl.hang_ms = 2500; /* beyond timeoutMs plus the plugin's round-trip allowance */
+	if (bad_cases[_i].setup == S_TAKEN_IF)
+		ck_assert_int_eq(sh_rc("ip -n %s link add eth0 type dummy", pod), 0);
+	if (bad_cases[_i].extra && strncmp(bad_cases[_i].extra, "@hl", 3) == 0) {
+		char *hl = hostlocal_ipam(&w);
+
+		if (asprintf(&extra, "%s%s", hl, bad_cases[_i].extra + 3) < 0)
+			abort();
+		free(hl);
+	} else if (bad_cases[_i].extra) {
+		extra = strdup(bad_cases[_i].extra);
+	}
+	conf = bad_cases[_i].ver ? conf_of(&w, bad_cases[_i].ver, extra) : strdup(bad_cases[_i].raw);
+	if (bad_cases[_i].netns == 0)
+		snprintf(netns, sizeof(netns), "/run/netns/%s", pod);
+	else if (bad_cases[_i].netns == 2)
+		snprintf(netns, sizeof(netns), "/run/netns/%s-gone", pod);
+	snprintf(log, sizeof(log), "%s/log", w.tmp);
+	struct env_kv env[] = {
+		{"CNI_COMMAND", bad_cases[_i].cmd},   {"CNI_CONTAINERID", bad_cases[_i].cid}, {"CNI_NETNS", netns},
+		{"CNI_IFNAME", bad_cases[_i].ifname}, {"CNI_ARGS", bad_cases[_i].args},      {"CNI_PATH", w.cni_path},
+		{"PF_TEST_IPAM_LOG", log},            {NULL, NULL},
+	};
+	plugin_run(&w, PODFENCE_BIN, env, conf, &r);
+	ck_assert_msg(r.status != 0, "%s: succeeded: %s", bad_cases[_i].name, r.out);
+	ck_assert_msg(r.json && json_integer_value(json_object_get(r.json, "code")) == bad_cases[_i].code,
+		      "%s: want code %d, got %s", bad_cases[_i].name, bad_cases[_i].code, r.out);
+	ck_assert_msg(json_string_value(json_object_get(r.json, "msg")), "%s: no msg", bad_cases[_i].name);
+	run_done(&r);
+	if (bad_cases[_i].setup == S_TAKEN_IF)
+		sh_rc("ip -n %s link del eth0", pod);
+	assert_clean(&w, pod);
+	free(conf);
+	free(extra);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
+/* ---- fail-open, STATUS, DEL idempotence ---- */
+
+START_TEST(test_fail_open)
+{
+	struct world w;
+	char pod[64], *conf, *hl, *extra;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	pod_new(&w, pod); /* no controller at all */
+	hl = hostlocal_ipam(&w);
+	if (asprintf(&extra, "%s,\"failOpen\":true", hl) < 0)
+		abort();
+	conf = conf_of(&w, "1.0.0", extra);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	ck_assert_int_eq(links_in(pod), 2);
+	run_done(&r);
+	PODFENCE_RUN(&w, "DEL", "c1", pod, conf, &r); /* controller still absent: DEL must not wedge */
+	assert_ok_silent(&r);
+	run_done(&r);
+	assert_clean(&w, pod);
+	free(conf);
+	free(extra);
+	free(hl);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(test_status)
+{
+	struct world w;
+	char *conf;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	conf = conf_of(&w, "1.1.0", NULL);
+	w.ctl.ready = false;
+	PODFENCE_RUN(&w, "STATUS", "", NULL, conf, &r);
+	assert_error(&r, 50);
+	run_done(&r);
+	w.ctl.ready = true;
+	PODFENCE_RUN(&w, "STATUS", "", NULL, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	free(conf);
+	conf = conf_of(&w, "1.1.0", ",\"ipam\":{\"type\":\"fake-ipam\",\"fail\":[\"STATUS\"]}");
+	PODFENCE_RUN(&w, "STATUS", "", NULL, conf, &r); /* IPAM's STATUS failure is ours */
+	assert_error(&r, 7);
+	run_done(&r);
+	free(conf);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(test_del_idempotent)
+{
+	struct world w;
+	char pod[64], *conf, *hl;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	hl = hostlocal_ipam(&w);
+	conf = conf_of(&w, "1.0.0", hl);
+	/* Never added; empty CNI_NETNS; a netns that does not exist. */
+	PODFENCE_RUN(&w, "DEL", "never", pod, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	PODFENCE_RUN(&w, "DEL", "never", NULL, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	pod_del(pod); /* the runtime tore the sandbox down first */
+	PODFENCE_RUN(&w, "DEL", "c1", pod, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	PODFENCE_RUN(&w, "DEL", "c1", NULL, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	assert_clean(&w, NULL);
+	free(conf);
+	free(hl);
+	world_free(&w);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *s = suite_create("plugin");
+	SRunner *sr;
+	TCase *tc;
+	int failed;
+	const char *only = argc > 1 ? argv[1] : NULL;
+
+	if (geteuid() != 0) {
+		if (getenv("CI") && strcmp(getenv("CI"), "true") == 0) {
+			fprintf(stderr, "needs root for network namespaces (CI=true)\n");
+			return 1;
+		}
+		fprintf(stderr, "skipping: needs root for network namespaces\n");
+		return 77;
+	}
+	harness_init("plg");
+#define ADD_TC(name, fn, n)                                           \
+	if (!only || strcmp(only, name) == 0) {                       \
+		tc = tcase_create(name);                              \
+		tcase_set_timeout(tc, 300);                           \
+		if ((n) > 1)                                          \
+			tcase_add_loop_test(tc, fn, 0, (n));          \
+		else                                                  \
+			tcase_add_test(tc, fn);                       \
+		suite_add_tcase(s, tc);                               \
+	}
+	ADD_TC("matrix", test_matrix, 5);
+	ADD_TC("hostlocal", test_hostlocal, 5);
+	ADD_TC("ipam", test_ipam_delegation, 1);
+	ADD_TC("chained_ptp", test_chained_ptp, 1);
+	ADD_TC("chained_bridge", test_chained_bridge, 1);
+	ADD_TC("check", test_check_drift, 1);
+	ADD_TC("gc", test_gc, 1);
+	ADD_TC("concurrent", test_concurrent, 1);
+	ADD_TC("bad_input", test_bad_input, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	ADD_TC("fail_open", test_fail_open, 1);
+	ADD_TC("status", test_status, 1);
+	ADD_TC("del", test_del_idempotent, 1);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	harness_sweep();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
