@@ -288,7 +288,7 @@ static void serve_one(struct fake_ctl *c, int fd)
 	}
 	resp = answer(c, req);
 	line = pf_proto_encode(resp, &len);
-	if (line && write(fd, line, len) < 0)
+	if (line && send(fd, line, len, MSG_NOSIGNAL) < 0)
 		len = 0;
 	free(line);
 	json_decref(resp);

@@ -678,7 +678,7 @@ START_TEST(test_bad_input)
 	w.ctl.mode = bad_cases[_i].setup == S_CTL_REFUSE ? FAKE_REFUSE : bad_cases[_i].setup == S_CTL_HANG ? FAKE_HANG : FAKE_OK;
 	w.ctl.hang_ms = 2500; /* beyond timeoutMs plus the plugin's round-trip allowance */
 	if (bad_cases[_i].setup == S_TAKEN_IF)
-		ck_assert_int_eq(sh_rc("ip -n %s link add eth0 type dummy", pod), 0);
+		ck_assert_int_eq(sh_rc("ip -n %s link add eth0 type veth peer name eth0p", pod), 0);
 	if (bad_cases[_i].extra && strncmp(bad_cases[_i].extra, "@hl", 3) == 0) {
 		char *hl = hostlocal_ipam(&w);
 
