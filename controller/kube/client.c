@@ -477,6 +477,8 @@ static void fail(struct informer *inf, enum pf_kube_error err, enum next_action 
 	inf->failures++;
 	d = backoff_ms(inf);
 	if (retry_after_s > 0)
+		inf->k->m.retry_after_waits++;
+	if (retry_after_s > 0)
 		d = (uint64_t)(retry_after_s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : retry_after_s) * 1000u;
 	else if (err == PF_KUBE_ERR_FORBIDDEN)
 		d = d * FORBIDDEN_BACKOFF_FACTOR > inf->k->o.backoff_max_ms ? inf->k->o.backoff_max_ms
@@ -760,6 +762,23 @@ static bool status_expired(json_t *st)
 	return reason && (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0);
 }
 
+/* 504 "Too large resource version" (the server lost state, e.g. restored
+ * from an older backup): client-go relists with RV "". */
+static bool status_too_large(json_t *st)
+{
+	json_t *causes = json_object_get(json_object_get(st, "details"), "causes"), *c;
+	const char *msg = json_string_value(json_object_get(st, "message"));
+	size_t i;
+
+	json_array_foreach(causes, i, c) {
+		const char *reason = json_string_value(json_object_get(c, "reason"));
+
+		if (reason && strcmp(reason, "ResourceVersionTooLarge") == 0)
+			return true;
+	}
+	return msg && strstr(msg, "Too large resource version") != NULL;
+}
+
 static long retry_after(struct xfer *x)
 {
 	curl_off_t ra = 0;
@@ -915,9 +934,14 @@ static void finish_watch(struct informer *inf, struct xfer *x, CURLcode res)
 	if (x->status != 200) {
 		json_t *st = x->body.p ? json_loadb(x->body.p, x->body.len, 0, NULL) : NULL;
 		bool expired = x->status == 410 || status_expired(st);
+		bool too_large = status_too_large(st);
 
 		json_decref(st);
 		log_error_body(inf, "watch", x);
+		if (too_large) {
+			fail(inf, PF_KUBE_ERR_SERVER, NEXT_LIST, retry_after(x), "resource version too large");
+			return;
+		}
 		if (expired) {
 			inf->k->m.errors[PF_KUBE_ERR_EXPIRED]++;
 			if (inf->failures++ == 0)

@@ -80,6 +80,7 @@ struct pf_kube_metrics {
 	uint64_t events[PF_KUBE_KIND_MAX][PF_KUBE_EVENT_TYPE_MAX]; /* delivered, incl. synthesized */
 	uint64_t errors[PF_KUBE_ERR_MAX];
 	uint64_t token_reloads;
+	uint64_t retry_after_waits; /* backoffs whose delay came from a Retry-After header */
 	uint64_t events_posted;  /* Event POSTs that got a 2xx */
 	uint64_t events_dropped; /* rate-limited or failed */
 };

@@ -1,0 +1,1031 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The informers against the fixture API server (tests/fixtures/apiserver.py):
+ * list, watch, bookmarks, re-watch, 410 relist, restart, 429, malformed
+ * events, token rotation, TLS, Events, and the epoll integration.
+ * Usage: test_kube_live TCASE (one ctest per tcase). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "kube.h"
+#include "fixture.h"
+
+/* Upper bound for "eventually": a guard against hangs, not a timing check. */
+#define EVENTUALLY_MS 20000
+
+static char tmpdir[256];
+
+static void tmp_setup(void)
+{
+	ck_assert_int_eq(tmpdir_make(tmpdir, sizeof(tmpdir)), 0);
+}
+
+static void tmp_teardown(void)
+{
+	tmpdir_rm(tmpdir);
+}
+
+struct rec {
+	json_t *log; /* "TYPE Kind key" */
+	unsigned synced[PF_KUBE_KIND_MAX];
+};
+
+static void on_event(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *obj)
+{
+	struct rec *r = ud;
+	json_t *md = json_object_get(obj, "metadata");
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const char *name = json_string_value(json_object_get(md, "name"));
+	char line[512];
+
+	ck_assert_ptr_nonnull(name);
+	ck_assert_str_eq(json_string_value(json_object_get(obj, "kind")), pf_kube_kind_name(kind));
+	ck_assert_ptr_null(json_object_get(md, "managedFields"));
+	snprintf(line, sizeof(line), "%s %s %s%s%s", pf_kube_event_type_name(type), pf_kube_kind_name(kind),
+		 ns ? ns : "", ns ? "/" : "", name);
+	json_array_append_new(r->log, json_string(line));
+}
+
+static void on_synced(void *ud, enum pf_kube_kind kind)
+{
+	struct rec *r = ud;
+
+	r->synced[kind]++;
+}
+
+static bool logged(const struct rec *r, const char *line)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(r->log, i, v)
+		if (strcmp(json_string_value(v), line) == 0)
+			return true;
+	return false;
+}
+
+static size_t count_prefix(const struct rec *r, const char *prefix)
+{
+	json_t *v;
+	size_t i, n = 0;
+
+	json_array_foreach(r->log, i, v)
+		if (strncmp(json_string_value(v), prefix, strlen(prefix)) == 0)
+			n++;
+	return n;
+}
+
+struct client {
+	struct pf_kube *k;
+	struct rec rec;
+	struct pf_kube_config cfg;
+};
+
+static void test_opts(struct pf_kube_options *o)
+{
+	if (!o->node_name)
+		o->node_name = "n1";
+	if (!o->backoff_initial_ms)
+		o->backoff_initial_ms = 50;
+	if (!o->backoff_max_ms)
+		o->backoff_max_ms = 400;
+	if (!o->watch_timeout_min_s)
+		o->watch_timeout_min_s = 30;
+	if (!o->watch_timeout_max_s)
+		o->watch_timeout_max_s = 31;
+	if (!o->seed)
+		o->seed = 42;
+}
+
+static void client_new(struct client *c, const struct pf_kube_config *cfg, struct pf_kube_options o)
+{
+	struct pf_kube_ops ops = {.event = on_event, .synced = on_synced};
+
+	test_opts(&o);
+	memset(&c->rec, 0, sizeof(c->rec));
+	c->rec.log = json_array();
+	c->k = pf_kube_new(cfg, &o, &ops, &c->rec);
+	ck_assert_ptr_nonnull(c->k);
+	ck_assert_int_eq(pf_kube_start(c->k), 0);
+}
+
+static void client_plain(struct client *c, const struct fixture *f, struct pf_kube_options o)
+{
+	memset(&c->cfg, 0, sizeof(c->cfg));
+	c->cfg.server = (char *)f->url;
+	client_new(c, &c->cfg, o);
+}
+
+static void client_free(struct client *c)
+{
+	pf_kube_free(c->k);
+	json_decref(c->rec.log);
+}
+
+typedef bool (*pred_fn)(struct client *c, const void *arg);
+
+static bool eventually(struct client *c, pred_fn pred, const void *arg)
+{
+	for (int waited = 0; waited < EVENTUALLY_MS; waited += 50) {
+		if (pred(c, arg))
+			return true;
+		ck_assert_int_eq(pf_kube_run(c->k, 50, NULL), 0);
+	}
+	return pred(c, arg);
+}
+
+static bool p_synced(struct client *c, const void *arg)
+{
+	(void)arg;
+	return pf_kube_synced(c->k);
+}
+
+static bool p_logged(struct client *c, const void *arg)
+{
+	return logged(&c->rec, arg);
+}
+
+struct metric_at_least {
+	size_t offset; /* into struct pf_kube_metrics */
+	uint64_t min;
+};
+
+static bool p_metric(struct client *c, const void *arg)
+{
+	const struct metric_at_least *m = arg;
+	struct pf_kube_metrics km;
+
+	pf_kube_get_metrics(c->k, &km);
+	return *(const uint64_t *)((const char *)&km + m->offset) >= m->min;
+}
+
+#define METRIC(field, n) (&(struct metric_at_least){offsetof(struct pf_kube_metrics, field), (n)})
+
+static bool p_fixture_watches(struct client *c, const void *arg)
+{
+	const struct fixture *f = arg;
+	json_t *st = NULL;
+	bool ok;
+
+	(void)c;
+	fixture_call(f, "GET", "/_admin/stats", NULL, &st);
+	ok = json_integer_value(json_object_get(st, "watches_open")) >= 4;
+	json_decref(st);
+	return ok;
+}
+
+/* Seeds 3 namespaces, npods pods in them, 2 policies, nodes n1 and n2. */
+static void seed(const struct fixture *f, int npods)
+{
+	json_t *items = json_array();
+	char *body;
+
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "ns%d", i);
+		ck_assert_int_eq(json_array_append_new(items, json_pack("{s:s,s:{s:s}}", "kind", "Namespace",
+									"metadata", "name", name)),
+				 0);
+	}
+	for (int i = 0; i < npods; i++) {
+		char name[32], ns[8];
+
+		snprintf(name, sizeof(name), "pod%02d", i);
+		snprintf(ns, sizeof(ns), "ns%d", i % 3);
+		json_array_append_new(items, json_pack("{s:s,s:{s:s,s:s,s:{s:s}},s:{s:s}}", "kind", "Pod", "metadata",
+						       "name", name, "namespace", ns, "labels", "app", "web", "spec",
+						       "nodeName", i % 2 ? "n1" : "n2"));
+	}
+	json_array_append_new(items, json_pack("{s:s,s:{s:s,s:s},s:{s:{}}}", "kind", "NetworkPolicy", "metadata",
+					       "name", "deny", "namespace", "ns0", "spec", "podSelector"));
+	json_array_append_new(items, json_pack("{s:s,s:{s:s,s:s},s:{s:{}}}", "kind", "NetworkPolicy", "metadata",
+					       "name", "allow", "namespace", "ns1", "spec", "podSelector"));
+	json_array_append_new(items, json_pack("{s:s,s:{s:s}}", "kind", "Node", "metadata", "name", "n1"));
+	json_array_append_new(items, json_pack("{s:s,s:{s:s}}", "kind", "Node", "metadata", "name", "n2"));
+	body = json_dumps(json_pack("{s:o}", "items", items), JSON_COMPACT);
+	ck_assert_ptr_nonnull(body);
+	fixture_post(f, "/_admin/apply", "%s", body);
+	free(body);
+}
+
+/* The client's cache equals the server's current pods. */
+static void assert_converged(struct client *c, const struct fixture *f)
+{
+	json_t *list = NULL, *item;
+	size_t i;
+
+	ck_assert_int_eq(fixture_call(f, "GET", "/api/v1/pods", NULL, &list), 200);
+	ck_assert_uint_eq(json_array_size(json_object_get(list, "items")), pf_kube_count(c->k, PF_KUBE_POD));
+	json_array_foreach(json_object_get(list, "items"), i, item) {
+		json_t *md = json_object_get(item, "metadata");
+		char key[256];
+		json_t *cached;
+
+		snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(md, "namespace")),
+			 json_string_value(json_object_get(md, "name")));
+		cached = pf_kube_cached(c->k, PF_KUBE_POD, key);
+		ck_assert_msg(cached != NULL, "%s missing from the cache", key);
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(cached, "metadata"), "resourceVersion")),
+				 json_string_value(json_object_get(md, "resourceVersion")));
+	}
+	json_decref(list);
+}
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_list_paginated)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 25);
+	client_plain(&c, &f, (struct pf_kube_options){.page_limit = 10});
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 25);
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NAMESPACE), 3);
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NETWORKPOLICY), 2);
+	/* Only this node's Node (fieldSelector metadata.name=n1). */
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NODE), 1);
+	ck_assert(logged(&c.rec, "ADDED Node n1"));
+	ck_assert(!logged(&c.rec, "ADDED Node n2"));
+	ck_assert(logged(&c.rec, "ADDED Pod ns1/pod07"));
+	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED Pod "), 25);
+	/* 25 pods at limit 10: three pages of one snapshot. */
+	ck_assert_int_eq(fixture_count(&f, "list:pods"), 3);
+	for (int i = 0; i < PF_KUBE_KIND_MAX; i++)
+		ck_assert_uint_eq(c.rec.synced[i], 1);
+	/* The list RV, not an item RV, seeds the watch. */
+	ck_assert_int_eq(atol(pf_kube_resource_version(c.k, PF_KUBE_POD)), fixture_rv(&f));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.relists, 0);
+	ck_assert_uint_eq(m.events[PF_KUBE_POD][PF_KUBE_ADDED], 25);
+	assert_converged(&c, &f);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_list_continue_expired)
+{
+	/* The continue token dies between pages (compaction before page 2):
+	 * the client drops the partial list and starts again from page 1. */
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 12);
+	fixture_post(&f, "/_admin/fault", "{\"action\":\"compact\",\"on\":\"list\",\"resource\":\"pods\",\"skip\":1}");
+	client_plain(&c, &f, (struct pf_kube_options){.page_limit = 5, .kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 1);
+	/* page 1, page 2 (410), then pages 1..3 again */
+	ck_assert_int_eq(fixture_count(&f, "list:pods"), 5);
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 12);
+	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED Pod "), 12);
+	ck_assert_uint_eq(c.rec.synced[PF_KUBE_POD], 1);
+	assert_converged(&c, &f);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_watch_add_modify_delete)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 4);
+	client_plain(&c, &f, (struct pf_kube_options){.keep_objects = true});
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert(eventually(&c, p_fixture_watches, &f));
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"new\",\"namespace\":\"ns2\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns2/new"));
+	fixture_post(&f, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns2\",\"name\":\"new\",\"labels\":{\"x\":\"y\"}}");
+	ck_assert(eventually(&c, p_logged, "MODIFIED Pod ns2/new"));
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_object_get(json_object_get(pf_kube_cached(c.k, PF_KUBE_POD, "ns2/new"), "metadata"),
+						 "labels"),
+				 "x")),
+			 "y");
+	fixture_post(&f, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns2\",\"name\":\"new\"}");
+	ck_assert(eventually(&c, p_logged, "DELETED Pod ns2/new"));
+	ck_assert_ptr_null(pf_kube_cached(c.k, PF_KUBE_POD, "ns2/new"));
+	/* Namespace and policy watches too. */
+	fixture_post(&f, "/api/v1/namespaces", "{\"metadata\":{\"name\":\"ns9\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Namespace ns9"));
+	fixture_post(&f, "/apis/networking.k8s.io/v1/namespaces/ns9/networkpolicies",
+		     "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"podSelector\":{}}}");
+	ck_assert(eventually(&c, p_logged, "ADDED NetworkPolicy ns9/p"));
+	/* The node's own object, and not another node. */
+	fixture_post(&f, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n2\",\"labels\":{\"a\":\"b\"}}");
+	fixture_post(&f, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n1\",\"labels\":{\"a\":\"b\"}}");
+	ck_assert(eventually(&c, p_logged, "MODIFIED Node n1"));
+	ck_assert(!logged(&c.rec, "MODIFIED Node n2"));
+	ck_assert_int_eq(atol(pf_kube_resource_version(c.k, PF_KUBE_NODE)), fixture_rv(&f));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.relists, 0);
+	assert_converged(&c, &f);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_bookmarks)
+{
+	const char *args[] = {"--bookmark-interval", "0.2", NULL};
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics before, after;
+
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	seed(&f, 3);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	pf_kube_get_metrics(c.k, &before);
+	/* Other kinds move the global RV; a pod bookmark carries it. */
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"other\"}}");
+	ck_assert(eventually(&c, p_metric, METRIC(bookmarks, before.bookmarks + 3)));
+	pf_kube_get_metrics(c.k, &after);
+	/* A bookmark is never an object: no event was delivered. */
+	ck_assert_uint_eq(json_array_size(c.rec.log), 3);
+	ck_assert_int_eq(atol(pf_kube_resource_version(c.k, PF_KUBE_POD)), fixture_rv(&f));
+	ck_assert_uint_eq(after.relists, 0);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_rewatch_without_relist)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 3);
+	/* timeoutSeconds=1: the server ends each watch cleanly after 1 s. */
+	client_plain(&c, &f,
+		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .watch_timeout_min_s = 1,
+					      .watch_timeout_max_s = 1, .watch_slack_s = 5});
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert(eventually(&c, p_metric, METRIC(watches, 3)));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_ge(m.reconnects, 2);
+	ck_assert_uint_eq(m.relists, 0);
+	ck_assert_int_eq(fixture_count(&f, "list:pods"), 1);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_TRANSPORT], 0);
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"after\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/after"));
+	ck_assert_int_eq(fixture_count(&f, "list:pods"), 1);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+/* 410 while "disconnected": the server stalls, changes happen, history is
+ * compacted, the stream drops. The re-watch gets 410 (in-stream ERROR, or
+ * HTTP 410 with the switch), the client relists and synthesizes the delete. */
+static const bool expired_http[] = {false, true};
+
+START_TEST(test_expired_relist)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+	size_t modified_before;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	if (expired_http[_i])
+		fixture_post(&f, "/_admin/config", "{\"http410\":true}");
+	seed(&f, 6);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	while (fixture_count(&f, "watch:pods") < 1)
+		pf_kube_run(c.k, 10, NULL);
+	modified_before = count_prefix(&c.rec, "MODIFIED");
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"stall\"}");
+	fixture_post(&f, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns1\",\"name\":\"pod01\"}");
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"born\",\"namespace\":\"ns2\"}}");
+	fixture_post(&f, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\",\"labels\":{\"v\":\"2\"}}");
+	fixture_post(&f, "/_admin/compact", "{}");
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"drop\"}");
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"unstall\"}");
+	ck_assert(eventually(&c, p_logged, "DELETED Pod ns1/pod01"));
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert(logged(&c.rec, "ADDED Pod ns2/born"));
+	ck_assert(logged(&c.rec, "MODIFIED Pod ns0/pod00"));
+	/* Unchanged pods are not re-delivered by the relist. */
+	ck_assert_uint_eq(count_prefix(&c.rec, "MODIFIED"), modified_before + 1);
+	ck_assert_uint_eq(c.rec.synced[PF_KUBE_POD], 2);
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.relists, 1);
+	ck_assert_uint_ge(m.errors[PF_KUBE_ERR_EXPIRED], 1);
+	assert_converged(&c, &f);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_instream_expired_error)
+{
+	/* An ERROR 410 event on a live stream (not at connect). */
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 3);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	while (fixture_count(&f, "watch:pods") < 1)
+		pf_kube_run(c.k, 10, NULL);
+	pf_kube_run(c.k, 100, NULL);
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
+	ck_assert(eventually(&c, p_metric, METRIC(relists, 1)));
+	ck_assert(eventually(&c, p_metric, METRIC(watches, 2)));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 1);
+	/* The Status was not delivered as an object. */
+	ck_assert_uint_eq(json_array_size(c.rec.log), 3);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_server_restart)
+{
+	char data[512];
+	const char *args[] = {"--data", data, NULL};
+	struct fixture f;
+	struct client c;
+	int port;
+
+	snprintf(data, sizeof(data), "%s/state.json", tmpdir);
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	seed(&f, 5);
+	client_plain(&c, &f, (struct pf_kube_options){0});
+	ck_assert(eventually(&c, p_synced, NULL));
+	port = f.port;
+	fixture_stop(&f); /* SIGTERM: saves the state */
+	/* The client notices and backs off (connection refused). */
+	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 1)));
+	ck_assert_int_eq(fixture_start(&f, port, args), 0);
+	fixture_post(&f, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\"}");
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"fresh\",\"namespace\":\"ns1\"}}");
+	ck_assert(eventually(&c, p_logged, "DELETED Pod ns0/pod00"));
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns1/fresh"));
+	assert_converged(&c, &f);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_server_restart_empty)
+{
+	/* The restarted server lost its state (new RV history): everything the
+	 * client knew is gone, and a relist must say so. */
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+	int port;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 4);
+	fixture_post(&f, "/_admin/compact", "{}"); /* push the RV well above a fresh server's */
+	for (int i = 0; i < 5; i++)
+		fixture_post(&f, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n2\",\"labels\":{\"i\":\"%d\"}}", i);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	port = f.port;
+	fixture_stop(&f);
+	ck_assert_int_eq(fixture_start(&f, port, NULL), 0);
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"only\",\"namespace\":\"x\"}}");
+	ck_assert(eventually(&c, p_logged, "DELETED Pod ns0/pod00"));
+	ck_assert(eventually(&c, p_logged, "ADDED Pod x/only"));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_ge(m.relists, 1);
+	assert_converged(&c, &f);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_throttled_retry_after)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 2);
+	/* A backoff far longer than the test: only Retry-After: 1 lets the
+	 * client come back within "eventually". Watches end cleanly after 1 s;
+	 * the second re-watch is throttled. */
+	fixture_post(&f, "/_admin/fault", "{\"code\":429,\"retry_after\":1,\"on\":\"watch\",\"skip\":1}");
+	client_plain(&c, &f,
+		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
+					      .backoff_max_ms = 600000, .watch_timeout_min_s = 1,
+					      .watch_timeout_max_s = 1});
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert(eventually(&c, p_metric, METRIC(watches, 4)));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_THROTTLED], 1);
+	ck_assert_uint_eq(m.retry_after_waits, 1);
+	/* 429 at watch start: back off and re-watch, no relist. */
+	ck_assert_uint_eq(m.relists, 0);
+	ck_assert_int_eq(fixture_count(&f, "list:pods"), 1);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_throttled_429)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 2);
+	fixture_post(&f, "/_admin/fault", "{\"code\":429,\"retry_after\":1,\"on\":\"list\",\"count\":1}");
+	fixture_post(&f, "/_admin/fault", "{\"code\":503,\"retry_after\":1,\"on\":\"list\",\"count\":1}");
+	client_plain(&c, &f,
+		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
+					      .backoff_max_ms = 600000});
+	ck_assert(eventually(&c, p_synced, NULL));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_THROTTLED], 1);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_SERVER], 1);
+	ck_assert_uint_eq(m.retry_after_waits, 2);
+	ck_assert_int_eq(fixture_count(&f, "list:pods"), 3);
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 2);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_malformed_event_skipped)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 2);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	while (fixture_count(&f, "watch:pods") < 1)
+		pf_kube_run(c.k, 10, NULL);
+	pf_kube_run(c.k, 100, NULL);
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"metadata\\\":\\n\"}");
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"kind\\\":\\\"Pod\\\"}}\\n\"}");
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"[1,2,3]\\n\\n  \\n\"}");
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"ok\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/ok"));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_DECODE], 3);
+	ck_assert_uint_eq(m.relists, 0);
+	ck_assert_uint_eq(m.reconnects, 0);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_chunking)
+{
+	/* Events split into 7-byte chunks, then several packed into one. */
+	struct fixture f;
+	struct client c;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 1);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	while (fixture_count(&f, "watch:pods") < 1)
+		pf_kube_run(c.k, 10, NULL);
+	fixture_post(&f, "/_admin/config", "{\"chunk_mode\":\"split\"}");
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"split\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/split"));
+	fixture_post(&f, "/_admin/config", "{\"chunk_mode\":\"pack\"}");
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"stall\"}");
+	for (int i = 0; i < 5; i++)
+		fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"pk%d\",\"namespace\":\"ns0\"}}", i);
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"unstall\"}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/pk4"));
+	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED Pod ns0/pk"), 5);
+	assert_converged(&c, &f);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_watchdog_stall)
+{
+	/* A silent stream (socket open, no bytes) is cut by the client deadline
+	 * (timeoutSeconds + slack) and re-watched. */
+	struct fixture f;
+	struct client c;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 1);
+	client_plain(&c, &f,
+		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .watch_timeout_min_s = 1,
+					      .watch_timeout_max_s = 1, .watch_slack_s = 1});
+	ck_assert(eventually(&c, p_synced, NULL));
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"stall\"}");
+	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 1)));
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"unstall\"}");
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"alive\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/alive"));
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_token_rotation)
+{
+	char server_tokens[512], client_token[512];
+	const char *args[] = {"--token-file", server_tokens, NULL};
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	snprintf(server_tokens, sizeof(server_tokens), "%s/accepted", tmpdir);
+	snprintf(client_token, sizeof(client_token), "%s/token", tmpdir);
+	ck_assert_int_eq(write_file(server_tokens, "tok-1\n"), 0);
+	ck_assert_int_eq(write_file(client_token, "tok-1\n"), 0);
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	seed(&f, 2);
+	memset(&c.cfg, 0, sizeof(c.cfg));
+	c.cfg.server = (char *)f.url;
+	c.cfg.token_file = (char *)client_token;
+	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
+							.backoff_max_ms = 600000});
+	ck_assert(eventually(&c, p_synced, NULL));
+	while (fixture_count(&f, "watch:pods") < 1)
+		pf_kube_run(c.k, 10, NULL);
+	/* Rotate: the old token is refused from now on. */
+	ck_assert_int_eq(write_file(server_tokens, "tok-2\n"), 0);
+	ck_assert_int_eq(write_file(client_token, "tok-2\n"), 0);
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"bookmark\"}");
+	ck_assert(eventually(&c, p_metric, METRIC(bookmarks, 1)));
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
+	/* 410 -> relist with the cached token -> 401 -> re-read -> success,
+	 * without waiting for the (10 min) backoff. */
+	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_UNAUTHORIZED], 1)));
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"rotated\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/rotated"));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_ge(m.token_reloads, 2);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_UNAUTHORIZED], 1);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_unauthorized_static_token)
+{
+	/* A wrong static token: 401, backoff, never synced, never an object. */
+	const char *args[] = {"--token", "right", NULL};
+	struct fixture f;
+	struct client c;
+
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	seed(&f, 1);
+	memset(&c.cfg, 0, sizeof(c.cfg));
+	c.cfg.server = (char *)f.url;
+	c.cfg.token = (char *)"wrong";
+	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_UNAUTHORIZED], 2)));
+	ck_assert(!pf_kube_synced(c.k));
+	ck_assert_uint_eq(json_array_size(c.rec.log), 0);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_forbidden)
+{
+	struct fixture f;
+	struct client c;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	fixture_post(&f, "/_admin/config", "{\"forbid\":true}");
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_FORBIDDEN], 1)));
+	ck_assert_int_eq(pf_kube_get_state(c.k, PF_KUBE_POD), PF_KUBE_STATE_BACKOFF);
+	fixture_post(&f, "/_admin/config", "{\"forbid\":false}");
+	ck_assert(eventually(&c, p_synced, NULL));
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* TLS: the fixture's CA verifies; a different CA or a wrong server name
+ * fails; client certificates (file and -data blobs) authenticate. */
+enum tls_case { TLS_CA_FILE, TLS_CA_DATA_CERT_DATA, TLS_CERT_FILE, TLS_SERVER_NAME, TLS_WRONG_CA, TLS_WRONG_NAME };
+
+START_TEST(test_tls)
+{
+	char dir[512], other[512], ca[600], wrong_ca[600], crt[600], key[600];
+	const char *args[] = {"--tls-dir", dir, "--token", "only-certs-or-this", NULL};
+	const char *gen[] = {"/usr/bin/python3", APISERVER_PY, "--gen-tls", other, NULL};
+	struct fixture f;
+	struct client c;
+	struct pf_kube_config cfg = {0};
+	bool expect_ok = _i < TLS_WRONG_CA;
+	pid_t pid;
+	int st;
+
+	snprintf(dir, sizeof(dir), "%s/tls", tmpdir);
+	snprintf(other, sizeof(other), "%s/other", tmpdir);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+	snprintf(wrong_ca, sizeof(wrong_ca), "%s/ca.crt", other);
+	snprintf(crt, sizeof(crt), "%s/client.crt", dir);
+	snprintf(key, sizeof(key), "%s/client.key", dir);
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	ck_assert(f.tls);
+	seed(&f, 2);
+	cfg.server = (char *)f.url;
+	switch (_i) {
+	case TLS_CA_FILE:
+		cfg.ca_file = (char *)ca;
+		cfg.token = (char *)"only-certs-or-this";
+		break;
+	case TLS_CA_DATA_CERT_DATA:
+		cfg.ca_data = read_all(ca, &cfg.ca_data_len);
+		cfg.client_cert_data = read_all(crt, &cfg.client_cert_data_len);
+		cfg.client_key_data = read_all(key, &cfg.client_key_data_len);
+		break;
+	case TLS_CERT_FILE:
+		cfg.ca_file = (char *)ca;
+		cfg.client_cert_file = (char *)crt;
+		cfg.client_key_file = (char *)key;
+		break;
+	case TLS_SERVER_NAME:
+		cfg.ca_file = (char *)ca;
+		cfg.token = (char *)"only-certs-or-this";
+		cfg.tls_server_name = (char *)"kubernetes.default.svc";
+		break;
+	case TLS_WRONG_CA:
+		pid = fork();
+		if (pid == 0) {
+			execv(gen[0], (char *const *)gen);
+			_exit(127);
+		}
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		cfg.ca_file = (char *)wrong_ca;
+		cfg.token = (char *)"only-certs-or-this";
+		break;
+	case TLS_WRONG_NAME:
+		cfg.ca_file = (char *)ca;
+		cfg.token = (char *)"only-certs-or-this";
+		cfg.tls_server_name = (char *)"not-the-apiserver.example";
+		break;
+	}
+	client_new(&c, &cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	if (expect_ok) {
+		ck_assert(eventually(&c, p_synced, NULL));
+		ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 2);
+	} else {
+		ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 2)));
+		ck_assert(!pf_kube_synced(c.k));
+		ck_assert_int_eq(fixture_count(&f, "list:pods"), 0);
+	}
+	free(cfg.ca_data);
+	free(cfg.client_cert_data);
+	free(cfg.client_key_data);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_post_event)
+{
+	struct fixture f;
+	struct client c;
+	json_t *list = NULL, *ev;
+	struct pf_kube_event e = {.type = "Normal", .reason = "PolicyProgrammed", .action = "Program",
+				  .note = "3 policies", .kind = "Pod", .namespace_ = "ns0", .name = "web-1",
+				  .uid = "u-1"};
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_NAMESPACE, .event_burst = 2,
+						      .event_refill_s = 3600});
+	ck_assert_int_eq(pf_kube_post_event(c.k, &e), 0);
+	/* Same object and reason within 5 min: deduplicated. */
+	ck_assert_int_eq(pf_kube_post_event(c.k, &e), -EAGAIN);
+	e.name = "web-2";
+	ck_assert_int_eq(pf_kube_post_event(c.k, &e), 0);
+	/* Burst of 2 used up. */
+	e.name = "web-3";
+	ck_assert_int_eq(pf_kube_post_event(c.k, &e), -EAGAIN);
+	e.type = "Bogus";
+	ck_assert_int_eq(pf_kube_post_event(c.k, &e), -EINVAL);
+	ck_assert(eventually(&c, p_metric, METRIC(events_posted, 2)));
+	ck_assert_int_eq(fixture_call(&f, "GET", "/apis/events.k8s.io/v1/namespaces/ns0/events", NULL, &list), 200);
+	ck_assert_uint_eq(json_array_size(json_object_get(list, "items")), 2);
+	ev = json_array_get(json_object_get(list, "items"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "reportingController")), "podfence.io/podfenced");
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "reportingInstance")), "n1");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "regarding"), "kind")), "Pod");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(ev, "metadata"), "name")), "web-"));
+	json_decref(list);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+/* The daemon's way: epoll + timerfd through ops.watch_fd / ops.set_timer. */
+struct loop {
+	int ep, tfd;
+	struct rec rec;
+};
+
+static int loop_watch_fd(void *ud, int fd, unsigned events)
+{
+	struct loop *l = ud;
+	struct epoll_event ev = {.data.fd = fd};
+
+	if (!events) {
+		epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	ev.events = ((events & PF_KUBE_POLLIN) ? EPOLLIN : 0) | ((events & PF_KUBE_POLLOUT) ? EPOLLOUT : 0);
+	if (epoll_ctl(l->ep, EPOLL_CTL_MOD, fd, &ev) < 0)
+		return epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	return 0;
+}
+
+static int loop_set_timer(void *ud, long ms)
+{
+	struct loop *l = ud;
+	struct itimerspec its = {0};
+
+	if (ms == 0)
+		its.it_value.tv_nsec = 1; /* "now": 0 would disarm */
+	else if (ms > 0) {
+		its.it_value.tv_sec = ms / 1000;
+		its.it_value.tv_nsec = (ms % 1000) * 1000000L;
+	}
+	return timerfd_settime(l->tfd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+static void loop_event(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *obj)
+{
+	struct loop *l = ud;
+
+	on_event(&l->rec, kind, type, obj);
+}
+
+static void loop_synced(void *ud, enum pf_kube_kind kind)
+{
+	struct loop *l = ud;
+
+	on_synced(&l->rec, kind);
+}
+
+static void loop_spin(struct loop *l, struct pf_kube *k, int ms)
+{
+	struct epoll_event evs[16];
+	int n = epoll_wait(l->ep, evs, 16, ms);
+
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.fd == l->tfd) {
+			uint64_t exp;
+
+			(void)!read(l->tfd, &exp, sizeof(exp));
+			ck_assert_int_eq(pf_kube_on_timeout(k), 0);
+		} else {
+			unsigned e = ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? PF_KUBE_POLLIN : 0) |
+				     ((evs[i].events & EPOLLOUT) ? PF_KUBE_POLLOUT : 0);
+
+			ck_assert_int_eq(pf_kube_on_fd(k, evs[i].data.fd, e), 0);
+		}
+	}
+}
+
+START_TEST(test_epoll_integration)
+{
+	struct fixture f;
+	struct loop l = {0};
+	struct pf_kube_ops ops = {.event = loop_event, .synced = loop_synced, .watch_fd = loop_watch_fd,
+				  .set_timer = loop_set_timer};
+	struct pf_kube_options o = {0};
+	struct pf_kube_config cfg = {0};
+	struct epoll_event tev = {.events = EPOLLIN};
+	struct pf_kube *k;
+	int spins;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 7);
+	l.rec.log = json_array();
+	l.ep = epoll_create1(EPOLL_CLOEXEC);
+	l.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	tev.data.fd = l.tfd;
+	ck_assert_int_eq(epoll_ctl(l.ep, EPOLL_CTL_ADD, l.tfd, &tev), 0);
+	test_opts(&o);
+	cfg.server = (char *)f.url;
+	k = pf_kube_new(&cfg, &o, &ops, &l);
+	ck_assert_ptr_nonnull(k);
+	ck_assert_int_eq(pf_kube_start(k), 0);
+	for (spins = 0; !pf_kube_synced(k) && spins < EVENTUALLY_MS / 50; spins++)
+		loop_spin(&l, k, 50);
+	ck_assert(pf_kube_synced(k));
+	ck_assert_uint_eq(pf_kube_count(k, PF_KUBE_POD), 7);
+	while (fixture_count(&f, "watch:pods") < 1)
+		loop_spin(&l, k, 10);
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"ep\",\"namespace\":\"ns0\"}}");
+	for (spins = 0; !logged(&l.rec, "ADDED Pod ns0/ep") && spins < EVENTUALLY_MS / 50; spins++)
+		loop_spin(&l, k, 50);
+	ck_assert(logged(&l.rec, "ADDED Pod ns0/ep"));
+	/* Idle: no timer is armed sooner than the watch deadline (no polling). */
+	ck_assert(pf_kube_timeout_ms(k) == -1 || pf_kube_timeout_ms(k) > 1000);
+	pf_kube_free(k);
+	close(l.tfd);
+	close(l.ep);
+	json_decref(l.rec.log);
+	fixture_stop(&f);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *s = suite_create("kube_live");
+	TCase *tc;
+	SRunner *sr;
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+#define TC(name, fn)                                                                                                   \
+	tc = tcase_create(name);                                                                                       \
+	tcase_add_unchecked_fixture(tc, tmp_setup, tmp_teardown);                                                      \
+	tcase_set_timeout(tc, 120);                                                                                    \
+	tcase_add_test(tc, fn);                                                                                        \
+	suite_add_tcase(s, tc)
+	TC("list", test_list_paginated);
+	tcase_add_test(tc, test_list_continue_expired);
+	TC("watch", test_watch_add_modify_delete);
+	tcase_add_test(tc, test_chunking);
+	TC("bookmarks", test_bookmarks);
+	tcase_add_test(tc, test_rewatch_without_relist);
+	TC("relist", test_instream_expired_error);
+	tcase_add_loop_test(tc, test_expired_relist, 0, 2);
+	TC("restart", test_server_restart);
+	tcase_add_test(tc, test_server_restart_empty);
+	TC("faults", test_throttled_429);
+	tcase_add_test(tc, test_throttled_retry_after);
+	tcase_add_test(tc, test_malformed_event_skipped);
+	tcase_add_test(tc, test_watchdog_stall);
+	tcase_add_test(tc, test_forbidden);
+	TC("auth", test_token_rotation);
+	tcase_add_test(tc, test_unauthorized_static_token);
+	TC("tls", test_tls);
+	tcase_add_loop_test(tc, test_tls, 1, TLS_WRONG_NAME + 1);
+	TC("events", test_post_event);
+	TC("loop", test_epoll_integration);
+#undef TC
+	sr = srunner_create(s);
+	srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
