@@ -321,6 +321,8 @@ static void sync_now(void *ud)
 		reconcile_registry(d);
 	for (size_t i = 0; i < d->n_diffs; i++)
 		ops += d->diffs[i]->n_ops;
+	pf_debug("sync starting", "diffs=%zu late_ms=%lld since_first_change_ms=%lld", d->n_diffs,
+		 (long long)(pf_now_ms() - pf_sched_due(&d->sched)), (long long)(pf_now_ms() - d->sched.first_change));
 	pf_sched_started(&d->sched, pf_now_ms());
 	r = program(d, &full);
 	end = pf_now_ns();
