@@ -507,7 +507,7 @@ current-context: e2e
                 "metadata": {"name": pod.name, "namespace": pod.ns, "labels": pod.labels},
                 "spec": {"nodeName": pod.node.name, "containers": containers}}
 
-    def add_pod(self, ns, name, node, labels, ports=PORTS, serve=True):
+    def add_pod(self, ns, name, node, labels, ports=PORTS, serve=True, service=True):
         """Creates the pod as the scheduler + kubelet + runtime would; returns Pod."""
         pod = Pod(ns, name, node, labels, list(ports))
         with self.lock:
@@ -534,10 +534,11 @@ current-context: e2e
                 o["status"] = {"phase": "Running", "podIP": pod.ip,
                                "podIPs": [{"ip": ip} for ip in ips]}
             self.kube.modify("pods", ns, name, status, sub="status")
-        pod.cluster_ip = self.alloc_cluster_ip()
-        for n in self.nodes:
-            n.sh(["nft", "add", "element", "ip", "kube-proxy-emu", "svc",
-                  f"{{ {pod.cluster_ip} : {pod.ip} }}"])
+        if service:
+            pod.cluster_ip = self.alloc_cluster_ip()
+            for n in self.nodes:
+                n.sh(["nft", "add", "element", "ip", "kube-proxy-emu", "svc",
+                      f"{{ {pod.cluster_ip} : {pod.ip} }}"])
         if serve:
             self.start_server(pod)
         return pod
