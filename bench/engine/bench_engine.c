@@ -158,7 +158,8 @@ static struct pf_pod *make_pod(int k, int gen)
 	p->ports = xcalloc(3, sizeof(*p->ports));
 	p->ports[0] = (struct pf_container_port){xstrdup("http"), PF_PROTO_TCP, 8080};
 	p->ports[1] = (struct pf_container_port){xstrdup("metrics"), PF_PROTO_TCP, 9090};
-	p->ports[2] = (struct pf_container_port){xstrdup("dns"), PF_PROTO_UDP, 5353};
+	if (p->n_ports == 3)
+		p->ports[2] = (struct pf_container_port){xstrdup("dns"), PF_PROTO_UDP, 5353};
 	return p;
 }
 
@@ -256,8 +257,10 @@ static struct pf_policy *make_policy(int n, int j, int gen)
 		for (size_t i = 0; i < p->n_egress; i++)
 			make_rule(&p->egress[i], N_NS);
 	}
-	if (gen && p->n_ingress && p->ingress[0].n_ports)
+	if (gen && p->n_ingress && p->ingress[0].n_ports) {
+		free(p->ingress[0].ports[0].name);
 		p->ingress[0].ports[0] = (struct pf_port){.proto = PF_PROTO_TCP, .has_port = true, .port = 443};
+	}
 	return p;
 }
 
