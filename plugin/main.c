@@ -120,7 +120,10 @@ int main(void)
 	}
 	p.in = in;
 	if (p.env.cmd == PF_CNI_VERSION) {
-		print_json(pf_cni_version_json());
+		json_t *v = pf_cni_version_json();
+
+		print_json(v);
+		json_decref(v);
 		goto out;
 	}
 	r = pf_cni_conf_parse(in, p.in_len, p.env.cmd, &p.conf, &p.err);

@@ -73,6 +73,8 @@ struct env_kv {
 };
 /* Runs bin in the node namespace with exactly env (plus PATH) and stdin conf. */
 pid_t plugin_spawn(struct world *w, const char *bin, const struct env_kv *env, const char *conf, int *ret_out_fd);
+pid_t plugin_spawn_argv(struct world *w, const char *const *argv, const struct env_kv *env, const char *conf,
+			int *ret_out_fd);
 void plugin_collect(pid_t pid, int out_fd, struct run *r);
 void plugin_run(struct world *w, const char *bin, const struct env_kv *env, const char *conf, struct run *r);
 void run_done(struct run *r);

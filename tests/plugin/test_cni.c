@@ -269,7 +269,7 @@ END_TEST
 START_TEST(test_proto_absent)
 {
 	json_t *o = json_pack("{s:s}", "op", "status"), *resp = NULL;
-	char path[] = "/tmp/pf-proto-XXXXXX";
+	char path[64] = "/tmp/pf-proto-XXXXXX";
 
 	ck_assert_ptr_nonnull(mkdtemp(path));
 	strcat(path, "/none.sock");
