@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -174,11 +175,12 @@ int main(void)
 	struct pf_model *m = pf_model_new();
 	pf_sel_id ids[4096];
 	double t0, t_uniq, t_load, t_idx, t_scan, t_put, t_dec, t_parse;
-	size_t idx_matches = 0, uniq_matches = 0;
+	size_t idx_matches = 0, uniq_matches = 0, heap0, heap_model;
 	struct scan sc = {0};
 	struct rusage ru;
 	const int changes = 10000, decodes = 20000;
 
+	heap0 = mallinfo2().uordblks;
 	t0 = now();
 	for (int i = 0; i < N_NS; i++) {
 		struct pf_namespace *n = calloc(1, sizeof(*n));
@@ -194,6 +196,7 @@ int main(void)
 	for (int i = 0; i < N_POLICIES; i++)
 		pf_model_put_policy(m, mkpol(i));
 	t_load = now() - t0;
+	heap_model = mallinfo2().uordblks - heap0;
 
 	/* One pod label change: replace the pod, then find affected selectors. */
 	t0 = now();
@@ -282,6 +285,7 @@ int main(void)
 	printf("decode pod (pf_decode_pod):       %8.2f us/op\n", t_dec / decodes * 1e6);
 	printf("parse pod JSON (json_loads):      %8.2f us/op  (baseline)\n", t_parse / decodes * 1e6);
 	printf("  decode / parse ratio:           %8.3f\n", t_dec / t_parse);
+	printf("model heap after load:            %8.1f MiB\n", heap_model / 1048576.0);
 	printf("peak RSS (whole process):         %8.1f MiB\n", ru.ru_maxrss / 1024.0);
 	pf_model_free(m);
 	return 0;

@@ -60,6 +60,8 @@ struct pf_model {
 	struct pf_hmap post_kv;     /* "key\x1fvalue" -> struct posting */
 	struct pf_hmap post_k;      /* key -> struct posting */
 	struct id_list always;
+
+	struct pf_strpool strings; /* stored pods' label keys/values, ns, node */
 };
 
 /* ---- small helpers ---- */
@@ -109,12 +111,57 @@ struct pf_model *pf_model_new(void)
 	return calloc(1, sizeof(struct pf_model));
 }
 
+/* The strings of a stored pod that go through the string pool, in a fixed
+ * order; NULL past the last. */
+static char **pod_slot(struct pf_pod *p, size_t i)
+{
+	if (i < 2 * p->labels.n)
+		return i % 2 ? &p->labels.v[i / 2].value : &p->labels.v[i / 2].key;
+	i -= 2 * p->labels.n;
+	return i == 0 ? &p->ns : i == 1 ? &p->node : NULL;
+}
+
+static void pod_release_strings(struct pf_model *m, struct pf_pod *p, size_t n)
+{
+	char **slot;
+
+	for (size_t i = 0; i < n && (slot = pod_slot(p, i)); i++) {
+		pf_strpool_release(&m->strings, *slot);
+		*slot = NULL;
+	}
+}
+
+/* All or nothing: on failure the pod holds only its own (unpooled) strings
+ * and NULLs, so pf_pod_free can take it. */
+static int pod_intern_strings(struct pf_model *m, struct pf_pod *p)
+{
+	char **slot;
+
+	for (size_t i = 0; (slot = pod_slot(p, i)); i++) {
+		int r = pf_strpool_intern(&m->strings, slot);
+
+		if (r < 0) {
+			pod_release_strings(m, p, i);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void stored_pod_free(struct pf_model *m, struct pf_pod *p)
+{
+	if (!p)
+		return;
+	pod_release_strings(m, p, SIZE_MAX);
+	pf_pod_free(p);
+}
+
+/* Frees an empty bucket's maps or, from pf_model_free, its policies; pods
+ * are freed by the caller because their strings are pooled. */
 static void bucket_free(struct ns_bucket *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < pf_omap_count(&b->pods); i++)
-		pf_pod_free(pf_omap_at(&b->pods, i));
 	for (size_t i = 0; i < pf_omap_count(&b->policies); i++)
 		pf_policy_free(pf_omap_at(&b->policies, i));
 	pf_omap_done(&b->pods);
@@ -151,8 +198,14 @@ void pf_model_free(struct pf_model *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < pf_omap_count(&m->buckets); i++)
-		bucket_free(pf_omap_at(&m->buckets, i));
+	for (size_t i = 0; i < pf_omap_count(&m->buckets); i++) {
+		struct ns_bucket *b = pf_omap_at(&m->buckets, i);
+
+		for (size_t j = 0; j < pf_omap_count(&b->pods); j++)
+			stored_pod_free(m, pf_omap_at(&b->pods, j));
+		pf_omap_done(&b->pods);
+		bucket_free(b);
+	}
 	for (size_t i = 0; i < pf_omap_count(&m->namespaces); i++)
 		pf_namespace_free(pf_omap_at(&m->namespaces, i));
 	for (size_t i = 0; i < pf_omap_count(&m->nodes); i++)
@@ -168,6 +221,7 @@ void pf_model_free(struct pf_model *m)
 	postings_free(&m->post_kv);
 	postings_free(&m->post_k);
 	free(m->always.v);
+	pf_strpool_done(&m->strings);
 	free(m);
 }
 
@@ -679,13 +733,19 @@ int pf_model_put_pod(struct pf_model *m, struct pf_pod *obj)
 		pf_pod_free(obj);
 		return 1;
 	}
-	r = pf_omap_put(&b->pods, obj->name, obj, &prev);
+	r = pod_intern_strings(m, obj);
 	if (r < 0) {
 		bucket_release_if_empty(m, b);
 		goto fail;
 	}
+	r = pf_omap_put(&b->pods, obj->name, obj, &prev);
+	if (r < 0) {
+		stored_pod_free(m, obj);
+		bucket_release_if_empty(m, b);
+		return r;
+	}
 	if (prev)
-		pf_pod_free(prev);
+		stored_pod_free(m, prev);
 	else
 		m->n_pods++;
 	return 0;
@@ -701,7 +761,7 @@ int pf_model_del_pod(struct pf_model *m, const char *ns, const char *name)
 
 	if (!p)
 		return -ENOENT;
-	pf_pod_free(p);
+	stored_pod_free(m, p);
 	m->n_pods--;
 	bucket_release_if_empty(m, b);
 	return 0;

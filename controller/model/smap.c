@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,4 +190,63 @@ void *pf_omap_del(struct pf_omap *o, const char *key)
 		o->n--;
 	}
 	return val;
+}
+
+struct pstr {
+	size_t refs;
+	char s[];
+};
+
+static struct pstr *pstr_of(char *s)
+{
+	return (struct pstr *)(s - offsetof(struct pstr, s));
+}
+
+int pf_strpool_intern(struct pf_strpool *p, char **slot)
+{
+	struct pstr *ps;
+	size_t len;
+	int r;
+
+	if (!*slot)
+		return 0;
+	ps = pf_hmap_get(&p->h, *slot);
+	if (!ps) {
+		len = strlen(*slot);
+		ps = malloc(sizeof(*ps) + len + 1);
+		if (!ps)
+			return -ENOMEM;
+		ps->refs = 0;
+		memcpy(ps->s, *slot, len + 1);
+		r = pf_hmap_put(&p->h, ps->s, ps, NULL);
+		if (r < 0) {
+			free(ps);
+			return r;
+		}
+	}
+	ps->refs++;
+	free(*slot);
+	*slot = ps->s;
+	return 0;
+}
+
+void pf_strpool_release(struct pf_strpool *p, char *s)
+{
+	struct pstr *ps;
+
+	if (!s)
+		return;
+	ps = pstr_of(s);
+	if (--ps->refs)
+		return;
+	pf_hmap_del(&p->h, ps->s);
+	free(ps);
+}
+
+void pf_strpool_done(struct pf_strpool *p)
+{
+	for (size_t i = 0; i < p->h.cap; i++)
+		if (p->h.t[i].key)
+			free(p->h.t[i].val);
+	pf_hmap_done(&p->h);
 }

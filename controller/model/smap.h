@@ -56,3 +56,17 @@ static inline void *pf_omap_at(const struct pf_omap *o, size_t i)
 }
 
 #endif
+
+/* A reference-counted string pool: label keys and values repeat across pods
+ * (every pod of a Deployment shares all but a hash), so the model keeps one
+ * copy of each. Strings handed out are plain char * into the pool. */
+struct pf_strpool {
+	struct pf_hmap h;
+};
+
+/* Replaces the malloc'd string *slot with the pool's copy (freeing the
+ * original). Returns 0 or -ENOMEM (then *slot is left as it was). */
+int pf_strpool_intern(struct pf_strpool *p, char **slot);
+/* Drops one reference on a string obtained from pf_strpool_intern. */
+void pf_strpool_release(struct pf_strpool *p, char *s);
+void pf_strpool_done(struct pf_strpool *p);

@@ -174,6 +174,39 @@ START_TEST(test_pod_put_del)
 }
 END_TEST
 
+START_TEST(test_string_pool)
+{
+	/* Stored pods share label strings; each pod's lifetime is still its own
+	 * (ASan catches a string freed while another pod uses it). */
+	struct pf_model *m = pf_model_new();
+	const struct pf_pod *a, *b;
+	struct pf_pod *upd;
+
+	ck_assert_int_eq(pf_model_put_pod(m, mkpod("x", "a", "app=web,tier=db", NULL)), 0);
+	ck_assert_int_eq(pf_model_put_pod(m, mkpod("x", "b", "app=web,tier=cache", NULL)), 0);
+	a = pf_model_pod(m, "x", "a");
+	b = pf_model_pod(m, "x", "b");
+	ck_assert_ptr_eq(pf_labels_get(&a->labels, "app"), pf_labels_get(&b->labels, "app"));
+	ck_assert_ptr_eq(a->labels.v[0].key, b->labels.v[0].key);
+	ck_assert_ptr_eq(a->ns, b->ns);
+	ck_assert_ptr_ne(pf_labels_get(&a->labels, "tier"), pf_labels_get(&b->labels, "tier"));
+	ck_assert_int_eq(pf_model_del_pod(m, "x", "a"), 0);
+	b = pf_model_pod(m, "x", "b");
+	ck_assert_str_eq(pf_labels_get(&b->labels, "app"), "web");
+	ck_assert_str_eq(b->ns, "x");
+	/* Replacing b releases its old strings and pools the new ones. */
+	upd = mkpod("x", "b", "app=api", NULL);
+	upd->node = xstrdup("n1");
+	ck_assert_int_eq(pf_model_put_pod(m, upd), 0);
+	b = pf_model_pod(m, "x", "b");
+	ck_assert_str_eq(pf_labels_get(&b->labels, "app"), "api");
+	ck_assert_str_eq(b->node, "n1");
+	ck_assert_int_eq(pf_model_put_pod(m, mkpod("y", "c", "app=api", NULL)), 0);
+	ck_assert_ptr_eq(pf_labels_get(&pf_model_pod(m, "y", "c")->labels, "app"), pf_labels_get(&b->labels, "app"));
+	pf_model_free(m);
+}
+END_TEST
+
 START_TEST(test_iteration_order)
 {
 	/* "a-b" sorts after "a" as a namespace even though '-' < '/'. */
@@ -564,6 +597,7 @@ static Suite *model_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_pod_put_del);
+	tcase_add_test(tc, test_string_pool);
 	tcase_add_test(tc, test_iteration_order);
 	tcase_add_test(tc, test_many_pods);
 	tcase_add_test(tc, test_namespaces_nodes);
