@@ -90,6 +90,7 @@ struct informer {
 	uint64_t due_ms;
 	struct xfer *x;
 	struct pf_kube_framer *framer;
+	size_t oversize_seen;
 	bool first_watch; /* the next watch directly follows a list */
 };
 
@@ -371,8 +372,16 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	if (x->status == 0)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->type == XFER_WATCH && x->status == 200) {
-		if (pf_kube_framer_push(x->inf->framer, data, n) < 0)
+		struct informer *inf = x->inf;
+
+		if (pf_kube_framer_push(inf->framer, data, n) < 0)
 			return 0; /* OOM: abort this transfer; the informer retries */
+		if (pf_kube_framer_oversize(inf->framer) > inf->oversize_seen) {
+			/* Skipped, like a malformed event: the cap protects the daemon. */
+			x->k->m.errors[PF_KUBE_ERR_OVERSIZE] += pf_kube_framer_oversize(inf->framer) - inf->oversize_seen;
+			inf->oversize_seen = pf_kube_framer_oversize(inf->framer);
+			pf_warn("kube: oversize watch event skipped", "max_bytes=%zu", x->k->o.max_event_bytes);
+		}
 		return n;
 	}
 	/* LIST bodies and error bodies are buffered (capped). */
@@ -1063,7 +1072,7 @@ int pf_kube_post_event(struct pf_kube *k, const struct pf_kube_event *ev)
 	struct pending_event *pe = NULL;
 	char ts[64], tbuf[32], *dedup = NULL, note[1025];
 	const char *ns = ev->namespace_ && *ev->namespace_ ? ev->namespace_ : "default";
-	struct timespec rt, mt;
+	struct timespec rt;
 	struct tm tm;
 	json_t *body = NULL, *regarding = NULL;
 	int r;
@@ -1081,7 +1090,6 @@ int pf_kube_post_event(struct pf_kube *k, const struct pf_kube_event *ev)
 		goto out;
 	}
 	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_MONOTONIC, &mt);
 	gmtime_r(&rt.tv_sec, &tm);
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts, sizeof(ts), "%s.%06ldZ", tbuf, rt.tv_nsec / 1000);
@@ -1130,7 +1138,6 @@ int pf_kube_post_event(struct pf_kube *k, const struct pf_kube_event *ev)
 		k->armed_ms = 0;
 		k->armed_valid = true;
 	}
-	(void)mt;
 	r = 0;
 out:
 	if (pe) {

@@ -188,7 +188,7 @@ static bool p_fixture_watches(struct client *c, const void *arg)
 /* Seeds 3 namespaces, npods pods in them, 2 policies, nodes n1 and n2. */
 static void seed(const struct fixture *f, int npods)
 {
-	json_t *items = json_array();
+	json_t *items = json_array(), *wrap;
 	char *body;
 
 	for (int i = 0; i < 3; i++) {
@@ -214,7 +214,9 @@ static void seed(const struct fixture *f, int npods)
 					       "name", "allow", "namespace", "ns1", "spec", "podSelector"));
 	json_array_append_new(items, json_pack("{s:s,s:{s:s}}", "kind", "Node", "metadata", "name", "n1"));
 	json_array_append_new(items, json_pack("{s:s,s:{s:s}}", "kind", "Node", "metadata", "name", "n2"));
-	body = json_dumps(json_pack("{s:o}", "items", items), JSON_COMPACT);
+	wrap = json_pack("{s:o}", "items", items);
+	body = json_dumps(wrap, JSON_COMPACT);
+	json_decref(wrap);
 	ck_assert_ptr_nonnull(body);
 	fixture_post(f, "/_admin/apply", "%s", body);
 	free(body);
@@ -609,6 +611,34 @@ START_TEST(test_malformed_event_skipped)
 }
 END_TEST
 
+START_TEST(test_oversize_event_skipped)
+{
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+	char big[2048];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .max_event_bytes = 1024});
+	ck_assert(eventually(&c, p_synced, NULL));
+	while (fixture_count(&f, "watch:pods") < 1)
+		pf_kube_run(c.k, 10, NULL);
+	fixture_post(&f, "/_admin/apply",
+		     "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"huge\",\"namespace\":\"ns0\","
+		     "\"annotations\":{\"a\":\"%s\"}}}", big);
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"small\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/small"));
+	ck_assert(!logged(&c.rec, "ADDED Pod ns0/huge"));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_OVERSIZE], 1);
+	ck_assert_uint_eq(m.reconnects, 0);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(test_chunking)
 {
 	/* Events split into 7-byte chunks, then several packed into one. */
@@ -867,6 +897,20 @@ START_TEST(test_post_event)
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "regarding"), "kind")), "Pod");
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(ev, "metadata"), "name")), "web-"));
 	json_decref(list);
+	/* The blocking helper (CLI): same auth/TLS path, any status returned. */
+	{
+		long code = 0;
+		json_t *body = NULL;
+
+		ck_assert_int_eq(pf_kube_request(c.k, "GET", "/apis/events.k8s.io/v1/events", NULL, &code, &body), 0);
+		ck_assert_int_eq(code, 200);
+		ck_assert_uint_eq(json_array_size(json_object_get(body, "items")), 2);
+		json_decref(body);
+		ck_assert_int_eq(pf_kube_request(c.k, "GET", "/api/v1/namespaces/nope", NULL, &code, &body), 0);
+		ck_assert_int_eq(code, 404);
+		ck_assert_str_eq(json_string_value(json_object_get(body, "reason")), "NotFound");
+		json_decref(body);
+	}
 	client_free(&c);
 	fixture_stop(&f);
 }
@@ -1013,6 +1057,7 @@ int main(int argc, char **argv)
 	TC("faults", test_throttled_429);
 	tcase_add_test(tc, test_throttled_retry_after);
 	tcase_add_test(tc, test_malformed_event_skipped);
+	tcase_add_test(tc, test_oversize_event_skipped);
 	tcase_add_test(tc, test_watchdog_stall);
 	tcase_add_test(tc, test_forbidden);
 	TC("auth", test_token_rotation);
