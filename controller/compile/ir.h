@@ -132,7 +132,14 @@ char *pf_ir_plan_to_text(const struct pf_ir_plan *p);
  * valid for the kernel: set adds, element adds/deletes, chain adds and
  * replacements, dispatch changes, chain deletes, set deletes.
  * Pointers refer into `from` (deletes) and `to` (adds); the diff is valid
- * while both plans live. */
+ * while both plans live.
+ * Added: several consecutive diffs may share one transaction only if their
+ * ops are applied diff after diff, each in its own order; regrouping ops by
+ * type across diffs is not valid (an element added by one diff and deleted
+ * by the next would be deleted before it exists; a set deleted and re-created
+ * would end up deleted). Inside one diff an element or set appears in at
+ * most one op, and interval sets never get element ops, so any type order
+ * that keeps set adds first and chain/set deletes last also works there. */
 enum pf_ir_op_type {
 	PF_IR_OP_SET_ADD,       /* set, with all its elements */
 	PF_IR_OP_ELEM_ADD,      /* set name + elements */
