@@ -182,6 +182,7 @@ struct link_info {
 	int index;
 	char kind[32];
 	char name[IFNAMSIZ];
+	char alias[256];
 };
 
 static int linkinfo_cb(const struct nlattr *a, void *data)
@@ -204,6 +205,10 @@ static int link_attr_cb(const struct nlattr *a, void *data)
 		break;
 	case IFLA_LINKINFO:
 		mnl_attr_parse_nested(a, linkinfo_cb, li);
+		break;
+	case IFLA_IFALIAS:
+		if (mnl_attr_validate(a, MNL_TYPE_STRING) >= 0)
+			snprintf(li->alias, sizeof(li->alias), "%s", mnl_attr_get_str(a));
 		break;
 	}
 	return MNL_CB_OK;
@@ -306,6 +311,21 @@ int pf_nl_link_up(struct pf_nl *nl, int ifindex)
 	ifi->ifi_index = ifindex;
 	ifi->ifi_flags = IFF_UP;
 	ifi->ifi_change = IFF_UP;
+	queue_done(nl, nlh);
+	return 0;
+}
+
+int pf_nl_link_alias(struct pf_nl *nl, int ifindex, const char *alias)
+{
+	struct nlmsghdr *nlh = queue_msg(nl, RTM_NEWLINK, 0);
+	struct ifinfomsg *ifi;
+
+	if (!nlh)
+		return -ENOBUFS;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	mnl_attr_put_strz(nlh, IFLA_IFALIAS, alias);
 	queue_done(nl, nlh);
 	return 0;
 }
@@ -506,7 +526,7 @@ static int veth_cb(const struct nlmsghdr *nlh, void *data)
 
 	link_cb(nlh, &li);
 	if (strcmp(li.kind, "veth") == 0 && strncmp(li.name, w->prefix, strlen(w->prefix)) == 0)
-		w->fn(li.name, w->data);
+		w->fn(li.name, li.alias, w->data);
 	return MNL_CB_OK;
 }
 

@@ -35,6 +35,8 @@ int pf_nl_link_del(struct pf_nl *nl, const char *name);
 
 /* Queued. */
 int pf_nl_link_up(struct pf_nl *nl, int ifindex);
+/* The kernel ignores IFLA_IFALIAS when creating a link, hence a second message. */
+int pf_nl_link_alias(struct pf_nl *nl, int ifindex, const char *alias);
 int pf_nl_addr_add(struct pf_nl *nl, int ifindex, const struct pf_addr *a, unsigned prefix);
 /* gw NULL: a direct (scope link) route; onlink: the gateway needs no connected route. */
 int pf_nl_route_add(struct pf_nl *nl, int ifindex, const struct pf_cidr *dst, const struct pf_addr *gw, bool onlink);
@@ -48,7 +50,7 @@ int pf_nl_route_has(struct pf_nl *nl, int ifindex, const struct pf_cidr *dst, co
 
 /* Calls fn for every link of kind veth whose name starts with prefix. fn must
  * not talk to nl (the dump is still running): collect, then act. */
-typedef void (*pf_nl_link_fn)(const char *name, void *data);
+typedef void (*pf_nl_link_fn)(const char *name, const char *alias, void *data);
 int pf_nl_veth_list(struct pf_nl *nl, const char *prefix, pf_nl_link_fn fn, void *data);
 
 #endif

@@ -262,6 +262,11 @@ static void wiring_init(struct pf_plugin *p, struct wiring *w)
 	pf_addr_parse(gw6_str, &w->gw6);
 }
 
+static void network_alias(struct pf_plugin *p, char buf[256])
+{
+	snprintf(buf, 256, "podfence:%s", p->conf->name);
+}
+
 static unsigned host_prefix(const struct pf_addr *a)
 {
 	return a->family == 4 ? 32 : 128;
@@ -273,6 +278,7 @@ static int wire(struct pf_plugin *p, struct wiring *w, struct pf_nl *host_nl, st
 	struct pf_cni_result ipam_res = {0};
 	bool has4 = false, has6 = false;
 	int host_idx, pod_idx, r;
+	char alias[256];
 
 	r = pf_nl_veth_add(host_nl, w->host, w->host_mac, p->env.ifname, w->pod_mac, netns_fd, p->conf->mtu);
 	if (r < 0)
@@ -282,6 +288,10 @@ static int wire(struct pf_plugin *p, struct wiring *w, struct pf_nl *host_nl, st
 	if (host_idx < 0 || pod_idx < 0)
 		return nl_fail(p, "finding the new veth pair", host_idx < 0 ? host_idx : pod_idx);
 	pf_nl_link_up(pod_nl, pod_idx);
+	/* The alias names the network, so GC of one podfence network never
+	 * removes another's links (or anything that merely looks like ours). */
+	network_alias(p, alias);
+	pf_nl_link_alias(host_nl, host_idx, alias);
 	for (size_t i = 0; i < a->n; i++) {
 		struct pf_cidr host_route = {.addr = a->ips[i], .prefix = (uint8_t)host_prefix(&a->ips[i])};
 
@@ -738,6 +748,7 @@ int pf_cmd_status(struct pf_plugin *p)
 /* ---- GC ---- */
 
 struct stale {
+	const char *alias;
 	char (*names)[16];
 	size_t n, cap;
 };
@@ -753,11 +764,11 @@ static bool is_ours(const char *name)
 	return true;
 }
 
-static void collect_link(const char *name, void *data)
+static void collect_link(const char *name, const char *alias, void *data)
 {
 	struct stale *s = data;
 
-	if (!is_ours(name))
+	if (!is_ours(name) || strcmp(alias, s->alias) != 0)
 		return;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
@@ -778,6 +789,7 @@ int pf_cmd_gc(struct pf_plugin *p)
 	struct pf_nl *nl = NULL;
 	json_t *req, *list;
 	int r, first = 0;
+	char alias[256];
 
 	/* The spec: continue past errors, report the first. */
 	list = json_array();
@@ -797,6 +809,8 @@ int pf_cmd_gc(struct pf_plugin *p)
 			first = r;
 	}
 
+	network_alias(p, alias);
+	s.alias = alias;
 	r = pf_nl_open(-1, &nl);
 	if (r == 0)
 		r = pf_nl_veth_list(nl, HOST_PREFIX, collect_link, &s);

@@ -528,8 +528,13 @@ START_TEST(test_gc)
 	PODFENCE_RUN(&w, "ADD", "stale", pod2, conf, &r);
 	ck_assert_msg(r.status == 0, "%s", r.out);
 	run_done(&r);
-	/* A leftover host end of ours, and a veth that is not ours. */
+	/* A leftover host end of this network's, one of another podfence
+	 * network, one that only looks like ours, and a veth that is not ours. */
 	ck_assert_int_eq(sh_rc("ip -n %s link add pf0123456789ab type veth peer name pfx0", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link set pf0123456789ab alias podfence:podnet", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link add pf0123456789ac type veth peer name pfx1", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link set pf0123456789ac alias podfence:othernet", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link add pf0123456789ad type veth peer name pfx2", w.node), 0);
 	ck_assert_int_eq(sh_rc("ip -n %s link add vethother type veth peer name vethother1", w.node), 0);
 
 	if (asprintf(&gc, ",\"cni.dev/valid-attachments\":[{\"containerID\":\"keep\",\"ifname\":\"eth0\"}]") < 0)
@@ -540,9 +545,12 @@ START_TEST(test_gc)
 	assert_ok_silent(&r);
 	run_done(&r);
 	s = sh("ip -n %s -o link show | awk '{print $2}' | cut -d@ -f1 | sort | tr '\\n' ' '", w.node);
-	/* kept: lo, keep's host end, the foreign pair; gone: stale's pair and the orphan pair. */
-	ck_assert_msg(links_in(w.node) == 4, "%s", s);
-	ck_assert_msg(strstr(s, "vethother") && !strstr(s, "pf0123456789ab"), "%s", s);
+	/* kept: lo, keep's host end, the other network's pair, the look-alike
+	 * pair, the foreign pair; gone: stale's pair and this network's orphan pair. */
+	ck_assert_msg(links_in(w.node) == 8, "%s", s);
+	ck_assert_msg(strstr(s, "vethother") && !strstr(s, "pf0123456789ab") && strstr(s, "pf0123456789ac") &&
+			      strstr(s, "pf0123456789ad"),
+		      "%s", s);
 	free(s);
 	ck_assert_int_eq(links_in(pod2), 1);
 	ck_assert_int_eq(links_in(pod1), 2);
