@@ -37,8 +37,9 @@ struct pf_nft;
 struct pf_nft_opts {
 	const char *table;    /* NULL: PF_NFT_TABLE */
 	/* Largest number of netlink messages in one transaction when a sync has
-	 * to be chunked (cold start of a large plan). 0: default (1024). A diff
-	 * that fits is always applied in one transaction. */
+	 * to be chunked (cold start of a large plan). 0: default (256). Chunks
+	 * are also cut at max_txn_msgs/4 KiB. A diff that fits is always applied in one
+	 * transaction. */
 	size_t max_txn_msgs;
 };
 
@@ -67,14 +68,15 @@ void pf_nft_free(struct pf_nft *n);
  * computes the difference to plan and applies it. Creates the fixed parts if
  * missing. When the kernel already matches, sends no mutating message.
  *
- * One transaction when the change is at most max_txn_msgs messages; larger
- * changes (cold start) are chunked, in an order where every committed state
- * is safe: (1) fixed parts, and every pod the plan isolates whose dispatch
- * element is missing gets a "drop" dispatch element (isolated, never open);
- * (2) new sets with their elements, new chains with their rules (not yet
- * referenced); (3) per pod, its dispatch element switched to its complete
- * chain; (4) in one transaction, every change to objects in use (elements of
- * existing sets, chain replacements, dispatch removals); (5) deletes of
+ * One transaction when the change is at most max_txn_msgs messages (and
+ * max_txn_msgs/4 KiB); larger changes (cold start) are chunked, in an order where every
+ * committed state is safe: (1) fixed parts, and every pod the plan isolates
+ * whose dispatch element is missing gets a "drop" dispatch element
+ * (isolated, never open); (2) new sets with their elements, new chains with
+ * their rules (nothing references them yet); (3) in one transaction,
+ * whatever its size, every change to objects in use (elements of existing
+ * sets, chain replacements, dispatch changes and removals); (4) per pod, its
+ * "drop" dispatch element switched to its now complete chain; (5) deletes of
  * objects no longer referenced.
  *
  * If the ruleset changes between the read and the commit (generation id),

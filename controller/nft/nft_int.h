@@ -43,7 +43,12 @@ enum {
  * intervals counted as two) stays well below 64 KiB. */
 #define NFT_ELEMS_PER_MSG 400
 
-#define NFT_DEFAULT_MAX_TXN_MSGS 1024
+/* Chunked syncs cut transactions at max_txn_msgs messages or
+ * max_txn_msgs / 4 KiB, whichever comes first (element messages carry up to 400
+ * elements each, so messages alone do not bound the kernel's work).
+ * Measured in docs/bench-dataplane.md. */
+#define NFT_DEFAULT_MAX_TXN_MSGS 256
+#define NFT_BYTES_PER_MSG 256u
 
 struct pf_nft {
 	struct mnl_socket *nl;
@@ -119,6 +124,7 @@ int nft_txn_add_rule(struct nft_txn *t, uint16_t type, uint16_t flags, struct nf
 int nft_txn_add_set(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what);
 int nft_txn_add_elems(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what);
 size_t nft_txn_msgs(const struct nft_txn *t);
+size_t nft_txn_bytes(const struct nft_txn *t);
 /* Ends the batch, sends it in one sendmsg and reads every ACK. Returns 0
  * (committed), -ERESTART (generation changed), or the first error, with
  * n->err naming the object. An empty transaction sends nothing. */

@@ -26,6 +26,7 @@ struct chunker {
 	size_t max;      /* messages per transaction; SIZE_MAX: never cut */
 	bool dry;        /* count, do not send */
 	size_t counted;
+	size_t counted_bytes;
 	bool check_gen;
 	uint32_t gen;    /* generation the next commit expects */
 };
@@ -38,6 +39,7 @@ static int ck_flush(struct chunker *c)
 		return 0;
 	if (c->dry) {
 		c->counted += nft_txn_msgs(c->t);
+		c->counted_bytes += nft_txn_bytes(c->t);
 	} else if (nft_txn_msgs(c->t)) {
 		rc = nft_txn_commit(c->t);
 		if (rc == 0)
@@ -53,7 +55,8 @@ static int ck_room(struct chunker *c, size_t need)
 {
 	int rc;
 
-	if (c->t && nft_txn_msgs(c->t) && nft_txn_msgs(c->t) + need > c->max) {
+	if (c->t && nft_txn_msgs(c->t) &&
+	    (nft_txn_msgs(c->t) + need > c->max || (c->max != SIZE_MAX && nft_txn_bytes(c->t) >= c->max * NFT_BYTES_PER_MSG))) {
 		rc = ck_flush(c);
 		if (rc < 0)
 			return rc;
@@ -578,7 +581,7 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
 			nft_kstate_done(&k);
 			return rc;
 		}
-		chunked = dry.counted > n->max_txn_msgs;
+		chunked = dry.counted > n->max_txn_msgs || dry.counted_bytes > n->max_txn_msgs * NFT_BYTES_PER_MSG;
 		c.max = chunked ? n->max_txn_msgs : SIZE_MAX;
 		c.gen = k.gen;
 		rc = sync_emit(&c, &k, plan, chunked);

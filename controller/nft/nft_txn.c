@@ -33,6 +33,7 @@ struct nft_txn {
 	struct nftnl_batch *b;
 	uint32_t seq0;   /* BATCH_BEGIN */
 	size_t n_msgs;   /* object messages after it */
+	size_t bytes;    /* their size */
 	char **what;     /* what[i] names message seq0 + 1 + i */
 	size_t cap;
 	int err;         /* sticky build error */
@@ -109,6 +110,11 @@ size_t nft_txn_msgs(const struct nft_txn *t)
 	return t->n_msgs;
 }
 
+size_t nft_txn_bytes(const struct nft_txn *t)
+{
+	return t->bytes;
+}
+
 static struct nlmsghdr *msg_begin(struct nft_txn *t, uint16_t type, uint16_t flags, const char *what)
 {
 	char *w;
@@ -138,6 +144,9 @@ static struct nlmsghdr *msg_begin(struct nft_txn *t, uint16_t type, uint16_t fla
 
 static int msg_end(struct nft_txn *t)
 {
+	const struct nlmsghdr *nlh = nftnl_batch_buffer(t->b);
+
+	t->bytes += nlh->nlmsg_len;
 	t->n_msgs++;
 	/* moves to a fresh page when this one is full */
 	if (nftnl_batch_update(t->b) < 0) {

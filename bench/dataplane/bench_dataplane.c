@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Dataplane benchmarks, every figure a ratio against a baseline measured in
+ * the same run, printed as markdown:
+ *
+ *   B1  new-connection rate (TCP connect/accept/close), UDP request rate on
+ *       one flow, and UDP new-flow rate, client pod -> server pod through a
+ *       node namespace: no table / conntrack-only table (baseline) /
+ *       podfence with an allowed-peer set of 0, 1k, 10k, 100k filler
+ *       addresses (the client's own address inserted last) / the same
+ *       policy as linear iptables rules.
+ *   B3  cold start of a synthetic 10k pods / 1k policies / 100 local plan:
+ *       wall time, transactions, longest transaction; warm restart.
+ *   B4  one set-element update through pf_nft_apply vs `nft add element`
+ *       run as a process, at set sizes 100 and 100k.
+ *
+ * usage: bench_dataplane PFAGENT [--seconds S] [--rounds R] [--only b1|b3|b4]
+ * Needs root (namespaces); touches nothing outside its own namespaces. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "nft.h"
+#include "nfttest.h"
+
+#define TABLE "podfence"
+
+struct opts {
+	const char *pfagent;
+	int seconds;
+	int rounds;
+	const char *only;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench_dataplane: %s\n", what);
+	nt_ns_cleanup_all();
+	exit(1);
+}
+
+static struct pf_addr filler(size_t i)
+{
+	struct pf_addr a = { .family = 4 };
+
+	/* 10.128.0.0/10: never a pod of the bench topology (10.244.0.0/24) */
+	a.bytes[0] = 10;
+	a.bytes[1] = (uint8_t)(128 + (i >> 16));
+	a.bytes[2] = (uint8_t)(i >> 8);
+	a.bytes[3] = (uint8_t)i;
+	return a;
+}
+
+/* ---- B1 ---- */
+
+enum cfg_kind { CFG_NONE, CFG_CT, CFG_PF, CFG_IPT };
+
+struct cfg {
+	const char *name;
+	enum cfg_kind kind;
+	size_t n;
+	double tcp[8], udp[8], udpnew[8];
+};
+
+static int run_in_ns_fork(const char *ns)
+{
+	char path[160];
+	int fd;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* UDP new-flow rate: every request from a fresh socket (new source port),
+ * so every one is a new conntrack entry and takes the policy path. */
+static double udp_newflow_rate(const char *ns, const char *ip, int port, int seconds)
+{
+	int fds[2];
+	pid_t pid;
+	double r = 0;
+
+	if (pipe(fds) < 0)
+		return 0;
+	pid = fork();
+	if (pid == 0) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+		double end;
+		long count = 0;
+		char buf[64];
+
+		close(fds[0]);
+		if (run_in_ns_fork(ns) < 0)
+			_exit(1);
+		inet_pton(AF_INET, ip, &sa.sin_addr);
+		end = now_s() + seconds;
+		while (now_s() < end) {
+			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			/* short: a lost datagram should cost little time */
+			struct timeval tv = { .tv_usec = 20000 };
+
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && send(fd, "ping", 4, 0) == 4 &&
+			    recv(fd, buf, sizeof(buf), 0) > 0)
+				count++;
+			close(fd);
+		}
+		r = (double)count / seconds;
+		_exit(write(fds[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+	}
+	close(fds[1]);
+	if (read(fds[0], &r, sizeof(r)) != sizeof(r))
+		r = 0;
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	return r;
+}
+
+static double pfagent_rate(const struct opts *o, const char *ns, const char *mode, const char *ip, int port)
+{
+	char *out = nt_sh_out("ip netns exec %s %s %s %s %d --seconds %d --parallel 2", ns, o->pfagent, mode, ip,
+			      port, o->seconds);
+	double r = out ? atof(out) : 0;
+
+	free(out);
+	return r;
+}
+
+static struct pf_ir_plan *b1_plan(const struct nt_topo *t, size_t n)
+{
+	struct pf_ir_plan *p = nt_plan();
+	struct pf_ir_set *s = nt_set(p, "p_peers", PF_IR_SET_ADDR4, "pod{role=client}", NULL, 0);
+	struct pf_ir_chain *c;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct pf_addr a = filler(i);
+
+		nt_set_add_addr(s, &a);
+	}
+	c = nt_chain(p, "in_srv", PF_IR_INGRESS, "b/srv");
+	nt_rule(c, 4, "p_peers", false, 0, 0, 0, "b/allow-clients", 0);
+	nt_pod(p, "b/cli", t->pods[0].ifname, t->pods[0].ip, NULL, NULL);
+	nt_pod(p, "b/srv", t->pods[1].ifname, t->pods[1].ip, "in_srv", NULL);
+	nt_plan_finish(p);
+	return p;
+}
+
+static void b1_clear(const struct nt_topo *t)
+{
+	nt_sh("ip netns exec %s sh -c 'nft flush ruleset; iptables-legacy -F FORWARD 2>/dev/null; "
+	      "iptables-legacy -F PFIN 2>/dev/null; iptables-legacy -X PFIN 2>/dev/null; "
+	      "conntrack -F >/dev/null 2>&1; true'",
+	      t->node);
+}
+
+static void b1_apply(const struct nt_topo *t, struct pf_nft *n, const struct cfg *c)
+{
+	b1_clear(t);
+	if (c->kind == CFG_CT) {
+		if (nt_sh("ip netns exec %s nft -f - <<'EOF'\n"
+			  "table inet ctonly {\nchain forward {\ntype filter hook forward priority filter; policy accept;\n"
+			  "ct state established,related accept\nct state invalid drop\n}\n}\nEOF",
+			  t->node))
+			die("ct-only table");
+	} else if (c->kind == CFG_PF) {
+		struct pf_ir_plan *p = b1_plan(t, c->n);
+		struct pf_ir_elem e = { 0 };
+		const struct pf_ir_elem *ev[1] = { &e };
+		struct pf_ir_op op = { .type = PF_IR_OP_ELEM_ADD, .n_elems = 1, .elems = ev };
+		struct pf_ir_diff d = { .n_ops = 1, .ops = &op };
+
+		if (pf_nft_sync(n, p) < 0)
+			die(pf_nft_error(n));
+		/* the client's address goes in last */
+		pf_addr_parse(t->pods[0].ip, &e.lo);
+		e.hi = e.lo;
+		op.set = pf_ir_plan_set(p, "p_peers");
+		if (pf_nft_apply(n, &d) < 0)
+			die(pf_nft_error(n));
+		pf_ir_plan_free(p);
+	} else if (c->kind == CFG_IPT) {
+		char path[] = "/tmp/pf-bench-ipt-XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f = fdopen(fd, "w");
+		char a[PF_ADDR_STRLEN];
+		size_t i;
+
+		fprintf(f, "*filter\n:FORWARD ACCEPT [0:0]\n:PFIN - [0:0]\n");
+		fprintf(f, "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n");
+		fprintf(f, "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n");
+		fprintf(f, "-A FORWARD -o %s -j PFIN\n", t->pods[1].ifname);
+		for (i = 0; i < c->n; i++) {
+			struct pf_addr x = filler(i);
+
+			fprintf(f, "-A PFIN -s %s/32 -j ACCEPT\n", pf_addr_format(&x, a));
+		}
+		fprintf(f, "-A PFIN -s %s/32 -j ACCEPT\n-A PFIN -j DROP\nCOMMIT\n", t->pods[0].ip);
+		fclose(f);
+		if (nt_sh("ip netns exec %s iptables-legacy-restore < %s", t->node, path))
+			die("iptables-legacy-restore");
+		unlink(path);
+	}
+}
+
+static double median(const double *v, int n)
+{
+	double s[8];
+	int i, j;
+
+	memcpy(s, v, (size_t)n * sizeof(*v));
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && s[j - 1] > s[j]; j--) {
+			double x = s[j];
+
+			s[j] = s[j - 1];
+			s[j - 1] = x;
+		}
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static void bench_b1(const struct opts *o)
+{
+	struct cfg cfgs[] = {
+		{ .name = "no table", .kind = CFG_NONE, .n = 0 },
+		{ .name = "conntrack-only table (baseline)", .kind = CFG_CT, .n = 0 },
+		{ .name = "podfence, peer set 0 + client", .kind = CFG_PF, .n = 0 },
+		{ .name = "podfence, peer set 1k + client", .kind = CFG_PF, .n = 1000 },
+		{ .name = "podfence, peer set 10k + client", .kind = CFG_PF, .n = 10000 },
+		{ .name = "podfence, peer set 100k + client", .kind = CFG_PF, .n = 100000 },
+		{ .name = "iptables linear, 1k rules + client", .kind = CFG_IPT, .n = 1000 },
+		{ .name = "iptables linear, 10k rules + client", .kind = CFG_IPT, .n = 10000 },
+	};
+	size_t nc = sizeof(cfgs) / sizeof(cfgs[0]), i;
+	struct pf_nft_opts no = { .table = TABLE };
+	struct pf_nft *n = NULL;
+	struct nt_topo t;
+	char path[160];
+	int r;
+	double base_tcp, base_udp, base_new;
+
+	if (nt_topo_up(&t, 2, "b1") < 0)
+		die("topology");
+	nt_sh("ip netns exec %s sysctl -qw net.ipv4.ip_local_port_range='1024 65000'", t.pods[0].ns);
+	if (nt_serve(o->pfagent, t.pods[1].ns, "80", "53", "srv") < 0)
+		die("pfagent serve");
+	snprintf(path, sizeof(path), "/run/netns/%s", t.node);
+	if (pf_nft_new_in_netns(path, &no, &n) < 0)
+		die("nft context");
+	if (o->rounds > 8)
+		die("at most 8 rounds");
+	for (r = 0; r < o->rounds; r++) {
+		for (i = 0; i < nc; i++) {
+			struct cfg *c = &cfgs[i];
+
+			b1_apply(&t, n, c);
+			c->tcp[r] = pfagent_rate(o, t.pods[0].ns, "bench-tcp", t.pods[1].ip, 80);
+			c->udp[r] = pfagent_rate(o, t.pods[0].ns, "bench-udp", t.pods[1].ip, 53);
+			c->udpnew[r] = udp_newflow_rate(t.pods[0].ns, t.pods[1].ip, 53, o->seconds);
+			fprintf(stderr, "b1 round %d %-40s tcp %9.0f/s udp %9.0f/s udp-new %9.0f/s\n", r, c->name,
+				c->tcp[r], c->udp[r], c->udpnew[r]);
+		}
+	}
+	base_tcp = median(cfgs[1].tcp, o->rounds);
+	base_udp = median(cfgs[1].udp, o->rounds);
+	base_new = median(cfgs[1].udpnew, o->rounds);
+	printf("### B1: data plane rate, client pod -> server pod (median of %d rounds of %d s)\n\n", o->rounds,
+	       o->seconds);
+	printf("| configuration | TCP conn/s | ratio | UDP req/s (one flow) | ratio | UDP new flows/s | ratio |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|\n");
+	for (i = 0; i < nc; i++) {
+		double tc = median(cfgs[i].tcp, o->rounds), u = median(cfgs[i].udp, o->rounds),
+		       un = median(cfgs[i].udpnew, o->rounds);
+
+		printf("| %s | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f |\n", cfgs[i].name, tc, tc / base_tcp, u,
+		       u / base_udp, un, un / base_new);
+	}
+	printf("\nRatios are against the conntrack-only table. No table vs conntrack-only: TCP %.2f, UDP new "
+	       "flows %.2f.\n\n",
+	       median(cfgs[0].tcp, o->rounds) / base_tcp, median(cfgs[0].udpnew, o->rounds) / base_new);
+	b1_clear(&t);
+	pf_nft_free(n);
+	nt_topo_down(&t);
+}
+
+/* ---- B3 ---- */
+
+static void bench_b3(void)
+{
+	struct pf_ir_plan *p = nt_synth_plan(10000, 1000, 100, "b3");
+	struct pf_nft_stats st, warm, one;
+	struct pf_nft_opts no = { .table = TABLE };
+	struct pf_nft *n = NULL;
+	char ns[96], path[160];
+	double t0, cold, warm_s, one_s;
+	size_t i, elems = 0, rules = 0;
+
+	for (i = 0; i < p->n_sets; i++)
+		elems += p->sets[i].n_elems;
+	for (i = 0; i < p->n_chains; i++)
+		rules += p->chains[i].n_rules + 1;
+	if (nt_ns_new("b3", ns, sizeof(ns)) < 0)
+		die("netns");
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	/* cold start, chunked (the default) */
+	if (pf_nft_new_in_netns(path, &no, &n) < 0)
+		die("nft context");
+	t0 = now_s();
+	if (pf_nft_sync(n, p) < 0)
+		die(pf_nft_error(n));
+	cold = now_s() - t0;
+	pf_nft_get_stats(n, &st);
+	pf_nft_free(n);
+	/* warm restart: a new process adopts the table */
+	if (pf_nft_new_in_netns(path, &no, &n) < 0)
+		die("nft context");
+	t0 = now_s();
+	if (pf_nft_sync(n, p) < 0)
+		die(pf_nft_error(n));
+	warm_s = now_s() - t0;
+	pf_nft_get_stats(n, &warm);
+	pf_nft_delete_table(n);
+	pf_nft_free(n);
+	/* for comparison: the same cold start as one transaction */
+	no.max_txn_msgs = (size_t)1 << 30;
+	if (pf_nft_new_in_netns(path, &no, &n) < 0)
+		die("nft context");
+	t0 = now_s();
+	if (pf_nft_sync(n, p) < 0)
+		die(pf_nft_error(n));
+	one_s = now_s() - t0;
+	pf_nft_get_stats(n, &one);
+	pf_nft_free(n);
+	nt_ns_del(ns);
+
+	printf("### B3: cold start, synthetic 10k pods / 1k policies / 100 local pods\n\n");
+	printf("Plan: %zu sets holding %zu elements, %zu chains with %zu rules, %zu pods (2 dispatch elements "
+	       "each).\n\n",
+	       p->n_sets, elems, p->n_chains, rules, p->n_pods);
+	printf("| run | wall | transactions | messages | bytes | longest transaction | its messages |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|\n");
+	printf("| cold start, chunked (default: 256 msgs / 64 KiB) | %.3f s | %llu | %llu | %llu | %.2f ms | %llu |\n", cold,
+	       (unsigned long long)st.transactions, (unsigned long long)st.mutating_msgs,
+	       (unsigned long long)st.bytes, st.longest_txn_ns / 1e6, (unsigned long long)st.longest_txn_msgs);
+	printf("| cold start, one transaction | %.3f s | %llu | %llu | %llu | %.2f ms | %llu |\n", one_s,
+	       (unsigned long long)one.transactions, (unsigned long long)one.mutating_msgs,
+	       (unsigned long long)one.bytes, one.longest_txn_ns / 1e6, (unsigned long long)one.longest_txn_msgs);
+	printf("| warm restart (adopt) | %.3f s | %llu | %llu | %llu | - | - |\n\n", warm_s,
+	       (unsigned long long)warm.transactions, (unsigned long long)warm.mutating_msgs,
+	       (unsigned long long)warm.bytes);
+	pf_ir_plan_free(p);
+}
+
+/* ---- B4 ---- */
+
+static double nft_process_update(const char *ns, int iters)
+{
+	double t0 = now_s();
+	int i;
+
+	for (i = 0; i < iters; i++) {
+		const char *verb = i % 2 ? "delete" : "add";
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			if (run_in_ns_fork(ns) < 0)
+				_exit(1);
+			execlp("nft", "nft", verb, "element", "inet", TABLE, "p_b4", "{", "10.250.0.1", "}",
+			       (char *)NULL);
+			_exit(127);
+		}
+		waitpid(pid, NULL, 0);
+	}
+	return (now_s() - t0) / iters;
+}
+
+static double ours_update(struct pf_nft *n, const struct pf_ir_set *set, int iters)
+{
+	struct pf_ir_elem e = { 0 };
+	const struct pf_ir_elem *ev[1] = { &e };
+	struct pf_ir_op op = { .set = set, .n_elems = 1, .elems = ev };
+	struct pf_ir_diff d = { .n_ops = 1, .ops = &op };
+	double t0;
+	int i;
+
+	pf_addr_parse("10.250.0.1", &e.lo);
+	e.hi = e.lo;
+	t0 = now_s();
+	for (i = 0; i < iters; i++) {
+		op.type = i % 2 ? PF_IR_OP_ELEM_DEL : PF_IR_OP_ELEM_ADD;
+		if (pf_nft_apply(n, &d) < 0)
+			die(pf_nft_error(n));
+	}
+	return (now_s() - t0) / iters;
+}
+
+static void bench_b4(void)
+{
+	static const size_t sizes[] = { 100, 100000 };
+	double ours[2], proc[2];
+	size_t k, i;
+
+	for (k = 0; k < 2; k++) {
+		struct pf_ir_plan *p = nt_plan();
+		struct pf_ir_set *s = nt_set(p, "p_b4", PF_IR_SET_ADDR4, "b4", NULL, 0);
+		struct pf_nft_opts no = { .table = TABLE };
+		struct pf_nft *n = NULL;
+		struct pf_ir_chain *c;
+		char ns[96], path[160];
+
+		for (i = 0; i < sizes[k]; i++) {
+			struct pf_addr a = filler(i);
+
+			nt_set_add_addr(s, &a);
+		}
+		c = nt_chain(p, "in_x", PF_IR_INGRESS, "b/x");
+		nt_rule(c, 4, "p_b4", false, 0, 0, 0, "b/x", 0);
+		nt_pod(p, "b/x", "vx", NULL, "in_x", NULL);
+		nt_plan_finish(p);
+		if (nt_ns_new("b4", ns, sizeof(ns)) < 0)
+			die("netns");
+		snprintf(path, sizeof(path), "/run/netns/%s", ns);
+		if (pf_nft_new_in_netns(path, &no, &n) < 0 || pf_nft_sync(n, p) < 0)
+			die("b4 setup");
+		ours_update(n, pf_ir_plan_set(p, "p_b4"), 20); /* warm up */
+		ours[k] = ours_update(n, pf_ir_plan_set(p, "p_b4"), 1000);
+		proc[k] = nft_process_update(ns, 20);
+		pf_nft_free(n);
+		nt_ns_del(ns);
+		pf_ir_plan_free(p);
+	}
+	printf("### B4: one set-element update (add or delete, alternating)\n\n");
+	printf("| set size | pf_nft_apply | `nft add/delete element` process | ratio (nft / ours) |\n");
+	printf("|---:|---:|---:|---:|\n");
+	for (k = 0; k < 2; k++)
+		printf("| %zu | %.1f us | %.1f us | %.1f x |\n", sizes[k], ours[k] * 1e6, proc[k] * 1e6,
+		       proc[k] / ours[k]);
+	printf("\nOurs at 100k / ours at 100: %.2f.\n\n", ours[1] / ours[0]);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .seconds = 1, .rounds = 5 };
+	int i;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s PFAGENT [--seconds S] [--rounds R] [--only b1|b3|b4]\n", argv[0]);
+		return 2;
+	}
+	o.pfagent = argv[1];
+	for (i = 2; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--seconds") == 0)
+			o.seconds = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--rounds") == 0)
+			o.rounds = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--only") == 0)
+			o.only = argv[i + 1];
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "bench_dataplane: needs root (network namespaces)\n");
+		return 77;
+	}
+	nt_set_root_pid(getpid());
+	if (!o.only || strcmp(o.only, "b1") == 0)
+		bench_b1(&o);
+	if (!o.only || strcmp(o.only, "b3") == 0)
+		bench_b3();
+	if (!o.only || strcmp(o.only, "b4") == 0)
+		bench_b4();
+	nt_ns_cleanup_all();
+	return 0;
+}
