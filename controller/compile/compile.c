@@ -733,6 +733,14 @@ static char *make_name(const char *prefix, const char *readable, const char *ide
 	bool us = true;
 	uint64_t h = hash_str(identity);
 
+	/* FNV-1a moves the top bits little for a one-character change; a
+	 * splitmix64 finalizer spreads every input bit over the digits kept. */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+
 	o += snprintf(buf, 16, "%s", prefix);
 	for (const char *s = readable; *s && n < max_readable; s++) {
 		char ch = *s;

@@ -161,9 +161,9 @@ static void scenario(struct fx *f)
 	fx_pod(f, "x", "b", "pod=b", "10.0.1.2", false);
 	fx_pod(f, "y", "b", "pod=b", "10.0.2.2", false);
 	fx_policy(f, &pol);
-	expect_diff(f, "set-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 1\n"
-		       "chain-add in_x_a_becfc119 1\n"
-		       "dispatch-set ingress veth-xa in_x_a_becfc119\n");
+	expect_diff(f, "set-add a4_pod_pod_in_b_in_x_dde1577c7663 addr4 1\n"
+		       "chain-add in_x_a_805521a8 1\n"
+		       "dispatch-set ingress veth-xa in_x_a_805521a8\n");
 }
 
 START_TEST(test_plan_text)
@@ -171,12 +171,12 @@ START_TEST(test_plan_text)
 	struct fx f;
 
 	scenario(&f);
-	expect_plan(&f, "set a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 # pod{pod in (b)} in x\n"
+	expect_plan(&f, "set a4_pod_pod_in_b_in_x_dde1577c7663 addr4 # pod{pod in (b)} in x\n"
 			"\t10.0.1.2\n"
-			"chain in_x_a_becfc119 ingress x/a\n"
-			"\tip saddr @a4_pod_pod_in_b_in_x_a9b8a60c94c9 meta l4proto tcp th dport 80 accept # x/from-b rule 0\n"
+			"chain in_x_a_805521a8 ingress x/a\n"
+			"\tip saddr @a4_pod_pod_in_b_in_x_dde1577c7663 meta l4proto tcp th dport 80 accept # x/from-b rule 0\n"
 			"\tdrop\n"
-			"pod x/a if veth-xa ips 10.0.1.1 ingress in_x_a_becfc119 egress -\n");
+			"pod x/a if veth-xa ips 10.0.1.1 ingress in_x_a_805521a8 egress -\n");
 	fx_done(&f);
 }
 END_TEST
@@ -188,10 +188,10 @@ START_TEST(test_pod_label_change_exact_ops)
 	scenario(&f);
 	/* A new matching pod: one element, nothing else. */
 	fx_pod(&f, "x", "d", "pod=b", "10.0.1.4", false);
-	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.4\n");
+	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.4\n");
 	/* Its label changes away: the element leaves. */
 	fx_pod(&f, "x", "d", "pod=c", "10.0.1.4", false);
-	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.4\n");
+	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.4\n");
 	/* An unrelated label change: nothing at all. */
 	fx_pod(&f, "x", "d", "pod=c,tier=web", "10.0.1.4", false);
 	expect_diff(&f, "");
@@ -200,13 +200,13 @@ START_TEST(test_pod_label_change_exact_ops)
 	expect_diff(&f, "");
 	/* IP change of a member: delete old, add new, in one diff. */
 	fx_pod(&f, "x", "b", "pod=b", "10.0.1.9", false);
-	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.9\n"
-			"elem-del a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.2\n");
+	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.9\n"
+			"elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.2\n");
 	/* Deleted pods leave every set. */
 	fx_begin(&f);
 	ck_assert_int_eq(pf_model_del_pod(f.m, "x", "b"), 0);
 	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "x", "b", &f.d), 0);
-	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.9\n");
+	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.9\n");
 	fx_done(&f);
 }
 END_TEST
@@ -237,12 +237,12 @@ START_TEST(test_local_pod_relabel_and_policy_edit)
 	scenario(&f);
 	/* A policy edit rebuilds only the chain; the set is shared and stays. */
 	fx_policy(&f, &wider);
-	expect_diff(&f, "chain-replace in_x_a_becfc119 2\n");
+	expect_diff(&f, "chain-replace in_x_a_805521a8 2\n");
 	/* The local pod stops matching: chain and set go, dispatch goes first. */
 	fx_pod(&f, "x", "a", "pod=z", "10.0.1.1", true);
 	expect_diff(&f, "dispatch-del ingress veth-xa\n"
-			"chain-del in_x_a_becfc119\n"
-			"set-del a4_pod_pod_in_b_in_x_a9b8a60c94c9\n");
+			"chain-del in_x_a_805521a8\n"
+			"set-del a4_pod_pod_in_b_in_x_dde1577c7663\n");
 	expect_plan(&f, "pod x/a if veth-xa ips 10.0.1.1 ingress - egress -\n");
 	/* The attachment goes away: the pod leaves the plan. */
 	fx_begin(&f);
@@ -286,7 +286,7 @@ START_TEST(test_shared_sets)
 	fx_begin(&f);
 	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("y", "env=prod")), 0);
 	ck_assert_int_eq(pf_compiler_namespace_changed(f.c, "y", &f.d), 0);
-	expect_diff(&f, "elem-del a4_ns_kubernetes_io_metadata_name_in_y_2b63c52e75ec 10.0.2.2\n");
+	expect_diff(&f, "elem-del a4_ns_kubernetes_io_metadata_name_in_y_12808fbf5bea 10.0.2.2\n");
 	fx_done(&f);
 }
 END_TEST
@@ -308,14 +308,14 @@ START_TEST(test_ipblock_carve)
 	p = pf_compiler_plan(f.c);
 	/* The pod is v4-only: its egress can only carry v4, so no v6 set. */
 	ck_assert_uint_eq(p->n_sets, 1);
-	expect_plan(&f, "set n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_d2b7a412c8cc net4 # ip{10.0.0.0/8 except "
+	expect_plan(&f, "set n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_e9713e207607 net4 # ip{10.0.0.0/8 except "
 			"10.1.0.0/16,10.1.2.0/24,10.255.0.0/16}\n"
 			"\t10.0.0.0-10.0.255.255\n"
 			"\t10.2.0.0-10.254.255.255\n"
-			"chain out_x_a_becfc119 egress x/a\n"
-			"\tip daddr @n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_d2b7a412c8cc return # x/blocks rule 0\n"
+			"chain out_x_a_805521a8 egress x/a\n"
+			"\tip daddr @n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_e9713e207607 return # x/blocks rule 0\n"
 			"\tdrop\n"
-			"pod x/a if vxa ips 10.0.1.1 ingress - egress out_x_a_becfc119\n");
+			"pod x/a if vxa ips 10.0.1.1 ingress - egress out_x_a_805521a8\n");
 	ck_assert(allowed(p, "10.0.1.1", "10.0.255.255", 6, 1));
 	ck_assert(allowed(p, "10.0.1.1", "10.2.0.0", 6, 1));
 	ck_assert(!allowed(p, "10.0.1.1", "10.1.0.0", 6, 1));
@@ -484,17 +484,17 @@ START_TEST(test_attachment_before_pod_fails_closed)
 	fx_end(&f);
 	/* The plugin registers x/a before the watch delivered the pod. */
 	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	expect_diff(&f, "chain-add in_x_a_becfc119 0\n"
-			"chain-add out_x_a_becfc119 0\n"
-			"dispatch-set ingress vxa in_x_a_becfc119\n"
-			"dispatch-set egress vxa out_x_a_becfc119\n");
+	expect_diff(&f, "chain-add in_x_a_805521a8 0\n"
+			"chain-add out_x_a_805521a8 0\n"
+			"dispatch-set ingress vxa in_x_a_805521a8\n"
+			"dispatch-set egress vxa out_x_a_805521a8\n");
 	ck_assert(!allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
 	/* The pod arrives: its real policy replaces the drop-all; no egress policy. */
 	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	expect_diff(&f, "set-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 1\n"
-			"chain-replace in_x_a_becfc119 1\n"
+	expect_diff(&f, "set-add a4_pod_pod_in_b_in_x_dde1577c7663 addr4 1\n"
+			"chain-replace in_x_a_805521a8 1\n"
 			"dispatch-del egress vxa\n"
-			"chain-del out_x_a_becfc119\n");
+			"chain-del out_x_a_805521a8\n");
 	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
 	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.1", "10.0.1.2", 6, 80));
 	fx_done(&f);
@@ -526,7 +526,7 @@ START_TEST(test_egress_named_port_ipblock)
 	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.99", 6, 80)); /* not a pod */
 	/* y/b moves out of the block: it leaves the set. */
 	fx_pod(&f, "y", "b", "pod=b", "10.0.3.2", false);
-	expect_diff(&f, "elem-del p4_ip_10_0_2_0_24_except_10_0_2_3_32_port_serve_5d603879461c 10.0.2.2 . tcp . 80\n");
+	expect_diff(&f, "elem-del p4_ip_10_0_2_0_24_except_10_0_2_3_32_port_serve_438a9554f0cc 10.0.2.2 . tcp . 80\n");
 	fx_done(&f);
 }
 END_TEST
@@ -640,29 +640,29 @@ START_TEST(test_ir_diff_generic)
 	b = pf_ir_plan_dup(pf_compiler_plan(f.c));
 	ck_assert_int_eq(pf_ir_diff(a, b, &d), 0);
 	t = pf_ir_diff_to_text(d);
-	ck_assert_str_eq(t, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.5\n");
+	ck_assert_str_eq(t, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.5\n");
 	free(t);
 	t_check_diff(a, d, b);
 	ck_assert_int_eq(pf_ir_diff_detach(d), 0);
 	pf_ir_plan_free(b);
 	t = pf_ir_diff_to_text(d); /* still valid: owns its copies */
-	ck_assert_str_eq(t, "elem-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 10.0.1.5\n");
+	ck_assert_str_eq(t, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.5\n");
 	free(t);
 	pf_ir_diff_free(d);
 	/* From nothing: everything is added; to nothing: everything goes. */
 	ck_assert_int_eq(pf_ir_diff(NULL, a, &d), 0);
 	t = pf_ir_diff_to_text(d);
-	ck_assert_str_eq(t, "set-add a4_pod_pod_in_b_in_x_a9b8a60c94c9 addr4 1\n"
-			    "chain-add in_x_a_becfc119 1\n"
-			    "dispatch-set ingress veth-xa in_x_a_becfc119\n");
+	ck_assert_str_eq(t, "set-add a4_pod_pod_in_b_in_x_dde1577c7663 addr4 1\n"
+			    "chain-add in_x_a_805521a8 1\n"
+			    "dispatch-set ingress veth-xa in_x_a_805521a8\n");
 	free(t);
 	t_check_diff(NULL, d, a);
 	pf_ir_diff_free(d);
 	ck_assert_int_eq(pf_ir_diff(a, NULL, &d), 0);
 	t = pf_ir_diff_to_text(d);
 	ck_assert_str_eq(t, "dispatch-del ingress veth-xa\n"
-			    "chain-del in_x_a_becfc119\n"
-			    "set-del a4_pod_pod_in_b_in_x_a9b8a60c94c9\n");
+			    "chain-del in_x_a_805521a8\n"
+			    "set-del a4_pod_pod_in_b_in_x_dde1577c7663\n");
 	free(t);
 	pf_ir_diff_free(d);
 	/* Rebuild of an unchanged state: empty diff, next generation. */
