@@ -358,6 +358,24 @@ static const struct {
 	 "pod x/a: spec.containers[0].ports[0].name: \"Bad_Name\" is not a valid port name: must contain only lower-case letters, digits and hyphens"},
 	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"initContainers\":[{\"restartPolicy\":\"Always\",\"ports\":[{\"containerPort\":\"80\"}]}]}}", -EINVAL,
 	 "pod x/a: spec.initContainers[0].ports[0].containerPort: must be an integer, not a string"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":{}}}", -EINVAL,
+	 "pod x/a: spec.containers: must be an array, not an object"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":[\"c\"]}}", -EINVAL,
+	 "pod x/a: spec.containers[0]: must be an object, not a string"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":[{\"ports\":{}}]}}", -EINVAL,
+	 "pod x/a: spec.containers[0].ports: must be an array, not an object"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"containers\":[{\"ports\":[80]}]}}", -EINVAL,
+	 "pod x/a: spec.containers[0].ports[0]: must be an object, not an integer"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"initContainers\":[{\"restartPolicy\":1}]}}", -EINVAL,
+	 "pod x/a: spec.initContainers[0].restartPolicy: must be a string, not an integer"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"podIPs\":[\"10.0.0.1\"]}}", -EINVAL,
+	 "pod x/a: status.podIPs[0]: must be an object, not a string"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"status\":{\"phase\":1}}", -EINVAL,
+	 "pod x/a: status.phase: must be a string, not an integer"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"deletionTimestamp\":5}}", -EINVAL,
+	 "pod x/a: metadata.deletionTimestamp: must be a string, not an integer"},
+	{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":[]}", -EINVAL,
+	 "pod x/a: spec: must be an object, not an array"},
 	{"{\"metadata\":{\"namespace\":\"x\"}}", -EINVAL, "pod x/?: metadata.name: required"},
 	{"{\"metadata\":{\"name\":\"\",\"namespace\":\"x\"}}", -EINVAL, "pod x/?: metadata.name: required"},
 };
@@ -436,6 +454,10 @@ static const struct {
 	{"{\"metadata\":{\"name\":\"n4\"},\"spec\":{\"podCIDRs\":[\"10.244.2.0\"]}}", "node n4: spec.podCIDRs[0]: \"10.244.2.0\" is not a valid CIDR"},
 	{"{\"metadata\":{\"name\":\"n5\"},\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"n5\"}]}}", "node n5: status.addresses[0].address: \"n5\" is not a valid IP address"},
 	{"{\"metadata\":{\"name\":\"n6\"},\"status\":{\"addresses\":{}}}", "node n6: status.addresses: must be an array, not an object"},
+	{"{\"metadata\":{\"name\":\"n7\"},\"status\":{\"addresses\":[\"1.2.3.4\"]}}", "node n7: status.addresses[0]: must be an object, not a string"},
+	{"{\"metadata\":{\"name\":\"n8\"},\"spec\":{\"podCIDR\":\"x\"}}", "node n8: spec.podCIDR: \"x\" is not a valid CIDR"},
+	{"{\"metadata\":{\"name\":\"n9\"},\"spec\":{\"podCIDRs\":\"10.0.0.0/8\"}}", "node n9: spec.podCIDRs: must be an array, not a string"},
+	{"{\"metadata\":{}}", "node ?: metadata.name: required"},
 };
 
 START_TEST(test_node)
@@ -538,6 +560,82 @@ START_TEST(test_apply)
 }
 END_TEST
 
+/* Which updates count as changes: put after the base object returns 0 for
+ * anything the compiler reads, 1 for resourceVersion and canonical-order-only
+ * differences. */
+#define BASE_SPEC "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"]," \
+	"\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}}," \
+	"{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}]," \
+	"\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"
+#define VARIANT(rv, spec) "{\"metadata\":{\"name\":\"p\",\"namespace\":\"x\",\"resourceVersion\":\"" rv "\"},\"spec\":{" spec "}}"
+
+static const struct {
+	const char *json;
+	int ret;
+} change_cases[] = {
+	{VARIANT("2", BASE_SPEC), 1},
+	/* same selector written in another order */
+	{VARIANT("3", "\"podSelector\":{\"matchLabels\":{\"app\":\"w\"},\"matchExpressions\":[{\"key\":\"pod\",\"operator\":\"In\",\"values\":[\"a\"]}]},\"policyTypes\":[\"Egress\",\"Ingress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"2\",\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.7/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80,\"protocol\":\"TCP\"},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{\"matchLabels\":{}}}]}]"), 1},
+	{VARIANT("4", "\"podSelector\":{\"matchLabels\":{\"pod\":\"b\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("5", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("6", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"NotIn\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("7", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.2.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("8", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/9\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("9", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80,\"protocol\":\"UDP\"},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("10", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80,\"endPort\":81},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("11", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"https\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+	{VARIANT("12", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{},\"podSelector\":{}}]}]"), 0},
+	{VARIANT("13", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}},"
+		      "{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\",\"except\":[\"10.1.0.0/16\"]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]},{}]"), 0},
+	{VARIANT("14", "\"podSelector\":{\"matchLabels\":{\"pod\":\"a\",\"app\":\"w\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		      "\"ingress\":[{\"from\":[{\"podSelector\":{\"matchExpressions\":[{\"key\":\"k\",\"operator\":\"In\",\"values\":[\"1\",\"2\"]}]}}],\"ports\":[{\"port\":80},{\"port\":\"http\"}]}],"
+		      "\"egress\":[{\"to\":[{\"namespaceSelector\":{}}]}]"), 0},
+};
+
+START_TEST(test_policy_changes)
+{
+	struct pf_model *m = pf_model_new();
+	char *err = NULL;
+
+	ck_assert_int_eq(apply(m, "NetworkPolicy", "ADDED", VARIANT("1", BASE_SPEC), &err), 0);
+	ck_assert_int_eq(apply(m, "NetworkPolicy", "MODIFIED", change_cases[_i].json, &err), change_cases[_i].ret);
+	ck_assert_ptr_null(err);
+	pf_model_free(m);
+}
+END_TEST
+
 START_TEST(test_check)
 {
 	json_t *good = json_loads(POL("{}"), 0, NULL);
@@ -586,6 +684,7 @@ static Suite *decode_suite(void)
 	tcase_add_loop_test(tc, test_node, 0, N(node_cases));
 	tcase_add_test(tc, test_apply);
 	tcase_add_test(tc, test_check);
+	tcase_add_loop_test(tc, test_policy_changes, 0, N(change_cases));
 	tcase_add_test(tc, test_kind_names);
 	suite_add_tcase(s, tc);
 	return s;

@@ -398,6 +398,25 @@ START_TEST(test_policies)
 	ck_assert_uint_eq(pf_model_count_policies(m), 0);
 	ck_assert_uint_eq(pf_model_selector_id(m, &s), PF_SEL_NONE);
 
+	/* One policy using a selector twice is one user holding two references. */
+	{
+		static const char *const self[] = {"pod=a", "pod=a", "pod=a", NULL, NULL, NULL};
+		pf_sel_id id;
+
+		ck_assert_int_eq(pf_model_put_policy(m, mkpol("x", "self", "pod=a", self)), 0);
+		id = pf_model_selector_id(m, pf_model_policy(m, "x", "self")->ingress->peers[0].ns_sel);
+		ck_assert_uint_ne(id, PF_SEL_NONE);
+		ck_assert_uint_eq(pf_model_count_selectors(m), 1);
+		memset(&w, 0, sizeof(w));
+		ck_assert_int_eq(pf_model_each_policy_using_selector(m, id, walk_pol, &w), 0);
+		ck_assert_str_eq(w.buf, "x/self ");
+		/* Replaced by a version using it once: still interned, same id. */
+		ck_assert_int_eq(pf_model_put_policy(m, mkpol("x", "self", "pod=a", NULL)), 0);
+		ck_assert_uint_eq(pf_model_selector_id(m, pf_model_selector(m, id)), id);
+		ck_assert_int_eq(pf_model_del_policy(m, "x", "self"), 0);
+		ck_assert_uint_eq(pf_model_count_selectors(m), 0);
+	}
+
 	/* A peer with neither selector is malformed. */
 	p = mkpol("x", "bad", "", peers_b);
 	pf_selector_done(p->ingress->peers[0].pod_sel);
