@@ -2010,12 +2010,14 @@ int pf_compile_plan(const struct pf_model *model, const char *node, const struct
 			r = -ENOMEM;
 			goto out;
 		}
-		catt_free(hmap_get(&c->atts, n->key));
+		struct catt *old = hmap_get(&c->atts, n->key);
+
 		r = hmap_put(&c->atts, n->key, n);
 		if (r < 0) {
 			catt_free(n);
 			goto out;
 		}
+		catt_free(old); /* a later duplicate wins; freed only once unlinked */
 	}
 	r = pf_compiler_rebuild(c, NULL);
 	if (r < 0)

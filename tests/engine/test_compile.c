@@ -531,6 +531,32 @@ START_TEST(test_egress_named_port_ipblock)
 }
 END_TEST
 
+START_TEST(test_compile_plan_inputs)
+{
+	struct fx f;
+	struct pf_attachment a[2] = {{"x", "a", "old-if", 1, {{0}}}, {"x", "a", "new-if", 1, {{0}}}};
+	struct pf_ir_plan *p = NULL;
+
+	scenario(&f);
+	pf_addr_parse("10.0.1.1", &a[0].ips[0]);
+	a[1].ips[0] = a[0].ips[0];
+	/* A duplicate attachment: the later one wins. */
+	ck_assert_int_eq(pf_compile_plan(f.m, "n1", a, 2, &p), 0);
+	ck_assert_uint_eq(p->n_pods, 1);
+	ck_assert_str_eq(p->pods[0].ifname, "new-if");
+	pf_ir_plan_free(p);
+	/* Bad attachments are refused and change nothing. */
+	a[1].ifname = NULL;
+	ck_assert_int_eq(pf_compile_plan(f.m, "n1", a, 2, &p), -EINVAL);
+	ck_assert_int_eq(pf_compiler_put_attachment(f.c, &a[1], NULL), -EINVAL);
+	a[1].ifname = "x";
+	a[1].n_ips = 3;
+	ck_assert_int_eq(pf_compiler_put_attachment(f.c, &a[1], NULL), -EINVAL);
+	ck_assert_str_eq(pf_compiler_plan(f.c)->pods[0].ifname, "veth-xa");
+	fx_done(&f);
+}
+END_TEST
+
 START_TEST(test_eval_verdicts)
 {
 	static const struct tpol pol = {"x", "two", "pod=a", "IE", 2,
@@ -698,6 +724,7 @@ int main(void)
 	tcase_add_test(tc, test_host_network_and_non_local);
 	tcase_add_test(tc, test_attachment_before_pod_fails_closed);
 	tcase_add_test(tc, test_egress_named_port_ipblock);
+	tcase_add_test(tc, test_compile_plan_inputs);
 	tcase_add_test(tc, test_eval_verdicts);
 	tcase_add_test(tc, test_names_safe_and_bounded);
 	tcase_add_test(tc, test_ir_diff_generic);
