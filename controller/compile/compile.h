@@ -70,8 +70,9 @@ int pf_compiler_namespace_changed(struct pf_compiler *c, const char *name,
 int pf_compiler_policy_changed(struct pf_compiler *c, const char *ns, const char *name,
 			       struct pf_ir_diff **ret_diff);
 
-/* Attachments: put inserts or replaces (keyed by ns/name; copied), del
- * removes (-ENOENT when unknown). */
+/* Attachments: put inserts or replaces (keyed by ns/name; copied; -EINVAL
+ * without ns, name or ifname, or with more than PF_POD_MAX_IPS addresses,
+ * changing nothing), del removes (-ENOENT when unknown). */
 int pf_compiler_put_attachment(struct pf_compiler *c, const struct pf_attachment *a,
 			       struct pf_ir_diff **ret_diff);
 int pf_compiler_del_attachment(struct pf_compiler *c, const char *ns, const char *name,
@@ -79,7 +80,8 @@ int pf_compiler_del_attachment(struct pf_compiler *c, const char *ns, const char
 
 /* Convenience: a fresh compiler over model + attachments, rebuilt, its plan
  * duplicated into *ret (caller frees with pf_ir_plan_free). For tests, the
- * simulator and one-shot tools. */
+ * simulator and one-shot tools. A later duplicate attachment (same ns/name)
+ * wins; -EINVAL as for pf_compiler_put_attachment. */
 int pf_compile_plan(const struct pf_model *model, const char *node, const struct pf_attachment *atts,
 		    size_t n_atts, struct pf_ir_plan **ret);
 
