@@ -157,7 +157,6 @@ struct cset {
 	size_t refs;      /* chain rules using the set */
 	uint32_t *cnt;    /* per element of the plan set: pods contributing it */
 	size_t elem_cap;  /* capacity of the plan set's elems and of cnt */
-	size_t live_idx;  /* in c->live when pod_dep */
 	/* per notification */
 	bool touched, created;
 	size_t n_add, cap_add, n_del, cap_del;
@@ -200,7 +199,12 @@ struct pf_compiler {
 	struct hmap pods;       /* key -> cpod */
 	struct hmap set_keys;   /* cset key -> cset */
 	struct hmap set_names;  /* name -> cset */
-	struct cset **live;     /* pod-dependent sets */
+	/* Pod-dependent sets, partitioned so that a pod change only looks at the
+	 * sets that can hold pods of its namespace: */
+	struct hmap live_ns;    /* policy namespace -> podSelector-only sets (setvec) */
+	struct hmap live_nm;    /* kubernetes.io/metadata.name value -> sets whose
+				 * namespaceSelector is only "name In (...)" (setvec) */
+	struct cset **live;     /* every other pod-dependent set */
 	size_t n_live, cap_live;
 	struct cset **by_id;    /* id -> cset or NULL (ids are never reused) */
 	size_t n_ids, cap_ids;
@@ -212,6 +216,14 @@ struct pf_compiler {
 };
 
 static const struct pf_labels no_labels;
+
+struct setvec {
+	char *key;
+	size_t n, cap;
+	struct cset **v;
+};
+
+#define NAME_LABEL "kubernetes.io/metadata.name"
 
 static int grow(void **v, size_t *cap, size_t need, size_t size)
 {
@@ -660,9 +672,15 @@ static int pod_resync(struct pf_compiler *c, const char *ns, const char *name)
 		size_t n_ips;
 		struct pf_addr ips[PF_POD_MAX_IPS];
 
+		const struct pf_namespace *pns = pf_model_namespace(c->m, p->ns);
+		const char *nm = pns ? pf_labels_get(&pns->labels, NAME_LABEL) : NULL;
+		const struct setvec *b1 = hmap_get(&c->live_ns, p->ns);
+		const struct setvec *b2 = nm ? hmap_get(&c->live_nm, nm) : NULL;
+		size_t n1 = b1 ? b1->n : 0, n2 = b2 ? b2->n : 0;
+
 		effective_ips(c, p, hmap_get(&c->atts, key), &n_ips, ips);
-		for (size_t i = 0; i < c->n_live; i++) {
-			struct cset *cs = c->live[i];
+		for (size_t i = 0; i < n1 + n2 + c->n_live; i++) {
+			struct cset *cs = i < n1 ? b1->v[i] : i < n1 + n2 ? b2->v[i - n1] : c->live[i - n1 - n2];
 			struct pf_ir_elem e;
 			uint16_t port;
 
@@ -977,6 +995,110 @@ out:
 	return r;
 }
 
+/* The bucket keys of a pod-dependent set: its policy namespace (map live_ns),
+ * or the name values of a namespaceSelector that is exactly "name In (...)"
+ * (live_nm), or none (the general list). The name bucket is matched against
+ * the namespace's actual label, so it stays exact whatever that label says. */
+static size_t live_keys(const struct cset *cs, const char *const **keys, const char **one)
+{
+	if (cs->kind == CS_SELECT && cs->ns) {
+		*one = cs->ns;
+		*keys = one;
+		return 1;
+	}
+	if (cs->kind == CS_SELECT && cs->ns_sel && cs->ns_sel->n_reqs == 1 && cs->ns_sel->reqs[0].op == PF_SEL_IN &&
+	    strcmp(cs->ns_sel->reqs[0].key, NAME_LABEL) == 0) {
+		*keys = (const char *const *)cs->ns_sel->reqs[0].values;
+		return cs->ns_sel->reqs[0].n_values;
+	}
+	return 0;
+}
+
+static int live_add(struct pf_compiler *c, struct cset *cs)
+{
+	struct hmap *map = cs->ns ? &c->live_ns : &c->live_nm;
+	const char *const *keys;
+	const char *one;
+	size_t n = live_keys(cs, &keys, &one);
+	int r;
+
+	if (n == 0) {
+		r = grow((void **)&c->live, &c->cap_live, c->n_live + 1, sizeof(*c->live));
+		if (r < 0)
+			return r;
+		c->live[c->n_live++] = cs;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct setvec *b = hmap_get(map, keys[i]);
+
+		if (!b) {
+			b = calloc(1, sizeof(*b));
+			if (!b || !(b->key = strdup(keys[i])) || hmap_put(map, b->key, b) < 0) {
+				if (b)
+					free(b->key);
+				free(b);
+				return -ENOMEM;
+			}
+		}
+		r = grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v));
+		if (r < 0)
+			return r;
+		b->v[b->n++] = cs;
+	}
+	return 0;
+}
+
+static void vec_remove(struct cset **v, size_t *n, const struct cset *cs)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (v[i] == cs) {
+			v[i] = v[--*n];
+			return;
+		}
+}
+
+/* Removes cs wherever live_add() put it (also after a partial live_add). */
+static void live_del(struct pf_compiler *c, struct cset *cs)
+{
+	struct hmap *map = cs->ns ? &c->live_ns : &c->live_nm;
+	const char *const *keys;
+	const char *one;
+	size_t n = live_keys(cs, &keys, &one);
+
+	if (n == 0) {
+		vec_remove(c->live, &c->n_live, cs);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct setvec *b = hmap_get(map, keys[i]);
+
+		if (!b)
+			continue;
+		vec_remove(b->v, &b->n, cs);
+		if (b->n == 0) {
+			hmap_del(map, b->key);
+			free(b->key);
+			free(b->v);
+			free(b);
+		}
+	}
+}
+
+static void buckets_done(struct hmap *map)
+{
+	for (size_t i = 0; i < map->cap; i++) {
+		struct setvec *b = map->t[i].key ? map->t[i].val : NULL;
+
+		if (b) {
+			free(b->key);
+			free(b->v);
+			free(b);
+		}
+	}
+	hmap_done(map);
+}
+
 static int cset_create(struct pf_compiler *c, const struct set_want *w, char *key, const char *text,
 		       struct cset **ret)
 {
@@ -1043,12 +1165,16 @@ static int cset_create(struct pf_compiler *c, const struct set_want *w, char *ke
 	if (grow((void **)&c->by_id, &c->cap_ids, c->n_ids + 1, sizeof(*c->by_id)) < 0 ||
 	    grow((void **)&c->plan->sets, &(size_t){c->plan->n_sets}, c->plan->n_sets + 1, sizeof(ps)) < 0)
 		goto fail_ps;
-	if (cs->pod_dep && grow((void **)&c->live, &c->cap_live, c->n_live + 1, sizeof(*c->live)) < 0)
-		goto fail_ps;
 	if (hmap_put(&c->set_keys, cs->key, cs) < 0)
 		goto fail_ps;
 	if (hmap_put(&c->set_names, cs->name, cs) < 0) {
 		hmap_del(&c->set_keys, cs->key);
+		goto fail_ps;
+	}
+	if (cs->pod_dep && live_add(c, cs) < 0) {
+		live_del(c, cs);
+		hmap_del(&c->set_keys, cs->key);
+		hmap_del(&c->set_names, cs->name);
 		goto fail_ps;
 	}
 	/* Committed from here on. */
@@ -1063,8 +1189,6 @@ static int cset_create(struct pf_compiler *c, const struct set_want *w, char *ke
 	if (cs->pod_dep) {
 		struct populate_ud u = {c, cs, 0};
 
-		cs->live_idx = c->n_live;
-		c->live[c->n_live++] = cs;
 		if (cs->kind == CS_SELECT && cs->ns_sel)
 			r = pf_model_each_namespace(c->m, populate_ns, &u);
 		else if (cs->kind == CS_SELECT)
@@ -1145,10 +1269,8 @@ static void cset_destroy(struct pf_compiler *c, struct cset *cs)
 		memmove(s, s + 1, (c->plan->n_sets - (size_t)i - 1) * sizeof(*s));
 		c->plan->n_sets--;
 	}
-	if (cs->pod_dep && cs->live_idx < c->n_live && c->live[cs->live_idx] == cs) {
-		c->live[cs->live_idx] = c->live[--c->n_live];
-		c->live[cs->live_idx]->live_idx = cs->live_idx;
-	}
+	if (cs->pod_dep)
+		live_del(c, cs);
 	c->by_id[cs->id] = NULL;
 	hmap_del(&c->set_keys, cs->key);
 	hmap_del(&c->set_names, cs->name);
@@ -1763,6 +1885,8 @@ static void state_clear(struct pf_compiler *c)
 		cset_free(c->by_id[i]);
 	c->n_ids = 0;
 	c->n_live = 0;
+	buckets_done(&c->live_ns);
+	buckets_done(&c->live_nm);
 	hmap_done(&c->set_keys);
 	hmap_done(&c->set_names);
 	c->n_touched = 0;
