@@ -93,7 +93,8 @@ int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff);
 /* Kernel -> IR. The table missing is an empty plan. Pods are rebuilt from
  * the dispatch maps (key from the chain comment, ifname from the element;
  * no ips); a pod whose dispatch element is "drop" (chunked cold start in
- * progress) has chain[dir] set to "" (empty string). Rules the dataplane did
+ * progress) has chain[dir] set to "" (empty string), one with any other
+ * verdict than jump (not written by us) to "?". Rules the dataplane did
  * not write are returned with policy "?" so they never match a plan.
  * The caller frees *ret with pf_ir_plan_free. */
 int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret);

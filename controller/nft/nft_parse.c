@@ -555,7 +555,9 @@ int nft_parse_dispatch_elem(struct nftnl_set_elem *e, char *ifname, size_t ifnam
 	} else if (verdict == (uint32_t)NFT_JUMP && nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
 		chain = nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN);
 	} else {
-		return -ENOTSUP;
+		/* accept, goto, ...: not ours. "?" is no chain name a plan
+		 * uses, so sync replaces or removes the element. */
+		chain = "?";
 	}
 	c = strdup(chain);
 	if (!c)

@@ -464,6 +464,9 @@ START_TEST(test_repairs_foreign_changes)
 			       "add rule inet " TABLE " in_a tcp dport 22 accept\n"
 			       "add element inet " TABLE " p_web { 10.9.9.9 }\n"
 			       "delete element inet " TABLE " ingress_dispatch { \"vb\" }\n"
+			       "delete element inet " TABLE " egress_dispatch { \"va\" }\n"
+			       "add element inet " TABLE " egress_dispatch { \"va\" : accept }\n"
+			       "add element inet " TABLE " egress_dispatch { \"vz\" : accept }\n"
 			       "add chain inet " TABLE " stray\n"
 			       "EOF",
 			       e.ns),
