@@ -517,31 +517,61 @@ static const char *rv_of(json_t *obj)
 	return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 }
 
-/* What the cache keeps for an object: the object itself, or a stub with just
- * enough to build a DELETED (memory: B6 goal of 32 MiB at 10k pods). */
+/* What the cache keeps for an object: the object itself (keep_objects), or
+ * one string "RV\0UID" -- enough to skip unchanged updates and to build a
+ * DELETED (the key gives name and namespace). A stub object cost ~1.6 KiB per
+ * pod in jansson; this costs ~0.1 KiB (docs/bench-kube.md). */
 static json_t *cache_value(struct informer *inf, json_t *obj)
 {
-	json_t *meta = json_object_get(obj, "metadata"), *stub, *sm;
-	static const char *const keep[] = {"name", "namespace", "uid", "resourceVersion"};
+	json_t *meta = json_object_get(obj, "metadata");
+	const char *rv = rv_of(obj), *uid = json_string_value(json_object_get(meta, "uid"));
+	size_t lr, lu;
+	char *buf;
+	json_t *v;
 
 	if (inf->k->o.keep_objects)
 		return json_incref(obj);
-	stub = json_pack("{s:s,s:s}", "kind", resources[inf->kind].kind, "apiVersion",
-			 resources[inf->kind].api_version);
-	sm = json_object();
-	if (!stub || !sm) {
-		json_decref(stub);
-		json_decref(sm);
+	lr = strlen(rv);
+	lu = uid ? strlen(uid) : 0;
+	buf = malloc(lr + 1 + lu);
+	if (!buf)
 		return NULL;
-	}
-	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
-		json_t *v = json_object_get(meta, keep[i]);
+	memcpy(buf, rv, lr + 1);
+	if (lu)
+		memcpy(buf + lr + 1, uid, lu);
+	v = json_stringn_nocheck(buf, lr + 1 + lu);
+	free(buf);
+	return v;
+}
 
-		if (json_is_string(v))
-			json_object_set(sm, keep[i], v);
+static const char *cached_rv(const struct informer *inf, json_t *val)
+{
+	return inf->k->o.keep_objects ? rv_of(val) : json_string_value(val);
+}
+
+/* The DELETED object for a key that vanished from a relist: the last state. */
+static json_t *vanished_object(struct informer *inf, const char *key, json_t *val)
+{
+	const char *slash = resources[inf->kind].namespaced ? strchr(key, '/') : NULL;
+	const char *rv = json_string_value(val);
+	json_t *obj, *md;
+
+	if (inf->k->o.keep_objects)
+		return json_incref(val);
+	obj = json_pack("{s:s,s:s,s:{s:s}}", "kind", resources[inf->kind].kind, "apiVersion",
+			resources[inf->kind].api_version, "metadata", "resourceVersion", rv);
+	md = json_object_get(obj, "metadata");
+	if (!obj)
+		return NULL;
+	if (slash) {
+		json_object_set_new(md, "namespace", json_stringn(key, (size_t)(slash - key)));
+		json_object_set_new(md, "name", json_string(slash + 1));
+	} else {
+		json_object_set_new(md, "name", json_string(key));
 	}
-	json_object_set_new(stub, "metadata", sm);
-	return stub;
+	if (json_string_length(val) > strlen(rv) + 1)
+		json_object_set_new(md, "uid", json_stringn(rv + strlen(rv) + 1, json_string_length(val) - strlen(rv) - 1));
+	return obj;
 }
 
 static void deliver(struct informer *inf, enum pf_kube_event_type type, json_t *obj)
@@ -572,7 +602,7 @@ static void apply_upsert(struct informer *inf, json_t *obj)
 		json_object_set_new(inf->seen, key, json_true());
 	old = json_object_get(inf->cache, key);
 	existed = old != NULL;
-	oldrv = old ? rv_of(old) : NULL;
+	oldrv = old ? cached_rv(inf, old) : NULL;
 	/* The sample-controller guard: same RV = same object (resync, relist). */
 	if (oldrv && strcmp(oldrv, rv) == 0)
 		return;
@@ -808,15 +838,16 @@ static void list_complete(struct informer *inf, const char *list_rv)
 	 * while we were not watching; deliver its last known state. */
 	json_object_foreach(inf->cache, key, v) {
 		if (!json_object_get(inf->seen, key))
-			json_array_append(gone, v);
+			json_array_append_new(gone, json_string(key));
 	}
 	json_array_foreach(gone, i, v) {
-		char kbuf[512];
-		const char *gkey = key_of(inf, v, kbuf, sizeof(kbuf));
+		const char *gkey = json_string_value(v);
+		json_t *obj = vanished_object(inf, gkey, json_object_get(inf->cache, gkey));
 
-		if (gkey)
-			json_object_del(inf->cache, gkey);
-		deliver(inf, PF_KUBE_DELETED, v);
+		json_object_del(inf->cache, gkey);
+		if (obj)
+			deliver(inf, PF_KUBE_DELETED, obj);
+		json_decref(obj);
 	}
 	json_decref(gone);
 	json_decref(inf->seen);
@@ -1579,7 +1610,19 @@ size_t pf_kube_count(const struct pf_kube *k, enum pf_kube_kind kind)
 
 json_t *pf_kube_cached(const struct pf_kube *k, enum pf_kube_kind kind, const char *key)
 {
-	return (unsigned)kind < PF_KUBE_KIND_MAX ? json_object_get(k->inf[kind].cache, key) : NULL;
+	if ((unsigned)kind >= PF_KUBE_KIND_MAX || !k->o.keep_objects)
+		return NULL;
+	return json_object_get(k->inf[kind].cache, key);
+}
+
+const char *pf_kube_cached_rv(const struct pf_kube *k, enum pf_kube_kind kind, const char *key)
+{
+	json_t *v;
+
+	if ((unsigned)kind >= PF_KUBE_KIND_MAX)
+		return NULL;
+	v = json_object_get(k->inf[kind].cache, key);
+	return v ? cached_rv(&k->inf[kind], v) : NULL;
 }
 
 const char *pf_kube_resource_version(const struct pf_kube *k, enum pf_kube_kind kind)

@@ -90,8 +90,8 @@ struct pf_kube_ops {
 	 * has kind, apiVersion and metadata.{name,resourceVersion}; list items get
 	 * kind/apiVersion from the list; metadata.managedFields is stripped.
 	 * A DELETED synthesized by a relist carries the last state known (the full
-	 * object with keep_objects, else kind/apiVersion/metadata{name,namespace,
-	 * uid,resourceVersion}). MODIFIED with an unchanged RV is never delivered. */
+	 * object with keep_objects, else kind/apiVersion/metadata{name,namespace?,
+	 * uid?,resourceVersion}). MODIFIED with an unchanged RV is never delivered. */
 	void (*event)(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *object);
 	/* A (re)list of kind completed and its events were delivered: the cache now
 	 * mirrors the server at that list's RV. Called after every list. */
@@ -147,7 +147,7 @@ struct pf_kube_options {
 	unsigned backoff_initial_ms, backoff_max_ms; /* default 800, 30000 */
 	unsigned token_reload_s;    /* default 60 */
 	size_t max_event_bytes;     /* one watch event / list body cap, default 64 MiB */
-	bool keep_objects;          /* cache full objects (else key -> RV stub) */
+	bool keep_objects;          /* cache full objects (else key -> RV and uid, ~100 B) */
 	const char *user_agent;     /* default "podfenced/VERSION" */
 	const char *event_instance; /* reportingInstance for Events, default node_name */
 	unsigned event_burst;       /* Event token bucket, default 25 */
@@ -183,9 +183,11 @@ bool pf_kube_synced(const struct pf_kube *k);
 enum pf_kube_state pf_kube_get_state(const struct pf_kube *k, enum pf_kube_kind kind);
 /* Objects currently cached for kind. */
 size_t pf_kube_count(const struct pf_kube *k, enum pf_kube_kind kind);
-/* Cached object by key ("ns/name" or "name"); borrowed; NULL if absent. Full
- * object only with keep_objects. */
+/* Cached object by key ("ns/name" or "name"); borrowed; NULL if absent or
+ * without keep_objects. */
 json_t *pf_kube_cached(const struct pf_kube *k, enum pf_kube_kind kind, const char *key);
+/* The cached object's resourceVersion (any mode); borrowed; NULL if absent. */
+const char *pf_kube_cached_rv(const struct pf_kube *k, enum pf_kube_kind kind, const char *key);
 /* Last RV seen for kind ("" before the first list). Borrowed. */
 const char *pf_kube_resource_version(const struct pf_kube *k, enum pf_kube_kind kind);
 void pf_kube_get_metrics(const struct pf_kube *k, struct pf_kube_metrics *ret);
