@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -340,8 +341,13 @@ static void sync_now(void *ud)
 		return;
 	}
 	d->last_error[0] = '\0';
-	if (full)
+	if (full) {
 		d->full_syncs++;
+		/* A full sync follows a (re)list: the list pages and the old plan
+		 * leave freed heap behind. Hand it back so RSS reflects what is
+		 * live (B6 measures it). */
+		malloc_trim(0);
+	}
 	pf_hist_observe(&d->sync_hist, (double)(end - start) / 1e9);
 	for (size_t i = 0; i < d->n_stamps; i++)
 		pf_hist_observe(&d->latency_hist, (double)(end - d->event_stamps[i]) / 1e9);
