@@ -130,6 +130,8 @@ int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, co
 	char path[PATH_MAX], cmd_var[32], *out = NULL;
 	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, status, r;
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t dfl;
 	char *argv[2] = {path, NULL};
 	char **env = NULL;
 	json_t *res = NULL;
@@ -154,7 +156,14 @@ int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, co
 	fa_init = true;
 	posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-	r = -posix_spawn(&pid, path, &fa, NULL, argv, env);
+	/* The delegate gets default signal handling, whatever we ignore. */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	posix_spawnattr_setsigdefault(&attr, &dfl);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	r = -posix_spawn(&pid, path, &fa, &attr, argv, env);
+	posix_spawnattr_destroy(&attr);
 	if (r < 0) {
 		pid = -1;
 		goto fail;

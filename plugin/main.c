@@ -3,6 +3,7 @@
  * configuration from stdin; exactly one JSON document leaves on stdout (the
  * result, the version object or the error), logs go to stderr. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,9 @@ int main(void)
 	char *in = NULL;
 	int r;
 
+	/* An IPAM plugin that exits before reading its stdin must give us EPIPE,
+	 * not kill us before we can print the error object. */
+	signal(SIGPIPE, SIG_IGN);
 	if (lvl)
 		pf_log_level_parse(lvl, &level);
 	pf_log_set_level(level);
