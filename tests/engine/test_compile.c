@@ -531,6 +531,41 @@ START_TEST(test_egress_named_port_ipblock)
 }
 END_TEST
 
+START_TEST(test_namespace_name_label_is_a_label)
+{
+	/* Sets for "namespace by name" are indexed by the label's value, never
+	 * by the namespace's name: a namespace from another source may carry
+	 * any value (or none), and it may change. */
+	static const struct tpol pol = {"x", "by-name", "pod=a", "I", 1, {{.peers = {{.ns = NAME_KEY " in (other,y)"}}}}};
+	struct fx f;
+
+	fx_init(&f);
+	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("z", NAME_KEY "=other")), 0);
+	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_pod(&f, "z", "c", "pod=c", "10.0.3.3", false);
+	fx_policy(&f, &pol);
+	fx_end(&f);
+	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.2.2", "10.0.1.1", 6, 80));
+	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.3.3", "10.0.1.1", 6, 80));
+	/* A pod added later in z is found through the label's bucket. */
+	fx_pod(&f, "z", "d", "pod=d", "10.0.3.4", false);
+	fx_end(&f);
+	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.3.4", "10.0.1.1", 6, 80));
+	/* The label goes: z's pods leave. */
+	fx_begin(&f);
+	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("z", "")), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(f.c, "z", &f.d), 0);
+	fx_end(&f);
+	ck_assert(!allowed(pf_compiler_plan(f.c), "10.0.3.4", "10.0.1.1", 6, 80));
+	fx_pod(&f, "z", "e", "pod=e", "10.0.3.5", false);
+	fx_end(&f);
+	ck_assert(!allowed(pf_compiler_plan(f.c), "10.0.3.5", "10.0.1.1", 6, 80));
+	fx_done(&f);
+}
+END_TEST
+
 START_TEST(test_compile_plan_inputs)
 {
 	struct fx f;
@@ -724,6 +759,7 @@ int main(void)
 	tcase_add_test(tc, test_host_network_and_non_local);
 	tcase_add_test(tc, test_attachment_before_pod_fails_closed);
 	tcase_add_test(tc, test_egress_named_port_ipblock);
+	tcase_add_test(tc, test_namespace_name_label_is_a_label);
 	tcase_add_test(tc, test_compile_plan_inputs);
 	tcase_add_test(tc, test_eval_verdicts);
 	tcase_add_test(tc, test_names_safe_and_bounded);
