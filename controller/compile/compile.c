@@ -14,7 +14,8 @@
  *  - attachments: the local pods the plugin registered.
  *
  * A notification recomputes what the change can affect: a pod's memberships
- * (one scan over the live pod-dependent sets) and, if it is local, its own
+ * (a scan over the pod-dependent sets that can hold pods of its namespace)
+ * and, if it is local, its own
  * chains; a namespace's pods' memberships; a policy's namespace's local pods'
  * chains. Element changes are net per notification: an element that leaves
  * and comes back produces no op. */
