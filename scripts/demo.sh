@@ -13,6 +13,7 @@
 #
 #   scripts/demo.sh            (as root, Debian 12)
 #   PODFENCE_DEMO_KEEP=1 ...   leave the cluster running until Enter is pressed
+#   PODFENCE_BUILD_DIR=DIR ... build somewhere else than build/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -76,12 +77,16 @@ trap 'echo; echo "interrupted"; exit 130' INT TERM
 step "1/6 dependencies (scripts/deps.sh)"
 scripts/deps.sh
 echo "all present"
+# Debian's interpreter: a user-level shim (pyenv) can take seconds per start.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
 
-step "2/6 building into build/"
-cmake -S "$top" -B "$top/build" >"$run/build.log" 2>&1 || { cat "$run/build.log"; die "cmake failed"; }
-cmake --build "$top/build" -j "$(nproc)" --target podfence podfenced podfencectl pfagent \
+bdir=${PODFENCE_BUILD_DIR:-$top/build}
+step "2/6 building into ${bdir#"$top"/}/"
+cmake -S "$top" -B "$bdir" >"$run/build.log" 2>&1 || { cat "$run/build.log"; die "cmake failed"; }
+cmake --build "$bdir" -j "$(nproc)" --target podfence podfenced podfencectl pfagent \
 	>>"$run/build.log" 2>&1 || { tail -n 40 "$run/build.log"; die "build failed"; }
-find_bin() { find "$top/build" -type f -name "$1" -perm -u+x | head -n 1; }
+find_bin() { find "$bdir" -type f -name "$1" -perm -u+x -not -path "*/CMakeFiles/*" | head -n 1; }
 PODFENCE=$(find_bin podfence) PODFENCED=$(find_bin podfenced)
 PODFENCECTL=$(find_bin podfencectl) PFAGENT=$(find_bin pfagent)
 for b in PODFENCE PODFENCED PODFENCECTL PFAGENT; do
@@ -158,7 +163,7 @@ for pod in "${pods[@]}"; do
 	ip -n "$id-$pod" link set lo up
 	cid[$pod]=demo$$${pod}
 	out=$(cni ADD "$pod") || die "CNI ADD $pod failed: $out"
-	ip[$pod]=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])')
+	ip[$pod]=$(printf '%s' "$out" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])')
 	ip netns exec "$id-$pod" "$PFAGENT" serve --tcp 8080,5432 --udp 8125 --id "$pod" >"$run/$pod.out" 2>&1 &
 	pids+=($!)
 	printf '  %-9s %-12s serves %s\n' "$pod" "${ip[$pod]}" "${ports[*]}"
@@ -188,28 +193,31 @@ probe_all() {
 	done < <(printf '%s' "$lines" | "$PFAGENT" matrix --parallel 32 --timeout-ms 700)
 }
 
+mark() { # mark 1|0|self: one coloured symbol padded to 9 columns (symbols are multibyte)
+	case $1 in
+	self) printf '%s%s%s%*s' "$D" "·" "$N" 8 "" ;;
+	1) printf '%s%s%s%*s' "$G" "$OPEN" "$N" $((9 - ${#OPEN})) "" ;;
+	*) printf '%s%s%s%*s' "$R" "$SHUT" "$N" $((9 - ${#SHUT})) "" ;;
+	esac
+}
+
 print_matrix() {
 	local p src dst
 	printf '\n'
 	for p in "${ports[@]}"; do printf '  %s%-37s%s' "$B" "$p" "$N"; done
 	printf '\n'
-	for p in "${ports[@]}"; do printf '  %-9s %-9s%-9s%-9s' "from${ARROW}to" "${pods[@]}"; done
+	for p in "${ports[@]}"; do printf '  %-9s %-9s%-9s%-9s' "" "${pods[@]}"; done
 	printf '\n'
 	for src in "${pods[@]}"; do
 		for p in "${ports[@]}"; do
 			printf '  %-9s ' "$src"
 			for dst in "${pods[@]}"; do
-				if [ "$src" = "$dst" ]; then
-					printf '%s%-9s%s' "$D" "·" "$N"
-				elif [ "${cell[$src:$dst:$p]}" = 1 ]; then
-					printf '%s%-9s%s' "$G" "$OPEN" "$N"
-				else
-					printf '%s%-9s%s' "$R" "$SHUT" "$N"
-				fi
+				if [ "$src" = "$dst" ]; then mark self; else mark "${cell[$src:$dst:$p]}"; fi
 			done
 		done
 		printf '\n'
 	done
+	printf '  %s(rows: client, columns: server; %s open, %s blocked)%s\n' "$D" "$OPEN" "$SHUT" "$N"
 }
 
 step "5/6 connectivity before any policy (every pod reaches every other)"
@@ -249,31 +257,46 @@ spec:
 EOF
 	examples=("$run/default-deny-all.yaml" "$run/allow-frontend-to-backend.yaml")
 fi
-gen_before=$(ctl status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("programmedGeneration",0))' 2>/dev/null || echo 0)
+status_field() { ctl --json status 2>/dev/null | "$PY" -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))" 2>/dev/null || true; }
 t0=$(date +%s%N)
 for f in "${examples[@]}"; do
 	cp "$f" "$run/manifests/50-$(basename "$f")"
 	echo "  ${f#"$top"/}"
 done
-# Programmed when the controller's programmed generation moves past the one before.
-for _ in $(seq 100); do
-	gen=$(ctl status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("programmedGeneration",0))' 2>/dev/null || echo 0)
-	[ "$gen" != "$gen_before" ] && break
-	sleep 0.05
+# Programmed once the controller holds both policies and has put its latest plan in the kernel.
+for _ in $(seq 200); do
+	if [ "$(status_field policies)" = 2 ] && [ "$(status_field generation)" = "$(status_field programmedGeneration)" ]; then
+		break
+	fi
+	sleep 0.02
 done
 t1=$(date +%s%N)
-echo "  programmed in the kernel after $(((t1 - t0) / 1000000)) ms"
+echo "  in the kernel $(((t1 - t0) / 1000000)) ms after the files were written"
 probe_all
 print_matrix
 
-printf '\n  %swhy — podfencectl explain (the deciding policy of each cell)%s\n' "$B" "$N"
+printf '\n  %swhy: podfencectl explain per cell%s  %s(out = client egress, in = server ingress; policy#rule)%s\n' "$B" "$N" "$D" "$N"
+why() { # why SRC DST PORT/PROTO -> "out: ...  in: ..." from the explain JSON
+	ctl --json explain "production/$1" "production/$2" "$3" 2>/dev/null | "$PY" -c '
+import json, sys
+r = json.load(sys.stdin)
+def side(name):
+    c = r.get(name) or {}
+    v, pol = c.get("verdict"), (c.get("policy") or "").split("/")[-1]
+    if v == "allowed":
+        return "%s#%s" % (pol, c.get("rule"))
+    if v == "denied":
+        return "isolated, no rule allows"
+    return v or "?"
+print("out: %-28s in: %s" % (side("egress"), side("ingress")))' 2>/dev/null || echo "(explain unavailable)"
+}
 for src in "${pods[@]}"; do
 	for dst in "${pods[@]}"; do
 		[ "$src" = "$dst" ] && continue
 		for p in "${ports[@]}"; do
-			why=$(ctl explain "production/$src" "production/$dst" "${p#*/}/${p%/*}" 2>&1 | head -n 1 || true)
-			if [ "${cell[$src:$dst:$p]}" = 1 ]; then mark="$G$OPEN$N"; else mark="$R$SHUT$N"; fi
-			printf '  %-9s %s %-9s %-9s %s  %s\n' "$src" "$ARROW" "$dst" "$p" "$mark" "$why"
+			printf '  %-9s %s %-9s %-9s ' "$src" "$ARROW" "$dst" "$p"
+			mark "${cell[$src:$dst:$p]}"
+			printf '%s\n' "$(why "$src" "$dst" "${p#*/}/${p%/*}")"
 		done
 	done
 done

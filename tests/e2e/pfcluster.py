@@ -27,6 +27,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -325,14 +326,35 @@ table ip kube-proxy-emu {
                 self.kill(p, signal.SIGKILL if p is not self.api else signal.SIGTERM, wait=3)
             except Exception:  # noqa: BLE001 — cleanup must go on
                 pass
+        # Anything else still running from this run (its command line names the run's
+        # private temp dir): started by us, so ended by us, by pid.
+        for pid in self.run_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         for name in reversed(self.created_netns):
             sh(["ip", "netns", "del", name], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_pids(self):
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if self.tmp.encode() in f.read():
+                        out.append(int(d))
+            except OSError:
+                pass
+        return out
 
     def leftovers(self):
         """What the run left on the host: namespaces and live processes."""
         left = [n for n in netns_list() if n.startswith(self.prefix + "-")]
         left += [f"pid {p.pid}" for p in self.procs if p.poll() is None]
+        left += [f"pid {pid}" for pid in self.run_pids()]
         return left
 
     # ---- control plane ----
@@ -366,7 +388,7 @@ table ip kube-proxy-emu {
         self.api_data = os.path.join(self.tmp, "apiserver-state.json")
         if not os.path.exists(os.path.join(self.api_tls, "client.crt")):
             self.gen_tls(self.api_tls)
-        args = ["python3", os.path.normpath(script), "--bind", f"{NODE_NET}.254", "--port", "6443",
+        args = [sys.executable, os.path.normpath(script), "--bind", f"{NODE_NET}.254", "--port", "6443",
                 "--tls-dir", self.api_tls, "--token", self.api_token, "--data", self.api_data,
                 "--bookmark-interval", "5"] + list(extra)
         p = subprocess.Popen(["ip", "netns", "exec", self.cp] + args, stdout=subprocess.PIPE,

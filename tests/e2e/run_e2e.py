@@ -30,8 +30,9 @@ def on_term(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def bring_up(build, plugin, daemon):
-    c = pc.Cluster(build, plugin=plugin, podfenced=daemon)
+def bring_up(c, plugin, daemon):
+    """Starts the cluster c; the caller tears it down whatever happens."""
+    build = c.build
     needed = ["pfagent"] + (["podfence"] if plugin == "podfence" else []) + \
         (["podfenced", "podfencectl"] if daemon else [])
     where = {"pfagent": "tests/tools", "podfence": "plugin", "podfenced": "controller/daemon",
@@ -49,7 +50,6 @@ def bring_up(build, plugin, daemon):
         for node in c.nodes:
             c.wait_ready(node)
     pc.log(f"cluster {c.run_id}: {len(c.nodes)} nodes up in {time.monotonic() - t:.1f}s")
-    return c
 
 
 def main():
@@ -76,7 +76,8 @@ def main():
     t0 = time.monotonic()
     failed_setup = None
     try:
-        c = bring_up(a.build, a.plugin, not a.no_daemon)
+        c = pc.Cluster(a.build, plugin=a.plugin, podfenced=not a.no_daemon)
+        bring_up(c, a.plugin, not a.no_daemon)
         conf = conformance.Conformance(c)
         conf.create_model()
         if a.what in ("conformance", "all"):
