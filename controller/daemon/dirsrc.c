@@ -138,17 +138,38 @@ static struct file *file_find(struct pf_dirsrc *d, const char *name, struct file
 	return NULL;
 }
 
-/* Deletes the objects of old that are not in keep (NULL = all). */
-static void delete_missing(struct pf_dirsrc *d, json_t *old, json_t *keep)
+/* Another file's version of o, if any file other than self defines it. */
+static json_t *defined_elsewhere(struct pf_dirsrc *d, const struct file *self, json_t *o)
+{
+	for (const struct file *f = d->files; f; f = f->next) {
+		json_t *x;
+		size_t i;
+
+		if (f == self)
+			continue;
+		json_array_foreach(f->objects, i, x)
+			if (same_key(x, o))
+				return x;
+	}
+	return NULL;
+}
+
+/* Deletes the objects of self's old version that are not in keep (NULL =
+ * all), unless another file still defines them: then that version applies. */
+static void delete_missing(struct pf_dirsrc *d, const struct file *self, json_t *keep)
 {
 	json_t *o;
 	size_t i;
 
-	json_array_foreach(old, i, o) {
-		json_t *s;
+	json_array_foreach(self->objects, i, o) {
+		json_t *s, *other;
 
 		if (keep && has_key(keep, o))
 			continue;
+		if ((other = defined_elsewhere(d, self, o))) {
+			d->ops.apply(d->ud, "ADDED", other);
+			continue;
+		}
 		s = stub(o);
 		if (s)
 			d->ops.apply(d->ud, "DELETED", s);
@@ -162,9 +183,9 @@ static void file_removed(struct pf_dirsrc *d, const char *name)
 
 	if (!f)
 		return;
-	*link = f->next;
 	pf_info("manifest removed", "file=%s objects=%zu", name, json_array_size(f->objects));
-	delete_missing(d, f->objects, NULL);
+	delete_missing(d, f, NULL);
+	*link = f->next;
 	json_decref(f->objects);
 	free(f->name);
 	free(f);
@@ -220,7 +241,7 @@ static void file_changed(struct pf_dirsrc *d, const char *name)
 		d->files = f;
 	}
 	if (f->objects)
-		delete_missing(d, f->objects, objs);
+		delete_missing(d, f, objs);
 	json_array_foreach(objs, i, o)
 		d->ops.apply(d->ud, "ADDED", o);
 	pf_info("manifest applied", "file=%s objects=%zu", name, json_array_size(objs));

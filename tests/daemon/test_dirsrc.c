@@ -204,6 +204,22 @@ START_TEST(test_dirsrc_lifecycle)
 	pump(l, &r);
 	expect(&r, "[\"DELETED Namespace /x\",\"DELETED Pod x/p3\"]");
 
+	/* An object in two files survives the removal of one: the other
+	 * file's version applies instead. */
+	write_file(dir, "d1.yaml", "kind: Namespace\nmetadata: {name: shared, labels: {from: d1}}\n");
+	pump(l, &r);
+	write_file(dir, "d2.yaml", "kind: Namespace\nmetadata: {name: shared, labels: {from: d2}}\n");
+	pump(l, &r);
+	expect(&r, "[\"ADDED Namespace /shared\",\"ADDED Namespace /shared\"]");
+	snprintf(to, sizeof(to), "%s/d2.yaml", dir);
+	ck_assert_int_eq(unlink(to), 0);
+	pump(l, &r);
+	expect(&r, "[\"ADDED Namespace /shared\"]");
+	snprintf(to, sizeof(to), "%s/d1.yaml", dir);
+	ck_assert_int_eq(unlink(to), 0);
+	pump(l, &r);
+	expect(&r, "[\"DELETED Namespace /shared\"]");
+
 	pf_dirsrc_free(d);
 	pf_loop_free(l);
 	json_decref(r.events);
