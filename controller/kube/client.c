@@ -281,6 +281,8 @@ static int setup_easy(struct pf_kube *k, CURL *e, const char *url, struct curl_s
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	/* No proxy: the API server is reached directly (proxy-url is refused). */
 	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	/* Big LIST pages come gzipped from kube-apiserver when asked. */
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	if (k->connect_to) {
 		/* tls-server-name: the URL names the certificate's host, and
 		 * CONNECT_TO sends the connection to the real server. */
