@@ -365,6 +365,24 @@ static void sync_now(void *ud)
 	schedule(d);
 }
 
+/* Best-effort Kubernetes Events (API source only; rate-limited by the
+ * client): what an operator looking at the pod or policy should see. */
+static void post_event(struct pf_daemon *d, const char *type, const char *reason, const char *kind,
+		       const char *api_version, const char *ns, const char *name, const char *note)
+{
+#ifdef PF_HAVE_KUBE
+	struct pf_kube_event ev = {
+		.type = type, .reason = reason, .action = "Enforce", .note = note, .kind = kind,
+		.api_version = api_version, .namespace_ = ns, .name = name,
+	};
+
+	if (d->kube)
+		pf_kube_post_event(d->kube, &ev);
+#else
+	(void)d, (void)type, (void)reason, (void)kind, (void)api_version, (void)ns, (void)name, (void)note;
+#endif
+}
+
 /* ------------------------------------------------------- model updates */
 
 static void update_ranges(struct pf_daemon *d)
@@ -429,6 +447,9 @@ static void apply_object(struct pf_daemon *d, const char *kind, const char *type
 		d->errors[ERR_DECODE]++;
 		pf_warn("object rejected", "kind=%s name=%s%s%s error=\"%s\"", kind, ns ? ns : "", ns ? "/" : "",
 			name ? name : "?", err ? err : strerror(-r));
+		if (strcmp(kind, "NetworkPolicy") == 0 && name)
+			post_event(d, "Warning", "PolicyRejected", kind, "networking.k8s.io/v1", ns, name,
+				   err ? err : strerror(-r));
 		free(err);
 		return;
 	}
@@ -659,6 +680,13 @@ static void pending_timeout(void *ud)
 			  !d->source_synced ? "controller has not finished its first sync"
 			  : !pod_confirmed(d, p->ns, p->name) ? "the API does not show the pod scheduled on this node yet"
 								   : d->last_error[0] ? d->last_error : "sync pending");
+		{
+			char note[600];
+
+			snprintf(note, sizeof(note), "node %s: policy not programmed in time; the CNI ADD fails closed",
+				 d->node_name);
+			post_event(d, "Warning", "PolicyNotProgrammed", "Pod", "v1", p->ns, p->name, note);
+		}
 		/* Fail closed and leave nothing behind (proto.h). */
 		remove_registration(d, p->container_id, p->ifname, "register timed out");
 		pending_free(p);

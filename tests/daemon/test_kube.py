@@ -177,6 +177,22 @@ class Kube(unittest.TestCase):
         with open(os.path.join(self.tmp, "podfenced.log")) as f:
             self.assertIn("reason=pod gone while down", f.read())
 
+    def events(self, ns):
+        req = urllib.request.Request(self.url + "/apis/events.k8s.io/v1/namespaces/%s/events" % ns,
+                                     headers={"Authorization": "Bearer s3cret"})
+        return json.load(urllib.request.urlopen(req, timeout=10)).get("items") or []
+
+    def test_timeout_posts_event(self):
+        self.start()
+        r = self.call({"op": "register", "containerId": "cid-g", "ifname": "eth0", "netns": "/run/netns/x",
+                       "namespace": "production", "name": "ghost", "hostIf": "pfg0", "timeoutMs": 200})
+        self.assertEqual(r["code"], 11)
+        ev = wait_for(lambda: [e for e in self.events("production")
+                               if e.get("reason") == "PolicyNotProgrammed"], "Event posted")
+        self.assertEqual(ev[0]["regarding"]["name"], "ghost")
+        self.assertEqual(ev[0]["type"], "Warning")
+        self.assertIn("node-a", ev[0]["note"])
+
     def test_bad_token_is_not_ready(self):
         with open(self.kubeconfig) as f:
             kc = json.load(f)
