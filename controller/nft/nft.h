@@ -85,9 +85,12 @@ void pf_nft_free(struct pf_nft *n);
 int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan);
 
 /* Incremental apply of a diff (ir.h) in one transaction, assuming the kernel
- * holds the diff's `from` plan (as after a sync). Element deletes are sent
- * before element adds so an interval can be replaced in place. Does not read
- * the kernel. On error nothing changed; the caller may fall back to sync. */
+ * holds the diff's `from` plan (as after a sync). Ops are applied in order,
+ * so the ops of consecutive diffs may be concatenated into one diff; element
+ * ops are held back to the end (or to a delete of their set) and sent as
+ * their net effect, deletes before adds (an interval replaced in place; an
+ * add undone later sends nothing). Does not read the kernel. On error
+ * nothing changed; the caller may fall back to sync. */
 int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff);
 
 /* Kernel -> IR. The table missing is an empty plan. Pods are rebuilt from

@@ -595,21 +595,121 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
 
 /* ---- apply ---- */
 
-static const enum pf_ir_op_type apply_order[] = {
-	PF_IR_OP_SET_ADD,   PF_IR_OP_ELEM_DEL,      PF_IR_OP_ELEM_ADD,     PF_IR_OP_CHAIN_ADD,
-	PF_IR_OP_CHAIN_REPLACE, PF_IR_OP_DISPATCH_SET, PF_IR_OP_DISPATCH_DEL, PF_IR_OP_CHAIN_DEL,
-	PF_IR_OP_SET_DEL,
+struct elem_ref {
+	const struct pf_ir_set *set;
+	const struct pf_ir_elem *e;
+	size_t seq;
+	bool add;
 };
+
+static int elem_ref_cmp(const void *a, const void *b)
+{
+	const struct elem_ref *x = a, *y = b;
+	int c = strcmp(x->set->name, y->set->name);
+
+	if (c)
+		return c;
+	c = nft_elem_cmp(x->e, y->e);
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Element ops, held back to the end of the transaction (or to a delete of
+ * their set) and sent as their net effect: per set and element, the first
+ * op says whether it was there before (a delete: it was), the last whether
+ * it is there after. Deletes go first, so an interval replaced by an
+ * overlapping one leaves before the new one arrives; an element added and
+ * removed again sends nothing (the kernel's interval sets cannot even find
+ * an element re-added and deleted again inside one transaction). */
+struct elem_pending {
+	struct elem_ref *v;
+	size_t n, cap;
+};
+
+static int pending_add(struct elem_pending *p, const struct pf_ir_op *op)
+{
+	size_t j;
+
+	if (p->n + op->n_elems > p->cap) {
+		size_t cap = (p->n + op->n_elems) * 2;
+		struct elem_ref *v = realloc(p->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
+	for (j = 0; j < op->n_elems; j++) {
+		p->v[p->n] = (struct elem_ref){ .set = op->set, .e = op->elems[j], .seq = p->n,
+						.add = op->type == PF_IR_OP_ELEM_ADD };
+		p->n++;
+	}
+	return 0;
+}
+
+/* The set is deleted: what was pending for it no longer matters. */
+static void pending_drop(struct elem_pending *p, const char *set)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->v[i].set->name, set) != 0)
+			p->v[k++] = p->v[i];
+	p->n = k;
+}
+
+static int pending_flush(struct chunker *c, struct elem_pending *p)
+{
+	struct elem_ref *v = p->v;
+	const struct pf_ir_elem **batch;
+	size_t i, j, k, nv = p->n;
+	int pass, rc = 0;
+
+	if (!nv)
+		return 0;
+	batch = malloc(nv * sizeof(*batch));
+	if (!batch)
+		return -ENOMEM;
+	qsort(v, nv, sizeof(*v), elem_ref_cmp);
+	for (i = 0, k = 0; i < nv; i = j) {
+		bool before, after;
+
+		for (j = i + 1; j < nv && strcmp(v[j].set->name, v[i].set->name) == 0 &&
+				nft_elem_cmp(v[j].e, v[i].e) == 0;
+		     j++)
+			;
+		before = !v[i].add;
+		after = v[j - 1].add;
+		if (before != after)
+			v[k++] = v[j - 1];
+	}
+	nv = k;
+	for (pass = 0; pass < 2 && rc == 0; pass++) {
+		bool add = pass == 1;
+
+		for (i = 0; i < nv && rc == 0; i = j) {
+			size_t m = 0;
+
+			for (j = i; j < nv && strcmp(v[j].set->name, v[i].set->name) == 0; j++)
+				if (v[j].add == add)
+					batch[m++] = v[j].e;
+			/* the set's latest description (type) is that of any ref */
+			if (m)
+				rc = emit_elems(c, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, v[i].set->name,
+						v[i].set->type, batch, m);
+		}
+	}
+	p->n = 0;
+	free(batch);
+	return rc;
+}
 
 static int apply_op(struct chunker *c, const struct pf_ir_op *op)
 {
 	switch (op->type) {
 	case PF_IR_OP_SET_ADD:
 		return emit_set_add(c, op->set);
-	case PF_IR_OP_ELEM_ADD:
-	case PF_IR_OP_ELEM_DEL:
-		return emit_elems(c, op->type == PF_IR_OP_ELEM_ADD ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-				  op->set->name, op->set->type, op->elems, op->n_elems);
 	case PF_IR_OP_CHAIN_ADD:
 		return emit_chain_add(c, op->chain);
 	case PF_IR_OP_CHAIN_REPLACE:
@@ -628,19 +728,37 @@ static int apply_op(struct chunker *c, const struct pf_ir_op *op)
 	}
 }
 
+static bool is_elem_op(const struct pf_ir_op *op)
+{
+	return op->type == PF_IR_OP_ELEM_ADD || op->type == PF_IR_OP_ELEM_DEL;
+}
+
 int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff)
 {
 	struct chunker c = { .n = n, .max = SIZE_MAX };
-	size_t i, o;
+	struct elem_pending pend = { 0 };
+	size_t i;
 	int rc = 0;
 
 	n->err[0] = '\0';
-	for (o = 0; rc == 0 && o < sizeof(apply_order) / sizeof(apply_order[0]); o++)
-		for (i = 0; rc == 0 && i < diff->n_ops; i++)
-			if (diff->ops[i].type == apply_order[o])
-				rc = apply_op(&c, &diff->ops[i]);
+	/* In the diff's order (it is valid op after op, also when the caller
+	 * concatenated consecutive diffs), element ops held back as above. */
+	for (i = 0; rc == 0 && i < diff->n_ops; i++) {
+		const struct pf_ir_op *op = &diff->ops[i];
+
+		if (is_elem_op(op))
+			rc = pending_add(&pend, op);
+		else if (op->type == PF_IR_OP_SET_DEL)
+			pending_drop(&pend, op->set->name);
+		/* (a set added again after its delete has nothing pending) */
+		if (rc == 0 && !is_elem_op(op))
+			rc = apply_op(&c, op);
+	}
+	if (rc == 0)
+		rc = pending_flush(&c, &pend);
 	if (rc == 0)
 		rc = ck_flush(&c);
+	free(pend.v);
 	chunker_done(&c);
 	return rc;
 }

@@ -323,6 +323,63 @@ START_TEST(test_apply_diff)
 }
 END_TEST
 
+/* The daemon concatenates consecutive diffs into one apply. */
+static struct pf_ir_diff *concat(struct pf_ir_diff *a, struct pf_ir_diff *b)
+{
+	struct pf_ir_diff *d = calloc(1, sizeof(*d));
+
+	d->ops = calloc(a->n_ops + b->n_ops + 1, sizeof(*d->ops));
+	memcpy(d->ops, a->ops, a->n_ops * sizeof(*d->ops));
+	memcpy(d->ops + a->n_ops, b->ops, b->n_ops * sizeof(*d->ops));
+	d->n_ops = a->n_ops + b->n_ops;
+	return d;
+}
+
+START_TEST(test_apply_concatenated_diffs)
+{
+	struct pf_ir_plan *p1 = plan_g1(), *p2 = plan_g2(), *p1b = plan_g1();
+	struct pf_ir_diff *d1 = NULL, *d2 = NULL, *d;
+	struct pf_addr x;
+	struct pf_nft_stats st;
+	struct env e;
+	int rc;
+
+	env_up(&e, "concat", 0);
+	ck_assert_uint_gt(sync_msgs(e.n, p1), 0);
+	/* there and back in one apply: chains and sets deleted and re-added */
+	ck_assert_int_eq(pf_ir_diff(p1, p2, &d1), 0);
+	ck_assert_int_eq(pf_ir_diff(p2, p1, &d2), 0);
+	d = concat(d1, d2);
+	rc = pf_nft_apply(e.n, d);
+	ck_assert_msg(rc == 0, "apply: %d %s", rc, pf_nft_error(e.n));
+	assert_kernel_is(e.n, p1);
+	free(d->ops);
+	free(d);
+	pf_ir_diff_free(d1);
+	pf_ir_diff_free(d2);
+	/* an element added then removed: nothing to send at all */
+	pf_addr_parse("10.0.0.9", &x);
+	nt_set_add_addr(&p1b->sets[(size_t)(pf_ir_plan_set(p1b, "p_web") - p1b->sets)], &x);
+	nt_plan_finish(p1b);
+	ck_assert_int_eq(pf_ir_diff(p1, p1b, &d1), 0);
+	ck_assert_int_eq(pf_ir_diff(p1b, p1, &d2), 0);
+	d = concat(d1, d2);
+	pf_nft_reset_stats(e.n);
+	ck_assert_int_eq(pf_nft_apply(e.n, d), 0);
+	pf_nft_get_stats(e.n, &st);
+	ck_assert_uint_eq(st.mutating_msgs, 0);
+	assert_kernel_is(e.n, p1);
+	free(d->ops);
+	free(d);
+	pf_ir_diff_free(d1);
+	pf_ir_diff_free(d2);
+	env_down(&e);
+	pf_ir_plan_free(p1);
+	pf_ir_plan_free(p2);
+	pf_ir_plan_free(p1b);
+}
+END_TEST
+
 START_TEST(test_chunked_cold_start)
 {
 	struct pf_ir_plan *p = nt_synth_plan(3000, 300, 30, "cs");
@@ -538,6 +595,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_golden_sync);
 	tcase_add_test(tc, test_adopt_and_converge);
 	tcase_add_test(tc, test_apply_diff);
+	tcase_add_test(tc, test_apply_concatenated_diffs);
 	tcase_add_test(tc, test_chunked_cold_start);
 	tcase_add_test(tc, test_error_conflicting_element);
 	tcase_add_test(tc, test_error_missing_set);
