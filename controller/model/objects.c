@@ -371,13 +371,14 @@ oom:
 	return -ENOMEM;
 }
 
-/* Label keys and values valid in Kubernetes never contain these; escaping them
- * anyway keeps the text injective for hand-built or foreign objects, which
- * matters because selectors are interned by their text. */
+/* Label keys and values valid in Kubernetes never contain these characters;
+ * escaping them anyway keeps the text injective (and readable back by
+ * pf_selector_parse) for hand-built or foreign objects, which matters because
+ * selectors are interned by their text. */
 static void put_escaped(FILE *f, const char *s)
 {
 	for (; *s; s++) {
-		if (strchr(",()=! \\", *s))
+		if (strchr(",()=! \t\\", *s))
 			fputc('\\', f);
 		fputc(*s, f);
 	}

@@ -25,17 +25,22 @@ static char *read_word(struct cursor *c, const char *delims)
 {
 	size_t len = strlen(c->s);
 	char *out = malloc(len + 1);
-	size_t n = 0;
+	size_t n = 0, keep = 0;
 
 	if (!out)
 		return NULL;
 	skip_space(c);
 	while (*c->s && !strchr(delims, *c->s)) {
-		if (*c->s == '\\' && c->s[1])
+		bool escaped = *c->s == '\\' && c->s[1];
+
+		if (escaped)
 			c->s++;
 		out[n++] = *c->s++;
+		if (escaped)
+			keep = n;
 	}
-	while (n && out[n - 1] == ' ')
+	/* Trailing blanks are layout, unless escaped. */
+	while (n > keep && (out[n - 1] == ' ' || out[n - 1] == '\t'))
 		n--;
 	out[n] = '\0';
 	return out;

@@ -83,6 +83,9 @@ static const struct {
 	{"b=1,a=2", 0, "a in (2),b in (1)"},
 	{"k in (a b)", 0, "k in (a\\ b)"},            /* escaping keeps text injective */
 	{"k in (a\\,b)", 0, "k in (a\\,b)"},
+	{"k in (\\\tx)", 0, "k in (\\\tx)"},          /* escaped blanks are kept... */
+	{"k in (a\\ )", 0, "k in (a\\ )"},
+	{"k in ( a ,\tb\t)", 0, "k in (a,b)"},          /* ...unescaped ones are layout */
 	{"k in ()", 0, "k in ()"},                    /* In [""] */
 	{"k=", 0, "k in ()"},
 	{"k notin (,a)", 0, "k notin (,a)"},
