@@ -24,3 +24,7 @@ if [ "${PODFENCE_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DPODFENCE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang
 fi
+if [ "${PODFENCE_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz every outside-input parser for a bounded time (libFuzzer, ASan+UBSan) =="
+  scripts/fuzz.sh
+fi
