@@ -183,6 +183,8 @@ struct link_info {
 	char kind[32];
 	char name[IFNAMSIZ];
 	char alias[256];
+	unsigned char mac[6];
+	bool has_mac;
 };
 
 static int linkinfo_cb(const struct nlattr *a, void *data)
@@ -205,6 +207,12 @@ static int link_attr_cb(const struct nlattr *a, void *data)
 		break;
 	case IFLA_LINKINFO:
 		mnl_attr_parse_nested(a, linkinfo_cb, li);
+		break;
+	case IFLA_ADDRESS:
+		if (mnl_attr_get_payload_len(a) == 6) {
+			memcpy(li->mac, mnl_attr_get_payload(a), 6);
+			li->has_mac = true;
+		}
 		break;
 	case IFLA_IFALIAS:
 		if (mnl_attr_validate(a, MNL_TYPE_STRING) >= 0)
@@ -249,7 +257,7 @@ int pf_nl_link_index(struct pf_nl *nl, const char *name)
 	return r < 0 ? r : li.index;
 }
 
-int pf_nl_link_kind(struct pf_nl *nl, const char *name, char *buf, size_t len)
+int pf_nl_link_kind(struct pf_nl *nl, const char *name, char *buf, size_t len, unsigned char ret_mac[6])
 {
 	struct link_info li;
 	int r = get_link(nl, name, &li);
@@ -257,6 +265,10 @@ int pf_nl_link_kind(struct pf_nl *nl, const char *name, char *buf, size_t len)
 	if (r < 0)
 		return r;
 	snprintf(buf, len, "%s", li.kind);
+	if (li.has_mac)
+		memcpy(ret_mac, li.mac, 6);
+	else
+		memset(ret_mac, 0, 6);
 	return 0;
 }
 

@@ -21,8 +21,8 @@ void pf_nl_free(struct pf_nl *nl);
 
 /* ifindex of name: > 0, or -ENODEV. */
 int pf_nl_link_index(struct pf_nl *nl, const char *name);
-/* Kind ("veth", ...) of link name into buf; -ENODEV if missing. */
-int pf_nl_link_kind(struct pf_nl *nl, const char *name, char *buf, size_t len);
+/* Kind ("veth", ...) and MAC (zeros if none) of link name; -ENODEV if missing. */
+int pf_nl_link_kind(struct pf_nl *nl, const char *name, char *buf, size_t len, unsigned char ret_mac[6]);
 
 /* Creates a veth pair: host end in this socket's namespace, peer end created
  * directly in peer_netns_fd. The host end up (the peer cannot be: queue

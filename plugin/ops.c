@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -629,15 +630,19 @@ static int check_main(struct pf_plugin *p, struct pf_nl *host_nl, struct pf_nl *
 {
 	const struct pf_cni_result *prev = &p->conf->prev;
 	const struct pf_cni_iface *pif;
-	char kind[32], buf[PF_CIDR_STRLEN];
+	char kind[32], buf[PF_CIDR_STRLEN], mac[18];
+	unsigned char raw_mac[6];
 	int pod_idx, host_idx, want_if = -1, r;
 
 	pif = pod_iface(p, &want_if);
 	if (!pif)
 		return check_fail(p, "prevResult has no interface %s with sandbox %s", p->env.ifname, p->env.netns);
-	r = pf_nl_link_kind(pod_nl, p->env.ifname, kind, sizeof(kind));
+	r = pf_nl_link_kind(pod_nl, p->env.ifname, kind, sizeof(kind), raw_mac);
 	if (r < 0 || strcmp(kind, "veth") != 0)
 		return check_fail(p, "%s in %s is missing or not a veth", p->env.ifname, p->env.netns);
+	pf_cni_mac_format(raw_mac, mac);
+	if (pif->mac && strcasecmp(pif->mac, mac) != 0)
+		return check_fail(p, "%s has MAC %s, prevResult says %s", p->env.ifname, mac, pif->mac);
 	pod_idx = pf_nl_link_index(pod_nl, p->env.ifname);
 	host_idx = pf_nl_link_index(host_nl, host);
 	if (pod_idx < 0 || host_idx < 0)

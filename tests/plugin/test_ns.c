@@ -454,7 +454,7 @@ END_TEST
 START_TEST(test_check_drift)
 {
 	struct world w;
-	char pod[64], *conf, *prev_conf, *host;
+	char pod[64], *conf, *prev_conf, *host, pod_mac[18];
 	struct run r = {0};
 
 	if (ns_setup(&w) < 0)
@@ -466,6 +466,8 @@ START_TEST(test_check_drift)
 	ck_assert_msg(r.status == 0, "%s", r.out);
 	prev_conf = with_prev(conf, r.json);
 	host = strdup(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "interfaces"), 0), "name")));
+	snprintf(pod_mac, sizeof(pod_mac), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r.json, "interfaces"), 1), "mac")));
 	run_done(&r);
 	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
 	assert_ok_silent(&r);
@@ -486,6 +488,16 @@ START_TEST(test_check_drift)
 	assert_error(&r, 101);
 	run_done(&r);
 	ck_assert_int_eq(sh_rc("ip -n %s route add 10.77.0.2/32 dev %s", w.node, host), 0);
+
+	ck_assert_int_eq(sh_rc("ip -n %s link set eth0 address 0a:00:00:00:00:01", pod), 0);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_error(&r, 101);
+	ck_assert_msg(strstr(json_string_value(json_object_get(r.json, "details")), "MAC"), "%s", r.out);
+	run_done(&r);
+	ck_assert_int_eq(sh_rc("ip -n %s link set eth0 address %s", pod, pod_mac), 0);
+	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
 
 	fake_find(&w, "c1")->registered = false; /* the controller lost it */
 	PODFENCE_RUN(&w, "CHECK", "c1", pod, prev_conf, &r);
