@@ -272,6 +272,96 @@ out:
 }
 END_TEST
 
+/* ---- the wiring carries traffic: pod <-> pod and pod -> node, v4 and v6 ---- */
+
+static const char tcp_probe[] =
+	"import socket, sys, time\n"
+	"mode, addr = sys.argv[1], sys.argv[2]\n"
+	"fam = socket.AF_INET6 if ':' in addr else socket.AF_INET\n"
+	"if mode == 'serve':\n"
+	"    s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+	"    s.bind((addr, 7777)); s.listen(4); s.settimeout(20)\n"
+	"    for _ in range(int(sys.argv[3])):\n"
+	"        c, _ = s.accept(); c.sendall(b'pong'); c.close()\n"
+	"else:\n"
+	"    end = time.time() + 15\n"
+	"    while True:\n"
+	"        try:\n"
+	"            c = socket.create_connection((addr, 7777), timeout=2); break\n"
+	"        except OSError:\n"
+	"            if time.time() > end: raise\n"
+	"            time.sleep(0.1)\n"
+	"    sys.exit(0 if c.recv(4) == b'pong' else 1)\n";
+
+START_TEST(test_connectivity)
+{
+	struct world w;
+	char pa[64], pb[64], *conf, *extra, probe[256], addr[2][2][64];
+	const char *pods[2] = {pa, pb};
+	struct run r = {0};
+	FILE *f;
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pa);
+	pod_new(&w, pb);
+	snprintf(probe, sizeof(probe), "%s/probe.py", w.tmp);
+	f = fopen(probe, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(tcp_probe, f);
+	fclose(f);
+	/* Forwarding is the node's setting, not the plugin's (no /proc writes on ADD). */
+	ck_assert_int_eq(sh_rc("ip netns exec %s sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s addr add 10.99.0.1/32 dev lo && ip -n %s addr add fd99::1/128 dev lo", w.node, w.node),
+			 0);
+	if (asprintf(&extra,
+		     ",\"ipam\":{\"type\":\"host-local\",\"dataDir\":\"%s/ipam\",\"ranges\":[[{\"subnet\":\"10.42.3.0/24\"}],"
+		     "[{\"subnet\":\"fd00:42::/64\"}]]}",
+		     w.tmp) < 0)
+		abort();
+	conf = conf_of(&w, "1.0.0", extra);
+	for (int i = 0; i < 2; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "c%d", i);
+		PODFENCE_RUN(&w, "ADD", cid, pods[i], conf, &r);
+		ck_assert_msg(r.status == 0, "%s", r.out);
+		for (int fam = 0; fam < 2; fam++) {
+			const char *a = json_string_value(
+				json_object_get(json_array_get(json_object_get(r.json, "ips"), (size_t)fam), "address"));
+
+			ck_assert_ptr_nonnull(a);
+			snprintf(addr[i][fam], sizeof(addr[i][fam]), "%.*s", (int)strcspn(a, "/"), a);
+		}
+		run_done(&r);
+		sh_rc("ip -n %s link set lo up", pods[i]);
+	}
+	for (int fam = 0; fam < 2; fam++) {
+		/* b serves its address; a connects to b, and to the node. */
+		ck_assert_int_eq(sh_rc("ip netns exec %s python3 %s serve %s 1 & "
+				       "ip netns exec %s python3 %s connect %s; rc=$?; wait; exit $rc",
+				       pb, probe, addr[1][fam], pa, probe, addr[1][fam]),
+				 0);
+		ck_assert_int_eq(sh_rc("ip netns exec %s python3 %s serve %s 1 & "
+				       "ip netns exec %s python3 %s connect %s; rc=$?; wait; exit $rc",
+				       w.node, probe, fam ? "fd99::1" : "10.99.0.1", pa, probe, fam ? "fd99::1" : "10.99.0.1"),
+				 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		PODFENCE_RUN(&w, "DEL", i ? "c1" : "c0", pods[i], conf, &r);
+		assert_ok_silent(&r);
+		run_done(&r);
+	}
+	assert_clean(&w, pa);
+	free(conf);
+	free(extra);
+	pod_del(pa);
+	pod_del(pb);
+	world_free(&w);
+}
+END_TEST
+
 /* ---- IPAM delegation: same stdin bytes, same environment, every verb ---- */
 
 static int file_exists(const char *dir, const char *name)
@@ -860,6 +950,7 @@ int main(int argc, char **argv)
 	ADD_TC("matrix", test_matrix, 5);
 	ADD_TC("hostlocal", test_hostlocal, 5);
 	ADD_TC("ipam", test_ipam_delegation, 1);
+	ADD_TC("connectivity", test_connectivity, 1);
 	ADD_TC("chained_ptp", test_chained_ptp, 1);
 	ADD_TC("chained_bridge", test_chained_bridge, 1);
 	ADD_TC("check", test_check_drift, 1);
