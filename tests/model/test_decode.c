@@ -636,6 +636,34 @@ START_TEST(test_policy_changes)
 }
 END_TEST
 
+static const char *corpus_dir;
+
+/* A pod as `kubectl get pod -o json` shows it, with everything a controller
+ * never reads (managedFields, probes, volumes, statuses...). */
+START_TEST(test_real_pod)
+{
+	char path[4096];
+	json_t *j;
+	struct pf_pod *p = NULL;
+	char *err = NULL, *d;
+
+	ck_assert_ptr_nonnull(corpus_dir);
+	snprintf(path, sizeof(path), "%s/pod-real.json", corpus_dir);
+	j = json_load_file(path, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(pf_decode_pod(j, &p, &err), 0);
+	d = dump_pod(p);
+	ck_assert_str_eq(d, "shop/web-7d9c5b8f6d-x2k4q node=node-17 labels=app=web,pod-template-hash=7d9c5b8f6d,tier=frontend "
+			    "Running ips=10.244.17.5,fd00:10:244:17::5 "
+			    "ports=http:TCP/8080,metrics:TCP/9090,envoy-out:TCP/15001,envoy-prom:TCP/15090");
+	ck_assert_str_eq(p->uid, "6f1c3a2e-5b1d-4c8e-9a7f-1e2d3c4b5a69");
+	ck_assert_str_eq(p->resource_version, "184467");
+	free(d);
+	pf_pod_free(p);
+	json_decref(j);
+}
+END_TEST
+
 START_TEST(test_check)
 {
 	json_t *good = json_loads(POL("{}"), 0, NULL);
@@ -684,16 +712,21 @@ static Suite *decode_suite(void)
 	tcase_add_loop_test(tc, test_node, 0, N(node_cases));
 	tcase_add_test(tc, test_apply);
 	tcase_add_test(tc, test_check);
+	tcase_add_test(tc, test_real_pod);
 	tcase_add_loop_test(tc, test_policy_changes, 0, N(change_cases));
 	tcase_add_test(tc, test_kind_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	SRunner *sr = srunner_create(decode_suite());
+	SRunner *sr;
 	int failed;
+
+	/* The seed corpus doubles as the fixture directory. */
+	corpus_dir = argc > 1 ? argv[1] : NULL;
+	sr = srunner_create(decode_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
