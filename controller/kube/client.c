@@ -746,9 +746,13 @@ static void frame_line(void *ud, const char *line, size_t len)
 		return;
 	}
 	x->n_events++;
-	/* A healthy stream: the next failure starts the backoff from scratch. */
-	inf->failures = 0;
-	inf->auth_retried = false;
+	if (t != PF_KUBE_WATCH_ERROR) {
+		/* A healthy stream: the next failure starts the backoff from
+		 * scratch. Not on ERROR: a server answering every watch with 410
+		 * must meet a growing backoff, not a relist loop. */
+		inf->failures = 0;
+		inf->auth_retried = false;
+	}
 	switch (t) {
 	case PF_KUBE_WATCH_ADDED:
 	case PF_KUBE_WATCH_MODIFIED:

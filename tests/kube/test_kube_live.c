@@ -39,6 +39,7 @@ static void tmp_teardown(void)
 struct rec {
 	json_t *log; /* "TYPE Kind key" */
 	unsigned synced[PF_KUBE_KIND_MAX];
+	unsigned backoffs; /* entries into PF_KUBE_STATE_BACKOFF */
 };
 
 static void on_event(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *obj)
@@ -65,6 +66,16 @@ static void on_synced(void *ud, enum pf_kube_kind kind)
 	struct rec *r = ud;
 
 	r->synced[kind]++;
+}
+
+static void on_state(void *ud, enum pf_kube_kind kind, enum pf_kube_state state, const char *reason)
+{
+	struct rec *r = ud;
+
+	(void)kind;
+	(void)reason;
+	if (state == PF_KUBE_STATE_BACKOFF)
+		r->backoffs++;
 }
 
 static bool logged(const struct rec *r, const char *line)
@@ -113,7 +124,7 @@ static void test_opts(struct pf_kube_options *o)
 
 static void client_new(struct client *c, const struct pf_kube_config *cfg, struct pf_kube_options o)
 {
-	struct pf_kube_ops ops = {.event = on_event, .synced = on_synced};
+	struct pf_kube_ops ops = {.event = on_event, .synced = on_synced, .state = on_state};
 
 	test_opts(&o);
 	memset(&c->rec, 0, sizeof(c->rec));
@@ -469,6 +480,31 @@ START_TEST(test_instream_expired_error)
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 1);
 	/* The Status was not delivered as an object. */
 	ck_assert_uint_eq(json_array_size(c.rec.log), 3);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_expired_loop_backs_off)
+{
+	/* Every watch refused with 410 (three times): the first relist is
+	 * immediate, the next ones back off; then it settles. */
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 2);
+	fixture_post(&f, "/_admin/fault", "{\"code\":410,\"on\":\"watch\",\"count\":3}");
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_metric, METRIC(watches, 4)));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 3);
+	ck_assert_uint_eq(m.relists, 3);
+	/* 410 #1: relist at once; #2 and #3: backoff. */
+	ck_assert_uint_eq(c.rec.backoffs, 2);
+	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED"), 2);
+	ck_assert_uint_eq(count_prefix(&c.rec, "MODIFIED"), 0);
 	client_free(&c);
 	fixture_stop(&f);
 }
@@ -1054,6 +1090,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_rewatch_without_relist);
 	TC("relist", test_instream_expired_error);
 	tcase_add_loop_test(tc, test_expired_relist, 0, 2);
+	tcase_add_test(tc, test_expired_loop_backs_off);
 	TC("restart", test_server_restart);
 	tcase_add_test(tc, test_server_restart_empty);
 	TC("faults", test_throttled_429);
