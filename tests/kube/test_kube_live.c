@@ -186,18 +186,26 @@ static bool p_metric(struct client *c, const void *arg)
 
 #define METRIC(field, n) (&(struct metric_at_least){offsetof(struct pf_kube_metrics, field), (n)})
 
-static bool p_fixture_watches(struct client *c, const void *arg)
+struct open_watches {
+	const struct fixture *f;
+	long n;
+};
+
+/* The server has registered n watch streams (stream faults reach them). */
+static bool p_open_watches(struct client *c, const void *arg)
 {
-	const struct fixture *f = arg;
+	const struct open_watches *w = arg;
 	json_t *st = NULL;
 	bool ok;
 
 	(void)c;
-	fixture_call(f, "GET", "/_admin/stats", NULL, &st);
-	ok = json_integer_value(json_object_get(st, "watches_open")) >= 4;
+	fixture_call(w->f, "GET", "/_admin/stats", NULL, &st);
+	ok = json_integer_value(json_object_get(st, "watches_open")) >= w->n;
 	json_decref(st);
 	return ok;
 }
+
+#define WATCHES(f, n) (&(struct open_watches){(f), (n)})
 
 /* Seeds 3 namespaces, npods pods in them, 2 policies, nodes n1 and n2. */
 static void seed(const struct fixture *f, int npods)
@@ -330,7 +338,7 @@ START_TEST(test_watch_add_modify_delete)
 	seed(&f, 4);
 	client_plain(&c, &f, (struct pf_kube_options){.keep_objects = true});
 	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_fixture_watches, &f));
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 4)));
 	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"new\",\"namespace\":\"ns2\"}}");
 	ck_assert(eventually(&c, p_logged, "ADDED Pod ns2/new"));
 	fixture_post(&f, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns2\",\"name\":\"new\",\"labels\":{\"x\":\"y\"}}");
@@ -433,8 +441,7 @@ START_TEST(test_expired_relist)
 	seed(&f, 6);
 	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
 	ck_assert(eventually(&c, p_synced, NULL));
-	while (fixture_count(&f, "watch:pods") < 1)
-		pf_kube_run(c.k, 10, NULL);
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
 	modified_before = count_prefix(&c.rec, "MODIFIED");
 	fixture_post(&f, "/_admin/stream", "{\"action\":\"stall\"}");
 	fixture_post(&f, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns1\",\"name\":\"pod01\"}");
@@ -470,9 +477,7 @@ START_TEST(test_instream_expired_error)
 	seed(&f, 3);
 	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
 	ck_assert(eventually(&c, p_synced, NULL));
-	while (fixture_count(&f, "watch:pods") < 1)
-		pf_kube_run(c.k, 10, NULL);
-	pf_kube_run(c.k, 100, NULL);
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
 	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
 	ck_assert(eventually(&c, p_metric, METRIC(relists, 1)));
 	ck_assert(eventually(&c, p_metric, METRIC(watches, 2)));
@@ -632,9 +637,7 @@ START_TEST(test_malformed_event_skipped)
 	seed(&f, 2);
 	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
 	ck_assert(eventually(&c, p_synced, NULL));
-	while (fixture_count(&f, "watch:pods") < 1)
-		pf_kube_run(c.k, 10, NULL);
-	pf_kube_run(c.k, 100, NULL);
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
 	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"metadata\\\":\\n\"}");
 	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"kind\\\":\\\"Pod\\\"}}\\n\"}");
 	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"[1,2,3]\\n\\n  \\n\"}");
@@ -661,8 +664,7 @@ START_TEST(test_oversize_event_skipped)
 	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
 	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .max_event_bytes = 1024});
 	ck_assert(eventually(&c, p_synced, NULL));
-	while (fixture_count(&f, "watch:pods") < 1)
-		pf_kube_run(c.k, 10, NULL);
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
 	fixture_post(&f, "/_admin/apply",
 		     "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"huge\",\"namespace\":\"ns0\","
 		     "\"annotations\":{\"a\":\"%s\"}}}", big);
@@ -687,8 +689,7 @@ START_TEST(test_chunking)
 	seed(&f, 1);
 	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
 	ck_assert(eventually(&c, p_synced, NULL));
-	while (fixture_count(&f, "watch:pods") < 1)
-		pf_kube_run(c.k, 10, NULL);
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
 	fixture_post(&f, "/_admin/config", "{\"chunk_mode\":\"split\"}");
 	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"split\",\"namespace\":\"ns0\"}}");
 	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/split"));
@@ -748,8 +749,7 @@ START_TEST(test_token_rotation)
 	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
 							.backoff_max_ms = 600000});
 	ck_assert(eventually(&c, p_synced, NULL));
-	while (fixture_count(&f, "watch:pods") < 1)
-		pf_kube_run(c.k, 10, NULL);
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
 	/* Rotate: the old token is refused from now on. */
 	ck_assert_int_eq(write_file(server_tokens, "tok-2\n"), 0);
 	ck_assert_int_eq(write_file(client_token, "tok-2\n"), 0);
