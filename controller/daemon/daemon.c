@@ -636,7 +636,18 @@ static void op_register(struct pf_daemon *d, uint64_t conn, const struct pf_req 
 		reply_err(d, conn, CODE_TRY_AGAIN, "out of memory");
 		return;
 	}
+	/* The same attachment re-registered under another pod (a reused
+	 * sandbox id): the old pod loses it. */
+	const struct pf_reg_entry *prev = pf_registry_get(d->reg, q->container_id, q->ifname);
+	char prev_ns[64] = "", prev_name[254] = "";
+
+	if (prev && (strcmp(prev->ns, q->ns) || strcmp(prev->name, q->name))) {
+		snprintf(prev_ns, sizeof(prev_ns), "%s", prev->ns);
+		snprintf(prev_name, sizeof(prev_name), "%s", prev->name);
+	}
 	r = pf_registry_put(d->reg, &e);
+	if (r >= 0 && *prev_ns)
+		detach(d, prev_ns, prev_name);
 	if (r < 0) {
 		d->errors[ERR_REGISTRY]++;
 		pending_free(p);
