@@ -826,7 +826,39 @@ static char *read_all(const char *path, size_t *len)
 
 /* TLS: the fixture's CA verifies; a different CA or a wrong server name
  * fails; client certificates (file and -data blobs) authenticate. */
-enum tls_case { TLS_CA_FILE, TLS_CA_DATA_CERT_DATA, TLS_CERT_FILE, TLS_SERVER_NAME, TLS_WRONG_CA, TLS_WRONG_NAME };
+enum tls_case {
+	TLS_CA_FILE,
+	TLS_CA_DATA_CERT_DATA,
+	TLS_CERT_FILE,
+	TLS_SERVER_NAME,
+	TLS_INSECURE,
+	TLS_KUBECONFIG, /* kubeconfig file with *-data fields, end to end */
+	TLS_WRONG_CA,   /* failures from here on */
+	TLS_WRONG_NAME,
+	TLS_SYSTEM_CA,  /* no CA given: the system store does not know the fixture's CA */
+	TLS_CASE_MAX
+};
+
+static char *b64(const char *in, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc(n / 3 * 4 + 5), *o = out;
+
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned char)in[i] << 16;
+
+		if (i + 1 < n)
+			v |= (unsigned char)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)in[i + 2];
+		*o++ = tab[(v >> 18) & 63];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
 
 START_TEST(test_tls)
 {
@@ -835,7 +867,7 @@ START_TEST(test_tls)
 	const char *gen[] = {"/usr/bin/python3", APISERVER_PY, "--gen-tls", other, NULL};
 	struct fixture f;
 	struct client c;
-	struct pf_kube_config cfg = {0};
+	struct pf_kube_config cfg = {0}, *kc = NULL;
 	bool expect_ok = _i < TLS_WRONG_CA;
 	pid_t pid;
 	int st;
@@ -870,6 +902,40 @@ START_TEST(test_tls)
 		cfg.token = (char *)"only-certs-or-this";
 		cfg.tls_server_name = (char *)"kubernetes.default.svc";
 		break;
+	case TLS_INSECURE:
+		cfg.insecure_skip_tls_verify = true;
+		cfg.token = (char *)"only-certs-or-this";
+		break;
+	case TLS_KUBECONFIG: {
+		size_t la, lc, lk;
+		char *ca_pem = read_all(ca, &la), *crt_pem = read_all(crt, &lc), *key_pem = read_all(key, &lk);
+		char *a = b64(ca_pem, la), *c1 = b64(crt_pem, lc), *k1 = b64(key_pem, lk), *text = NULL;
+		char path[600], *err = NULL;
+
+		ck_assert_int_ge(asprintf(&text,
+					  "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+					  "clusters:\n- name: c\n  cluster:\n    server: %s\n"
+					  "    certificate-authority-data: %s\n"
+					  "users:\n- name: u\n  user:\n    client-certificate-data: %s\n"
+					  "    client-key-data: %s\n"
+					  "contexts:\n- name: t\n  context: {cluster: c, user: u}\n",
+					  f.url, a, c1, k1),
+				 0);
+		snprintf(path, sizeof(path), "%s/kubeconfig", tmpdir);
+		ck_assert_int_eq(write_file(path, text), 0);
+		ck_assert_int_eq(pf_kube_config_load_kubeconfig(path, &kc, &err), 0);
+		free(ca_pem);
+		free(crt_pem);
+		free(key_pem);
+		free(a);
+		free(c1);
+		free(k1);
+		free(text);
+		break;
+	}
+	case TLS_SYSTEM_CA:
+		cfg.token = (char *)"only-certs-or-this";
+		break;
 	case TLS_WRONG_CA:
 		pid = fork();
 		if (pid == 0) {
@@ -887,7 +953,8 @@ START_TEST(test_tls)
 		cfg.tls_server_name = (char *)"not-the-apiserver.example";
 		break;
 	}
-	client_new(&c, &cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	client_new(&c, kc ? kc : &cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	pf_kube_config_free(kc);
 	if (expect_ok) {
 		ck_assert(eventually(&c, p_synced, NULL));
 		ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 2);
@@ -1102,7 +1169,7 @@ int main(int argc, char **argv)
 	TC("auth", test_token_rotation);
 	tcase_add_test(tc, test_unauthorized_static_token);
 	TC("tls", test_tls);
-	tcase_add_loop_test(tc, test_tls, 1, TLS_WRONG_NAME + 1);
+	tcase_add_loop_test(tc, test_tls, 1, TLS_CASE_MAX);
 	TC("events", test_post_event);
 	TC("loop", test_epoll_integration);
 #undef TC
