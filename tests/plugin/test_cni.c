@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The pure CNI layer and the socket codec: no root, no namespaces. */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -280,6 +285,73 @@ START_TEST(test_proto_absent)
 }
 END_TEST
 
+/* A one-shot server in a child process: reads a request line, then acts. */
+enum srv_act { SRV_REPLY_OK, SRV_GARBAGE, SRV_CLOSE, SRV_SILENT };
+
+static pid_t one_shot_server(const char *path, enum srv_act act)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	pid = fork();
+	if (pid == 0) {
+		char buf[4096];
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd >= 0 && read(fd, buf, sizeof(buf)) > 0) {
+			const char *ok = "{\"ok\":true,\"ready\":true}\n", *bad = "not json\n";
+
+			if (act == SRV_REPLY_OK && write(fd, ok, strlen(ok)) < 0)
+				_exit(1);
+			if (act == SRV_GARBAGE && write(fd, bad, strlen(bad)) < 0)
+				_exit(1);
+			if (act == SRV_SILENT)
+				pause();
+		}
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+static const struct {
+	enum srv_act act;
+	int ret;
+} call_cases[] = {
+	{SRV_REPLY_OK, 0},
+	{SRV_GARBAGE, -EPROTO},
+	{SRV_CLOSE, -EPROTO},
+	{SRV_SILENT, -ETIMEDOUT},
+};
+
+START_TEST(test_proto_call)
+{
+	char dir[64] = "/tmp/pf-proto-XXXXXX", path[128];
+	json_t *req = json_pack("{s:s}", "op", "status"), *resp = NULL;
+	pid_t pid;
+	int r;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	pid = one_shot_server(path, call_cases[_i].act);
+	r = pf_proto_call(path, req, 300, &resp);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+	rmdir(dir);
+	ck_assert_int_eq(r, call_cases[_i].ret);
+	if (r == 0)
+		ck_assert(json_is_true(json_object_get(resp, "ready")));
+	json_decref(resp);
+	json_decref(req);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plugin.cni");
@@ -296,6 +368,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_proto_decode, 0, sizeof(decode_cases) / sizeof(decode_cases[0]));
 	tcase_add_test(tc, test_proto_roundtrip);
 	tcase_add_test(tc, test_proto_absent);
+	tcase_add_loop_test(tc, test_proto_call, 0, sizeof(call_cases) / sizeof(call_cases[0]));
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
