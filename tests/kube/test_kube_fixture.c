@@ -400,6 +400,28 @@ START_TEST(test_watch_semantics)
 }
 END_TEST
 
+START_TEST(test_history_ring)
+{
+	/* A ring of 3 events: watching from further back is 410. */
+	const char *args[] = {"--history", "3", NULL};
+	struct fixture f;
+	char got[512], path[256];
+	long rv;
+
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	for (int i = 0; i < 5; i++)
+		fixture_post(&f, "/_admin/apply", "{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"h%d\"}}", i);
+	rv = fixture_rv(&f);
+	snprintf(path, sizeof(path), "/api/v1/namespaces?watch=1&resourceVersion=%ld&timeoutSeconds=1", rv - 3);
+	watch_lines(&f, path, got, sizeof(got));
+	ck_assert_str_eq(got, "ADDED:h2 ADDED:h3 ADDED:h4");
+	snprintf(path, sizeof(path), "/api/v1/namespaces?watch=1&resourceVersion=%ld&timeoutSeconds=1", rv - 4);
+	watch_lines(&f, path, got, sizeof(got));
+	ck_assert_str_eq(got, "ERROR:410");
+	fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(test_auth_and_faults)
 {
 	const char *args[] = {"--token", "good", NULL};
@@ -512,6 +534,7 @@ int main(void)
 	tcase_add_test(tc, test_lists_and_defaults);
 	tcase_add_test(tc, test_pagination);
 	tcase_add_test(tc, test_watch_semantics);
+	tcase_add_test(tc, test_history_ring);
 	tcase_add_test(tc, test_auth_and_faults);
 	tcase_add_test(tc, test_load_manifests);
 	suite_add_tcase(s, tc);
