@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,6 +99,23 @@ static size_t count_prefix(const struct rec *r, const char *prefix)
 		if (strncmp(json_string_value(v), prefix, strlen(prefix)) == 0)
 			n++;
 	return n;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*len = (size_t)n;
+	return buf;
 }
 
 struct client {
@@ -769,6 +787,43 @@ START_TEST(test_token_rotation)
 }
 END_TEST
 
+START_TEST(test_in_cluster_live)
+{
+	/* In-cluster config end to end: service env, SA dir with token and
+	 * ca.crt, TLS verified with that CA, token from the file. */
+	char tls[512], sa[512], path[600], port[16], *ca;
+	const char *args[] = {"--tls-dir", tls, "--token", "sa-token", NULL};
+	struct pf_kube_config *cfg = NULL;
+	struct fixture f;
+	struct client c;
+	size_t len;
+
+	snprintf(tls, sizeof(tls), "%s/tls", tmpdir);
+	snprintf(sa, sizeof(sa), "%s/sa", tmpdir);
+	ck_assert_int_eq(mkdir(sa, 0700), 0);
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	seed(&f, 3);
+	snprintf(path, sizeof(path), "%s/ca.crt", tls);
+	ca = read_all(path, &len);
+	snprintf(path, sizeof(path), "%s/ca.crt", sa);
+	ck_assert_int_eq(write_file(path, ca), 0);
+	free(ca);
+	snprintf(path, sizeof(path), "%s/token", sa);
+	ck_assert_int_eq(write_file(path, "sa-token\n"), 0);
+	snprintf(port, sizeof(port), "%d", f.port);
+	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", port, 1);
+	ck_assert_int_eq(pf_kube_config_in_cluster(sa, &cfg), 0);
+	client_new(&c, cfg, (struct pf_kube_options){0});
+	pf_kube_config_free(cfg);
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 3);
+	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NODE), 1);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(test_unauthorized_static_token)
 {
 	/* A wrong static token: 401, backoff, never synced, never an object. */
@@ -807,22 +862,6 @@ START_TEST(test_forbidden)
 }
 END_TEST
 
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	ck_assert_ptr_nonnull(fp);
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = calloc(1, (size_t)n + 1);
-	ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
-	fclose(fp);
-	*len = (size_t)n;
-	return buf;
-}
 
 /* TLS: the fixture's CA verifies; a different CA or a wrong server name
  * fails; client certificates (file and -data blobs) authenticate. */
@@ -1168,6 +1207,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_forbidden);
 	TC("auth", test_token_rotation);
 	tcase_add_test(tc, test_unauthorized_static_token);
+	tcase_add_test(tc, test_in_cluster_live);
 	TC("tls", test_tls);
 	tcase_add_loop_test(tc, test_tls, 1, TLS_CASE_MAX);
 	TC("events", test_post_event);
