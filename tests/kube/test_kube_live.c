@@ -787,6 +787,45 @@ START_TEST(test_token_rotation)
 }
 END_TEST
 
+START_TEST(test_token_periodic_reload)
+{
+	/* The token file is re-read when a request starts and the last read
+	 * is older than token_reload_s: no 401 is needed to notice a rotation. */
+	char server_tokens[512], client_token[512];
+	const char *args[] = {"--token-file", server_tokens, NULL};
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	snprintf(server_tokens, sizeof(server_tokens), "%s/accepted", tmpdir);
+	snprintf(client_token, sizeof(client_token), "%s/token", tmpdir);
+	ck_assert_int_eq(write_file(server_tokens, "tok-1\n"), 0);
+	ck_assert_int_eq(write_file(client_token, "tok-1\n"), 0);
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	seed(&f, 1);
+	memset(&c.cfg, 0, sizeof(c.cfg));
+	c.cfg.server = (char *)f.url;
+	c.cfg.token_file = (char *)client_token;
+	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .token_reload_s = 1});
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
+	/* Let the reload period pass (a precondition, not a timing check). */
+	usleep(1100 * 1000);
+	ck_assert_int_eq(write_file(server_tokens, "tok-2\n"), 0);
+	ck_assert_int_eq(write_file(client_token, "tok-2\n"), 0);
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
+	ck_assert(eventually(&c, p_metric, METRIC(relists, 1)));
+	ck_assert(eventually(&c, p_synced, NULL));
+	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"later\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/later"));
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_UNAUTHORIZED], 0);
+	ck_assert_uint_ge(m.token_reloads, 2);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(test_in_cluster_live)
 {
 	/* In-cluster config end to end: service env, SA dir with token and
@@ -1208,6 +1247,7 @@ int main(int argc, char **argv)
 	TC("auth", test_token_rotation);
 	tcase_add_test(tc, test_unauthorized_static_token);
 	tcase_add_test(tc, test_in_cluster_live);
+	tcase_add_test(tc, test_token_periodic_reload);
 	TC("tls", test_tls);
 	tcase_add_loop_test(tc, test_tls, 1, TLS_CASE_MAX);
 	TC("events", test_post_event);
