@@ -307,6 +307,31 @@ def run_faults(conf, results):
         return f"410 sent to {r.get('watchers')} watches"
     with_prober("F3 watch answered with 410 Gone", gone)
 
+    # F3b: a change the watches never delivered (streams stalled, history compacted) is
+    # picked up by the relist the 410 forces, while the streams are still stalled.
+    t0 = time.monotonic()
+    pol = cases.resolve(cases.policy("y", "e2e-missed", cases.sel(pod="c"), ["Ingress"], []),
+                        conf.subst)
+    want = cases.expected_matrix([cases.deny("z*", "x*"), cases.deny("*", "yc")])
+    c.admin("stream", {"action": "stall"})
+    try:
+        conf.kube.create("networkpolicies", pol)
+        c.admin("compact", {})
+        c.admin("stream", {"action": "error", "code": 410})
+        secs, obs = conf.converge("tcp", 80, want, 20.0)
+    finally:
+        c.admin("stream", {"action": "unstall"})
+    conf.kube.delete("networkpolicies", pol["metadata"]["namespace"], "e2e-missed")
+    back, _ = conf.converge("tcp", 80, guard_expect(), 20.0)
+    ok = secs is not None and back is not None
+    if secs is None:
+        print(conf.tables("F3b relist", want, obs))
+    msg = ("F3b change missed by stalled, compacted watches: "
+           + (f"picked up by the relist in {secs:.2f}s" if secs is not None else "never observed")
+           + ("" if back is not None else "; its deletion was never observed"))
+    results.append({"id": "F3b", "ok": ok, "msg": msg, "wall": round(time.monotonic() - t0, 1)})
+    pc.log(f"{'PASS' if ok else 'FAIL'} {msg}")
+
     # F4: the plugin socket unavailable during ADD: fail closed, leave nothing.
     def socket_gone():
         node = c.nodes[1]
