@@ -99,18 +99,23 @@ class Conformance:
         return [(self.pods[s], self.pods[d]) for s in cases.POD_KEYS for d in cases.POD_KEYS
                 if s != d]
 
-    def converge(self, proto, port, want, deadline_s):
-        """Probes until observed == want; returns (seconds or None, observed)."""
+    def converge(self, proto, port, want, deadline_s, since=None):
+        """Probes until observed == want. Returns (seconds, observed): seconds from `since`
+        (default: now) to the start of the probe round that completed the match — the
+        state was in effect by then, so this excludes the time blocked probes spend
+        waiting for their timeout — or None when the deadline passed."""
         t0 = time.monotonic()
+        since = t0 if since is None else since
         todo = self.pairs()
         observed = {}
         while True:
+            t_round = time.monotonic()
             obs = self.c.matrix(todo, port, proto, timeout_ms=PROBE_TIMEOUT_MS)
             observed.update({(self.short[a], self.short[b]): v for (a, b), v in obs.items()})
             todo = [(self.pods[s], self.pods[d]) for (s, d), v in observed.items()
                     if v != want[(s, d)]]
             if not todo:
-                return time.monotonic() - t0, observed
+                return t_round - since, observed
             if time.monotonic() - t0 > deadline_s:
                 return None, observed
             time.sleep(0.2)
@@ -178,10 +183,10 @@ class Conformance:
                                             f"{xa_node.name}'s table")
                     continue
                 secs, obs = self.converge(proto, port, want,
-                                          max(1.0, STEP_DEADLINE_S - (time.monotonic() - t0)))
-                total = time.monotonic() - t0 if secs is not None else None
+                                          max(1.0, STEP_DEADLINE_S - (time.monotonic() - t0)),
+                                          since=t0)
                 step["checks"].append({"what": f"{proto}/{port}", "ok": secs is not None,
-                                       "secs": round(total, 2) if total is not None else None})
+                                       "secs": round(secs, 2) if secs is not None else None})
                 if secs is None:
                     res["ok"] = False
                     print(self.tables(f"{case['id']} step {si + 1} {proto}/{port}", want, obs))
