@@ -2,23 +2,25 @@
 /* Dataplane benchmarks, every figure a ratio against a baseline measured in
  * the same run, printed as markdown:
  *
- *   B1  new-connection rate (TCP connect/accept/close), UDP request rate on
- *       one flow, and UDP new-flow rate, client pod -> server pod through a
- *       node namespace: no table / conntrack-only table (baseline) /
- *       podfence with an allowed-peer set of 0, 1k, 10k, 100k filler
- *       addresses (the client's own address inserted last) / the same
- *       policy as linear iptables rules.
+ *   B1  TCP new-connection rate, UDP request rate on one flow, and UDP
+ *       new-flow rate, client pod -> server pod through a node namespace:
+ *       no table / conntrack-only table (baseline) / podfence with an
+ *       allowed-peer set of 0, 1k, 10k, 100k filler addresses (the client's
+ *       own address inserted last) / the same policy as linear iptables
+ *       rules. Short windows of all configurations per round, ratios to the
+ *       baseline's window of the same round.
  *   B3  cold start of a synthetic 10k pods / 1k policies / 100 local plan:
  *       wall time, transactions, longest transaction; warm restart.
  *   B4  one set-element update through pf_nft_apply vs `nft add element`
  *       run as a process, at set sizes 100 and 100k.
  *
- * usage: bench_dataplane PFAGENT [--seconds S] [--rounds R] [--only b1|b3|b4]
+ * usage: bench_dataplane PFAGENT [--window-ms W] [--rounds R] [--only b1|b3|b4]
  * Needs root (namespaces); touches nothing outside its own namespaces. */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,7 @@
 
 struct opts {
 	const char *pfagent;
-	int seconds;
+	int window_ms;
 	int rounds;
 	const char *only;
 };
@@ -77,7 +79,6 @@ struct cfg {
 	const char *name;
 	enum cfg_kind kind;
 	size_t n;
-	double tcp[8], udp[8], udpnew[8];
 	struct nt_topo t;
 	struct pf_nft *nft;
 };
@@ -95,58 +96,133 @@ static int run_in_ns_fork(const char *ns)
 	return 0;
 }
 
-/* UDP new-flow rate: every request from a fresh socket (new source port),
- * so every one is a new conntrack entry and takes the policy path. */
-static double udp_newflow_rate(const char *ns, const char *ip, int port, int seconds)
-{
-	int fds[2];
+/* ---- B1 client worker: lives in the client pod's namespace and runs one
+ * measurement window per command, so samples of all configurations can be
+ * taken close together in time ---- */
+
+enum metric { M_TCP, M_UDP, M_UDPNEW, M_MAX };
+static const char *const metric_name[M_MAX] = { "TCP conn/s", "UDP req/s (one flow)", "UDP new flows/s" };
+
+struct worker {
 	pid_t pid;
-	double r = 0;
+	int cmd, res; /* pipes: commands to it, counts from it */
+};
 
-	if (pipe(fds) < 0)
-		return 0;
-	pid = fork();
-	if (pid == 0) {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-		double end;
-		long count = 0;
-		char buf[64];
+struct wcmd {
+	int metric;
+	int ms;
+};
 
-		close(fds[0]);
-		if (run_in_ns_fork(ns) < 0)
-			_exit(1);
-		inet_pton(AF_INET, ip, &sa.sin_addr);
-		end = now_s() + seconds;
-		while (now_s() < end) {
-			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-			/* short: a lost datagram should cost little time */
-			struct timeval tv = { .tv_usec = 20000 };
+static long tcp_window(const struct sockaddr_in *sa, double end)
+{
+	long count = 0;
+	char buf[256];
 
-			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && send(fd, "ping", 4, 0) == 4 &&
-			    recv(fd, buf, sizeof(buf), 0) > 0)
-				count++;
-			close(fd);
+	while (now_s() < end) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct timeval tv = { .tv_sec = 1 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+			while (read(fd, buf, sizeof(buf)) > 0)
+				;
+			count++;
 		}
-		r = (double)count / seconds;
-		_exit(write(fds[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+		close(fd);
 	}
-	close(fds[1]);
-	if (read(fds[0], &r, sizeof(r)) != sizeof(r))
-		r = 0;
-	close(fds[0]);
-	waitpid(pid, NULL, 0);
-	return r;
+	return count;
 }
 
-static double pfagent_rate(const struct opts *o, const char *ns, const char *mode, const char *ip, int port)
+/* UDP new flows: every request from a fresh socket (new source port), so
+ * every one is a new conntrack entry and takes the full policy path. */
+static long udp_window(const struct sockaddr_in *sa, double end, int flow_fd)
 {
-	char *out = nt_sh_out("ip netns exec %s %s %s %s %d --seconds %d --parallel 2", ns, o->pfagent, mode, ip,
-			      port, o->seconds);
-	double r = out ? atof(out) : 0;
+	long count = 0;
+	char buf[64];
 
-	free(out);
-	return r;
+	while (now_s() < end) {
+		int fd = flow_fd >= 0 ? flow_fd : socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		/* short: a lost datagram should cost little time */
+		struct timeval tv = { .tv_usec = 20000 };
+
+		if (flow_fd < 0) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+				close(fd);
+				continue;
+			}
+		}
+		if (send(fd, "ping", 4, 0) == 4 && recv(fd, buf, sizeof(buf), 0) > 0)
+			count++;
+		if (flow_fd < 0)
+			close(fd);
+	}
+	return count;
+}
+
+static struct worker worker_start(const char *ns, const char *ip)
+{
+	struct worker w = { 0 };
+	int c[2], r[2];
+
+	if (pipe(c) < 0 || pipe(r) < 0)
+		die("pipe");
+	w.pid = fork();
+	if (w.pid < 0)
+		die("fork");
+	if (w.pid == 0) {
+		struct sockaddr_in tcp = { .sin_family = AF_INET, .sin_port = htons(80) };
+		struct sockaddr_in udp = { .sin_family = AF_INET, .sin_port = htons(53) };
+		struct timeval tv = { .tv_usec = 20000 };
+		struct wcmd cmd;
+		int flow;
+
+		close(c[1]);
+		close(r[0]);
+		if (run_in_ns_fork(ns) < 0)
+			_exit(1);
+		inet_pton(AF_INET, ip, &tcp.sin_addr);
+		inet_pton(AF_INET, ip, &udp.sin_addr);
+		flow = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		setsockopt(flow, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (connect(flow, (struct sockaddr *)&udp, sizeof(udp)) < 0)
+			_exit(1);
+		while (read(c[0], &cmd, sizeof(cmd)) == sizeof(cmd)) {
+			double end = now_s() + cmd.ms / 1000.0;
+			long n = cmd.metric == M_TCP ? tcp_window(&tcp, end)
+				 : cmd.metric == M_UDP ? udp_window(&udp, end, flow)
+						       : udp_window(&udp, end, -1);
+
+			if (write(r[1], &n, sizeof(n)) != sizeof(n))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(c[0]);
+	close(r[1]);
+	w.cmd = c[1];
+	w.res = r[0];
+	return w;
+}
+
+static double worker_run(struct worker *w, int metric, int ms)
+{
+	struct wcmd cmd = { .metric = metric, .ms = ms };
+	long n = 0;
+
+	if (write(w->cmd, &cmd, sizeof(cmd)) != sizeof(cmd) || read(w->res, &n, sizeof(n)) != sizeof(n))
+		die("worker");
+	return (double)n * 1000.0 / ms;
+}
+
+static void worker_stop(struct worker *w)
+{
+	/* later workers inherited our pipe ends, so EOF alone would not stop it */
+	close(w->cmd);
+	close(w->res);
+	kill(w->pid, SIGKILL);
+	waitpid(w->pid, NULL, 0);
 }
 
 static struct pf_ir_plan *b1_plan(const struct nt_topo *t, size_t n)
@@ -217,21 +293,20 @@ static void b1_apply(const struct nt_topo *t, struct pf_nft *n, const struct cfg
 	}
 }
 
-static double median(const double *v, int n)
+static int dbl_cmp(const void *a, const void *b)
 {
-	double s[8];
-	int i, j;
+	double x = *(const double *)a, y = *(const double *)b;
 
-	memcpy(s, v, (size_t)n * sizeof(*v));
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && s[j - 1] > s[j]; j--) {
-			double x = s[j];
-
-			s[j] = s[j - 1];
-			s[j - 1] = x;
-		}
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	return x < y ? -1 : x > y;
 }
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), dbl_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_ROUNDS 100
 
 static void bench_b1(const struct opts *o)
 {
@@ -245,17 +320,21 @@ static void bench_b1(const struct opts *o)
 		{ .name = "iptables linear, 1k rules + client", .kind = CFG_IPT, .n = 1000 },
 		{ .name = "iptables linear, 10k rules + client", .kind = CFG_IPT, .n = 10000 },
 	};
-	size_t nc = sizeof(cfgs) / sizeof(cfgs[0]), i;
+	enum { NC = sizeof(cfgs) / sizeof(cfgs[0]), BASE = 1 };
+	static double rate[NC][M_MAX][MAX_ROUNDS], ratio[NC][M_MAX][MAX_ROUNDS];
+	struct worker w[NC];
 	struct pf_nft_opts no = { .table = TABLE };
-	int r;
-	double base_tcp, base_udp, base_new;
+	int r, m, k;
+	size_t i;
 
-	if (o->rounds > 8)
-		die("at most 8 rounds");
-	/* Every configuration gets its own node and pods, loaded once; the
-	 * rounds then visit them in turn, so load from elsewhere on the
-	 * machine drifts over all of them alike. */
-	for (i = 0; i < nc; i++) {
+	if (o->rounds > MAX_ROUNDS)
+		die("too many rounds");
+	/* Every configuration gets its own node and pods, loaded once. The
+	 * rounds then take one short window of each configuration in turn
+	 * (rotating who goes first), and each is divided by the baseline's
+	 * window of the same round: load from elsewhere on the machine then
+	 * mostly cancels out of the ratios. */
+	for (i = 0; i < NC; i++) {
 		struct cfg *c = &cfgs[i];
 		char tag[16], path[160];
 
@@ -269,35 +348,42 @@ static void bench_b1(const struct opts *o)
 		if (pf_nft_new_in_netns(path, &no, &c->nft) < 0)
 			die("nft context");
 		b1_apply(&c->t, c->nft, c);
+		w[i] = worker_start(c->t.pods[0].ns, c->t.pods[1].ip);
+		worker_run(&w[i], M_TCP, 100); /* warm up: ARP, conntrack, caches */
 	}
 	for (r = 0; r < o->rounds; r++) {
-		for (i = 0; i < nc; i++) {
-			struct cfg *c = &cfgs[i];
-
-			nt_sh("ip netns exec %s conntrack -F >/dev/null 2>&1", c->t.node);
-			c->tcp[r] = pfagent_rate(o, c->t.pods[0].ns, "bench-tcp", c->t.pods[1].ip, 80);
-			c->udp[r] = pfagent_rate(o, c->t.pods[0].ns, "bench-udp", c->t.pods[1].ip, 53);
-			c->udpnew[r] = udp_newflow_rate(c->t.pods[0].ns, c->t.pods[1].ip, 53, o->seconds);
-			fprintf(stderr, "b1 round %d %-40s tcp %9.0f/s udp %9.0f/s udp-new %9.0f/s\n", r, c->name,
-				c->tcp[r], c->udp[r], c->udpnew[r]);
+		if (r % 5 == 0)
+			for (i = 0; i < NC; i++)
+				nt_sh("ip netns exec %s conntrack -F >/dev/null 2>&1", cfgs[i].t.node);
+		for (m = 0; m < M_MAX; m++) {
+			for (k = 0; k < (int)NC; k++) {
+				i = (size_t)(k + r) % NC;
+				rate[i][m][r] = worker_run(&w[i], m, o->window_ms);
+			}
+			for (i = 0; i < NC; i++)
+				ratio[i][m][r] = rate[BASE][m][r] > 0 ? rate[i][m][r] / rate[BASE][m][r] : 0;
 		}
+		fprintf(stderr, "b1 round %d: tcp base %.0f/s, pf100k %.0f/s\n", r, rate[BASE][M_TCP][r],
+			rate[5][M_TCP][r]);
 	}
-	base_tcp = median(cfgs[1].tcp, o->rounds);
-	base_udp = median(cfgs[1].udp, o->rounds);
-	base_new = median(cfgs[1].udpnew, o->rounds);
-	printf("### B1: data plane rate, client pod -> server pod (median of %d interleaved rounds of %d s)\n\n",
-	       o->rounds, o->seconds);
-	printf("| configuration | TCP conn/s | ratio | UDP req/s (one flow) | ratio | UDP new flows/s | ratio |\n");
-	printf("|---|---:|---:|---:|---:|---:|---:|\n");
-	for (i = 0; i < nc; i++) {
-		double tc = median(cfgs[i].tcp, o->rounds), u = median(cfgs[i].udp, o->rounds),
-		       un = median(cfgs[i].udpnew, o->rounds);
-
-		printf("| %s | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f |\n", cfgs[i].name, tc, tc / base_tcp, u,
-		       u / base_udp, un, un / base_new);
+	printf("### B1: data plane rate, client pod -> server pod\n\n");
+	printf("%d rounds; in each, one %d ms window per configuration and metric, in rotating order. "
+	       "Rates are medians over rounds; ratios are medians of the per-round ratio to the "
+	       "conntrack-only baseline of the same round.\n\n",
+	       o->rounds, o->window_ms);
+	printf("| configuration |");
+	for (m = 0; m < M_MAX; m++)
+		printf(" %s | ratio |", metric_name[m]);
+	printf("\n|---|---:|---:|---:|---:|---:|---:|\n");
+	for (i = 0; i < NC; i++) {
+		printf("| %s |", cfgs[i].name);
+		for (m = 0; m < M_MAX; m++)
+			printf(" %.0f | %.3f |", median(rate[i][m], o->rounds), median(ratio[i][m], o->rounds));
+		printf("\n");
 	}
-	printf("\nRatios are against the conntrack-only table.\n\n");
-	for (i = 0; i < nc; i++) {
+	printf("\n");
+	for (i = 0; i < NC; i++) {
+		worker_stop(&w[i]);
 		pf_nft_free(cfgs[i].nft);
 		nt_topo_down(&cfgs[i].t);
 	}
@@ -460,17 +546,17 @@ static void bench_b4(void)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .seconds = 1, .rounds = 6 };
+	struct opts o = { .window_ms = 200, .rounds = 30 };
 	int i;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s PFAGENT [--seconds S] [--rounds R] [--only b1|b3|b4]\n", argv[0]);
+		fprintf(stderr, "usage: %s PFAGENT [--window-ms W] [--rounds R] [--only b1|b3|b4]\n", argv[0]);
 		return 2;
 	}
 	o.pfagent = argv[1];
 	for (i = 2; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--seconds") == 0)
-			o.seconds = atoi(argv[i + 1]);
+		if (strcmp(argv[i], "--window-ms") == 0)
+			o.window_ms = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--rounds") == 0)
 			o.rounds = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--only") == 0)

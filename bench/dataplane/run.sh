@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Builds and runs the dataplane benchmarks (root: network namespaces) and
-# writes docs/bench-dataplane.md. A few minutes. Args pass through to
-# bench_dataplane, e.g. --seconds 2 --rounds 3 --only b1.
+# writes docs/bench-dataplane.md. About 4 minutes. Args pass through to
+# bench_dataplane, e.g. --rounds 50 --window-ms 300 --only b1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$PWD
