@@ -608,6 +608,12 @@ int pf_kube_config_load_kubeconfig(const char *path, struct pf_kube_config **ret
 	int r;
 
 	r = pf_kube_read_file(path, KUBECONFIG_MAX_BYTES, &text, &len);
+	if (r == -ENOENT && strchr(path, ':')) {
+		/* Looks like a KUBECONFIG list: say so rather than "not found". */
+		set_err(err_msg, "%s: kubeconfig lists (a:b) are not merged, pass one file", path);
+		r = -EINVAL;
+		goto out;
+	}
 	if (r < 0) {
 		set_err(err_msg, "%s: %s", path, strerror(-r));
 		goto out;

@@ -169,6 +169,10 @@ START_TEST(test_load_file)
 	ck_assert_int_eq(pf_kube_config_load_kubeconfig(path, &cfg, &err), -ENOENT);
 	ck_assert_ptr_nonnull(strstr(err, path));
 	free(err);
+	err = NULL;
+	ck_assert_int_eq(pf_kube_config_load_kubeconfig("/nonexistent/a:/nonexistent/b", &cfg, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "lists"));
+	free(err);
 	rmdir(dir);
 }
 END_TEST
