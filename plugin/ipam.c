@@ -54,13 +54,13 @@ static char **child_env(char *const *envp, char *cmd_var)
 
 /* Feeds in to the child's stdin while draining its stdout, so neither side
  * can block the other on a full pipe. */
-static int pump(int wfd, const char *in, size_t in_len, int rfd, char **ret, size_t *ret_len)
+static int pump(int wfd, const char *in, size_t in_len, size_t off, int rfd, char **ret, size_t *ret_len)
 {
-	size_t off = 0, len = 0, cap = 0;
+	size_t len = 0, cap = 0;
 	char *out = NULL;
 	int r = 0;
 
-	if (in_len == 0) {
+	if (wfd >= 0 && off == in_len) {
 		close(wfd);
 		wfd = -1;
 	}
@@ -124,21 +124,22 @@ out:
 	return r;
 }
 
-int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
-		 char *const *envp, json_t **ret, struct pf_cni_err *err)
+int pf_ipam_start(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
+		  char *const *envp, struct pf_ipam_job *job, struct pf_cni_err *err)
 {
-	char path[PATH_MAX], cmd_var[32], *out = NULL;
-	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, status, r;
+	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, r;
+	char path[PATH_MAX], cmd_var[32];
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	sigset_t dfl;
 	char *argv[2] = {path, NULL};
 	char **env = NULL;
-	json_t *res = NULL;
-	size_t out_len = 0;
-	bool fa_init = false;
-	pid_t pid = -1;
+	sigset_t dfl;
+	ssize_t n;
+	pid_t pid;
 
+	memset(job, 0, sizeof(*job));
+	job->pid = -1;
+	job->wfd = job->rfd = -1;
 	if (!cni_path)
 		return pf_cni_fail(err, PF_CNI_ERR_ENV, "missing environment variable CNI_PATH",
 				   "CNI_PATH is needed to find the IPAM plugin \"%s\"", type);
@@ -148,12 +149,11 @@ int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, co
 	snprintf(cmd_var, sizeof(cmd_var), "CNI_COMMAND=%s", pf_cni_cmd_name(cmd));
 	env = child_env(envp, cmd_var);
 	if (!env || pipe2(in_pipe, O_CLOEXEC) < 0 || pipe2(out_pipe, O_CLOEXEC) < 0) {
-		r = -errno;
-		goto fail;
+		r = env ? -errno : -ENOMEM;
+		goto out;
 	}
 	fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
 	posix_spawn_file_actions_init(&fa);
-	fa_init = true;
 	posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
 	/* The delegate gets default signal handling, whatever we ignore. */
@@ -164,34 +164,76 @@ int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, co
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
 	r = -posix_spawn(&pid, path, &fa, &attr, argv, env);
 	posix_spawnattr_destroy(&attr);
-	if (r < 0) {
-		pid = -1;
-		goto fail;
+	posix_spawn_file_actions_destroy(&fa);
+	if (r < 0)
+		goto out;
+	job->pid = pid;
+	job->in = in;
+	job->in_len = in_len;
+	job->cmd = cmd;
+	snprintf(job->type, sizeof(job->type), "%s", type);
+	/* A config fits the pipe buffer: usually all of stdin is written here
+	 * and the delegate runs while the caller gets on with its own work. */
+	while (job->off < in_len) {
+		n = write(in_pipe[1], in + job->off, in_len - job->off);
+		if (n <= 0)
+			break;
+		job->off += (size_t)n;
 	}
-	close(in_pipe[0]);
-	close(out_pipe[1]);
-	in_pipe[0] = out_pipe[1] = -1;
-	r = pump(in_pipe[1], in, in_len, out_pipe[0], &out, &out_len);
-	in_pipe[1] = -1; /* pump closed it */
-	while (waitpid(pid, &status, 0) < 0) {
+	job->wfd = in_pipe[1];
+	job->rfd = out_pipe[0];
+	in_pipe[1] = out_pipe[0] = -1;
+	r = 0;
+out:
+	if (r < 0)
+		pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "running %s %s: %s", type, pf_cni_cmd_name(cmd),
+			    strerror(-r));
+	for (int i = 0; i < 2; i++) {
+		if (in_pipe[i] >= 0)
+			close(in_pipe[i]);
+		if (out_pipe[i] >= 0)
+			close(out_pipe[i]);
+	}
+	free(env);
+	return r;
+}
+
+int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_cni_err *err)
+{
+	const char *type = job->type, *cmd = pf_cni_cmd_name(job->cmd);
+	char *out = NULL;
+	json_t *res = NULL;
+	size_t out_len = 0;
+	int status = -1, r;
+
+	if (job->pid < 0)
+		return -ECHILD;
+	r = pump(job->wfd, job->in, job->in_len, job->off, job->rfd, &out, &out_len);
+	close(job->rfd);
+	while (waitpid(job->pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			status = -1;
 			break;
 		}
 	}
-	pid = -1;
-	if (r < 0)
-		goto fail;
+	job->pid = -1;
+	job->wfd = job->rfd = -1;
+	if (r < 0) {
+		r = pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "reading %s %s: %s", type, cmd, strerror(-r));
+		goto out;
+	}
 	if (out_len > 0)
 		res = json_loadb(out, out_len, 0, NULL);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		if (out_len > 0 && !json_is_object(res)) {
 			r = pf_cni_fail(err, PF_CNI_ERR_DECODE, "failed to decode IPAM result",
-					"%s %s printed something that is not a JSON object", type, pf_cni_cmd_name(cmd));
-			goto fail;
+					"%s %s printed something that is not a JSON object", type, cmd);
+			goto out;
 		}
-		*ret = res;
-		res = NULL;
+		if (ret) {
+			*ret = res;
+			res = NULL;
+		}
 		r = 0;
 		goto out;
 	}
@@ -201,31 +243,22 @@ int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, co
 		const char *details = json_string_value(json_object_get(res, "details"));
 
 		r = pf_cni_fail(err, (int)json_integer_value(json_object_get(res, "code")), msg ? msg : "IPAM plugin failed",
-				"%s %s: %s", type, pf_cni_cmd_name(cmd), details ? details : (msg ? msg : ""));
+				"%s %s: %s", type, cmd, details ? details : (msg ? msg : ""));
 	} else {
-		r = pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "%s %s exited with status %d: %.200s", type,
-				pf_cni_cmd_name(cmd), WIFEXITED(status) ? WEXITSTATUS(status) : -1, out ? out : "");
+		r = pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "%s %s exited with status %d: %.200s", type, cmd,
+				WIFEXITED(status) ? WEXITSTATUS(status) : -1, out ? out : "");
 	}
-	goto out;
-fail:
-	if (!err->code)
-		pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "running %s %s: %s", type, pf_cni_cmd_name(cmd),
-			    strerror(-r));
 out:
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	if (fa_init)
-		posix_spawn_file_actions_destroy(&fa);
-	for (int i = 0; i < 2; i++) {
-		if (in_pipe[i] >= 0)
-			close(in_pipe[i]);
-		if (out_pipe[i] >= 0)
-			close(out_pipe[i]);
-	}
 	json_decref(res);
 	free(out);
-	free(env);
 	return r;
+}
+
+int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
+		 char *const *envp, json_t **ret, struct pf_cni_err *err)
+{
+	struct pf_ipam_job job;
+	int r = pf_ipam_start(cni_path, type, cmd, in, in_len, envp, &job, err);
+
+	return r < 0 ? r : pf_ipam_finish(&job, ret, err);
 }

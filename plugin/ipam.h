@@ -7,12 +7,30 @@
  * stdin bytes, its stderr left flowing to ours. */
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
 #include "cni.h"
 
-/* Runs plugin type for cmd. envp is the caller's environment.
+/* A delegate running in the background (started, not yet reaped). */
+struct pf_ipam_job {
+	pid_t pid; /* -1 = none */
+	int wfd, rfd;
+	const char *in;
+	size_t in_len, off;
+	enum pf_cni_cmd cmd;
+	char type[64];
+};
+
+/* Starts the delegate and feeds it stdin; returns at once so the caller can
+ * work while it runs. Every started job must be finished. */
+int pf_ipam_start(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
+		  char *const *envp, struct pf_ipam_job *job, struct pf_cni_err *err);
+/* Waits for it; results and errors as pf_ipam_exec. ret may be NULL. */
+int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_cni_err *err);
+
+/* Start + finish. Runs plugin type for cmd. envp is the caller's environment.
  * Success: 0, *ret = its stdout as JSON (NULL when it printed nothing).
  * Failure: -errno-like, err filled: the plugin's own code/msg/details when it
  * printed an error object, else a code naming what went wrong (4 when

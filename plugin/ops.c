@@ -137,17 +137,12 @@ static int ipam_run(struct pf_plugin *p, enum pf_cni_cmd cmd, json_t **ret)
 	return 0;
 }
 
-static int alloc_from_ipam(struct pf_plugin *p, struct alloc *a)
+/* The addresses of a finished delegated ADD. */
+static int ipam_ips(struct pf_plugin *p, struct alloc *a)
 {
 	struct pf_cni_result res = {0};
 	int r;
 
-	/* Marked before the call: a delegate that failed half-way (or printed
-	 * garbage after allocating) is released too; IPAM DEL is idempotent. */
-	a->from_ipam = true;
-	r = ipam_run(p, PF_CNI_ADD, &a->ipam_result);
-	if (r < 0)
-		return r;
 	if (!a->ipam_result)
 		return pf_cni_fail(&p->err, PF_CNI_ERR_DECODE, "failed to decode IPAM result", "%s ADD printed nothing",
 				   p->conf->ipam_type);
@@ -273,11 +268,10 @@ static unsigned host_prefix(const struct pf_addr *a)
 	return a->family == 4 ? 32 : 128;
 }
 
-static int wire(struct pf_plugin *p, struct wiring *w, struct pf_nl *host_nl, struct pf_nl *pod_nl, int netns_fd,
-		const struct alloc *a)
+/* The pair, before any address is known (so it overlaps a running IPAM). */
+static int wire_links(struct pf_plugin *p, struct wiring *w, struct pf_nl *host_nl, struct pf_nl *pod_nl, int netns_fd,
+		      int *ret_host_idx, int *ret_pod_idx)
 {
-	struct pf_cni_result ipam_res = {0};
-	bool has4 = false, has6 = false;
 	int host_idx, pod_idx, r;
 	char alias[256];
 
@@ -288,11 +282,24 @@ static int wire(struct pf_plugin *p, struct wiring *w, struct pf_nl *host_nl, st
 	pod_idx = pf_nl_link_index(pod_nl, p->env.ifname);
 	if (host_idx < 0 || pod_idx < 0)
 		return nl_fail(p, "finding the new veth pair", host_idx < 0 ? host_idx : pod_idx);
+	/* Queued: they go out with the address batches. */
 	pf_nl_link_up(pod_nl, pod_idx);
 	/* The alias names the network, so GC of one podfence network never
 	 * removes another's links (or anything that merely looks like ours). */
 	network_alias(p, alias);
 	pf_nl_link_alias(host_nl, host_idx, alias);
+	*ret_host_idx = host_idx;
+	*ret_pod_idx = pod_idx;
+	return 0;
+}
+
+static int wire_addrs(struct pf_plugin *p, struct wiring *w, struct pf_nl *host_nl, struct pf_nl *pod_nl, int host_idx,
+		      int pod_idx, const struct alloc *a)
+{
+	struct pf_cni_result ipam_res = {0};
+	bool has4 = false, has6 = false;
+	int r;
+
 	for (size_t i = 0; i < a->n; i++) {
 		struct pf_cidr host_route = {.addr = a->ips[i], .prefix = (uint8_t)host_prefix(&a->ips[i])};
 
@@ -494,10 +501,11 @@ static int add_chained(struct pf_plugin *p, json_t **ret)
 static int add_main(struct pf_plugin *p, json_t **ret)
 {
 	struct pf_nl *host_nl = NULL, *pod_nl = NULL;
+	struct pf_ipam_job job = {.pid = -1};
+	int netns_fd = -1, host_idx = 0, pod_idx = 0, r;
 	struct alloc a = {0};
 	struct wiring w;
 	bool linked = false;
-	int netns_fd = -1, r;
 	json_t *res;
 
 	wiring_init(p, &w);
@@ -522,11 +530,29 @@ static int add_main(struct pf_plugin *p, json_t **ret)
 				p->env.container_id, p->env.ifname);
 		goto out;
 	}
-	r = p->conf->ipam_type ? alloc_from_ipam(p, &a) : alloc_from_ctl(p, &a);
+	if (p->conf->ipam_type) {
+		/* Marked before the call: a delegate that failed half-way (or
+		 * printed garbage after allocating) is released too; IPAM DEL is
+		 * idempotent. It runs while we build the pair. */
+		a.from_ipam = true;
+		r = pf_ipam_start(p->env.path, p->conf->ipam_type, PF_CNI_ADD, p->in, p->in_len, p->envp, &job, &p->err);
+	} else {
+		r = alloc_from_ctl(p, &a);
+	}
 	if (r < 0)
 		goto out;
 	linked = true;
-	r = wire(p, &w, host_nl, pod_nl, netns_fd, &a);
+	r = wire_links(p, &w, host_nl, pod_nl, netns_fd, &host_idx, &pod_idx);
+	if (r < 0)
+		goto out;
+	if (job.pid >= 0) {
+		r = pf_ipam_finish(&job, &a.ipam_result, &p->err);
+		if (r == 0)
+			r = ipam_ips(p, &a);
+		if (r < 0)
+			goto out;
+	}
+	r = wire_addrs(p, &w, host_nl, pod_nl, host_idx, pod_idx, &a);
 	if (r < 0)
 		goto out;
 	r = do_register(p, w.host, a.ips, a.n);
@@ -544,9 +570,17 @@ static int add_main(struct pf_plugin *p, json_t **ret)
 	if (!*ret)
 		r = pf_cni_fail(&p->err, PF_CNI_ERR_INTERNAL, "out of memory", NULL);
 out:
+	if (job.pid >= 0) {
+		/* Never leave the delegate behind: reap it before releasing. */
+		struct pf_cni_err ignored = {0};
+		json_t *late = NULL;
+
+		pf_ipam_finish(&job, &late, &ignored);
+		json_decref(late);
+	}
 	if (r < 0) {
 		/* Fail closed and leave nothing: the pair (the pod end goes with
-		 * it), then the addresses. */
+		 * it, and its addresses and routes), then the lease. */
 		if (linked && host_nl)
 			pf_nl_link_del(host_nl, w.host);
 		if (a.from_ipam || a.from_ctl)
@@ -575,19 +609,26 @@ int pf_cmd_add(struct pf_plugin *p, json_t **ret)
 
 int pf_cmd_del(struct pf_plugin *p)
 {
+	struct pf_ipam_job job = {.pid = -1};
 	struct pf_nl *host_nl = NULL;
 	char host[16];
 	int r, first = 0;
 
 	/* Every step runs even when an earlier one failed: DEL is best effort
-	 * and must leave as little as possible behind. Only our own host veth
-	 * is deleted (its pod end goes with it); in chained mode the name does
-	 * not exist and the interface belongs to the plugin before us. */
+	 * and must leave as little as possible behind. The IPAM DEL runs while
+	 * the kernel unregisters the pair (ptp/bridge release even when the
+	 * netns is gone; so do we). */
+	if (p->conf->ipam_type)
+		first = pf_ipam_start(p->env.path, p->conf->ipam_type, PF_CNI_DEL, p->in, p->in_len, p->envp, &job, &p->err);
+
+	/* Only our own host veth is deleted (its pod end goes with it); in
+	 * chained mode the name does not exist and the interface belongs to
+	 * the plugin before us. */
 	pf_host_ifname(p->env.container_id, p->env.ifname, host);
 	r = pf_nl_open(-1, &host_nl);
 	if (r == 0)
 		r = pf_nl_link_del(host_nl, host);
-	if (r < 0 && r != -ENODEV)
+	if (r < 0 && r != -ENODEV && !first)
 		first = nl_fail(p, "deleting the host interface", r);
 	pf_nl_free(host_nl);
 
@@ -600,11 +641,21 @@ int pf_cmd_del(struct pf_plugin *p)
 	} else if (r < 0 && !first) {
 		first = r == -EREMOTEIO ? r : ctl_transport_fail(p, "deregister", r);
 	}
-	/* ptp/bridge release even when the netns is gone; so do we. In chained
-	 * mode without ipam this is a no-op release at the controller. */
-	r = release(p, p->conf->ipam_type != NULL, first != 0);
-	if (r < 0 && !first)
-		first = r;
+
+	if (job.pid >= 0) {
+		struct pf_cni_err saved = p->err;
+
+		r = pf_ipam_finish(&job, NULL, &p->err);
+		if (first)
+			p->err = saved;
+		else
+			first = r;
+	} else if (!p->conf->ipam_type) {
+		/* In chained mode without ipam this is a no-op at the controller. */
+		r = release(p, false, first != 0);
+		if (r < 0 && !first)
+			first = r;
+	}
 	return first;
 }
 
