@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 		if (asprintf(&conf[v], variants[v].conf_fmt, w.ctl.path, w.tmp) < 0)
-			return 1;
+			abort();
 #pragma GCC diagnostic pop
 		t[v] = calloc((size_t)cycles, sizeof(double));
 		/* Warm-up (page cache, first host-local dir creation). */
@@ -165,8 +165,12 @@ int main(int argc, char **argv)
 			double t0 = now_ms();
 
 			if (run_one(&w, variants[v].bin, "ADD", pod, ++id, conf[v]) != 0 ||
-			    run_one(&w, variants[v].bin, "DEL", pod, id, conf[v]) != 0)
+			    run_one(&w, variants[v].bin, "DEL", pod, id, conf[v]) != 0) {
+				/* Leave nothing behind on the way out either. */
+				world_free(&w);
+				harness_sweep();
 				return 1;
+			}
 			t[v][i] = now_ms() - t0;
 			mean[v] += t[v][i] / cycles;
 		}
