@@ -11,7 +11,8 @@
  *   pfagent matrix [--parallel N] [--timeout-ms N] < lines
  *       each input line "LABEL NETNS HOST PORT PROTO" (NETNS "-" = current, else a
  *       name under /run/netns); probes run in parallel (one child each, setns in
- *       the child); prints "LABEL 1|0" per line in input order.
+ *       the child); prints "LABEL 1|0" per line in input order ("LABEL error"
+ *       and exit 1 when a namespace cannot be entered: that is no verdict).
  *   pfagent bench-tcp HOST PORT --seconds S [--parallel N]
  *       connect / read to EOF / close loop; prints connections per second.
  *   pfagent bench-udp HOST PORT --seconds S [--parallel N]
@@ -494,7 +495,7 @@ struct matrix_item {
 	uint16_t port;
 	enum proto proto;
 	pid_t pid;
-	int result; /* -1 pending, 0 blocked, 1 connected */
+	int result; /* -2 no such namespace, -1 pending, 0 blocked, 1 connected */
 };
 
 static int netns_enter(const char *name)
@@ -543,7 +544,10 @@ static void matrix_reap(struct matrix_item *items, size_t n, int *running)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		if (items[i].pid == pid) {
-			items[i].result = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
+				items[i].result = -2; /* could not enter the namespace */
+			else
+				items[i].result = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 			(*running)--;
 			return;
 		}
@@ -602,8 +606,13 @@ static int cmd_matrix(int argc, char **argv)
 		}
 		if (pid == 0) {
 			/* Child: join the client's namespace, probe, report by exit status. */
-			if (netns_enter(items[i].netns) < 0)
+			int r = netns_enter(items[i].netns);
+
+			if (r < 0) {
+				fprintf(stderr, "pfagent matrix: %s: cannot enter netns %s: %s\n",
+					items[i].label, items[i].netns, strerror(-r));
 				_exit(3);
+			}
 			_exit(probe_once(items[i].host, items[i].port, items[i].proto,
 					 (int)o.timeout_ms, NULL, 0) == 0 ? 0 : 1);
 		}
@@ -612,8 +621,15 @@ static int cmd_matrix(int argc, char **argv)
 	}
 	while (running > 0)
 		matrix_reap(items, n, &running);
-	for (size_t i = 0; i < n; i++)
-		printf("%s %d\n", items[i].label, items[i].result > 0);
+	/* A probe that could not even start is no verdict: it must not pass for "blocked". */
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].result == -2) {
+			printf("%s error\n", items[i].label);
+			ret = EXIT_FAIL;
+		} else {
+			printf("%s %d\n", items[i].label, items[i].result > 0);
+		}
+	}
 out:
 	free(items);
 	return ret;

@@ -185,9 +185,18 @@ START_TEST(test_matrix)
 	fclose(f);
 	snprintf(cmd, sizeof(cmd), "%s matrix --parallel 4 --timeout-ms 300 < %s", fx.agent, path);
 	r = nsrun(cmd, out, sizeof(out));
-	unlink(path);
 	ck_assert_int_eq(r, 0);
 	ck_assert_str_eq(out, "a 1\nb 1\nc 0\nd 0\n");
+
+	/* A client namespace that does not exist is an error, never a "blocked". */
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "a - 127.0.0.1 80 tcp\nz %s-gone 127.0.0.1 80 tcp\n", fx.ns);
+	fclose(f);
+	r = nsrun(cmd, out, sizeof(out));
+	unlink(path);
+	ck_assert_int_eq(r, 1);
+	ck_assert_str_eq(out, "a 1\nz error\n");
 }
 END_TEST
 
