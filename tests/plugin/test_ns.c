@@ -863,6 +863,35 @@ START_TEST(test_fail_open)
 }
 END_TEST
 
+/* A controller that takes its time but confirms within timeoutMs: ADD waits for it. */
+START_TEST(test_slow_controller)
+{
+	struct world w;
+	char pod[64], *conf;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	w.ctl.mode = FAKE_HANG;
+	w.ctl.hang_ms = 400;
+	pod_new(&w, pod);
+	conf = conf_of(&w, "1.1.0", NULL);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	ck_assert(fake_find(&w, "c1")->registered);
+	ck_assert_int_eq(links_in(pod), 2);
+	PODFENCE_RUN(&w, "DEL", "c1", pod, conf, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	assert_clean(&w, pod);
+	free(conf);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
 START_TEST(test_status)
 {
 	struct world w;
@@ -968,6 +997,7 @@ int main(int argc, char **argv)
 	ADD_TC("concurrent", test_concurrent, 1);
 	ADD_TC("bad_input", test_bad_input, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	ADD_TC("fail_open", test_fail_open, 1);
+	ADD_TC("slow_controller", test_slow_controller, 1);
 	ADD_TC("status", test_status, 1);
 	ADD_TC("del", test_del_idempotent, 1);
 	sr = srunner_create(s);
