@@ -192,7 +192,7 @@ def normalize_ruleset(j):
 
 
 def node_snapshot(c, node):
-    return {"links": c.node_links(node), "routes": c.node_routes(node),
+    return {"links": c.node_links(node), "routes": c.node_routes(node), "addrs": c.node_addrs(node),
             "leases": c.ipam_leases(node), "registrations": c.registrations(node),
             "ruleset": normalize_ruleset(c.nft_json(node))}
 

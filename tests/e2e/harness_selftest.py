@@ -60,7 +60,7 @@ def main():
             c.delete_pod(pod, api=False)
         for node in c.nodes:
             links = c.node_links(node)
-            if links != ["eth0", "lo"]:
+            if links != ["eth0", "lo", "peer0"]:
                 failures.append(f"{node.name}: links left after DEL: {links}")
             leases = c.ipam_leases(node)
             if leases:
