@@ -306,6 +306,12 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* p-th percentile of sorted v (after median() sorted it) */
+static double pct(const double *v, int n, int p)
+{
+	return v[(n - 1) * p / 100];
+}
+
 #define MAX_ROUNDS 100
 
 static void bench_b1(const struct opts *o)
@@ -373,12 +379,16 @@ static void bench_b1(const struct opts *o)
 	       o->rounds, o->window_ms);
 	printf("| configuration |");
 	for (m = 0; m < M_MAX; m++)
-		printf(" %s | ratio |", metric_name[m]);
+		printf(" %s | ratio (p25-p75) |", metric_name[m]);
 	printf("\n|---|---:|---:|---:|---:|---:|---:|\n");
 	for (i = 0; i < NC; i++) {
 		printf("| %s |", cfgs[i].name);
-		for (m = 0; m < M_MAX; m++)
-			printf(" %.0f | %.3f |", median(rate[i][m], o->rounds), median(ratio[i][m], o->rounds));
+		for (m = 0; m < M_MAX; m++) {
+			double med = median(ratio[i][m], o->rounds);
+
+			printf(" %.0f | %.2f (%.2f-%.2f) |", median(rate[i][m], o->rounds), med,
+			       pct(ratio[i][m], o->rounds, 25), pct(ratio[i][m], o->rounds, 75));
+		}
 		printf("\n");
 	}
 	printf("\n");
@@ -546,7 +556,7 @@ static void bench_b4(void)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .window_ms = 200, .rounds = 30 };
+	struct opts o = { .window_ms = 200, .rounds = 40 };
 	int i;
 
 	if (argc < 2) {

@@ -656,8 +656,8 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 		if (rc < 0)
 			return rc;
 	}
-	qsort(p->sets, p->n_sets, sizeof(*p->sets), set_name_cmp);
-	qsort(p->chains, p->n_chains, sizeof(*p->chains), chain_name_cmp);
+	nft_sort(p->sets, p->n_sets, sizeof(*p->sets), set_name_cmp);
+	nft_sort(p->chains, p->n_chains, sizeof(*p->chains), chain_name_cmp);
 	/* pods: key from the chain their dispatch element jumps to */
 	for (i = 0; i < p->n_pods; i++) {
 		struct pf_ir_pod *pod = &p->pods[i];
@@ -669,7 +669,7 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 
 			if (!pod->chain[d] || !*pod->chain[d])
 				continue;
-			c = bsearch(&key, p->chains, p->n_chains, sizeof(*p->chains), chain_name_cmp);
+			c = p->n_chains ? bsearch(&key, p->chains, p->n_chains, sizeof(*p->chains), chain_name_cmp) : NULL;
 			if (c && c->pod && *c->pod) {
 				pod->key = strdup(c->pod);
 				if (!pod->key)
@@ -682,7 +682,7 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 				return -ENOMEM;
 		}
 	}
-	qsort(p->pods, p->n_pods, sizeof(*p->pods), pod_ifname_cmp);
+	nft_sort(p->pods, p->n_pods, sizeof(*p->pods), pod_ifname_cmp);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -145,5 +146,12 @@ void nft_kstate_done(struct nft_kstate *k);
 int nft_get_gen(struct pf_nft *n, uint32_t *ret);
 
 void nft_seterr(struct pf_nft *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* qsort() of an empty (possibly NULL) array is undefined behaviour. */
+static inline void nft_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
 
 #endif

@@ -274,7 +274,7 @@ int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set)
 	if (!interval) {
 		for (i = 0; i < acc.n; i++)
 			set->elems[set->n_elems++] = acc.v[i].e;
-		qsort(set->elems, set->n_elems, sizeof(*set->elems), elem_cmp_q);
+		nft_sort(set->elems, set->n_elems, sizeof(*set->elems), elem_cmp_q);
 		/* a dump of a hash set that is being resized may repeat
 		 * elements (the kernel's rhashtable walk restarts) */
 		for (i = n = 0; i < set->n_elems; i++)
@@ -286,7 +286,7 @@ int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set)
 	/* Intervals: pair each start with the end that follows it (hi + 1); a
 	 * start without an end runs to the top of the address space. Ends
 	 * without a start (nft's leading "0 end" marker) carry nothing. */
-	qsort(acc.v, acc.n, sizeof(*acc.v), raw_cmp);
+	nft_sort(acc.v, acc.n, sizeof(*acc.v), raw_cmp);
 	for (i = 0; i < acc.n; i++) {
 		struct pf_ir_elem e;
 
@@ -303,7 +303,7 @@ int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set)
 		set->elems[set->n_elems + n++] = e;
 	}
 	set->n_elems += n;
-	qsort(set->elems, set->n_elems, sizeof(*set->elems), elem_cmp_q);
+	nft_sort(set->elems, set->n_elems, sizeof(*set->elems), elem_cmp_q);
 out:
 	free(acc.v);
 	return ret;

@@ -200,7 +200,7 @@ static const struct pf_ir_elem **elem_ptrs(const struct pf_ir_set *s)
 		return NULL;
 	for (i = 0; i < s->n_elems; i++)
 		v[i] = &s->elems[i];
-	qsort(v, s->n_elems, sizeof(*v), elem_ptr_cmp);
+	nft_sort(v, s->n_elems, sizeof(*v), elem_ptr_cmp);
 	return v;
 }
 
@@ -671,7 +671,7 @@ static int pending_flush(struct chunker *c, struct elem_pending *p)
 	batch = malloc(nv * sizeof(*batch));
 	if (!batch)
 		return -ENOMEM;
-	qsort(v, nv, sizeof(*v), elem_ref_cmp);
+	nft_sort(v, nv, sizeof(*v), elem_ref_cmp);
 	for (i = 0, k = 0; i < nv; i = j) {
 		bool before, after;
 

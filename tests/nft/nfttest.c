@@ -31,12 +31,26 @@ static char *xstrdup(const char *s)
 	return d;
 }
 
+/* Capacity is the next power of two of the count (arrays start empty or
+ * are allocated with cap_for()), so appending 100k elements is not
+ * quadratic. */
+static size_t cap_for(size_t n)
+{
+	size_t c = 1;
+
+	while (c < n)
+		c *= 2;
+	return c;
+}
+
 #define GROW(arr, n) \
 	do { \
-		void *_v = realloc((arr), ((n) + 1) * sizeof(*(arr))); \
-		if (!_v) \
-			abort(); \
-		(arr) = _v; \
+		if ((n) == 0 || ((n) & ((n) - 1)) == 0) { \
+			void *_v = realloc((arr), cap_for((n) + 1) * sizeof(*(arr))); \
+			if (!_v) \
+				abort(); \
+			(arr) = _v; \
+		} \
 		memset(&(arr)[(n)], 0, sizeof(*(arr))); \
 	} while (0)
 
@@ -95,7 +109,7 @@ struct pf_ir_set *nt_set(struct pf_ir_plan *p, const char *name, enum pf_ir_set_
 	s->name = xstrdup(name);
 	s->comment = xstrdup(comment);
 	s->type = type;
-	s->elems = xcalloc(n, sizeof(*s->elems));
+	s->elems = xcalloc(cap_for(n), sizeof(*s->elems));
 	for (i = 0; i < n; i++)
 		parse_elem(type, elems[i], &s->elems[i]);
 	s->n_elems = n;
@@ -178,17 +192,24 @@ static int elem_cmp(const void *a, const void *b)
 	return pf_ir_elem_cmp(a, b);
 }
 
+/* qsort() of an empty (possibly NULL) array is undefined behaviour. */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 void nt_plan_finish(struct pf_ir_plan *p)
 {
 	size_t i, j, k;
 
-	qsort(p->sets, p->n_sets, sizeof(*p->sets), set_cmp);
-	qsort(p->chains, p->n_chains, sizeof(*p->chains), chain_cmp);
-	qsort(p->pods, p->n_pods, sizeof(*p->pods), pod_cmp);
+	sort(p->sets, p->n_sets, sizeof(*p->sets), set_cmp);
+	sort(p->chains, p->n_chains, sizeof(*p->chains), chain_cmp);
+	sort(p->pods, p->n_pods, sizeof(*p->pods), pod_cmp);
 	for (i = 0; i < p->n_sets; i++) {
 		struct pf_ir_set *s = &p->sets[i];
 
-		qsort(s->elems, s->n_elems, sizeof(*s->elems), elem_cmp);
+		sort(s->elems, s->n_elems, sizeof(*s->elems), elem_cmp);
 		for (j = k = 0; j < s->n_elems; j++)
 			if (k == 0 || pf_ir_elem_cmp(&s->elems[k - 1], &s->elems[j]) != 0)
 				s->elems[k++] = s->elems[j];

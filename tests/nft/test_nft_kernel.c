@@ -329,8 +329,10 @@ static struct pf_ir_diff *concat(struct pf_ir_diff *a, struct pf_ir_diff *b)
 	struct pf_ir_diff *d = calloc(1, sizeof(*d));
 
 	d->ops = calloc(a->n_ops + b->n_ops + 1, sizeof(*d->ops));
-	memcpy(d->ops, a->ops, a->n_ops * sizeof(*d->ops));
-	memcpy(d->ops + a->n_ops, b->ops, b->n_ops * sizeof(*d->ops));
+	if (a->n_ops)
+		memcpy(d->ops, a->ops, a->n_ops * sizeof(*d->ops));
+	if (b->n_ops)
+		memcpy(d->ops + a->n_ops, b->ops, b->n_ops * sizeof(*d->ops));
 	d->n_ops = a->n_ops + b->n_ops;
 	return d;
 }
