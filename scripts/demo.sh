@@ -257,7 +257,6 @@ spec:
 EOF
 	examples=("$run/default-deny-all.yaml" "$run/allow-frontend-to-backend.yaml")
 fi
-status_field() { ctl --json status 2>/dev/null | "$PY" -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))" 2>/dev/null || true; }
 t0=$(date +%s%N)
 for f in "${examples[@]}"; do
 	cp "$f" "$run/manifests/50-$(basename "$f")"
@@ -265,9 +264,9 @@ for f in "${examples[@]}"; do
 done
 # Programmed once the controller holds both policies and has put its latest plan in the kernel.
 for _ in $(seq 200); do
-	if [ "$(status_field policies)" = 2 ] && [ "$(status_field generation)" = "$(status_field programmedGeneration)" ]; then
-		break
-	fi
+	# one status call: "policies generation programmedGeneration"
+	read -r npol gen prog < <(ctl --json status 2>/dev/null | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("policies"), d.get("generation"), d.get("programmedGeneration"))' 2>/dev/null || echo "0 0 1")
+	[ "$npol" = 2 ] && [ "$gen" = "$prog" ] && break
 	sleep 0.02
 done
 t1=$(date +%s%N)
