@@ -123,7 +123,9 @@ static void schedule(struct pf_daemon *d)
 
 static void changed(struct pf_daemon *d)
 {
-	if (d->n_stamps < MAX_EVENT_STAMPS)
+	/* Latency is measured in steady state: the initial list is the first
+	 * full sync's business (and its own duration histogram's). */
+	if (d->ready && d->n_stamps < MAX_EVENT_STAMPS)
 		d->event_stamps[d->n_stamps++] = pf_now_ns();
 	pf_sched_change(&d->sched, pf_now_ms());
 	schedule(d);
