@@ -597,5 +597,6 @@ int nt_serve(const char *pfagent, const char *ns, const char *tcp, const char *u
 		}
 		usleep(20 * 1000);
 	}
+	unlink(out);
 	return -1;
 }
