@@ -80,8 +80,10 @@ void pf_nft_free(struct pf_nft *n);
  * objects no longer referenced.
  *
  * If the ruleset changes between the read and the commit (generation id),
- * the kernel refuses the batch and sync reads again (a few times, then
- * -EAGAIN). Pods' ips are not used (the kernel does not hold them). */
+ * the kernel refuses the batch and sync reads again; attempts that commit
+ * nothing are limited (5): the last one goes without the generation check
+ * so a busy neighbour (another table changing all the time) cannot starve
+ * the sync. Pods' ips are not used (the kernel does not hold them). */
 int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan);
 
 /* Incremental apply of a diff (ir.h) in one transaction, assuming the kernel

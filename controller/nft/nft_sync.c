@@ -563,13 +563,21 @@ static void chunker_done(struct chunker *c)
 
 int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
 {
-	int attempt, rc = -EAGAIN;
+	int attempt = 0, rounds, rc = -EAGAIN;
 
 	n->err[0] = '\0';
-	for (attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+	/* A conflict after some chunks committed still made progress, so only
+	 * attempts that committed nothing count against SYNC_ATTEMPTS. */
+	for (rounds = 0; attempt < SYNC_ATTEMPTS && rounds < 20 * SYNC_ATTEMPTS; rounds++) {
 		struct nft_kstate k = { 0 };
 		struct chunker dry = { .n = n, .max = SIZE_MAX, .dry = true };
-		struct chunker c = { .n = n, .check_gen = true };
+		/* The generation is the whole namespace's: another program
+		 * committing to its own table all the time (kube-proxy) could
+		 * starve us. The last attempt goes without the check; our table
+		 * is ours, and our messages are strict (adds are exclusive,
+		 * deletes need the object), so a racing writer of our table
+		 * still makes the kernel refuse the batch rather than corrupt it. */
+		struct chunker c = { .n = n, .check_gen = attempt < SYNC_ATTEMPTS - 1 };
 		bool chunked;
 
 		rc = nft_read_state(n, &k);
@@ -586,10 +594,15 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
 		c.gen = k.gen;
 		rc = sync_emit(&c, &k, plan, chunked);
 		chunker_done(&c);
-		nft_kstate_done(&k);
-		if (rc != -ERESTART)
+		if (rc != -ERESTART) {
+			nft_kstate_done(&k);
 			return rc;
+		}
+		if (c.gen == k.gen)
+			attempt++;
+		nft_kstate_done(&k);
 	}
+	nft_seterr(n, "the ruleset kept changing under the sync (%d attempts)", rounds);
 	return -EAGAIN;
 }
 

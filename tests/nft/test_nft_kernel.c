@@ -6,9 +6,11 @@
  * the middle of a batch leave the previous state and name the object. */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -512,6 +514,48 @@ START_TEST(test_generation_conflict)
 }
 END_TEST
 
+START_TEST(test_sync_under_concurrent_changes)
+{
+	/* another program keeps committing to its own table in the same
+	 * namespace (kube-proxy does): a chunked cold start still converges,
+	 * its commits refused and redone whenever the generation moved */
+	struct pf_ir_plan *p = nt_synth_plan(3000, 300, 30, "cc");
+	struct pf_nft_stats st;
+	struct env e;
+	pid_t pid;
+	int rc, status;
+
+	env_up(&e, "busy", 40);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd),
+			 "exec ip netns exec %s sh -c 'i=0; while :; do nft add table inet other$((i%%4)); "
+			 "nft delete table inet other$((i%%4)); i=$((i+1)); done' >/dev/null 2>&1",
+			 e.ns);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	usleep(100 * 1000);
+	pf_nft_reset_stats(e.n);
+	rc = pf_nft_sync(e.n, p);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	nt_sh("for p in $(ip netns pids %s); do kill -9 $p; done", e.ns);
+	ck_assert_msg(rc == 0, "sync: %d %s", rc, pf_nft_error(e.n));
+	pf_nft_get_stats(e.n, &st);
+	fprintf(stderr, "concurrent: %llu transactions, %llu generation conflicts, %llu read retries\n",
+		(unsigned long long)st.transactions, (unsigned long long)st.gen_conflicts,
+		(unsigned long long)st.read_retries);
+	assert_kernel_is(e.n, p);
+	assert_nothing_to_do(e.n, p);
+	env_down(&e);
+	pf_ir_plan_free(p);
+}
+END_TEST
+
 START_TEST(test_repairs_foreign_changes)
 {
 	struct pf_ir_plan *p = plan_g1();
@@ -603,6 +647,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_error_missing_set);
 	tcase_add_test(tc, test_generation_conflict);
 	tcase_add_test(tc, test_repairs_foreign_changes);
+	tcase_add_test(tc, test_sync_under_concurrent_changes);
 	tcase_add_test(tc, test_large_set_paged);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
