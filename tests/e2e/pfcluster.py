@@ -491,6 +491,22 @@ current-context: e2e
         raise E2EError(f"podfenced on {node.name} not ready after {timeout}s; "
                        f"log: {self.tail(node.daemon_log)}")
 
+    def stop_daemons_and_scan(self):
+        """Stops every podfenced gracefully (so a sanitizer build runs its exit checks) and
+        returns the sanitizer reports found in their logs."""
+        found = []
+        for node in self.nodes:
+            if node.daemon is not None:
+                self.kill(node.daemon, signal.SIGTERM, wait=15)
+            try:
+                with open(node.daemon_log, errors="replace") as f:
+                    for line in f:
+                        if ("Sanitizer" in line and "ERROR" in line) or "runtime error:" in line:
+                            found.append(f"{node.name}: {line.strip()[:300]}")
+            except OSError:
+                pass
+        return found
+
     @staticmethod
     def tail(path, n=25):
         try:

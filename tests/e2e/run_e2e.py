@@ -94,8 +94,12 @@ def main():
                 if os.path.exists(node.daemon_log):
                     print(f"--- {node.name} podfenced log (tail)\n{c.tail(node.daemon_log, 40)}")
     finally:
+        sanitizer = []
         if c is not None:
-            c.teardown()
+            try:
+                sanitizer = c.stop_daemons_and_scan()
+            finally:
+                c.teardown()
     left = c.leftovers() if c is not None else []
     print()
     print("==== summary ====")
@@ -108,6 +112,8 @@ def main():
         print(f"ERROR: {failed_setup}")
     if left:
         print(f"ERROR: left behind: {left}")
+    for line in sanitizer:
+        print(f"ERROR: sanitizer: {line}")
     print(f"wall time {time.monotonic() - t0:.0f}s")
     if a.report:
         with open(a.report, "w") as f:
@@ -115,7 +121,8 @@ def main():
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write(conformance.markdown(results))
-    ok = results and all(r["ok"] for r in results) and not failed_setup and not left
+    ok = results and all(r["ok"] for r in results) and not failed_setup and not left \
+        and not sanitizer
     return 0 if ok else 1
 
 
