@@ -788,7 +788,9 @@ static bool is_programmed(struct pf_daemon *d, const struct pf_reg_entry *e)
 {
 	const struct pf_ir_pod *pod;
 
-	if (!d->ready || d->programmed_gen != pf_compiler_plan(d->compiler)->generation || !e->host_if)
+	/* Between a change and its sync (a few ms) the pod is still enforced by
+	 * the previous generation: that counts. A failing sync does not. */
+	if (!d->ready || d->last_error[0] || !e->host_if)
 		return false;
 	pod = plan_pod(pf_compiler_plan(d->compiler), e->ns, e->name);
 	return pod && pod->ifname && strcmp(pod->ifname, e->host_if) == 0 && pod_confirmed(d, e->ns, e->name);
