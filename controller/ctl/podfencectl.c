@@ -56,7 +56,8 @@ static void print_status(json_t *r)
 {
 	printf("node:                  %s\n", str(r, "node"));
 	printf("source:                %s\n", str(r, "source"));
-	printf("ready:                 %s%s\n", yes(r, "ready"), json_is_true(json_object_get(r, "dryRun")) ? " (dry run: kernel untouched)" : "");
+	printf("ready:                 %s%s\n", yes(r, "ready"),
+	       json_is_true(json_object_get(r, "dryRun")) ? " (dry run: kernel untouched)" : "");
 	printf("synced with source:    %s\n", yes(r, "synced"));
 	printf("plan generation:       %lld (programmed: %lld)\n", num(r, "generation"), num(r, "programmedGeneration"));
 	printf("registered pods:       %lld (local in plan: %lld)\n", num(r, "pods"), num(r, "localPods"));

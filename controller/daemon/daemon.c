@@ -38,7 +38,7 @@
 #endif
 
 /* CNI error codes used on the socket (proto.h). */
-enum { CODE_UNKNOWN_CONTAINER = 3, CODE_BAD_REQUEST = 7, CODE_TRY_AGAIN = 11, CODE_NOT_READY = 50 };
+enum { CODE_BAD_REQUEST = 7, CODE_TRY_AGAIN = 11 };
 
 enum err_kind { ERR_SYNC, ERR_DECODE, ERR_SOCKET, ERR_MANIFEST, ERR_REGISTRY, ERR_API, ERR_KIND_MAX };
 static const char *const err_kind_names[ERR_KIND_MAX] = {"sync", "decode", "socket", "manifest", "registry", "api"};
@@ -852,11 +852,6 @@ static void op_gc(struct pf_daemon *d, uint64_t conn, const struct pf_req *q)
 	reply(d, conn, json_pack("{s:o}", "removed", removed));
 }
 
-static const struct pf_model *model_of(struct pf_daemon *d)
-{
-	return d->model;
-}
-
 static void op_status(struct pf_daemon *d, uint64_t conn)
 {
 	const struct pf_ir_plan *plan = pf_compiler_plan(d->compiler);
@@ -868,9 +863,9 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 	      json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:i,s:b}", "ready", d->ready, "synced",
 			d->source_synced, "generation", (json_int_t)plan->generation, "programmedGeneration",
 			(json_int_t)d->programmed_gen, "pods", (json_int_t)pf_registry_count(d->reg), "localPods",
-			(json_int_t)plan->n_pods, "policies", (json_int_t)pf_model_count_policies(model_of(d)),
-			"namespaces", (json_int_t)pf_model_count_namespaces(model_of(d)), "clusterPods",
-			(json_int_t)pf_model_count_pods(model_of(d)), "node", d->node_name, "source", d->source_desc,
+			(json_int_t)plan->n_pods, "policies", (json_int_t)pf_model_count_policies(d->model),
+			"namespaces", (json_int_t)pf_model_count_namespaces(d->model), "clusterPods",
+			(json_int_t)pf_model_count_pods(d->model), "node", d->node_name, "source", d->source_desc,
 			"lastError", d->last_error, "metricsAddress", addr, "metricsPort",
 			d->http ? (int)pf_http_port(d->http) : 0, "dryRun", d->cfg.dry_run);
 	if (st && d->nft) {
