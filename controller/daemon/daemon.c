@@ -311,6 +311,8 @@ static void sync_now(void *ud)
 {
 	struct pf_daemon *d = ud;
 	int64_t start = pf_now_ns(), end;
+	struct pf_nft_stats before = {0}, after = {0};
+	uint64_t msgs = 0;
 	size_t ops = 0;
 	bool full;
 	int r;
@@ -327,7 +329,13 @@ static void sync_now(void *ud)
 	pf_debug("sync starting", "diffs=%zu late_ms=%lld since_first_change_ms=%lld", d->n_diffs,
 		 (long long)(pf_now_ms() - pf_sched_due(&d->sched)), (long long)(pf_now_ms() - d->sched.first_change));
 	pf_sched_started(&d->sched, pf_now_ms());
+	if (d->nft)
+		pf_nft_get_stats(d->nft, &before);
 	r = program(d, &full);
+	if (d->nft) {
+		pf_nft_get_stats(d->nft, &after);
+		msgs = after.mutating_msgs - before.mutating_msgs;
+	}
 	end = pf_now_ns();
 	pf_sched_finished(&d->sched, pf_now_ms(), r >= 0);
 	d->syncs++;
@@ -356,9 +364,12 @@ static void sync_now(void *ud)
 	d->n_stamps = 0;
 	if (d->programmed_gen != pf_compiler_plan(d->compiler)->generation || full) {
 		d->programmed_gen = pf_compiler_plan(d->compiler)->generation;
+		/* ops: the compiler's diff ops (incremental); nft_msgs: what the
+		 * kernel was actually sent (a full sync over a matching table: 0). */
 		pf_info(full ? "full sync programmed" : "changes programmed",
-			"generation=%llu ops=%zu duration_us=%lld pods=%zu", (unsigned long long)d->programmed_gen,
-			ops, (long long)(end - start) / 1000, pf_compiler_plan(d->compiler)->n_pods);
+			"generation=%llu ops=%zu nft_msgs=%llu duration_us=%lld pods=%zu",
+			(unsigned long long)d->programmed_gen, full ? 0 : ops, (unsigned long long)msgs,
+			(long long)(end - start) / 1000, pf_compiler_plan(d->compiler)->n_pods);
 	}
 	if (!d->ready)
 		pf_info("ready", "node=%s source=%s", d->node_name, d->source_desc);
