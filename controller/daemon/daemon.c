@@ -1387,8 +1387,13 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 	}
 	if ((r = pf_compiler_new(d->model, d->node_name, &d->compiler)) < 0)
 		goto fail;
-	for (size_t i = 0; i < pf_registry_count(d->reg); i++)
-		attach(d, pf_registry_at(d->reg, i));
+	for (size_t i = 0; i < pf_registry_count(d->reg); i++) {
+		const struct pf_reg_entry *e = pf_registry_at(d->reg, i);
+
+		/* One attachment per pod: the newest (a sandbox being replaced). */
+		if (pf_registry_find_pod(d->reg, e->ns, e->name) == e)
+			attach(d, e);
+	}
 	drop_diffs(d); /* the first sync is a full one */
 	pf_info("state restored", "dir=%s pods=%zu leases=%zu", d->state_dir, pf_registry_count(d->reg),
 		pf_ipam_count(d->ipam));

@@ -188,8 +188,13 @@ static int save(const struct pf_registry *r)
 	for (size_t i = 0; i < r->n; i++) {
 		json_t *o = pf_reg_entry_to_json(&r->v[i].e);
 
-		if (!o || json_array_append_new(pods, o) < 0)
+		/* The order of registration survives a restart: the newest
+		 * attachment of a pod is the one that is enforced. */
+		if (!o || json_object_set_new(o, "seq", json_integer((json_int_t)r->v[i].seq)) < 0 ||
+		    json_array_append_new(pods, o) < 0) {
+			json_decref(o);
 			goto out;
+		}
 	}
 	if (json_object_set(doc, "pods", pods) < 0)
 		goto out;
@@ -307,6 +312,11 @@ int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
 			ret = -ENOMEM;
 			goto out_clear;
 		}
+		json_int_t seq = json_integer_value(json_object_get(item, "seq"));
+
+		r->v[pos].seq = seq > 0 ? (uint64_t)seq : 0;
+		if (r->v[pos].seq >= r->next_seq)
+			r->next_seq = r->v[pos].seq + 1;
 	}
 	ret = 0;
 	goto out;

@@ -69,6 +69,31 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+START_TEST(test_newest_attachment_survives_restart)
+{
+	char *dir = tmpdir_new();
+	struct pf_registry *r = pf_registry_new(dir), *r2;
+	/* Same pod, two sandboxes; the newer sorts first by key. */
+	struct pf_reg_entry old = mk("zz-old", "eth0", "x", "a", "10.0.0.1"), neu = mk("aa-new", "eth0", "x", "a", "10.0.0.2");
+	char err[256];
+
+	ck_assert_int_eq(pf_registry_put(r, &old), 0);
+	ck_assert_int_eq(pf_registry_put(r, &neu), 0);
+	ck_assert_str_eq(pf_registry_find_pod(r, "x", "a")->container_id, "aa-new");
+	r2 = pf_registry_new(dir);
+	ck_assert_int_eq(pf_registry_load(r2, err, sizeof(err)), 0);
+	ck_assert_str_eq(pf_registry_find_pod(r2, "x", "a")->container_id, "aa-new");
+	/* And a registration after the restart is newer still. */
+	ck_assert_int_eq(pf_registry_put(r2, &old), 1); /* unchanged: keeps its age */
+	old.uid = (char *)"again";
+	ck_assert_int_eq(pf_registry_put(r2, &old), 0);
+	ck_assert_str_eq(pf_registry_find_pod(r2, "x", "a")->container_id, "zz-old");
+	pf_registry_free(r2);
+	pf_registry_free(r);
+	rm_rf(dir);
+}
+END_TEST
+
 START_TEST(test_missing_file_is_empty)
 {
 	char *dir = tmpdir_new();
@@ -166,6 +191,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_newest_attachment_survives_restart);
 	tcase_add_test(tc, test_missing_file_is_empty);
 	tcase_add_loop_test(tc, test_corrupt, 0, sizeof(corrupt) / sizeof(corrupt[0]));
 	tcase_add_test(tc, test_failed_write_changes_nothing);
