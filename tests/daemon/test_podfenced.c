@@ -592,6 +592,21 @@ START_TEST(test_restart_restores_and_reconciles)
 	char *log = slurp(p.log);
 	ck_assert_msg(strstr(log, "reason=pod gone while down") && strstr(log, "production/frontend"), "%s", log);
 	free(log);
+	/* SIGHUP: a full resync, and the daemon carries on. */
+	kill(p.pid, SIGHUP);
+	bool resynced = false;
+	for (int i = 0; i < 100 && !resynced; i++) {
+		log = slurp(p.log);
+		char *hup = strstr(log, "SIGHUP: full resync");
+		resynced = hup && strstr(hup, "full sync programmed");
+		free(log);
+		if (!resynced)
+			usleep(50000);
+	}
+	ck_assert_msg(resynced, "no full sync after SIGHUP; log in %s", p.log);
+	r = dcall(&p, json_pack("{s:s}", "op", "status"));
+	ck_assert(ok(r) && json_is_true(json_object_get(r, "ready")));
+	json_decref(r);
 	dproc_done(&p);
 }
 END_TEST
