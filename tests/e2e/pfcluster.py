@@ -655,9 +655,19 @@ current-context: e2e
             self.kill(pod.server, signal.SIGKILL)
         if self.kube and api:
             self.kube.delete("pods", pod.ns, pod.name)
-        r = self.cni("DEL", pod)
-        if r.returncode != 0:
-            raise E2EError(f"CNI DEL {pod.key} failed: {r.stdout} {r.stderr}")
+        # The kubelet retries a failed DEL until it succeeds (DEL is idempotent);
+        # a controller killed mid-request answers "try again later" (11).
+        for attempt in range(40):
+            r = self.cni("DEL", pod)
+            if r.returncode == 0:
+                break
+            try:
+                code = json.loads(r.stdout).get("code")
+            except (ValueError, AttributeError):
+                code = None
+            if code != 11 or attempt == 39:
+                raise E2EError(f"CNI DEL {pod.key} failed: {r.stdout} {r.stderr}")
+            time.sleep(0.5)
         if pod.cluster_ip and pod.ip:
             for n in self.nodes:
                 n.sh(["nft", "delete", "element", "ip", "kube-proxy-emu", "svc",
