@@ -102,7 +102,11 @@ static struct pf_policy *mkpol(int i)
 	p->ns = xstrdup(buf);
 	snprintf(buf, sizeof(buf), "pol%d", i);
 	p->name = xstrdup(buf);
-	snprintf(buf, sizeof(buf), i % 10 ? "app=app%d" : "", i % 50);
+	/* every tenth policy selects all pods of its namespace */
+	if (i % 10)
+		snprintf(buf, sizeof(buf), "app=app%d", i % 50);
+	else
+		buf[0] = '\0';
 	pf_selector_parse(buf, &p->pod_sel);
 	p->isolate_ingress = true;
 	p->n_ingress = 1;
