@@ -274,7 +274,7 @@ echo "  in the kernel $(((t1 - t0) / 1000000)) ms after the files were written"
 probe_all
 print_matrix
 
-printf '\n  %swhy: podfencectl explain per cell%s  %s(out = client egress, in = server ingress; policy#rule)%s\n' "$B" "$N" "$D" "$N"
+printf '\n  %swhy: podfencectl explain per cell%s  %s(out = client egress, in = server ingress; allowed: policy#rule, denied: the policies isolating the pod)%s\n' "$B" "$N" "$D" "$N"
 why() { # why SRC DST PORT/PROTO -> "out: ...  in: ..." from the explain JSON
 	ctl --json explain "production/$1" "production/$2" "$3" 2>/dev/null | "$PY" -c '
 import json, sys
@@ -285,9 +285,10 @@ def side(name):
     if v == "allowed":
         return "%s#%s" % (pol, c.get("rule"))
     if v == "denied":
-        return "isolated, no rule allows"
+        by = ",".join(n.split("/")[-1] for n in c.get("isolatedBy") or [])
+        return "denied (%s)" % (by or "isolated")
     return v or "?"
-print("out: %-28s in: %s" % (side("egress"), side("ingress")))' 2>/dev/null || echo "(explain unavailable)"
+print("out: %-52s in: %s" % (side("egress"), side("ingress")))' 2>/dev/null || echo "(explain unavailable)"
 }
 for src in "${pods[@]}"; do
 	for dst in "${pods[@]}"; do

@@ -92,14 +92,30 @@ static void print_pods(json_t *r)
 		printf("(no pods registered on this node)\n");
 }
 
+/* "ns/a, ns/b" from a JSON array of strings; "?" when empty. */
+static const char *join_names(json_t *arr, char *buf, size_t len)
+{
+	size_t n = 0, i;
+	json_t *v;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v) {
+		if (json_is_string(v) && n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", json_string_value(v));
+	}
+	return buf[0] ? buf : "?";
+}
+
 static void describe(const char *dir, json_t *c, char *buf, size_t len)
 {
 	const char *v = str(c, "verdict");
+	char names[256];
 
 	if (strcmp(v, "allowed") == 0)
 		snprintf(buf, len, "%s of %s allowed by %s rule %lld", dir, str(c, "pod"), str(c, "policy"), num(c, "rule"));
 	else if (strcmp(v, "denied") == 0)
-		snprintf(buf, len, "%s of %s denied: isolated and no policy rule allows it", dir, str(c, "pod"));
+		snprintf(buf, len, "%s of %s denied: isolated by %s and no policy rule allows it", dir, str(c, "pod"),
+			 join_names(json_object_get(c, "isolatedBy"), names, sizeof(names)));
 	else if (strcmp(v, "not-isolated") == 0)
 		snprintf(buf, len, "%s of %s open: no policy isolates it", dir, str(c, "pod"));
 	else if (strcmp(v, "not-local") == 0)

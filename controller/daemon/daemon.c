@@ -943,10 +943,48 @@ static int resolve_peer(struct pf_daemon *d, const char *s, uint8_t family, stru
 	return -ENOENT;
 }
 
-static json_t *check_json(const struct pf_eval_check *c)
+struct isolators {
+	const struct pf_pod *pod;
+	enum pf_ir_dir dir;
+	json_t *names;
+};
+
+static int add_isolator(const struct pf_policy *pol, void *ud)
 {
-	return json_pack("{s:s,s:s?,s:s?,s:s?,s:i}", "verdict", pf_eval_verdict_name(c->verdict), "pod", c->pod,
-			 "chain", c->chain, "policy", c->policy, "rule", (int)c->rule);
+	struct isolators *is = ud;
+	bool isolates = is->dir == PF_IR_INGRESS ? pol->isolate_ingress : pol->isolate_egress;
+
+	if (isolates && pf_selector_matches(&pol->pod_sel, &is->pod->labels))
+		json_array_append_new(is->names, json_sprintf("%s/%s", pol->ns, pol->name));
+	return 0;
+}
+
+/* A denial has no deciding rule; the operator wants the policies that isolate
+ * the pod in that direction (e.g. a default-deny), taken from the model. */
+static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_dir dir)
+{
+	const char *slash = pod_key ? strchr(pod_key, '/') : NULL;
+	struct isolators is = {.dir = dir, .names = json_array()};
+	char ns[256];
+
+	if (!slash || (size_t)(slash - pod_key) >= sizeof(ns))
+		return is.names;
+	memcpy(ns, pod_key, (size_t)(slash - pod_key));
+	ns[slash - pod_key] = '\0';
+	is.pod = pf_model_pod(d->model, ns, slash + 1);
+	if (is.pod)
+		pf_model_each_policy_in_ns(d->model, ns, add_isolator, &is);
+	return is.names;
+}
+
+static json_t *check_json(struct pf_daemon *d, const struct pf_eval_check *c, enum pf_ir_dir dir)
+{
+	json_t *j = json_pack("{s:s,s:s?,s:s?,s:s?,s:i}", "verdict", pf_eval_verdict_name(c->verdict), "pod", c->pod,
+			      "chain", c->chain, "policy", c->policy, "rule", (int)c->rule);
+
+	if (j && c->verdict == PF_EVAL_DENIED)
+		json_object_set_new(j, "isolatedBy", isolated_by(d, c->pod, dir));
+	return j;
 }
 
 static void op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_req *q)
@@ -973,8 +1011,8 @@ static void op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_req *
 	}
 	reply(d, conn,
 	      json_pack("{s:b,s:s,s:s,s:o,s:o,s:I}", "allowed", res.allowed, "srcIp", pf_addr_format(&eq.src, sbuf),
-			"dstIp", pf_addr_format(&eq.dst, dbuf), "egress", check_json(&res.egress), "ingress",
-			check_json(&res.ingress), "generation", (json_int_t)plan->generation));
+			"dstIp", pf_addr_format(&eq.dst, dbuf), "egress", check_json(d, &res.egress, PF_IR_EGRESS),
+			"ingress", check_json(d, &res.ingress, PF_IR_INGRESS), "generation", (json_int_t)plan->generation));
 }
 
 static void on_request(void *ud, uint64_t conn, const char *line, size_t len)

@@ -220,6 +220,8 @@ START_TEST(test_register_lifecycle)
 			     "9090/tcp", NULL};
 	ck_assert_int_eq(run_cmd(out, sizeof(out), ex2), 0);
 	ck_assert_msg(strncmp(out, "DENIED", 6) == 0, "%s", out);
+	/* a denial names the policies that isolate the pod */
+	ck_assert_msg(strstr(out, "isolated by production/allow-frontend-to-backend"), "%s", out);
 	const char *st[] = {podfencectl_bin, "--socket", p.sock, "pods", NULL};
 	ck_assert_int_eq(run_cmd(out, sizeof(out), st), 0);
 	ck_assert_msg(strstr(out, "production/backend") && strstr(out, "isolated"), "%s", out);
