@@ -29,7 +29,8 @@
  *   status     -> {ready, synced, generation, programmedGeneration, pods, policies, ...}
  *   pods       -> {pods:[{namespace, name, containerId, ifname, hostIf, ips, ingressIsolated, egressIsolated}]}
  *   explain    src, dst (addresses or "ns/name"), proto ("tcp"|"udp"|"sctp"), port
- *              -> {allowed, egress:{...}, ingress:{...}}  (verdict, deciding policy and rule)
+ *              -> {allowed, egress:{...}, ingress:{...}}  (verdict, deciding policy and rule;
+ *                 a denied check also lists isolatedBy: the policies isolating that pod)
  */
 
 #include <jansson.h>
