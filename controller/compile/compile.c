@@ -20,6 +20,7 @@
  * chains. Element changes are net per notification: an element that leaves
  * and comes back produces no op. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,41 +258,27 @@ static char *pod_key(const char *ns, const char *name)
 
 static ssize_t plan_set_idx(const struct pf_ir_plan *p, const char *name, size_t *ins)
 {
-	size_t lo = 0, hi = p->n_sets;
+	bool found;
+	size_t i = pf_ir_name_search(p->sets, p->n_sets, sizeof(*p->sets), offsetof(struct pf_ir_set, name), name,
+				     &found);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(p->sets[mid].name, name);
-
-		if (r == 0)
-			return (ssize_t)mid;
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	if (found)
+		return (ssize_t)i;
 	if (ins)
-		*ins = lo;
+		*ins = i;
 	return -1;
 }
 
 static ssize_t plan_chain_idx(const struct pf_ir_plan *p, const char *name, size_t *ins)
 {
-	size_t lo = 0, hi = p->n_chains;
+	bool found;
+	size_t i = pf_ir_name_search(p->chains, p->n_chains, sizeof(*p->chains), offsetof(struct pf_ir_chain, name),
+				     name, &found);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(p->chains[mid].name, name);
-
-		if (r == 0)
-			return (ssize_t)mid;
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	if (found)
+		return (ssize_t)i;
 	if (ins)
-		*ins = lo;
+		*ins = i;
 	return -1;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,58 +185,62 @@ int pf_ir_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b)
 	return 0;
 }
 
-const struct pf_ir_set *pf_ir_plan_set(const struct pf_ir_plan *p, const char *name)
+size_t pf_ir_name_search(const void *base, size_t n, size_t size, size_t name_off, const char *name,
+			 bool *ret_found)
 {
-	size_t lo = 0, hi = p ? p->n_sets : 0;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(p->sets[mid].name, name);
+		const char *key = *(char *const *)((const char *)base + mid * size + name_off);
+		int r = strcmp(key, name);
 
-		if (r == 0)
-			return &p->sets[mid];
+		if (r == 0) {
+			*ret_found = true;
+			return mid;
+		}
 		if (r < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	*ret_found = false;
+	return lo;
+}
+
+const struct pf_ir_set *pf_ir_plan_set(const struct pf_ir_plan *p, const char *name)
+{
+	bool found;
+	size_t i;
+
+	if (!p)
+		return NULL;
+	i = pf_ir_name_search(p->sets, p->n_sets, sizeof(*p->sets), offsetof(struct pf_ir_set, name), name, &found);
+	return found ? &p->sets[i] : NULL;
 }
 
 const struct pf_ir_chain *pf_ir_plan_chain(const struct pf_ir_plan *p, const char *name)
 {
-	size_t lo = 0, hi = p ? p->n_chains : 0;
+	bool found;
+	size_t i;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(p->chains[mid].name, name);
-
-		if (r == 0)
-			return &p->chains[mid];
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	if (!p)
+		return NULL;
+	i = pf_ir_name_search(p->chains, p->n_chains, sizeof(*p->chains), offsetof(struct pf_ir_chain, name), name,
+			      &found);
+	return found ? &p->chains[i] : NULL;
 }
 
 const struct pf_ir_pod *pf_ir_plan_pod_by_ifname(const struct pf_ir_plan *p, const char *ifname)
 {
-	size_t lo = 0, hi = p ? p->n_pods : 0;
+	bool found;
+	size_t i;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(p->pods[mid].ifname, ifname);
-
-		if (r == 0)
-			return &p->pods[mid];
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	if (!p)
+		return NULL;
+	i = pf_ir_name_search(p->pods, p->n_pods, sizeof(*p->pods), offsetof(struct pf_ir_pod, ifname), ifname,
+			      &found);
+	return found ? &p->pods[i] : NULL;
 }
 
 const struct pf_ir_pod *pf_ir_plan_pod_by_addr(const struct pf_ir_plan *p, const struct pf_addr *a)

@@ -119,6 +119,11 @@ void pf_ir_plan_free(struct pf_ir_plan *p);
 struct pf_ir_plan *pf_ir_plan_dup(const struct pf_ir_plan *p); /* NULL on OOM */
 
 int pf_ir_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);
+/* Binary search of an array sorted by a string member (name_off: offsetof the
+ * char * field). Returns the index and *ret_found = true, or the insertion
+ * point and *ret_found = false. */
+size_t pf_ir_name_search(const void *base, size_t n, size_t size, size_t name_off, const char *name,
+			 bool *ret_found);
 const struct pf_ir_set *pf_ir_plan_set(const struct pf_ir_plan *p, const char *name);
 const struct pf_ir_chain *pf_ir_plan_chain(const struct pf_ir_plan *p, const char *name);
 const struct pf_ir_pod *pf_ir_plan_pod_by_ifname(const struct pf_ir_plan *p, const char *ifname);
