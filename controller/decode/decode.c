@@ -567,7 +567,7 @@ static int decode_opt_selector(struct dctx *c, const json_t *parent, const char 
 
 static int decode_cidr(struct dctx *c, const json_t *j, struct pf_cidr *ret)
 {
-	const char *s;
+	const char *s = NULL;
 	int r = str_value(c, j, &s);
 
 	if (r < 0)
@@ -621,7 +621,7 @@ static int decode_ipblock(struct dctx *c, const json_t *j, struct pf_peer *peer)
 
 static int decode_peer(struct dctx *c, const json_t *j, struct pf_peer *peer)
 {
-	const json_t *ipb;
+	const json_t *ipb = NULL;
 	int r;
 
 	if (!json_is_object(j))
