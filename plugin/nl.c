@@ -353,6 +353,31 @@ int pf_nl_link_del(struct pf_nl *nl, const char *name)
 	return talk(nl, nlh, NULL, NULL);
 }
 
+int pf_nl_link_retire(struct pf_nl *nl, int ifindex, const char *new_name)
+{
+	struct nlmsghdr *down = queue_msg(nl, RTM_NEWLINK, 0), *rename;
+	struct ifinfomsg *ifi;
+
+	if (!down)
+		return -ENOBUFS;
+	ifi = mnl_nlmsg_put_extra_header(down, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	ifi->ifi_change = IFF_UP;
+	queue_done(nl, down);
+	/* A separate message: in one, the kernel renames before it applies
+	 * the flags, and an up veth cannot be renamed (EBUSY). */
+	rename = queue_msg(nl, RTM_NEWLINK, 0);
+	if (!rename)
+		return -ENOBUFS;
+	ifi = mnl_nlmsg_put_extra_header(rename, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	mnl_attr_put_strz(rename, IFLA_IFNAME, new_name);
+	queue_done(nl, rename);
+	return pf_nl_commit(nl);
+}
+
 static int af(const struct pf_addr *a)
 {
 	return a->family == 4 ? AF_INET : AF_INET6;

@@ -32,6 +32,11 @@ int pf_nl_veth_add(struct pf_nl *nl, const char *host, const unsigned char host_
 		   const unsigned char peer_mac[6], int peer_netns_fd, unsigned mtu);
 /* Deletes a link by name; -ENODEV if missing. Sent at once. */
 int pf_nl_link_del(struct pf_nl *nl, const char *name);
+/* Takes link ifindex out of service at once, in one sendmsg: down (the
+ * kernel drops its routes and neighbour entries with the carrier, and the
+ * peer loses its carrier), then renamed to new_name, so its old name is free
+ * for the next attachment while the slow unregistration runs elsewhere. */
+int pf_nl_link_retire(struct pf_nl *nl, int ifindex, const char *new_name);
 
 /* Queued. */
 int pf_nl_link_up(struct pf_nl *nl, int ifindex);

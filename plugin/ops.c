@@ -21,6 +21,8 @@
 
 #define HOST_PREFIX "pf"
 #define HOST_NAME_LEN 14 /* "pf" + 12 hex digits */
+#define RETIRED_PREFIX "pfz" /* + 8 hex digits of the ifindex: never a host name */
+#define RETIRED_NAME_LEN 11
 #define MAX_IPS 8
 
 /* The pod's gateways: link-local, the same on every pod, never on the wire as
@@ -607,6 +609,53 @@ int pf_cmd_add(struct pf_plugin *p, json_t **ret)
 
 /* ---- DEL ---- */
 
+/* Deletes link name in a detached child the caller does not wait for: the
+ * runtime sees the plugin exit and its stdout close at once. */
+static int del_detached(const char *name)
+{
+	struct pf_nl *nl;
+	pid_t pid = fork();
+	int null;
+
+	if (pid != 0)
+		return pid < 0 ? -errno : 0;
+	/* Out of the runtime's process group and pipes. */
+	setsid();
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+	}
+	close_range(3, ~0U, 0);
+	if (pf_nl_open(-1, &nl) == 0) {
+		pf_nl_link_del(nl, name);
+		pf_nl_free(nl);
+	}
+	_exit(0);
+}
+
+/* Takes our host veth out of service before DEL returns: down (its routes
+ * and neighbour entries go with it, the pod end loses its carrier) and
+ * renamed (its name is free for the next ADD of this container). Deleting
+ * the pair is left to a detached child: the kernel's unregistration waits
+ * for RCU grace periods (~20 ms here, most of a DEL) and needs nobody to
+ * wait for it. GC removes a retired link a lost child left behind. Where
+ * anything of that fails, the pair is deleted in place. */
+static int del_host_link(struct pf_nl *nl, const char *host)
+{
+	char retired[16];
+	int idx = pf_nl_link_index(nl, host), r;
+
+	if (idx < 0)
+		return idx;
+	snprintf(retired, sizeof(retired), RETIRED_PREFIX "%08x", (unsigned)idx);
+	r = pf_nl_link_retire(nl, idx, retired);
+	if (r == 0 && del_detached(retired) == 0)
+		return 0;
+	return pf_nl_link_del(nl, r == 0 ? retired : host);
+}
+
 int pf_cmd_del(struct pf_plugin *p)
 {
 	struct pf_ipam_job job = {.pid = -1};
@@ -616,8 +665,8 @@ int pf_cmd_del(struct pf_plugin *p)
 
 	/* Every step runs even when an earlier one failed: DEL is best effort
 	 * and must leave as little as possible behind. The IPAM DEL runs while
-	 * the kernel unregisters the pair (ptp/bridge release even when the
-	 * netns is gone; so do we). */
+	 * the pair is retired (ptp/bridge release even when the netns is gone;
+	 * so do we). */
 	if (p->conf->ipam_type)
 		first = pf_ipam_start(p->env.path, p->conf->ipam_type, PF_CNI_DEL, p->in, p->in_len, p->envp, &job, &p->err);
 
@@ -627,7 +676,7 @@ int pf_cmd_del(struct pf_plugin *p)
 	pf_host_ifname(p->env.container_id, p->env.ifname, host);
 	r = pf_nl_open(-1, &host_nl);
 	if (r == 0)
-		r = pf_nl_link_del(host_nl, host);
+		r = del_host_link(host_nl, host);
 	if (r < 0 && r != -ENODEV && !first)
 		first = nl_fail(p, "deleting the host interface", r);
 	pf_nl_free(host_nl);
@@ -809,11 +858,18 @@ struct stale {
 	size_t n, cap;
 };
 
+/* A host end ("pf" + 12 hex) or one retired by DEL ("pfz" + 8 hex). */
 static bool is_ours(const char *name)
 {
-	if (strlen(name) != HOST_NAME_LEN || strncmp(name, HOST_PREFIX, 2) != 0)
+	size_t len = strlen(name), skip;
+
+	if (len == HOST_NAME_LEN && strncmp(name, HOST_PREFIX, 2) == 0)
+		skip = 2;
+	else if (len == RETIRED_NAME_LEN && strncmp(name, RETIRED_PREFIX, 3) == 0)
+		skip = 3;
+	else
 		return false;
-	for (const char *c = name + 2; *c; c++) {
+	for (const char *c = name + skip; *c; c++) {
 		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
 			return false;
 	}

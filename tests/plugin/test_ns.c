@@ -102,6 +102,19 @@ static size_t links_in(const char *ns)
 	return n;
 }
 
+/* DEL retires our host end and leaves the pair's deletion to a detached
+ * child (plugin/ops.c): the count reaches want within seconds. */
+static size_t links_settle(const char *ns, size_t want)
+{
+	size_t n = links_in(ns);
+
+	for (int i = 0; i < 200 && n != want; i++) {
+		usleep(25 * 1000);
+		n = links_in(ns);
+	}
+	return n;
+}
+
 static size_t leases(struct world *w)
 {
 	char *s = sh("ls %s/ipam/podnet 2>/dev/null | grep -v -e '^lock$' -e '^last_reserved' ", w->tmp);
@@ -114,9 +127,9 @@ static size_t leases(struct world *w)
 /* Nothing of ours anywhere: links, addresses (they go with links), leases, registrations. */
 static void assert_clean(struct world *w, const char *pod)
 {
-	ck_assert_msg(links_in(w->node) == 1, "node still has links: %s", sh("ip -n %s -o link", w->node));
+	ck_assert_msg(links_settle(w->node, 1) == 1, "node still has links: %s", sh("ip -n %s -o link", w->node));
 	if (pod)
-		ck_assert_msg(links_in(pod) == 1, "pod still has links");
+		ck_assert_msg(links_settle(pod, 1) == 1, "pod still has links");
 	ck_assert_int_eq(leases(w), 0);
 	ck_assert_int_eq(fake_count(w, true, false), 0);
 	ck_assert_int_eq(fake_count(w, false, true), 0);
@@ -521,7 +534,7 @@ static void chained(const char *first, const char *first_extra)
 	ck_assert_msg(r.status == 0, "%s", r.out);
 	run_done(&r);
 	ck_assert_int_eq(leases(&w), 0);
-	ck_assert_int_eq(links_in(pod), 1);
+	ck_assert_int_eq(links_settle(pod, 1), 1);
 	json_decref(first_res);
 	json_decref(our_res);
 	free(s);
@@ -645,6 +658,12 @@ START_TEST(test_gc)
 	ck_assert_int_eq(sh_rc("ip -n %s link set pf0123456789ac alias podfence:othernet", w.node), 0);
 	ck_assert_int_eq(sh_rc("ip -n %s link add pf0123456789ad type veth peer name pfx2", w.node), 0);
 	ck_assert_int_eq(sh_rc("ip -n %s link add vethother type veth peer name vethother1", w.node), 0);
+	/* Host ends a DEL retired whose deleting child was lost: this
+	 * network's goes, another network's stays. */
+	ck_assert_int_eq(sh_rc("ip -n %s link add pfz0000abcd type veth peer name pfx3", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link set pfz0000abcd alias podfence:podnet", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link add pfz0000abce type veth peer name pfx4", w.node), 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link set pfz0000abce alias podfence:othernet", w.node), 0);
 
 	if (asprintf(&gc, ",\"cni.dev/valid-attachments\":[{\"containerID\":\"keep\",\"ifname\":\"eth0\"}]") < 0)
 		abort();
@@ -654,11 +673,12 @@ START_TEST(test_gc)
 	assert_ok_silent(&r);
 	run_done(&r);
 	s = sh("ip -n %s -o link show | awk '{print $2}' | cut -d@ -f1 | sort | tr '\\n' ' '", w.node);
-	/* kept: lo, keep's host end, the other network's pair, the look-alike
-	 * pair, the foreign pair; gone: stale's pair and this network's orphan pair. */
-	ck_assert_msg(links_in(w.node) == 8, "%s", s);
+	/* kept: lo, keep's host end, the other network's pairs, the look-alike
+	 * pair, the foreign pair; gone: stale's pair and this network's orphan
+	 * and retired pairs. */
+	ck_assert_msg(links_in(w.node) == 10, "%s", s);
 	ck_assert_msg(strstr(s, "vethother") && !strstr(s, "pf0123456789ab") && strstr(s, "pf0123456789ac") &&
-			      strstr(s, "pf0123456789ad"),
+			      strstr(s, "pf0123456789ad") && !strstr(s, "pfz0000abcd") && strstr(s, "pfz0000abce"),
 		      "%s", s);
 	free(s);
 	ck_assert_int_eq(links_in(pod2), 1);
@@ -956,6 +976,46 @@ START_TEST(test_del_idempotent)
 }
 END_TEST
 
+/* What DEL guarantees when it returns, before the pair's deletion finishes
+ * in the background: the host end is out of service (no link by its name,
+ * no route or neighbour entry to the pod), and the same attachment can be
+ * added again at once. */
+START_TEST(test_del_retires)
+{
+	struct world w;
+	char pod[64], host[16], *conf, *s;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	conf = conf_of(&w, "1.1.0", NULL);
+	for (int round = 0; round < 3; round++) {
+		PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+		ck_assert_msg(r.status == 0, "round %d: %s", round, r.out);
+		snprintf(host, sizeof(host), "%s",
+			 json_string_value(json_object_get(json_array_get(json_object_get(r.json, "interfaces"), 0), "name")));
+		run_done(&r);
+		s = sh("ip -n %s route show dev %s; ip -n %s neigh show dev %s", w.node, host, w.node, host);
+		ck_assert_msg(count_lines(s) == 2, "round %d: route and neighbour to the pod: %s", round, s);
+		free(s);
+		PODFENCE_RUN(&w, "DEL", "c1", pod, conf, &r);
+		assert_ok_silent(&r);
+		run_done(&r);
+		ck_assert_msg(sh_rc("ip -n %s link show %s >/dev/null 2>&1", w.node, host) != 0, "round %d: %s still there",
+			      round, host);
+		s = sh("ip -n %s route; ip -n %s -6 route; ip -n %s neigh", w.node, w.node, w.node);
+		ck_assert_msg(!strstr(s, "10.") && !strstr(s, "lladdr"), "round %d: left on the node: %s", round, s);
+		free(s);
+	}
+	assert_clean(&w, pod);
+	free(conf);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	Suite *s = suite_create("plugin");
@@ -1000,6 +1060,7 @@ int main(int argc, char **argv)
 	ADD_TC("slow_controller", test_slow_controller, 1);
 	ADD_TC("status", test_status, 1);
 	ADD_TC("del", test_del_idempotent, 1);
+	ADD_TC("del_retires", test_del_retires, 1);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
