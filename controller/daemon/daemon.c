@@ -759,7 +759,26 @@ static void op_allocate(struct pf_daemon *d, uint64_t conn, const struct pf_req 
 	int r;
 
 	update_ranges(d);
-	r = pf_ipam_allocate(d->ipam, q->container_id, q->ifname, out);
+	/* Without any range the allocation below answers "try again later". */
+	for (size_t i = 0; pf_ipam_n_ranges(d->ipam) && i < q->n_ips; i++) {
+		char a[PF_ADDR_STRLEN];
+
+		r = pf_ipam_check_request(d->ipam, &q->ips[i]);
+		/* Already this attachment's: the allocation is being repeated. */
+		if (r == -EADDRINUSE && pf_ipam_holds(d->ipam, q->container_id, q->ifname, &q->ips[i]))
+			r = 0;
+		if (r == -EADDRNOTAVAIL) {
+			reply_err(d, conn, CODE_BAD_REQUEST, "requested address %s is not in node %s's pod ranges",
+				  pf_addr_format(&q->ips[i], a), d->node_name);
+			return;
+		}
+		if (r == -EADDRINUSE) {
+			reply_err(d, conn, CODE_TRY_AGAIN, "requested address %s is allocated to another pod",
+				  pf_addr_format(&q->ips[i], a));
+			return;
+		}
+	}
+	r = pf_ipam_allocate(d->ipam, q->container_id, q->ifname, q->ips, q->n_ips, out);
 	if (r == -ENOENT) {
 		reply_err(d, conn, CODE_TRY_AGAIN, "no pod range: node %s has no spec.podCIDRs yet and no --pod-cidr is set",
 			  d->node_name);

@@ -205,8 +205,35 @@ static int pick(const struct pf_ipam *p, const struct pf_cidr *c, struct pf_addr
 	return -ENOSPC;
 }
 
-int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *ifname,
-		     struct pf_cidr ret[2])
+bool pf_ipam_holds(const struct pf_ipam *p, const char *container_id, const char *ifname, const struct pf_addr *a)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (pf_addr_cmp(&p->v[i].addr, a) == 0)
+			return strcmp(p->v[i].container_id, container_id) == 0 && strcmp(p->v[i].ifname, ifname) == 0;
+	return false;
+}
+
+int pf_ipam_check_request(const struct pf_ipam *p, const struct pf_addr *a)
+{
+	for (size_t i = 0; i < p->n_ranges; i++) {
+		const struct pf_cidr *c = &p->ranges[i];
+		struct pf_cidr host = {.addr = *a, .prefix = (uint8_t)(a->family == 4 ? 32 : 128)};
+		struct pf_addr first, last;
+
+		if (c->addr.family != a->family || !pf_cidr_covers(c, &host))
+			continue;
+		/* pick() never hands these out either. */
+		pf_cidr_first(c, &first);
+		pf_cidr_last(c, &last);
+		if (pf_addr_cmp(a, &first) == 0 || (a->family == 4 && pf_addr_cmp(a, &last) == 0))
+			return -EADDRNOTAVAIL;
+		return addr_taken(p, a) ? -EADDRINUSE : 0;
+	}
+	return -EADDRNOTAVAIL;
+}
+
+int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *ifname, const struct pf_addr *want,
+		     size_t n_want, struct pf_cidr ret[2])
 {
 	struct pf_cidr out[2];
 	size_t n = 0, old_n = p->n;
@@ -224,6 +251,18 @@ int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *if
 	}
 	if (p->n_ranges == 0 && n == 0)
 		return -ENOENT;
+	/* Requested addresses (the runtime's "ips" capability) for the
+	 * families the attachment does not hold yet. */
+	for (size_t i = 0; i < n_want; i++) {
+		if (fam_done[want[i].family == 6])
+			continue;
+		if ((r = pf_ipam_check_request(p, &want[i])) < 0 || (r = push(p, container_id, ifname, &want[i])) < 0)
+			goto undo;
+		fam_done[want[i].family == 6] = true;
+		out[n].addr = want[i];
+		out[n].prefix = want[i].family == 4 ? 32 : 128;
+		n++;
+	}
 	for (size_t i = 0; i < p->n_ranges; i++) {
 		const struct pf_cidr *c = &p->ranges[i];
 		struct pf_addr a;

@@ -7,6 +7,7 @@
  * repeated allocate returns the same addresses. Allocations are persisted to
  * <state_dir>/ipam.json before the call returns. */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "podfence/addr.h"
@@ -26,12 +27,22 @@ int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen);
 int pf_ipam_set_ranges(struct pf_ipam *p, const struct pf_cidr *ranges, size_t n);
 size_t pf_ipam_n_ranges(const struct pf_ipam *p);
 
+/* Whether a may be requested: 0, -EADDRNOTAVAIL when no configured range
+ * holds it (or it is a range's network or IPv4 broadcast address), or
+ * -EADDRINUSE when it is leased. */
+int pf_ipam_check_request(const struct pf_ipam *p, const struct pf_addr *a);
+/* Whether a is leased to (container_id, ifname). */
+bool pf_ipam_holds(const struct pf_ipam *p, const char *container_id, const char *ifname, const struct pf_addr *a);
 /* One address per configured family, returned as host prefixes (/32, /128)
- * in ret (room for 2). Idempotent per (container_id, ifname).
- * Returns the number of addresses, -ENOSPC when a range is full, -ENOENT
- * when no range is configured, or -errno. Writes nothing on failure. */
-int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *ifname,
-		     struct pf_cidr ret[2]);
+ * in ret (room for 2). want (n_want, at most one per family; NULL, 0 = none)
+ * are requested addresses, used for their families instead of the first
+ * free one. Idempotent per (container_id, ifname): addresses it already
+ * holds are returned whatever is requested. Returns the number of
+ * addresses, -ENOSPC when a range is full, -ENOENT when no range is
+ * configured, an error of pf_ipam_check_request for a requested address, or
+ * -errno. Writes nothing on failure. */
+int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *ifname, const struct pf_addr *want,
+		     size_t n_want, struct pf_cidr ret[2]);
 /* Releases (container_id, ifname), or all of container_id when ifname is
  * NULL. Returns the number of leases freed or -errno. */
 int pf_ipam_release(struct pf_ipam *p, const char *container_id, const char *ifname);

@@ -37,7 +37,7 @@ static const struct op_spec {
 	[PF_REQ_REGISTER] = {"register", F_CID | F_IFNAME | F_NETNS | F_NS | F_NAME,
 			     F_UID | F_HOSTIF | F_IPS | F_TIMEOUT},
 	[PF_REQ_DEREGISTER] = {"deregister", F_CID, F_IFNAME},
-	[PF_REQ_ALLOCATE] = {"allocate", F_CID | F_IFNAME, F_NS | F_NAME},
+	[PF_REQ_ALLOCATE] = {"allocate", F_CID | F_IFNAME, F_NS | F_NAME | F_IPS},
 	[PF_REQ_RELEASE] = {"release", F_CID, F_IFNAME},
 	[PF_REQ_CHECK] = {"check", F_CID | F_IFNAME, 0},
 	[PF_REQ_GC] = {"gc", F_VALID, 0},

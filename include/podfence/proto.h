@@ -20,9 +20,13 @@
  *              code 11 after timeoutMs (default 10000); a timed-out registration is
  *              removed again, so nothing is left behind.
  *   deregister containerId, ifname?       -> {}            idempotent (unknown = ok)
- *   allocate   containerId, ifname, namespace?, name?    -> {ips:["10.244.1.5/32"...]}
+ *   allocate   containerId, ifname, namespace?, name?, ips? -> {ips:["10.244.1.5/32"...]}
  *              controller IPAM from the Node's podCIDRs or configured ranges;
- *              idempotent for the same (containerId, ifname); persisted.
+ *              idempotent for the same (containerId, ifname); persisted. ips
+ *              (at most one per family, "10.244.1.9") are requested addresses
+ *              (the runtime's "ips" capability): code 7 when outside the
+ *              node's ranges (or a network/broadcast address), 11 when
+ *              another attachment holds one.
  *   release    containerId, ifname?       -> {}            idempotent
  *   check      containerId, ifname        -> {registered, programmed}
  *   gc         valid:[{containerId, ifname}]  -> {removed:[{containerId, ifname}]}

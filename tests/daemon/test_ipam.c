@@ -34,26 +34,26 @@ START_TEST(test_dual_stack_idempotent_persisted)
 	char buf[PF_CIDR_STRLEN], err[256];
 
 	set_ranges(p, "10.244.1.0/24", "fd00:1::/64");
-	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", out), 2);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", NULL, 0, out), 2);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.1/32");
 	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::1/128");
-	ck_assert_int_eq(pf_ipam_allocate(p, "c2", "eth0", out), 2);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c2", "eth0", NULL, 0, out), 2);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.2/32");
 	/* Same key again: the same addresses. */
-	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", out), 2);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", NULL, 0, out), 2);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.1/32");
 	ck_assert_uint_eq(pf_ipam_count(p), 4);
 
 	p2 = pf_ipam_new(dir);
 	ck_assert_int_eq(pf_ipam_load(p2, err, sizeof(err)), 0);
 	set_ranges(p2, "10.244.1.0/24", "fd00:1::/64");
-	ck_assert_int_eq(pf_ipam_allocate(p2, "c2", "eth0", out), 2);
+	ck_assert_int_eq(pf_ipam_allocate(p2, "c2", "eth0", NULL, 0, out), 2);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.2/32");
 	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::2/128");
 	/* Released addresses are reused. */
 	ck_assert_int_eq(pf_ipam_release(p2, "c1", NULL), 2);
 	ck_assert_int_eq(pf_ipam_release(p2, "c1", NULL), 0);
-	ck_assert_int_eq(pf_ipam_allocate(p2, "c3", "eth0", out), 2);
+	ck_assert_int_eq(pf_ipam_allocate(p2, "c3", "eth0", NULL, 0, out), 2);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.1/32");
 	pf_ipam_free(p2);
 	pf_ipam_free(p);
@@ -73,19 +73,65 @@ START_TEST(test_exhaustion)
 	char buf[PF_CIDR_STRLEN];
 
 	set_ranges(p, "10.9.0.0/30", NULL); /* .1 and .2 usable; .0 network, .3 broadcast */
-	ck_assert_int_eq(pf_ipam_allocate(p, "a", "eth0", out), 1);
-	ck_assert_int_eq(pf_ipam_allocate(p, "b", "eth0", out), 1);
+	ck_assert_int_eq(pf_ipam_allocate(p, "a", "eth0", NULL, 0, out), 1);
+	ck_assert_int_eq(pf_ipam_allocate(p, "b", "eth0", NULL, 0, out), 1);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.9.0.2/32");
-	ck_assert_int_eq(pf_ipam_allocate(p, "c", "eth0", out), -ENOSPC);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c", "eth0", NULL, 0, out), -ENOSPC);
 	ck_assert_uint_eq(pf_ipam_count(p), 2); /* the failure wrote nothing */
 	ck_assert_int_eq(pf_ipam_release(p, "a", "eth0"), 1);
-	ck_assert_int_eq(pf_ipam_allocate(p, "c", "eth0", out), 1);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c", "eth0", NULL, 0, out), 1);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.9.0.1/32");
 	/* Two interfaces of one container are two leases. */
 	ck_assert_int_eq(pf_ipam_release(p, "b", NULL), 1);
-	ck_assert_int_eq(pf_ipam_allocate(p, "c", "net1", out), 1);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c", "net1", NULL, 0, out), 1);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.9.0.2/32");
 	pf_ipam_free(p);
+}
+END_TEST
+
+/* The runtime's "ips" capability: a requested address for its family. */
+START_TEST(test_requested)
+{
+	char *dir = tmpdir_new();
+	struct pf_ipam *p = pf_ipam_new(dir), *p2;
+	struct pf_addr want[2];
+	struct pf_cidr out[2];
+	char buf[PF_CIDR_STRLEN], err[256];
+
+	set_ranges(p, "10.244.1.0/24", "fd00:1::/64");
+	ck_assert_int_eq(pf_addr_parse("10.244.1.77", &want[0]), 0);
+	ck_assert_int_eq(pf_ipam_check_request(p, &want[0]), 0);
+	/* v4 as requested, v6 the first free one. */
+	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", want, 1, out), 2);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.77/32");
+	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::1/128");
+	ck_assert(pf_ipam_holds(p, "c1", "eth0", &want[0]));
+	ck_assert(!pf_ipam_holds(p, "c2", "eth0", &want[0]));
+	/* Repeated: the same. Another pod: in use, nothing written. */
+	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", want, 1, out), 2);
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.77/32");
+	ck_assert_int_eq(pf_ipam_check_request(p, &want[0]), -EADDRINUSE);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c2", "eth0", want, 1, out), -EADDRINUSE);
+	ck_assert_uint_eq(pf_ipam_count(p), 2);
+	/* Outside every range, a network address, the v4 broadcast address. */
+	const char *bad[] = {"10.244.2.1", "10.244.1.0", "10.244.1.255", "fd00:2::1", "fd00:1::"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(pf_addr_parse(bad[i], &want[1]), 0);
+		ck_assert_msg(pf_ipam_check_request(p, &want[1]) == -EADDRNOTAVAIL, "%s", bad[i]);
+		ck_assert_int_eq(pf_ipam_allocate(p, "c3", "eth0", &want[1], 1, out), -EADDRNOTAVAIL);
+	}
+	ck_assert_uint_eq(pf_ipam_count(p), 2);
+	/* Both families requested; persisted. */
+	ck_assert_int_eq(pf_addr_parse("10.244.1.5", &want[0]), 0);
+	ck_assert_int_eq(pf_addr_parse("fd00:1::beef", &want[1]), 0);
+	ck_assert_int_eq(pf_ipam_allocate(p, "c4", "eth0", want, 2, out), 2);
+	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::beef/128");
+	p2 = pf_ipam_new(dir);
+	ck_assert_int_eq(pf_ipam_load(p2, err, sizeof(err)), 0);
+	ck_assert(pf_ipam_holds(p2, "c4", "eth0", &want[1]));
+	pf_ipam_free(p2);
+	pf_ipam_free(p);
+	rm_rf(dir);
 }
 END_TEST
 
@@ -94,7 +140,7 @@ START_TEST(test_no_range)
 	struct pf_ipam *p = pf_ipam_new(NULL);
 	struct pf_cidr out[2], bad;
 
-	ck_assert_int_eq(pf_ipam_allocate(p, "a", "eth0", out), -ENOENT);
+	ck_assert_int_eq(pf_ipam_allocate(p, "a", "eth0", NULL, 0, out), -ENOENT);
 	ck_assert_int_eq(pf_cidr_parse("10.0.0.0/31", &bad), 0);
 	ck_assert_int_eq(pf_ipam_set_ranges(p, &bad, 1), -EINVAL);
 	pf_ipam_free(p);
@@ -133,6 +179,7 @@ int main(void)
 
 	tcase_add_test(tc, test_dual_stack_idempotent_persisted);
 	tcase_add_test(tc, test_exhaustion);
+	tcase_add_test(tc, test_requested);
 	tcase_add_test(tc, test_no_range);
 	tcase_add_loop_test(tc, test_corrupt, 0, sizeof(corrupt) / sizeof(corrupt[0]));
 	suite_add_tcase(s, tc);

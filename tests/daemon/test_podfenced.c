@@ -463,6 +463,37 @@ START_TEST(test_concurrent_clients)
 	r = dcall(&p, json_pack("{s:s,s:s,s:s}", "op", "allocate", "containerId", "c0", "ifname", "eth0"));
 	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "ips"), 0)), first);
 	json_decref(r);
+	/* Requested addresses (the runtime's "ips" capability). */
+	r = dcall(&p, json_pack("{s:s,s:s,s:s,s:[s]}", "op", "allocate", "containerId", "req-a", "ifname", "eth0", "ips",
+				"10.244.0.200"));
+	ck_assert_msg(ok(r), "%s", json_dumps(r, 0));
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "ips"), 0)), "10.244.0.200/32");
+	json_decref(r);
+	r = dcall(&p, json_pack("{s:s,s:s,s:s,s:[s]}", "op", "allocate", "containerId", "req-a", "ifname", "eth0", "ips",
+				"10.244.0.200"));
+	ck_assert(ok(r)); /* repeated */
+	json_decref(r);
+	r = dcall(&p, json_pack("{s:s,s:s,s:s,s:[s]}", "op", "allocate", "containerId", "req-b", "ifname", "eth0", "ips",
+				"10.244.0.200"));
+	ck_assert(!ok(r));
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "code")), 11);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(r, "error")), "another pod"));
+	json_decref(r);
+	const char *outside[] = {"10.9.9.9", "10.244.0.255", "fd00::1"};
+	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+		r = dcall(&p, json_pack("{s:s,s:s,s:s,s:[s]}", "op", "allocate", "containerId", "req-b", "ifname", "eth0",
+					"ips", outside[i]));
+		ck_assert_msg(!ok(r) && json_integer_value(json_object_get(r, "code")) == 7, "%s", outside[i]);
+		ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(r, "error")), "not in node"));
+		json_decref(r);
+	}
+	r = dcall(&p, json_pack("{s:s,s:s,s:s,s:[s]}", "op", "allocate", "containerId", "req-b", "ifname", "eth0", "ips",
+				"not-an-ip"));
+	ck_assert(!ok(r) && json_integer_value(json_object_get(r, "code")) == 7);
+	json_decref(r);
+	r = dcall(&p, json_pack("{s:s,s:s}", "op", "release", "containerId", "req-a"));
+	ck_assert(ok(r));
+	json_decref(r);
 	r = dcall(&p, json_pack("{s:s,s:s}", "op", "release", "containerId", "c0"));
 	ck_assert(ok(r));
 	json_decref(r);
