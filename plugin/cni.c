@@ -500,6 +500,74 @@ static int check_min_version(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct 
 	return 0;
 }
 
+/* "aa:bb:cc:dd:ee:ff", a unicast address other than zero. */
+static int parse_unicast_mac(const char *s, unsigned char mac[6])
+{
+	unsigned v[6];
+	int end = 0;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6 ||
+	    end != 17 || s[end])
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (unsigned char)v[i];
+	if (mac[0] & 1 || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return -EINVAL;
+	return 0;
+}
+
+/* "10.10.0.1/24" in the conventions (the prefix is the IPAM's business: the
+ * pod gets a /32 here), or a bare address. */
+static int parse_req_ip(const char *s, struct pf_addr *ret)
+{
+	char addr[PF_CIDR_STRLEN];
+	struct pf_cidr prefix;
+	size_t n = strcspn(s, "/");
+
+	if (n >= sizeof(addr) || (s[n] && pf_cidr_parse(s, &prefix) < 0))
+		return -EINVAL;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	return pf_addr_parse(addr, ret);
+}
+
+/* The CNI conventions' "mac" and "ips" capabilities. */
+static int parse_runtime_config(struct pf_cni_conf *c, struct pf_cni_err *err)
+{
+	json_t *rc = json_object_get(c->root, "runtimeConfig"), *v, *ip;
+	size_t i;
+
+	if (!rc || json_is_null(rc))
+		return 0;
+	if (!json_is_object(rc))
+		return pf_cni_fail(err, PF_CNI_ERR_CONFIG, "invalid network config", "\"runtimeConfig\" must be an object");
+	v = json_object_get(rc, "mac");
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v) || parse_unicast_mac(json_string_value(v), c->mac) < 0)
+			return pf_cni_fail(err, PF_CNI_ERR_CONFIG, "invalid network config",
+					   "\"runtimeConfig.mac\" must be a unicast MAC address such as \"0a:58:0a:f4:01:05\"");
+		c->has_mac = true;
+	}
+	v = json_object_get(rc, "ips");
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > 2)
+		return pf_cni_fail(err, PF_CNI_ERR_CONFIG, "invalid network config",
+				   "\"runtimeConfig.ips\" must be a list of at most one IPv4 and one IPv6 address");
+	json_array_foreach(v, i, ip) {
+		struct pf_addr a;
+
+		if (!json_is_string(ip) || parse_req_ip(json_string_value(ip), &a) < 0)
+			return pf_cni_fail(err, PF_CNI_ERR_CONFIG, "invalid network config",
+					   "\"runtimeConfig.ips[%zu]\" is not an IP address", i);
+		if (i == 1 && a.family == c->req_ips[0].family)
+			return pf_cni_fail(err, PF_CNI_ERR_CONFIG, "invalid network config",
+					   "\"runtimeConfig.ips\" holds two addresses of one family");
+		c->req_ips[c->n_req_ips++] = a;
+	}
+	return 0;
+}
+
 static int parse_fields(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct pf_cni_err *err)
 {
 	json_t *v, *ipam;
@@ -564,6 +632,8 @@ static int parse_fields(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct pf_cn
 			return r;
 		c->prev_result = v;
 	}
+	if (cmd == PF_CNI_ADD)
+		return parse_runtime_config(c, err);
 	if (cmd == PF_CNI_GC)
 		return parse_attachments(c, err);
 	return 0;

@@ -126,6 +126,13 @@ struct pf_cni_conf {
 	struct pf_cni_result prev; /* parsed prev_result */
 	struct pf_cni_attachment *valid; /* GC only */
 	size_t n_valid;
+	/* runtimeConfig capabilities, read on ADD only (a DEL must never fail
+	 * on them): "mac" for the pod end, "ips" requested from controller IPAM
+	 * (a delegated IPAM reads them from the same stdin itself). */
+	bool has_mac;
+	unsigned char mac[6];
+	size_t n_req_ips;
+	struct pf_addr req_ips[2];
 };
 
 /* Parses stdin bytes for cmd: JSON errors are code 6, version errors code 1,

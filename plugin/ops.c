@@ -160,6 +160,16 @@ static int ipam_ips(struct pf_plugin *p, struct alloc *a)
 	return 0;
 }
 
+static json_t *addr_list(const struct pf_addr *ips, size_t n)
+{
+	char buf[PF_ADDR_STRLEN];
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < n; i++)
+		json_array_append_new(list, json_string(pf_addr_format(&ips[i], buf)));
+	return list;
+}
+
 static int alloc_from_ctl(struct pf_plugin *p, struct alloc *a)
 {
 	json_t *req, *resp = NULL, *v;
@@ -171,6 +181,8 @@ static int alloc_from_ctl(struct pf_plugin *p, struct alloc *a)
 		json_object_set_new(req, "namespace", json_string(p->env.k8s_namespace));
 	if (req && p->env.k8s_name)
 		json_object_set_new(req, "name", json_string(p->env.k8s_name));
+	if (req && p->conf->n_req_ips)
+		json_object_set_new(req, "ips", addr_list(p->conf->req_ips, p->conf->n_req_ips));
 	a->from_ctl = true;
 	r = ctl_call(p, req, p->conf->timeout_ms, &resp);
 	if (r < 0 && r != -EREMOTEIO)
@@ -255,7 +267,11 @@ static void wiring_init(struct pf_plugin *p, struct wiring *w)
 {
 	pf_host_ifname(p->env.container_id, p->env.ifname, w->host);
 	attachment_mac(p->env.container_id, p->env.ifname, "host", w->host_mac);
-	attachment_mac(p->env.container_id, p->env.ifname, "pod", w->pod_mac);
+	/* The runtime's "mac" capability names the pod end's address. */
+	if (p->conf->has_mac)
+		memcpy(w->pod_mac, p->conf->mac, 6);
+	else
+		attachment_mac(p->env.container_id, p->env.ifname, "pod", w->pod_mac);
 	pf_addr_parse(gw4_str, &w->gw4);
 	pf_addr_parse(gw6_str, &w->gw6);
 }
@@ -406,16 +422,6 @@ static json_t *build_result(struct pf_plugin *p, const struct wiring *w, const s
 }
 
 /* ---- registration ---- */
-
-static json_t *addr_list(const struct pf_addr *ips, size_t n)
-{
-	char buf[PF_ADDR_STRLEN];
-	json_t *list = json_array();
-
-	for (size_t i = 0; list && i < n; i++)
-		json_array_append_new(list, json_string(pf_addr_format(&ips[i], buf)));
-	return list;
-}
 
 /* Returns 0 when the controller confirmed (or failOpen let us go on). */
 static int do_register(struct pf_plugin *p, const char *host_if, const struct pf_addr *ips, size_t n)

@@ -241,15 +241,26 @@ static json_t *answer(struct fake_ctl *c, json_t *req)
 			a->registered = false;
 		resp = json_pack("{s:b}", "ok", 1);
 	} else if (strcmp(op, "allocate") == 0) {
-		char buf[32];
+		json_t *want = json_object_get(req, "ips");
+		char buf[64];
 
 		a = att_get(c, cid, ifn, true);
 		if (!a->allocated) {
 			a->allocated = true;
 			a->ip = c->next_ip++;
 		}
-		snprintf(buf, sizeof(buf), "10.77.%u.%u/32", a->ip / 250, a->ip % 250 + 2);
-		resp = json_pack("{s:b, s:[s]}", "ok", 1, "ips", buf);
+		if (json_array_size(want)) {
+			/* Requested addresses, granted as host prefixes. */
+			resp = json_pack("{s:b, s:[]}", "ok", 1, "ips");
+			json_array_foreach(want, i, v) {
+				snprintf(buf, sizeof(buf), "%s/%s", json_string_value(v),
+					 strchr(json_string_value(v), ':') ? "128" : "32");
+				json_array_append_new(json_object_get(resp, "ips"), json_string(buf));
+			}
+		} else {
+			snprintf(buf, sizeof(buf), "10.77.%u.%u/32", a->ip / 250, a->ip % 250 + 2);
+			resp = json_pack("{s:b, s:[s]}", "ok", 1, "ips", buf);
+		}
 	} else if (strcmp(op, "release") == 0) {
 		a = att_get(c, cid, ifn, false);
 		if (a)

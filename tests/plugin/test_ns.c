@@ -797,6 +797,17 @@ static const struct {
 	{"controller does not confirm in time", "ADD", "c1", "eth0", 0, IDENT, "1.0.0", "@hl,\"timeoutMs\":100", NULL,
 	 S_CTL_HANG, 11},
 	{"failOpen does not cover bad config", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"failOpen\":1", NULL, S_NONE, 7},
+	{"runtimeConfig not an object", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"runtimeConfig\":[]", NULL, S_NONE, 7},
+	{"runtimeConfig.mac malformed", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"runtimeConfig\":{\"mac\":\"0a:58:zz:00:00:01\"}",
+	 NULL, S_NONE, 7},
+	{"runtimeConfig.mac multicast", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"runtimeConfig\":{\"mac\":\"01:00:5e:00:00:01\"}",
+	 NULL, S_NONE, 7},
+	{"runtimeConfig.ips not a list", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"runtimeConfig\":{\"ips\":\"10.77.9.9\"}", NULL,
+	 S_NONE, 7},
+	{"runtimeConfig.ips bad address", "ADD", "c1", "eth0", 0, IDENT, "1.1.0", ",\"runtimeConfig\":{\"ips\":[\"10.77.9.300/24\"]}",
+	 NULL, S_NONE, 7},
+	{"runtimeConfig.ips two of one family", "ADD", "c1", "eth0", 0, IDENT, "1.1.0",
+	 ",\"runtimeConfig\":{\"ips\":[\"10.77.9.9\",\"10.77.9.10\"]}", NULL, S_NONE, 7},
 	{"STATUS, controller absent", "STATUS", "", "", 1, "", "1.1.0", NULL, NULL, S_CTL_ABSENT, 50},
 	{"GC without attachments", "GC", "", "", 1, "", "1.1.0", NULL, NULL, S_NONE, 7},
 };
@@ -976,6 +987,55 @@ START_TEST(test_del_idempotent)
 }
 END_TEST
 
+/* The CNI conventions' capabilities: runtimeConfig.mac names the pod end's
+ * address, runtimeConfig.ips is requested from controller IPAM; DEL ignores
+ * even a runtimeConfig ADD would refuse. */
+START_TEST(test_runtime_config)
+{
+	struct world w;
+	char pod[64], *conf, *bad, *s;
+	struct run r = {0};
+	json_t *ifs;
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	conf = conf_of(&w, "1.1.0",
+		       ",\"capabilities\":{\"mac\":true,\"ips\":true},"
+		       "\"runtimeConfig\":{\"mac\":\"0A:58:0a:4d:05:05\",\"ips\":[\"10.77.5.5/24\",\"fd00:77::5/64\"]}");
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	ifs = json_object_get(r.json, "interfaces");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ifs, 1), "mac")), "0a:58:0a:4d:05:05");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "ips"), 0), "address")),
+			 "10.77.5.5/32");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "ips"), 1), "address")),
+			 "fd00:77::5/128");
+	run_done(&r);
+	s = sh("ip -n %s -o link show eth0; ip -n %s -o addr show dev eth0", pod, pod);
+	ck_assert_msg(strstr(s, "link/ether 0a:58:0a:4d:05:05") && strstr(s, "inet 10.77.5.5/32") &&
+			      strstr(s, "inet6 fd00:77::5/128"),
+		      "%s", s);
+	free(s);
+	/* The host's neighbour entry for the pod points at that MAC. */
+	s = sh("ip -n %s neigh show 10.77.5.5", w.node);
+	ck_assert_msg(strstr(s, "lladdr 0a:58:0a:4d:05:05"), "%s", s);
+	free(s);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(fake_find(&w, "c1")->reg, "ips"), 0)),
+			 "10.77.5.5");
+	bad = conf_of(&w, "1.1.0", ",\"runtimeConfig\":{\"mac\":\"ff:ff:ff:ff:ff:ff\",\"ips\":7}");
+	PODFENCE_RUN(&w, "DEL", "c1", pod, bad, &r);
+	assert_ok_silent(&r);
+	run_done(&r);
+	assert_clean(&w, pod);
+	free(bad);
+	free(conf);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
 /* What DEL guarantees when it returns, before the pair's deletion finishes
  * in the background: the host end is out of service (no link by its name,
  * no route or neighbour entry to the pod), and the same attachment can be
@@ -1061,6 +1121,7 @@ int main(int argc, char **argv)
 	ADD_TC("status", test_status, 1);
 	ADD_TC("del", test_del_idempotent, 1);
 	ADD_TC("del_retires", test_del_retires, 1);
+	ADD_TC("runtime_config", test_runtime_config, 1);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
