@@ -9,6 +9,7 @@ any such probe is a failure. Changes made to prove that a controller is live
 again after a fault are measured with the prober paused.
 """
 
+import ipaddress
 import json
 import os
 import random
@@ -372,6 +373,35 @@ def run_faults(conf, results):
             raise pc.E2EError("ADD must fail with CNI code 11 (try again later): " + ", ".join(notes))
         return ", ".join(notes)
     with_prober("F4 plugin socket unavailable during ADD", socket_gone)
+
+    # F4c: controller IPAM through the real plugin and daemon, with the
+    # runtime's "ips" capability: the pod gets exactly the requested address
+    # (from the Node's podCIDR, at the top where host-local never reaches
+    # here), a second pod asking for it is told to try later and leaves
+    # nothing, and DEL gives the address back.
+    def requested_ip():
+        node = c.nodes[0]
+        want = str(ipaddress.ip_network(node.pod_cidr)[253])
+        cfg = c.controller_ipam_config(node, [want + "/24"])
+        pod = c.add_pod(churn_ns, "ipreq", node, {"app": "ipreq"}, serve=False, service=False, cni_conf=cfg)
+        try:
+            if pod.ip != want:
+                raise pc.E2EError(f"requested {want}, the pod got {pod.ip}")
+            regs = c.registrations(node)
+            if not any(r.startswith(f"{churn_ns}/ipreq ") for r in regs):
+                raise pc.E2EError(f"the controller did not register the pod: {regs}")
+            code = c.try_add_fail(churn_ns, "ipreq2", node, cfg)
+            if code != 11:
+                raise pc.E2EError(f"a second pod asking for {want} got code {code}, want 11")
+        finally:
+            c.delete_pod(pod)
+        again = c.add_pod(churn_ns, "ipreq3", node, {"app": "ipreq"}, serve=False, service=False, cni_conf=cfg)
+        got = again.ip
+        c.delete_pod(again)
+        if got != want:
+            raise pc.E2EError(f"after DEL, {want} was not given back (next pod got {got})")
+        return f"requested {want}: granted, refused to a second pod with code 11, given back by DEL"
+    with_prober("F4c controller IPAM with a requested address", requested_ip)
 
 
 def run_churn(conf, results, n=100):

@@ -208,6 +208,7 @@ class Pod:
         self.cluster_ip = None
         self.server = None
         self.uid = None
+        self.cni_conf = None    # the network config of its ADD (DEL sends the same)
 
     @property
     def key(self):
@@ -539,7 +540,7 @@ current-context: e2e
             "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE={pod.ns};K8S_POD_NAME={pod.name};"
                         f"K8S_POD_INFRA_CONTAINER_ID={pod.container_id};K8S_POD_UID={pod.uid}",
         }
-        conf = json.dumps(config or self.cni_config(node))
+        conf = json.dumps(config or pod.cni_conf or self.cni_config(node))
         exe = os.path.join(self.cni_bin, self.plugin)
         p = sh([exe], ns=node.netns, input=conf, check=False, timeout=timeout, env=env)
         return p
@@ -561,9 +562,10 @@ current-context: e2e
                 "metadata": {"name": pod.name, "namespace": pod.ns, "labels": pod.labels},
                 "spec": {"nodeName": pod.node.name, "containers": containers}}
 
-    def add_pod(self, ns, name, node, labels, ports=PORTS, serve=True, service=True):
+    def add_pod(self, ns, name, node, labels, ports=PORTS, serve=True, service=True, cni_conf=None):
         """Creates the pod as the scheduler + kubelet + runtime would; returns Pod."""
         pod = Pod(ns, name, node, labels, list(ports))
+        pod.cni_conf = cni_conf
         with self.lock:
             self.pods[pod.key] = pod
         pod.uid = f"uid-{self.run_id}-{ns}-{name}"
@@ -606,6 +608,11 @@ current-context: e2e
             if pod.netns in self.created_netns:
                 self.created_netns.remove(pod.netns)
             self.pods.pop(pod.key, None)
+
+    def controller_ipam_config(self, node, ips):
+        """podfence with controller IPAM (no ipam section) and the runtime's ips capability."""
+        return {"cniVersion": "1.1.0", "name": "e2e", "type": "podfence", "socket": node.socket,
+                "capabilities": {"ips": True}, "runtimeConfig": {"ips": list(ips)}}
 
     def try_add_fail(self, ns, name, node, config):
         """Runs an ADD that must fail; returns the CNI error code it reported (or raises if it
