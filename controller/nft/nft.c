@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,106 @@ static void raise_buf(int fd, int force_opt, int opt)
 	 * plain option is capped by net.core.[rw]mem_max. */
 	if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) < 0)
 		setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+}
+
+/* ---- change monitor ---- */
+
+static void mon_open(struct pf_nft *n)
+{
+	int grp = NFNLGRP_NFTABLES, fd;
+
+	n->mon = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!n->mon)
+		return;
+	fd = mnl_socket_get_fd(n->mon);
+	if (mnl_socket_bind(n->mon, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0) {
+		mnl_socket_close(n->mon);
+		n->mon = NULL;
+		return;
+	}
+	raise_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+}
+
+/* Discards every queued notification. False without a usable monitor. */
+static bool mon_drain(struct pf_nft *n)
+{
+	int fd;
+
+	if (!n->mon)
+		return false;
+	fd = mnl_socket_get_fd(n->mon);
+	for (;;) {
+		ssize_t len = recv(fd, n->rcvbuf, n->rcvbuf_len, MSG_DONTWAIT);
+
+		/* ENOBUFS: some were lost; they are being discarded anyway. */
+		if (len > 0 || (len < 0 && (errno == EINTR || errno == ENOBUFS)))
+			continue;
+		return len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+}
+
+struct mon_scan {
+	const char *table;
+	uint32_t until;
+	bool reached, touched;
+};
+
+/* Every nftables notification but NEWGEN carries its table's name as
+ * attribute 1 (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE,
+ * NFTA_SET_TABLE, NFTA_SET_ELEM_LIST_TABLE, NFTA_OBJ_TABLE, ...). */
+static void mon_msg(const struct nlmsghdr *nlh, struct mon_scan *ms)
+{
+	const struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *a;
+
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)))
+		return;
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWGEN) {
+		mnl_attr_for_each(a, nlh, sizeof(*g)) {
+			/* A commit's NEWGEN follows all of its other notifications. */
+			if (mnl_attr_get_type(a) == NFTA_GEN_ID && mnl_attr_validate(a, MNL_TYPE_U32) == 0 &&
+			    (int32_t)(ntohl(mnl_attr_get_u32(a)) - ms->until) >= 0)
+				ms->reached = true;
+		}
+		return;
+	}
+	if (g->nfgen_family != NFPROTO_INET)
+		return;
+	mnl_attr_for_each(a, nlh, sizeof(*g)) {
+		if (mnl_attr_get_type(a) == 1 &&
+		    (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0 || strcmp(mnl_attr_get_str(a), ms->table) == 0))
+			ms->touched = true;
+	}
+}
+
+/* After mon_drain and a read that ended at generation until: whether the
+ * notifications of every commit up to until left our table alone. Waits
+ * (at most a second) for the NEWGEN of until; lost notifications, a
+ * timeout or any doubt answer false. */
+static bool mon_untouched(struct pf_nft *n, uint32_t until)
+{
+	struct mon_scan ms = { .table = n->table, .until = until };
+	struct pollfd pfd = { .fd = mnl_socket_get_fd(n->mon), .events = POLLIN };
+	int waits = 0;
+
+	while (!ms.reached && !ms.touched) {
+		ssize_t len = recv(pfd.fd, n->rcvbuf, n->rcvbuf_len, MSG_DONTWAIT);
+		const struct nlmsghdr *h;
+		int left;
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			if ((errno != EAGAIN && errno != EWOULDBLOCK) || waits++ >= 10 || poll(&pfd, 1, 100) < 0)
+				return false;
+			continue;
+		}
+		left = (int)len;
+		for (h = (const struct nlmsghdr *)n->rcvbuf; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left))
+			mon_msg(h, &ms);
+	}
+	return !ms.touched;
 }
 
 int pf_nft_new(const struct pf_nft_opts *opts, struct pf_nft **ret)
@@ -76,6 +177,7 @@ int pf_nft_new(const struct pf_nft_opts *opts, struct pf_nft **ret)
 	setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
 	setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	n->seq = (uint32_t)time(NULL);
+	mon_open(n);
 	*ret = n;
 	return 0;
 fail:
@@ -119,6 +221,8 @@ void pf_nft_free(struct pf_nft *n)
 		return;
 	if (n->nl)
 		mnl_socket_close(n->nl);
+	if (n->mon)
+		mnl_socket_close(n->mon);
 	free(n->table);
 	free(n->rcvbuf);
 	free(n);
@@ -148,21 +252,47 @@ struct talk {
 	int cb_err;
 };
 
-static int talk_cb(const struct nlmsghdr *nlh, void *data)
+/* The messages of one received buffer that answer seq. Returns MNL_CB_STOP
+ * at the end of the exchange (DONE, ACK), MNL_CB_OK to read on, or the
+ * kernel's -errno. Not libmnl's mnl_cb_run: that stops at the first message
+ * flagged NLM_F_DUMP_INTR and leaves the rest of the dump queued on the
+ * socket, where the next request would read it as its answer. */
+static int talk_run(struct pf_nft *n, const char *buf, size_t len, uint32_t seq, struct talk *tk)
 {
-	struct talk *tk = data;
+	const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+	int left = (int)len;
 
-	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
-		tk->intr = true;
-	if (tk->cb && tk->cb(nlh, tk->data) < 0) {
-		if (!tk->cb_err)
-			tk->cb_err = -ENOMEM;
+	for (; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
+		/* A straggler of an exchange given up earlier is nobody's answer. */
+		if (h->nlmsg_seq != seq || (h->nlmsg_pid && h->nlmsg_pid != n->portid))
+			continue;
+		if (h->nlmsg_flags & NLM_F_DUMP_INTR)
+			tk->intr = true;
+		switch (h->nlmsg_type) {
+		case NLMSG_NOOP:
+			continue;
+		case NLMSG_DONE:
+			/* A dump that failed ends with DONE carrying the error. */
+			if (h->nlmsg_len >= mnl_nlmsg_size(sizeof(int)) && *(const int *)mnl_nlmsg_get_payload(h) < 0)
+				return *(const int *)mnl_nlmsg_get_payload(h);
+			return MNL_CB_STOP;
+		case NLMSG_ERROR:
+			if (h->nlmsg_len < mnl_nlmsg_size(sizeof(struct nlmsgerr)))
+				return -EBADMSG;
+			return ((const struct nlmsgerr *)mnl_nlmsg_get_payload(h))->error ?: MNL_CB_STOP;
+		case NLMSG_OVERRUN:
+			return -ENOSPC;
+		default:
+			if (tk->cb && tk->cb(h, tk->data) < 0 && !tk->cb_err)
+				tk->cb_err = -ENOMEM;
+		}
 	}
 	return MNL_CB_OK;
 }
 
 /* Sends one request and runs cb on every reply until DONE or the ACK.
- * Returns 0, -EINTR for an interrupted dump (caller dumps again), or -errno. */
+ * Returns 0, -EINTR for a dump the kernel flagged NLM_F_DUMP_INTR (read to
+ * its end, so the socket stays in step; the caller decides), or -errno. */
 static int talk(struct pf_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	struct talk tk = { .cb = cb, .data = data };
@@ -179,12 +309,10 @@ static int talk(struct pf_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 				continue;
 			return -errno;
 		}
-		rc = mnl_cb_run(n->rcvbuf, (size_t)len, seq, n->portid, talk_cb, &tk);
-		if (rc < 0) {
-			rc = -errno;
-			/* an error ends the exchange; the kernel sends nothing more */
+		rc = talk_run(n, n->rcvbuf, (size_t)len, seq, &tk);
+		/* an error ends the exchange; the kernel sends nothing more */
+		if (rc < 0)
 			return rc;
-		}
 		if (rc == MNL_CB_STOP)
 			break;
 	}
@@ -236,6 +364,8 @@ struct reader {
 	struct nftnl_rule **rules;
 	size_t n_rules;
 	bool table_found;
+	bool mon_ok; /* the change monitor was drained before the read */
+	bool intr;   /* a dump scoped to our table was flagged NLM_F_DUMP_INTR */
 };
 
 static int push(void ***v, size_t *n, void *o)
@@ -343,8 +473,49 @@ static void reader_done(struct reader *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Dumps whose requests name our table resume by position within it, so a
+ * commit elsewhere in the namespace cannot skew them, yet the kernel flags
+ * every dump that spans any commit with NLM_F_DUMP_INTR. With the change
+ * monitor drained, such a flag is noted (the read then stands only if the
+ * monitor proves our table untouched) and the read goes on; without it,
+ * the whole read is redone. */
+static int talk_scoped(struct pf_nft *n, struct reader *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	int rc = talk(n, nlh, cb, data);
+
+	if (rc == -EINTR && r->mon_ok) {
+		r->intr = true;
+		return 0;
+	}
+	return rc;
+}
+
+#define UNSCOPED_TRIES 4
+
+/* The table and chain dumps walk every inet table, so a commit to another
+ * table can shift them: an interrupted one is redone alone. */
+static int dump_unscoped(struct pf_nft *n, struct reader *r, uint16_t type, mnl_cb_t cb)
+{
+	char buf[256];
+	int rc = -EINTR;
+
+	for (int i = 0; i < UNSCOPED_TRIES && rc == -EINTR; i++) {
+		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+
+		if (type == NFT_MSG_GETCHAIN) {
+			for (size_t j = 0; j < r->n_chains; j++)
+				nftnl_chain_free(r->chains[j]);
+			r->n_chains = 0;
+		} else {
+			r->table_found = false;
+		}
+		rc = talk(n, nlh, cb, r);
+	}
+	return rc;
+}
+
 /* Dumps the elements of the set named like s into s. */
-static int dump_elems(struct pf_nft *n, struct nftnl_set *s)
+static int dump_elems(struct pf_nft *n, struct reader *r, struct nftnl_set *s)
 {
 	char buf[1024];
 	struct nftnl_set *q = nftnl_set_alloc();
@@ -358,7 +529,7 @@ static int dump_elems(struct pf_nft *n, struct nftnl_set *s)
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, n->seq++);
 	nftnl_set_elems_nlmsg_build_payload(nlh, q);
 	nftnl_set_free(q);
-	return (rc = talk(n, nlh, elems_cb, s)) < 0 ? rc : 0;
+	return (rc = talk_scoped(n, r, nlh, elems_cb, s)) < 0 ? rc : 0;
 }
 
 static int dump_all(struct pf_nft *n, struct reader *r)
@@ -370,8 +541,7 @@ static int dump_all(struct pf_nft *n, struct reader *r)
 	size_t i;
 	int rc;
 
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_DUMP, n->seq++);
-	rc = talk(n, nlh, table_cb, r);
+	rc = dump_unscoped(n, r, NFT_MSG_GETTABLE, table_cb);
 	if (rc < 0 || !r->table_found)
 		return rc;
 	qs = nftnl_set_alloc();
@@ -383,22 +553,21 @@ static int dump_all(struct pf_nft *n, struct reader *r)
 	nftnl_set_set_str(qs, NFTNL_SET_TABLE, n->table);
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, n->seq++);
 	nftnl_set_nlmsg_build_payload(nlh, qs);
-	rc = talk(n, nlh, set_cb, r);
+	rc = talk_scoped(n, r, nlh, set_cb, r);
 	if (rc < 0)
 		goto out;
 	for (i = 0; i < r->n_sets; i++) {
-		rc = dump_elems(n, r->sets[i]);
+		rc = dump_elems(n, r, r->sets[i]);
 		if (rc < 0)
 			goto out;
 	}
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, n->seq++);
-	rc = talk(n, nlh, chain_cb, r);
+	rc = dump_unscoped(n, r, NFT_MSG_GETCHAIN, chain_cb);
 	if (rc < 0)
 		goto out;
 	nftnl_rule_set_str(qr, NFTNL_RULE_TABLE, n->table);
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, n->seq++);
 	nftnl_rule_nlmsg_build_payload(nlh, qr);
-	rc = talk(n, nlh, rule_cb, r);
+	rc = talk_scoped(n, r, nlh, rule_cb, r);
 out:
 	nftnl_set_free(qs);
 	nftnl_rule_free(qr);
@@ -701,9 +870,11 @@ int nft_read_state(struct pf_nft *n, struct nft_kstate *ret)
 		struct reader r = { .n = n };
 		struct nft_kstate k = { 0 };
 		uint32_t gen1 = 0;
+		bool mon_ok, intr;
 
 		if (attempt)
 			n->stats.read_retries++;
+		r.mon_ok = mon_drain(n);
 		rc = nft_get_gen(n, &k.gen);
 		if (rc < 0)
 			return rc;
@@ -712,12 +883,26 @@ int nft_read_state(struct pf_nft *n, struct nft_kstate *ret)
 			k.plan = calloc(1, sizeof(*k.plan));
 			rc = k.plan ? build_state(&r, &k) : -ENOMEM;
 		}
+		mon_ok = r.mon_ok;
+		intr = r.intr || rc == -EINTR;
 		reader_done(&r);
 		if (rc == 0)
 			rc = nft_get_gen(n, &gen1);
-		/* a dump that raced with a commit, or a commit between our
-		 * dumps: the pieces may not belong together; read again */
-		if (rc == -EINTR || (rc == 0 && gen1 != k.gen)) {
+		if (intr)
+			n->stats.dump_intr++;
+		/* Commits during the read: if none touched our table (the
+		 * monitor saw every notification up to gen1), what we read is
+		 * our table as of gen1. Otherwise the pieces may not belong
+		 * together: read again. */
+		if (rc == 0 && (gen1 != k.gen || intr)) {
+			if (!mon_ok || !mon_untouched(n, gen1)) {
+				nft_kstate_done(&k);
+				rc = -EAGAIN;
+				continue;
+			}
+			n->stats.reads_across_commits++;
+			k.gen = gen1;
+		} else if (rc == -EINTR) {
 			nft_kstate_done(&k);
 			rc = -EAGAIN;
 			continue;

@@ -52,6 +52,8 @@ struct pf_nft_stats {
 	uint64_t longest_txn_ns;    /* longest sendmsg-to-last-ACK time of one transaction */
 	uint64_t reads;             /* full read-backs of the table (pf_nft_read, sync) */
 	uint64_t read_retries;      /* read-backs redone: generation changed or dump interrupted */
+	uint64_t dump_intr;         /* reads during which the kernel flagged a dump NLM_F_DUMP_INTR */
+	uint64_t reads_across_commits; /* reads that stood though other tables changed meanwhile */
 	uint64_t gen_conflicts;     /* commits refused because the ruleset changed since the read */
 };
 

@@ -556,6 +556,86 @@ START_TEST(test_sync_under_concurrent_changes)
 }
 END_TEST
 
+START_TEST(test_read_interrupted_dump)
+{
+	/* A read-back whose multi-part dumps race with a neighbour committing
+	 * to its own table all the time (the kernel flags them NLM_F_DUMP_INTR
+	 * and the generation moves under every read): the change monitor
+	 * shows our table untouched, so every read stands, and each returns
+	 * the whole table. Before the monitor, every read here gave up. */
+	struct pf_ir_plan *p = nt_plan(), *got;
+	struct pf_nft_stats st;
+	struct pf_ir_set *s;
+	struct pf_ir_chain *c;
+	struct env e;
+	pid_t pid;
+	int status, reads = 0, failed = 0;
+	char *want;
+
+	s = nt_set(p, "p_big", PF_IR_SET_ADDR4, "big", NULL, 0);
+	for (size_t i = 0; i < 60000; i++) {
+		struct pf_addr a = { .family = 4, .bytes = { 10, (uint8_t)(64 + (i >> 16)), (uint8_t)(i >> 8), (uint8_t)i } };
+
+		nt_set_add_addr(s, &a);
+	}
+	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
+	nt_rule(c, 4, "p_big", false, 0, 0, 0, "ns/big", 0);
+	nt_pod(p, "ns/a", "va", NULL, "in_a", NULL);
+	nt_plan_finish(p);
+	env_up(&e, "intr", 1000000);
+	ck_assert_int_eq(pf_nft_sync(e.n, p), 0);
+	assert_kernel_is(e.n, p);
+	want = nt_plan_kernel_text(p);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd),
+			 /* one nft process, a commit per line: thousands a second */
+			 "exec ip netns exec %s sh -c 'while :; do echo add table inet other; "
+			 "echo delete table inet other; done | nft -i' >/dev/null 2>&1",
+			 e.ns);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	usleep(100 * 1000);
+	pf_nft_reset_stats(e.n);
+	/* Until the kernel has interrupted a dump a few times, or 200 reads. */
+	for (; reads < 200; reads++) {
+		pf_nft_get_stats(e.n, &st);
+		if (st.dump_intr >= 3)
+			break;
+		got = NULL;
+		int rc = pf_nft_read(e.n, &got);
+
+		if (rc != 0) {
+			if (failed++ == 0)
+				fprintf(stderr, "read %d: %d %s\n", reads, rc, pf_nft_error(e.n));
+			continue;
+		}
+		char *text = nt_plan_kernel_text(got);
+
+		ck_assert_msg(strcmp(text, want) == 0, "read %d differs from the table", reads);
+		free(text);
+		pf_ir_plan_free(got);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	nt_sh("for p in $(ip netns pids %s); do kill -9 $p; done", e.ns);
+	pf_nft_get_stats(e.n, &st);
+	fprintf(stderr, "interrupted dumps: %llu in %d reads (%llu stood across commits, %llu redone, %d failed)\n",
+		(unsigned long long)st.dump_intr, reads, (unsigned long long)st.reads_across_commits,
+		(unsigned long long)st.read_retries, failed);
+	ck_assert_msg(st.dump_intr > 0, "no dump was interrupted in %d reads", reads);
+	ck_assert_uint_gt(st.reads_across_commits, 0);
+	ck_assert_int_eq(failed, 0);
+	free(want);
+	env_down(&e);
+	pf_ir_plan_free(p);
+}
+END_TEST
+
 START_TEST(test_repairs_foreign_changes)
 {
 	struct pf_ir_plan *p = plan_g1();
@@ -648,6 +728,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_generation_conflict);
 	tcase_add_test(tc, test_repairs_foreign_changes);
 	tcase_add_test(tc, test_sync_under_concurrent_changes);
+	tcase_add_test(tc, test_read_interrupted_dump);
 	tcase_add_test(tc, test_large_set_paged);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
