@@ -416,6 +416,32 @@ void nt_ns_cleanup_all(void)
 	closedir(d);
 }
 
+int nt_run_suite(const char *suite, int timeout, const TTest *const *tests, size_t n)
+{
+	Suite *s;
+	TCase *tc;
+	SRunner *sr;
+	int failed;
+
+	nt_set_root_pid(getpid());
+	if (!nt_can_netns()) {
+		fprintf(stderr, "%s: no network namespaces (need root); skipping\n", suite);
+		return 77;
+	}
+	s = suite_create(suite);
+	tc = tcase_create(strchr(suite, '.') ? strchr(suite, '.') + 1 : suite);
+	tcase_set_timeout(tc, timeout);
+	for (size_t i = 0; i < n; i++)
+		tcase_add_test(tc, tests[i]);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	nt_ns_cleanup_all();
+	return failed ? 1 : 0;
+}
+
 bool nt_can_netns(void)
 {
 	char name[96];

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
 #include <jansson.h>
 
 #include "ir.h"
@@ -56,6 +57,11 @@ void nt_ns_cleanup_all(void);
 void nt_set_root_pid(int pid);
 /* True when namespaces work; under CI=true a failure is fatal (exit 1). */
 bool nt_can_netns(void);
+/* The main() of a kernel test binary: tests in one case of suite, with
+ * timeout seconds each; 77 (skip) without network namespaces (fails under
+ * CI=true), then every namespace the run made is removed. Returns the exit
+ * status. */
+int nt_run_suite(const char *suite, int timeout, const TTest *const *tests, size_t n);
 
 /* A "node" namespace with routed veth "pods", each in its own namespace:
  * pod i is 10.244.0.(10+i)/32 behind node interface pfv<i>. */

@@ -704,37 +704,23 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-	Suite *s = suite_create("nft.kernel");
-	TCase *tc = tcase_create("kernel");
-	SRunner *sr;
-	int failed;
+	const TTest *const tests[] = {
+		test_golden_sync,
+		test_adopt_and_converge,
+		test_apply_diff,
+		test_apply_concatenated_diffs,
+		test_chunked_cold_start,
+		test_error_conflicting_element,
+		test_error_missing_set,
+		test_generation_conflict,
+		test_repairs_foreign_changes,
+		test_sync_under_concurrent_changes,
+		test_read_interrupted_dump,
+		test_large_set_paged,
+	};
 
 	(void)argc;
 	(void)argv;
 	golden_dir = getenv("PF_NFT_GOLDEN_DIR") ? getenv("PF_NFT_GOLDEN_DIR") : PF_NFT_GOLDEN_DIR;
-	nt_set_root_pid(getpid());
-	if (!nt_can_netns()) {
-		fprintf(stderr, "nft.kernel: no network namespaces (need root); skipping\n");
-		return 77;
-	}
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_golden_sync);
-	tcase_add_test(tc, test_adopt_and_converge);
-	tcase_add_test(tc, test_apply_diff);
-	tcase_add_test(tc, test_apply_concatenated_diffs);
-	tcase_add_test(tc, test_chunked_cold_start);
-	tcase_add_test(tc, test_error_conflicting_element);
-	tcase_add_test(tc, test_error_missing_set);
-	tcase_add_test(tc, test_generation_conflict);
-	tcase_add_test(tc, test_repairs_foreign_changes);
-	tcase_add_test(tc, test_sync_under_concurrent_changes);
-	tcase_add_test(tc, test_read_interrupted_dump);
-	tcase_add_test(tc, test_large_set_paged);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	nt_ns_cleanup_all();
-	return failed ? 1 : 0;
+	return nt_run_suite("nft.kernel", 120, tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -267,10 +267,7 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-	Suite *s = suite_create("nft.restart");
-	TCase *tc = tcase_create("restart");
-	SRunner *sr;
-	int failed;
+	const TTest *const tests[] = {test_restart_under_traffic};
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s PFAGENT NFT_DRIVER\n", argv[0]);
@@ -278,18 +275,5 @@ int main(int argc, char **argv)
 	}
 	pfagent = argv[1];
 	driver = argv[2];
-	nt_set_root_pid(getpid());
-	if (!nt_can_netns()) {
-		fprintf(stderr, "nft.restart: no network namespaces (need root); skipping\n");
-		return 77;
-	}
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_restart_under_traffic);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	nt_ns_cleanup_all();
-	return failed ? 1 : 0;
+	return nt_run_suite("nft.restart", 300, tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -248,28 +248,12 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-	Suite *s = suite_create("nft.traffic");
-	TCase *tc = tcase_create("traffic");
-	SRunner *sr;
-	int failed;
+	const TTest *const tests[] = {test_traffic};
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s PFAGENT\n", argv[0]);
 		return 2;
 	}
 	pfagent = argv[1];
-	nt_set_root_pid(getpid());
-	if (!nt_can_netns()) {
-		fprintf(stderr, "nft.traffic: no network namespaces (need root); skipping\n");
-		return 77;
-	}
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_traffic);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	nt_ns_cleanup_all();
-	return failed ? 1 : 0;
+	return nt_run_suite("nft.traffic", 300, tests, sizeof(tests) / sizeof(tests[0]));
 }
