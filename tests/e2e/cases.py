@@ -383,15 +383,18 @@ def expected_matrix(edits):
     return m
 
 
-def resolve(obj, subst):
-    """Replaces "$kind:arg" placeholders (anywhere inside strings) through subst(kind, arg)."""
+def resolve(obj, subst, family=4):
+    """Replaces "$kind:arg" placeholders (anywhere inside strings) through subst(kind, arg).
+    For family 6 (subst then answers IPv6 addresses) a host prefix "/32" becomes "/128"."""
     if isinstance(obj, dict):
-        return {k: resolve(v, subst) for k, v in obj.items()}
+        return {k: resolve(v, subst, family) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [resolve(v, subst) for v in obj]
+        return [resolve(v, subst, family) for v in obj]
     if isinstance(obj, str) and obj.startswith("$"):
         head, _, tail = obj[1:].partition("/")
         kind, _, arg = head.partition(":")
         val = subst(kind, arg)
+        if family == 6 and tail == "32":
+            tail = "128"
         return f"{val}/{tail}" if tail else val
     return obj

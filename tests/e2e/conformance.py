@@ -23,8 +23,12 @@ PROBE_TIMEOUT_MS = 800
 
 
 class Conformance:
-    def __init__(self, cluster):
+    def __init__(self, cluster, family=4):
+        """family 6: probes go to the pods' IPv6 addresses and ipBlock placeholders
+        resolve to IPv6 (a dual-stack cluster)."""
         self.c = cluster
+        self.family = family
+        cluster.probe_family = family
         self.kube = cluster.kube
         self.ns = {b: f"{b}-{cluster.run_id}" for b in "xyz"}
         self.pods = {}     # short key "xa" -> Pod
@@ -47,8 +51,11 @@ class Conformance:
         if kind == "ns":
             return self.ns[arg]
         if kind == "ip":
-            return self.pods[arg].ip
+            return self.pods[arg].ip6 if self.family == 6 else self.pods[arg].ip
         if kind == "net4":
+            # A wide block holding every pod of both nodes (fd00::/16 for IPv6).
+            if self.family == 6:
+                return str(ipaddress.ip_network(self.pods[arg].ip6 + "/16", strict=False))
             return str(ipaddress.ip_network(self.pods[arg].ip + "/4", strict=False))
         raise ValueError(f"unknown placeholder {kind}")
 
@@ -72,9 +79,9 @@ class Conformance:
 
     def act(self, kind, arg):
         if kind == "apply":
-            self.kube.create("networkpolicies", cases.resolve(arg, self.subst))
+            self.kube.create("networkpolicies", cases.resolve(arg, self.subst, self.family))
         elif kind == "update":
-            pol = cases.resolve(arg, self.subst)
+            pol = cases.resolve(arg, self.subst, self.family)
             md = pol["metadata"]
             cur = self.kube.get("networkpolicies", md["namespace"], md["name"])
             md["resourceVersion"] = cur["metadata"].get("resourceVersion")

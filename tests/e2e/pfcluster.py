@@ -39,6 +39,7 @@ NAME_LABEL = "kubernetes.io/metadata.name"
 SERVICE_NET = ipaddress.ip_network("10.96.0.0/16")
 NODE_NET = "192.168.77"   # control plane bridge in cp
 PEER_NET = "192.168.78"   # node-to-node veth for pod traffic
+PEER_NET6 = "fd00:78"     # the same, IPv6 (dual-stack clusters)
 PORTS = ((80, "tcp"), (81, "tcp"), (80, "udp"), (81, "udp"))
 
 _counter = [0]
@@ -184,6 +185,7 @@ class Node:
         self.netns = f"{cluster.prefix}-n{index}"
         self.addr = f"{NODE_NET}.{index}"
         self.pod_cidr = f"10.244.{index}.0/24"
+        self.pod_cidr6 = f"fd00:244:{index}::/64"
         self.dir = os.path.join(cluster.tmp, f"node{index}")
         self.socket = os.path.join(self.dir, "podfence.sock")
         self.state_dir = os.path.join(self.dir, "state")
@@ -205,6 +207,7 @@ class Pod:
         self.netns = None
         self.container_id = None
         self.ip = None
+        self.ip6 = None         # dual-stack clusters only
         self.cluster_ip = None
         self.server = None
         self.uid = None
@@ -219,7 +222,7 @@ class Cluster:
     """Owns every namespace, process and file it creates; teardown() removes them all."""
 
     def __init__(self, build_dir, plugin="podfence", nodes=2, podfenced=True,
-                 apiserver=True, keep_logs_on_failure=True):
+                 apiserver=True, keep_logs_on_failure=True, dual_stack=False):
         with _counter_lock:
             _counter[0] += 1
             n = _counter[0]
@@ -227,6 +230,11 @@ class Cluster:
         self.prefix = f"pfe-{self.run_id}"
         self.build = os.path.abspath(build_dir)
         self.plugin = plugin
+        # Dual stack: every pod also gets an address of its node's pod_cidr6, the nodes
+        # route IPv6 between them, and probe_family 6 probes pods' IPv6 addresses directly
+        # (the ClusterIP emulation is IPv4 only).
+        self.dual_stack = dual_stack
+        self.probe_family = 4
         self.use_podfenced = podfenced
         self.use_apiserver = apiserver
         self.tmp = tempfile.mkdtemp(prefix=f"pf-e2e-{self.run_id}-")
@@ -293,6 +301,8 @@ class Cluster:
             sh(["ip", "-n", node.netns, "addr", "add", f"{node.addr}/24", "dev", "eth0"])
             sh(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
             node.sh(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            if self.dual_stack:
+                node.sh(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
             self.setup_dnat(node)
         # Pod traffic between nodes takes a veth of its own, node to node; the bridge in
         # cp only carries the control plane (API server).
@@ -302,10 +312,16 @@ class Cluster:
                 "peer0", "netns", b.netns])
             for n in (a, b):
                 sh(["ip", "-n", n.netns, "addr", "add", f"{PEER_NET}.{n.index}/24", "dev", "peer0"])
+                if self.dual_stack:
+                    sh(["ip", "-n", n.netns, "addr", "add", f"{PEER_NET6}::{n.index}/64", "dev",
+                        "peer0", "nodad"])
                 sh(["ip", "-n", n.netns, "link", "set", "peer0", "up"])
             for n, other in ((a, b), (b, a)):
                 sh(["ip", "-n", n.netns, "route", "add", other.pod_cidr, "via",
                     f"{PEER_NET}.{other.index}"])
+                if self.dual_stack:
+                    sh(["ip", "-n", n.netns, "route", "add", other.pod_cidr6, "via",
+                        f"{PEER_NET6}::{other.index}"])
         else:
             for node in self.nodes:
                 for other in self.nodes:
@@ -453,7 +469,8 @@ current-context: e2e
             self.kube.create("nodes", {
                 "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
-                "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+                "spec": {"podCIDR": node.pod_cidr,
+                         "podCIDRs": [node.pod_cidr] + ([node.pod_cidr6] if self.dual_stack else [])},
                 "status": {"addresses": [{"type": "InternalIP", "address": node.addr}]}})
 
     # ---- podfenced ----
@@ -518,8 +535,10 @@ current-context: e2e
 
     # ---- CNI ----
     def cni_config(self, node):
-        ipam = {"type": "host-local", "ranges": [[{"subnet": node.pod_cidr}]],
-                "dataDir": node.ipam_dir}
+        ranges = [[{"subnet": node.pod_cidr}]]
+        if self.dual_stack:
+            ranges.append([{"subnet": node.pod_cidr6}])
+        ipam = {"type": "host-local", "ranges": ranges, "dataDir": node.ipam_dir}
         if self.plugin == "ptp":
             # ptp takes the pod's routes from IPAM; podfence adds its own default route.
             ipam["routes"] = [{"dst": "0.0.0.0/0"}]
@@ -584,7 +603,10 @@ current-context: e2e
         ips = [i["address"].split("/")[0] for i in result.get("ips", [])]
         if not ips:
             raise E2EError(f"CNI ADD {pod.key}: no IPs in result {r.stdout}")
-        pod.ip = ips[0]
+        pod.ip = next((ip for ip in ips if ":" not in ip), ips[0])
+        pod.ip6 = next((ip for ip in ips if ":" in ip), None)
+        if self.dual_stack and not pod.ip6:
+            raise E2EError(f"CNI ADD {pod.key}: no IPv6 address in a dual-stack result {r.stdout}")
         if self.kube:
             def status(o):
                 o["status"] = {"phase": "Running", "podIP": pod.ip,
@@ -687,11 +709,12 @@ current-context: e2e
 
     # ---- probing ----
     def matrix(self, pairs, port, proto, timeout_ms=800, parallel=96):
-        """Probes every (client, server) pair through the server's ClusterIP at once.
-        Returns {(client.key, server.key): bool}."""
+        """Probes every (client, server) pair at once: through the server's ClusterIP, or
+        with probe_family 6 to its IPv6 address. Returns {(client.key, server.key): bool}."""
         lines = []
         for i, (c, s) in enumerate(pairs):
-            lines.append(f"{i} {c.netns} {s.cluster_ip} {port} {proto}")
+            dst = s.ip6 if self.probe_family == 6 else s.cluster_ip
+            lines.append(f"{i} {c.netns} {dst} {port} {proto}")
         if not lines:
             return {}
         p = sh([self.pfagent, "matrix", "--parallel", str(parallel), "--timeout-ms",

@@ -4,6 +4,7 @@
 faults and churn. See docs/e2e.md.
 
     run_e2e.py BUILD_DIR conformance [--cases U1,U2,...]
+    run_e2e.py BUILD_DIR conformance6 [--cases ...]   (dual stack, probed over IPv6)
     run_e2e.py BUILD_DIR faults
     run_e2e.py BUILD_DIR churn [--pods 100]
     run_e2e.py BUILD_DIR all
@@ -55,7 +56,7 @@ def bring_up(c, plugin, daemon):
 def main():
     ap = argparse.ArgumentParser(description="podfence end-to-end suite")
     ap.add_argument("build")
-    ap.add_argument("what", choices=["conformance", "faults", "churn", "all"])
+    ap.add_argument("what", choices=["conformance", "conformance6", "faults", "churn", "all"])
     ap.add_argument("--cases", help="comma-separated case ids (default: all U1-U48)")
     ap.add_argument("--pods", type=int, default=100, help="churn pods")
     ap.add_argument("--plugin", default="podfence", help="CNI plugin (ptp only to debug the harness)")
@@ -76,11 +77,12 @@ def main():
     t0 = time.monotonic()
     failed_setup = None
     try:
-        c = pc.Cluster(a.build, plugin=a.plugin, podfenced=not a.no_daemon)
+        c = pc.Cluster(a.build, plugin=a.plugin, podfenced=not a.no_daemon,
+                       dual_stack=a.what == "conformance6")
         bring_up(c, a.plugin, not a.no_daemon)
-        conf = conformance.Conformance(c)
+        conf = conformance.Conformance(c, family=6 if a.what == "conformance6" else 4)
         conf.create_model()
-        if a.what in ("conformance", "all"):
+        if a.what in ("conformance", "conformance6", "all"):
             sel = set(a.cases.split(",")) if a.cases else None
             results += conf.run(sel)
         if a.what in ("faults", "all"):
