@@ -19,6 +19,9 @@
 #include "kube-internal.h"
 
 #define ERROR_BODY_MAX (64u << 10)
+/* How long in-stream InternalErrors are answered by re-watching from the
+ * last RV before a relist (client-go's MaxInternalErrorRetryDuration). */
+#define INTERNAL_ERROR_REWATCH_MS 30000u
 #define EVENT_DEDUP_MS (5u * 60u * 1000u)
 #define EVENT_DEDUP_MAX 4096
 #define SHORT_WATCH_MS 1000u
@@ -86,6 +89,7 @@ struct informer {
 	bool list_restarted; /* one immediate retry after a 410 on continue */
 	bool auth_retried;   /* one immediate retry after a 401 */
 	unsigned failures;
+	uint64_t internal_since_ms; /* first of a run of in-stream 500s, 0 = none */
 	enum next_action next;
 	uint64_t due_ms;
 	struct xfer *x;
@@ -752,6 +756,7 @@ static void frame_line(void *ud, const char *line, size_t len)
 		 * must meet a growing backoff, not a relist loop. */
 		inf->failures = 0;
 		inf->auth_retried = false;
+		inf->internal_since_ms = 0;
 	}
 	switch (t) {
 	case PF_KUBE_WATCH_ADDED:
@@ -966,6 +971,17 @@ static void finish_watch(struct informer *inf, struct xfer *x, CURLcode res)
 				schedule(inf, NEXT_LIST, backoff_ms(inf), "410 Expired");
 			return;
 		}
+		/* client-go: an InternalError ends only this watch; the RV is
+		 * still good, so re-watch with backoff for a while before
+		 * falling back to a relist. */
+		if ((x->stream_error_code == 500 || strcmp(x->stream_error_reason, "InternalError") == 0) &&
+		    (!inf->internal_since_ms || now_ms() - inf->internal_since_ms < INTERNAL_ERROR_REWATCH_MS)) {
+			if (!inf->internal_since_ms)
+				inf->internal_since_ms = now_ms();
+			fail(inf, PF_KUBE_ERR_SERVER, NEXT_WATCH, 0, "watch ERROR 500, re-watching");
+			return;
+		}
+		inf->internal_since_ms = 0;
 		fail(inf, PF_KUBE_ERR_SERVER, NEXT_LIST, 0, "watch ERROR event");
 		return;
 	}

@@ -508,6 +508,39 @@ START_TEST(test_instream_expired_error)
 }
 END_TEST
 
+START_TEST(test_instream_internal_error)
+{
+	/* An ERROR 500 event on a live stream: the watch ends but the RV is
+	 * still good, so the client re-watches from it (client-go), no relist;
+	 * a change made meanwhile still arrives, once. */
+	struct fixture f;
+	struct client c;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	seed(&f, 3);
+	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&c, p_synced, NULL));
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
+	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":500}");
+	ck_assert(eventually(&c, p_metric, METRIC(watches, 2)));
+	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
+	fixture_post(&f, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\","
+				       "\"labels\":{\"after\":\"500\"}}");
+	ck_assert(eventually(&c, p_logged, "MODIFIED Pod ns0/pod00"));
+	ck_assert_uint_eq(count_prefix(&c.rec, "MODIFIED"), 1);
+	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(m.relists, 0);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_SERVER], 1);
+	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 0);
+	/* The Status was not delivered as an object. */
+	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED"), 3);
+	ck_assert_uint_eq(count_prefix(&c.rec, "DELETED"), 0);
+	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(test_expired_loop_backs_off)
 {
 	/* Every watch refused with 410 (three times): the first relist is
@@ -1236,6 +1269,7 @@ int main(int argc, char **argv)
 	TC("relist", test_instream_expired_error);
 	tcase_add_loop_test(tc, test_expired_relist, 0, 2);
 	tcase_add_test(tc, test_expired_loop_backs_off);
+	tcase_add_test(tc, test_instream_internal_error);
 	TC("restart", test_server_restart);
 	tcase_add_test(tc, test_server_restart_empty);
 	TC("faults", test_throttled_429);
