@@ -1170,6 +1170,15 @@ static char *render_metrics(struct pf_daemon *d)
 		pf_metric_sample(&t, "podfence_nft_transactions_total", NULL, (double)ns.transactions);
 		pf_metric_header(&t, "podfence_nft_messages_total", "counter", "Mutating netlink messages sent.");
 		pf_metric_sample(&t, "podfence_nft_messages_total", NULL, (double)ns.mutating_msgs);
+		pf_metric_header(&t, "podfence_nft_generation_conflicts_total", "counter",
+				 "Commits the kernel refused because the ruleset changed since the read.");
+		pf_metric_sample(&t, "podfence_nft_generation_conflicts_total", NULL, (double)ns.gen_conflicts);
+		pf_metric_header(&t, "podfence_nft_read_retries_total", "counter",
+				 "Read-backs of the table redone (our table changed meanwhile, or in doubt).");
+		pf_metric_sample(&t, "podfence_nft_read_retries_total", NULL, (double)ns.read_retries);
+		pf_metric_header(&t, "podfence_nft_reads_across_commits_total", "counter",
+				 "Read-backs that stood though other tables were committed meanwhile.");
+		pf_metric_sample(&t, "podfence_nft_reads_across_commits_total", NULL, (double)ns.reads_across_commits);
 	}
 	return pf_text_take(&t);
 }
