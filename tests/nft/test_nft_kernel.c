@@ -6,6 +6,7 @@
  * the middle of a batch leave the previous state and name the object. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,6 +515,34 @@ START_TEST(test_generation_conflict)
 }
 END_TEST
 
+/* Another program committing to its own table in namespace ns all the time
+ * (kube-proxy does): script runs under sh -c there until neighbour_stop. */
+static pid_t neighbour_start(const char *ns, const char *script)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		execlp("ip", "ip", "netns", "exec", ns, "sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	usleep(100 * 1000);
+	return pid;
+}
+
+static void neighbour_stop(pid_t pid, const char *ns)
+{
+	int status;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	nt_sh("for p in $(ip netns pids %s); do kill -9 $p; done", ns);
+}
+
 START_TEST(test_sync_under_concurrent_changes)
 {
 	/* another program keeps committing to its own table in the same
@@ -523,27 +552,14 @@ START_TEST(test_sync_under_concurrent_changes)
 	struct pf_nft_stats st;
 	struct env e;
 	pid_t pid;
-	int rc, status;
+	int rc;
 
 	env_up(&e, "busy", 40);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		char cmd[512];
-
-		snprintf(cmd, sizeof(cmd),
-			 "exec ip netns exec %s sh -c 'i=0; while :; do nft add table inet other$((i%%4)); "
-			 "nft delete table inet other$((i%%4)); i=$((i+1)); done' >/dev/null 2>&1",
-			 e.ns);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	usleep(100 * 1000);
+	pid = neighbour_start(e.ns, "i=0; while :; do nft add table inet other$((i%4)); "
+				    "nft delete table inet other$((i%4)); i=$((i+1)); done");
 	pf_nft_reset_stats(e.n);
 	rc = pf_nft_sync(e.n, p);
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	nt_sh("for p in $(ip netns pids %s); do kill -9 $p; done", e.ns);
+	neighbour_stop(pid, e.ns);
 	ck_assert_msg(rc == 0, "sync: %d %s", rc, pf_nft_error(e.n));
 	pf_nft_get_stats(e.n, &st);
 	fprintf(stderr, "concurrent: %llu transactions, %llu generation conflicts, %llu read retries\n",
@@ -569,7 +585,7 @@ START_TEST(test_read_interrupted_dump)
 	struct pf_ir_chain *c;
 	struct env e;
 	pid_t pid;
-	int status, reads = 0, failed = 0;
+	int reads = 0, failed = 0;
 	char *want;
 
 	s = nt_set(p, "p_big", PF_IR_SET_ADDR4, "big", NULL, 0);
@@ -586,20 +602,8 @@ START_TEST(test_read_interrupted_dump)
 	ck_assert_int_eq(pf_nft_sync(e.n, p), 0);
 	assert_kernel_is(e.n, p);
 	want = nt_plan_kernel_text(p);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		char cmd[512];
-
-		snprintf(cmd, sizeof(cmd),
-			 /* one nft process, a commit per line: thousands a second */
-			 "exec ip netns exec %s sh -c 'while :; do echo add table inet other; "
-			 "echo delete table inet other; done | nft -i' >/dev/null 2>&1",
-			 e.ns);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	usleep(100 * 1000);
+	/* one nft process, a commit per line: thousands a second */
+	pid = neighbour_start(e.ns, "while :; do echo add table inet other; echo delete table inet other; done | nft -i");
 	pf_nft_reset_stats(e.n);
 	/* Until the kernel has interrupted a dump a few times, or 200 reads. */
 	for (; reads < 200; reads++) {
@@ -620,9 +624,7 @@ START_TEST(test_read_interrupted_dump)
 		free(text);
 		pf_ir_plan_free(got);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	nt_sh("for p in $(ip netns pids %s); do kill -9 $p; done", e.ns);
+	neighbour_stop(pid, e.ns);
 	pf_nft_get_stats(e.n, &st);
 	fprintf(stderr, "interrupted dumps: %llu in %d reads (%llu stood across commits, %llu redone, %d failed)\n",
 		(unsigned long long)st.dump_intr, reads, (unsigned long long)st.reads_across_commits,
