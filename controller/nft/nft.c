@@ -42,31 +42,33 @@ static void raise_buf(int fd, int force_opt, int opt)
 
 /* ---- change monitor ---- */
 
+/* The socket only: it joins the group for the span of a read-back, so the
+ * kernel builds no notifications for anyone's commits the rest of the time
+ * (our own cold start of 100k elements included). */
 static void mon_open(struct pf_nft *n)
 {
-	int grp = NFNLGRP_NFTABLES, fd;
-
 	n->mon = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (!n->mon)
 		return;
-	fd = mnl_socket_get_fd(n->mon);
-	if (mnl_socket_bind(n->mon, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0) {
+	if (mnl_socket_bind(n->mon, 0, MNL_SOCKET_AUTOPID) < 0) {
 		mnl_socket_close(n->mon);
 		n->mon = NULL;
 		return;
 	}
-	raise_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+	raise_buf(mnl_socket_get_fd(n->mon), SO_RCVBUFFORCE, SO_RCVBUF);
 }
 
-/* Discards every queued notification. False without a usable monitor. */
-static bool mon_drain(struct pf_nft *n)
+/* Joins NFNLGRP_NFTABLES and discards whatever is queued. False without a
+ * usable monitor. */
+static bool mon_begin(struct pf_nft *n)
 {
-	int fd;
+	int grp = NFNLGRP_NFTABLES, fd;
 
 	if (!n->mon)
 		return false;
 	fd = mnl_socket_get_fd(n->mon);
+	if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0)
+		return false;
 	for (;;) {
 		ssize_t len = recv(fd, n->rcvbuf, n->rcvbuf_len, MSG_DONTWAIT);
 
@@ -75,6 +77,14 @@ static bool mon_drain(struct pf_nft *n)
 			continue;
 		return len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 	}
+}
+
+static void mon_end(struct pf_nft *n)
+{
+	int grp = NFNLGRP_NFTABLES;
+
+	if (n->mon)
+		setsockopt(mnl_socket_get_fd(n->mon), SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, &grp, sizeof(grp));
 }
 
 struct mon_scan {
@@ -111,7 +121,7 @@ static void mon_msg(const struct nlmsghdr *nlh, struct mon_scan *ms)
 	}
 }
 
-/* After mon_drain and a read that ended at generation until: whether the
+/* After mon_begin and a read that ended at generation until: whether the
  * notifications of every commit up to until left our table alone. Waits
  * (at most a second) for the NEWGEN of until; lost notifications, a
  * timeout or any doubt answer false. */
@@ -870,14 +880,16 @@ int nft_read_state(struct pf_nft *n, struct nft_kstate *ret)
 		struct reader r = { .n = n };
 		struct nft_kstate k = { 0 };
 		uint32_t gen1 = 0;
-		bool mon_ok, intr;
+		bool mon_ok, intr, moved, stands;
 
 		if (attempt)
 			n->stats.read_retries++;
-		r.mon_ok = mon_drain(n);
+		r.mon_ok = mon_begin(n);
 		rc = nft_get_gen(n, &k.gen);
-		if (rc < 0)
+		if (rc < 0) {
+			mon_end(n);
 			return rc;
+		}
 		rc = dump_all(n, &r);
 		if (rc == 0) {
 			k.plan = calloc(1, sizeof(*k.plan));
@@ -894,8 +906,11 @@ int nft_read_state(struct pf_nft *n, struct nft_kstate *ret)
 		 * monitor saw every notification up to gen1), what we read is
 		 * our table as of gen1. Otherwise the pieces may not belong
 		 * together: read again. */
-		if (rc == 0 && (gen1 != k.gen || intr)) {
-			if (!mon_ok || !mon_untouched(n, gen1)) {
+		moved = rc == 0 && (gen1 != k.gen || intr);
+		stands = moved && mon_ok && mon_untouched(n, gen1);
+		mon_end(n);
+		if (moved) {
+			if (!stands) {
 				nft_kstate_done(&k);
 				rc = -EAGAIN;
 				continue;

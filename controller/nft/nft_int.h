@@ -53,9 +53,10 @@ enum {
 
 struct pf_nft {
 	struct mnl_socket *nl;
-	/* Subscribed to the nftables notifications (NFNLGRP_NFTABLES) of the
-	 * namespace, non-blocking; NULL if that failed. A read-back uses it to
-	 * tell commits to other tables from changes to ours. */
+	/* For the nftables notifications (NFNLGRP_NFTABLES) of the namespace,
+	 * non-blocking; NULL if it could not be opened. A read-back joins the
+	 * group for its span, to tell commits to other tables from changes to
+	 * ours. */
 	struct mnl_socket *mon;
 	uint32_t portid;
 	uint32_t seq;
