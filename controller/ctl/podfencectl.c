@@ -1,26 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
 /* podfencectl: the operator's view of podfenced over its socket. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "podfence/proto.h"
 
 static const char usage[] =
-	"usage: podfencectl [--socket PATH] [--json] [--timeout-ms MS] COMMAND\n"
+	"usage: podfencectl [--socket PATH] [--json] [--timeout-ms MS] [--probe-timeout-ms MS] COMMAND\n"
 	"\n"
 	"commands:\n"
 	"  status                       sync state, generations, counts\n"
 	"  pods                         local pods with their isolation state\n"
 	"  explain SRC DST PORT/PROTO   verdict and deciding policy; SRC/DST are addresses or ns/name\n"
-	"                               e.g. explain production/frontend production/backend 8080/tcp\n";
+	"                               e.g. explain production/frontend production/backend 8080/tcp\n"
+	"  probe SRC DST PORT/PROTO     explain, then really connect from inside SRC's network namespace\n"
+	"                               (SRC: a pod on this node; needs root) and say whether the two agree;\n"
+	"                               exit 0 when they do, 1 when not. --probe-timeout-ms MS (default 2000)\n";
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad(const char *fmt, ...)
@@ -160,18 +169,194 @@ static int parse_port_proto(const char *s, long *ret_port, const char **ret_prot
 	return 0;
 }
 
+/* ---- probe ---- */
+
+enum probe_outcome { P_CONNECTED, P_ANSWERED, P_REFUSED, P_NO_ANSWER, P_ERROR };
+
+static const char *const outcome_names[] = {
+	[P_CONNECTED] = "connected",
+	[P_ANSWERED] = "answered",
+	[P_REFUSED] = "refused (the packet reached the destination: nothing listens there)",
+	[P_NO_ANSWER] = "no answer",
+	[P_ERROR] = "error",
+};
+
+/* The network namespace of a pod registered on this node: by ns/name, or
+ * by one of its addresses. */
+static const char *pod_netns(json_t *pods, const char *src, char *who, size_t wholen)
+{
+	json_t *p, *ip;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(pods, "pods"), i, p) {
+		char key[320];
+		bool match;
+
+		snprintf(key, sizeof(key), "%s/%s", str(p, "namespace"), str(p, "name"));
+		match = strcmp(key, src) == 0;
+		json_array_foreach(json_object_get(p, "ips"), j, ip) {
+			if (json_is_string(ip) && strcmp(json_string_value(ip), src) == 0)
+				match = true;
+		}
+		if (match && *str(p, "netns")) {
+			snprintf(who, wholen, "%s", key);
+			return str(p, "netns");
+		}
+	}
+	return NULL;
+}
+
+/* Connects (TCP, SCTP) or sends one datagram and waits for any reply (UDP)
+ * in the current network namespace. *err gets errno for P_ERROR. */
+static enum probe_outcome probe_once(const char *ip, long port, const char *proto, int timeout_ms, int *err)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *ai = NULL;
+	bool udp = strcasecmp(proto, "udp") == 0;
+	struct pollfd pfd = {.fd = -1};
+	enum probe_outcome o = P_ERROR;
+	char portstr[8];
+	int r;
+
+	*err = 0;
+	snprintf(portstr, sizeof(portstr), "%ld", port);
+	hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
+	if (getaddrinfo(ip, portstr, &hints, &ai) != 0 || !ai) {
+		*err = EINVAL;
+		return P_ERROR;
+	}
+	pfd.fd = socket(ai->ai_family, hints.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			udp ? IPPROTO_UDP : strcasecmp(proto, "sctp") == 0 ? IPPROTO_SCTP : IPPROTO_TCP);
+	if (pfd.fd < 0) {
+		*err = errno;
+		goto out;
+	}
+	r = connect(pfd.fd, ai->ai_addr, ai->ai_addrlen);
+	if (r < 0 && errno != EINPROGRESS) {
+		*err = errno;
+		goto out;
+	}
+	if (udp && send(pfd.fd, "podfencectl probe\n", 18, 0) < 0) {
+		*err = errno;
+		goto out;
+	}
+	pfd.events = udp ? POLLIN : POLLOUT;
+	r = poll(&pfd, 1, timeout_ms);
+	if (r == 0) {
+		o = P_NO_ANSWER;
+	} else if (r > 0) {
+		socklen_t len = sizeof(*err);
+		char buf[64];
+
+		if (udp) {
+			/* A reply, or the ICMP port unreachable of a closed port. */
+			o = recv(pfd.fd, buf, sizeof(buf), 0) >= 0 ? P_ANSWERED : errno == ECONNREFUSED ? P_REFUSED : P_ERROR;
+			*err = o == P_ERROR ? errno : 0;
+		} else if (getsockopt(pfd.fd, SOL_SOCKET, SO_ERROR, err, &len) == 0) {
+			o = *err == 0 ? P_CONNECTED : *err == ECONNREFUSED ? P_REFUSED : P_ERROR;
+		} else {
+			*err = errno;
+		}
+	} else {
+		*err = errno;
+	}
+out:
+	if (pfd.fd >= 0)
+		close(pfd.fd);
+	freeaddrinfo(ai);
+	return o;
+}
+
+/* explain's verdict, then the packet's. Returns the exit status. */
+static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src, const char *dst, long port,
+		 const char *proto, bool as_json)
+{
+	json_t *ex = NULL, *pods = NULL, *out;
+	const char *netns, *dst_ip;
+	char who[320], why_e[512], why_i[512];
+	enum probe_outcome o;
+	bool allowed, reached, agree;
+	int fd, err = 0, r, rc = 1;
+
+	r = pf_proto_call(sock,
+			  json_pack("{s:s,s:s,s:s,s:s,s:i}", "op", "explain", "src", src, "dst", dst, "proto", proto,
+				    "port", (int)port),
+			  timeout_ms, &ex);
+	if (r == 0)
+		r = pf_proto_call(sock, json_pack("{s:s}", "op", "pods"), timeout_ms, &pods);
+	if (r < 0) {
+		fprintf(stderr, "podfencectl: %s: %s%s\n", sock, strerror(-r),
+			r == -ENOENT || r == -ECONNREFUSED ? " (is podfenced running?)" : "");
+		goto done;
+	}
+	if (!json_is_true(json_object_get(ex, "ok"))) {
+		fprintf(stderr, "podfencectl: %s (code %lld)\n", str(ex, "error"), num(ex, "code"));
+		goto done;
+	}
+	netns = pod_netns(pods, src, who, sizeof(who));
+	if (!netns) {
+		fprintf(stderr, "podfencectl: %s is not a pod registered on this node: probe from its own node\n", src);
+		goto done;
+	}
+	fd = open(netns, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		fprintf(stderr, "podfencectl: entering %s's network namespace %s: %s%s\n", who, netns, strerror(errno),
+			errno == EPERM ? " (needs root)" : "");
+		if (fd >= 0)
+			close(fd);
+		goto done;
+	}
+	close(fd);
+	dst_ip = str(ex, "dstIp");
+	o = probe_once(dst_ip, port, proto, probe_ms, &err);
+	allowed = json_is_true(json_object_get(ex, "allowed"));
+	reached = o == P_CONNECTED || o == P_ANSWERED || o == P_REFUSED;
+	agree = o != P_ERROR && allowed == reached;
+	rc = agree ? 0 : 1;
+	if (as_json) {
+		json_object_del(ex, "ok");
+		out = json_pack("{s:o,s:s,s:b,s:b}", "policy", json_incref(ex), "probe",
+				o == P_REFUSED ? "refused" : outcome_names[o], "reached", reached, "agree", agree);
+		if (out && err)
+			json_object_set_new(out, "error", json_string(strerror(err)));
+		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(out);
+		goto done;
+	}
+	describe("egress", json_object_get(ex, "egress"), why_e, sizeof(why_e));
+	describe("ingress", json_object_get(ex, "ingress"), why_i, sizeof(why_i));
+	/* First line is the summary (scripts take it with head -n 1). */
+	if (agree)
+		printf("AGREE: policy %s, probe %s\n", allowed ? "allows" : "denies", reached ? "got through" : "got no answer");
+	else if (o == P_ERROR)
+		printf("PROBE FAILED: %s\n", strerror(err));
+	else if (reached)
+		printf("MISMATCH: the policy denies it, but the probe got through\n");
+	else
+		printf("MISMATCH: the policy allows it, but the probe got no answer (server down, a silent UDP "
+		       "listener, or something else drops it)\n");
+	printf("  policy: %s; %s\n", why_e, why_i);
+	printf("  probe:  %s -> %s %ld/%s from inside %s: %s%s%s\n", str(ex, "srcIp"), dst_ip, port, proto, who,
+	       outcome_names[o], err ? ": " : "", err ? strerror(err) : "");
+done:
+	json_decref(ex);
+	json_decref(pods);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"json", no_argument, NULL, 'j'},
 		{"timeout-ms", required_argument, NULL, 't'},
+		{"probe-timeout-ms", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *sock = PF_DEFAULT_SOCKET, *cmd, *proto = "tcp";
 	bool as_json = false;
-	long timeout = 15000, port = 0;
+	long timeout = 15000, probe_ms = 2000, port = 0;
 	json_t *req = NULL, *resp = NULL;
 	int c, r, rc = 1;
 	char *end;
@@ -189,6 +374,11 @@ int main(int argc, char **argv)
 			timeout = strtol(optarg, &end, 10);
 			if (*end || timeout <= 0 || timeout > 600000)
 				return bad("--timeout-ms %s: expected 1..600000", optarg);
+			break;
+		case 'p':
+			probe_ms = strtol(optarg, &end, 10);
+			if (*end || probe_ms <= 0 || probe_ms > 60000)
+				return bad("--probe-timeout-ms %s: expected 1..60000", optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -211,6 +401,12 @@ int main(int argc, char **argv)
 			return bad("%s: expected PORT/PROTO, e.g. 8080/tcp", argv[optind + 2]);
 		req = json_pack("{s:s,s:s,s:s,s:s,s:i}", "op", "explain", "src", argv[optind], "dst", argv[optind + 1],
 				"proto", proto, "port", (int)port);
+	} else if (strcmp(cmd, "probe") == 0) {
+		if (argc - optind != 3)
+			return bad("probe needs SRC DST PORT/PROTO");
+		if (parse_port_proto(argv[optind + 2], &port, &proto) < 0)
+			return bad("%s: expected PORT/PROTO, e.g. 8080/tcp", argv[optind + 2]);
+		return probe(sock, (int)timeout, (int)probe_ms, argv[optind], argv[optind + 1], port, proto, as_json);
 	} else {
 		return bad("unknown command %s", cmd);
 	}

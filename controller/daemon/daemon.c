@@ -922,8 +922,8 @@ static void op_pods(struct pf_daemon *d, uint64_t conn)
 		bool confirmed = pod_confirmed(d, e->ns, e->name);
 
 		json_array_append_new(
-			pods, json_pack("{s:s,s:s,s:s,s:s,s:s?,s:o,s:b,s:b,s:b,s:b}", "namespace", e->ns, "name", e->name,
-					"containerId", e->container_id, "ifname", e->ifname, "hostIf", e->host_if, "ips",
+			pods, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:b,s:b,s:b,s:b}", "namespace", e->ns, "name", e->name,
+					"containerId", e->container_id, "ifname", e->ifname, "netns", e->netns, "hostIf", e->host_if, "ips",
 					ips_json(e->ips, e->n_ips), "local", current && confirmed, "ingressIsolated",
 					current && p->chain[PF_IR_INGRESS], "egressIsolated",
 					current && p->chain[PF_IR_EGRESS], "programmed", is_programmed(d, e)));

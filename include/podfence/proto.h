@@ -31,7 +31,8 @@
  *   check      containerId, ifname        -> {registered, programmed}
  *   gc         valid:[{containerId, ifname}]  -> {removed:[{containerId, ifname}]}
  *   status     -> {ready, synced, generation, programmedGeneration, pods, policies, ...}
- *   pods       -> {pods:[{namespace, name, containerId, ifname, hostIf, ips, ingressIsolated, egressIsolated}]}
+ *   pods       -> {pods:[{namespace, name, containerId, ifname, netns, hostIf, ips, ingressIsolated,
+ *              egressIsolated}]}
  *   explain    src, dst (addresses or "ns/name"), proto ("tcp"|"udp"|"sctp"), port
  *              -> {allowed, egress:{...}, ingress:{...}}  (verdict, deciding policy and rule;
  *                 a denied check also lists isolatedBy: the policies isolating that pod)

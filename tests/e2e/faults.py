@@ -403,6 +403,42 @@ def run_faults(conf, results):
         return f"requested {want}: granted, refused to a second pod with code 11, given back by DEL"
     with_prober("F4c controller IPAM with a requested address", requested_ip)
 
+    # P1: podfencectl probe against the guard policy (z may not reach x): the
+    # verdict and a real connection from inside the source pod must agree, and
+    # a drop the policy does not explain must show up as a mismatch. Outside
+    # the prober: the drop below is deliberate.
+    t0 = time.monotonic()
+    notes, errs = [], []
+
+    def probe(src, dst, spec, want_rc, want_first):
+        p = c.ctl(conf.pods[src].node, "probe", conf.pods[src].key, conf.pods[dst].key, spec, check=False)
+        first = (p.stdout.splitlines() or [p.stderr.strip()])[0]
+        notes.append(f"{src}->{dst} {spec}: {first}")
+        if p.returncode != want_rc or not first.startswith(want_first):
+            errs.append(f"{src}->{dst} {spec}: exit {p.returncode}, want {want_rc} '{want_first}': "
+                        f"{p.stdout.strip()} {p.stderr.strip()}")
+
+    probe("za", "xa", "80/tcp", 0, "AGREE: policy denies, probe got no answer")
+    probe("xa", "yb", "80/tcp", 0, "AGREE: policy allows, probe got through")
+    probe("xa", "yb", "80/udp", 0, "AGREE: policy allows, probe got through")
+    probe("xa", "yb", "9/tcp", 0, "AGREE: policy allows, probe got through")  # refused: nobody listens
+    node = conf.pods["xa"].node
+    node.sh(["nft", "-f", "-"], input=(
+        "table inet e2e-probe-drop { chain f { type filter hook forward priority -10; "
+        f"ip saddr {conf.pods['xa'].ip} ip daddr {conf.pods['yb'].ip} tcp dport 80 drop; }}; }}\n"))
+    try:
+        probe("xa", "yb", "80/tcp", 1, "MISMATCH: the policy allows it, but the probe got no answer")
+    finally:
+        node.sh(["nft", "delete", "table", "inet", "e2e-probe-drop"], check=False)
+    other = next(k for k in ("xb", "ya", "yc", "zb") if conf.pods[k].node is not node)
+    p = c.ctl(node, "probe", conf.pods[other].key, conf.pods["xa"].key, "80/tcp", check=False)
+    if p.returncode == 0 or "not a pod registered on this node" not in p.stderr:
+        errs.append(f"probe from a pod of another node: exit {p.returncode}: {p.stderr.strip()}")
+    ok = not errs
+    msg = "P1 podfencectl probe: " + ("; ".join(errs) if errs else "; ".join(notes))
+    results.append({"id": "P1", "ok": ok, "msg": msg, "wall": round(time.monotonic() - t0, 1)})
+    pc.log(f"{'PASS' if ok else 'FAIL'} {msg}")
+
 
 def run_churn(conf, results, n=100):
     c = conf.c
