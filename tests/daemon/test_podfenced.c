@@ -208,6 +208,9 @@ START_TEST(test_register_lifecycle)
 	r = dcall(&p, json_pack("{s:s}", "op", "pods"));
 	ck_assert(ok(r));
 	ck_assert_uint_eq(json_array_size(json_object_get(r, "pods")), 2);
+	/* podfencectl probe enters a pod's namespace from this. */
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r, "pods"), 0), "netns")),
+			 "/run/netns/test");
 	json_decref(r);
 
 	/* explain through the CLI: frontend -> backend:8080 allowed by the policy,
