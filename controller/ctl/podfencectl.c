@@ -270,19 +270,21 @@ out:
 static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src, const char *dst, long port,
 		 const char *proto, bool as_json)
 {
-	json_t *ex = NULL, *pods = NULL, *out;
+	json_t *ex = NULL, *pods = NULL, *out, *q_ex, *q_pods;
 	const char *netns, *dst_ip;
 	char who[320], why_e[512], why_i[512];
 	enum probe_outcome o;
 	bool allowed, reached, agree;
 	int fd, err = 0, r, rc = 1;
 
-	r = pf_proto_call(sock,
-			  json_pack("{s:s,s:s,s:s,s:s,s:i}", "op", "explain", "src", src, "dst", dst, "proto", proto,
-				    "port", (int)port),
-			  timeout_ms, &ex);
+	q_ex = json_pack("{s:s,s:s,s:s,s:s,s:i}", "op", "explain", "src", src, "dst", dst, "proto", proto, "port",
+			 (int)port);
+	q_pods = json_pack("{s:s}", "op", "pods");
+	r = q_ex && q_pods ? pf_proto_call(sock, q_ex, timeout_ms, &ex) : -ENOMEM;
 	if (r == 0)
-		r = pf_proto_call(sock, json_pack("{s:s}", "op", "pods"), timeout_ms, &pods);
+		r = pf_proto_call(sock, q_pods, timeout_ms, &pods);
+	json_decref(q_ex);
+	json_decref(q_pods);
 	if (r < 0) {
 		fprintf(stderr, "podfencectl: %s: %s%s\n", sock, strerror(-r),
 			r == -ENOENT || r == -ECONNREFUSED ? " (is podfenced running?)" : "");
