@@ -515,6 +515,25 @@ START_TEST(test_generation_conflict)
 }
 END_TEST
 
+/* One pod whose ingress chain matches one set of n addresses (10.64.0.0 on). */
+static struct pf_ir_plan *big_set_plan(size_t n)
+{
+	struct pf_ir_plan *p = nt_plan();
+	struct pf_ir_set *s = nt_set(p, "p_big", PF_IR_SET_ADDR4, "big", NULL, 0);
+	struct pf_ir_chain *c;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pf_addr a = { .family = 4, .bytes = { 10, (uint8_t)(64 + (i >> 16)), (uint8_t)(i >> 8), (uint8_t)i } };
+
+		nt_set_add_addr(s, &a);
+	}
+	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
+	nt_rule(c, 4, "p_big", false, 0, 0, 0, "ns/big", 0);
+	nt_pod(p, "ns/a", "va", NULL, "in_a", NULL);
+	nt_plan_finish(p);
+	return p;
+}
+
 /* Another program committing to its own table in namespace ns all the time
  * (kube-proxy does): script runs under sh -c there until neighbour_stop. */
 static pid_t neighbour_start(const char *ns, const char *script)
@@ -579,25 +598,13 @@ START_TEST(test_read_interrupted_dump)
 	 * and the generation moves under every read): the change monitor
 	 * shows our table untouched, so every read stands, and each returns
 	 * the whole table. Before the monitor, every read here gave up. */
-	struct pf_ir_plan *p = nt_plan(), *got;
+	struct pf_ir_plan *p = big_set_plan(60000), *got;
 	struct pf_nft_stats st;
-	struct pf_ir_set *s;
-	struct pf_ir_chain *c;
 	struct env e;
 	pid_t pid;
 	int reads = 0, failed = 0;
 	char *want;
 
-	s = nt_set(p, "p_big", PF_IR_SET_ADDR4, "big", NULL, 0);
-	for (size_t i = 0; i < 60000; i++) {
-		struct pf_addr a = { .family = 4, .bytes = { 10, (uint8_t)(64 + (i >> 16)), (uint8_t)(i >> 8), (uint8_t)i } };
-
-		nt_set_add_addr(s, &a);
-	}
-	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
-	nt_rule(c, 4, "p_big", false, 0, 0, 0, "ns/big", 0);
-	nt_pod(p, "ns/a", "va", NULL, "in_a", NULL);
-	nt_plan_finish(p);
 	env_up(&e, "intr", 1000000);
 	ck_assert_int_eq(pf_nft_sync(e.n, p), 0);
 	assert_kernel_is(e.n, p);
@@ -675,23 +682,10 @@ START_TEST(test_large_set_paged)
 {
 	/* 100k elements: many element messages, several batch pages, one
 	 * transaction (no chunking asked for) */
-	struct pf_ir_plan *p = nt_plan();
-	struct pf_ir_set *s;
-	struct pf_ir_chain *c;
+	struct pf_ir_plan *p = big_set_plan(100000);
 	struct pf_nft_stats st;
 	struct env e;
-	size_t i;
 
-	s = nt_set(p, "p_big", PF_IR_SET_ADDR4, "big", NULL, 0);
-	for (i = 0; i < 100000; i++) {
-		struct pf_addr a = { .family = 4, .bytes = { 10, (uint8_t)(64 + (i >> 16)), (uint8_t)(i >> 8), (uint8_t)i } };
-
-		nt_set_add_addr(s, &a);
-	}
-	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
-	nt_rule(c, 4, "p_big", false, 0, 0, 0, "ns/big", 0);
-	nt_pod(p, "ns/a", "va", NULL, "in_a", NULL);
-	nt_plan_finish(p);
 	env_up(&e, "big", 1000000);
 	ck_assert_uint_gt(sync_msgs(e.n, p), 100000 / NFT_ELEMS_PER_MSG);
 	pf_nft_get_stats(e.n, &st);
