@@ -286,10 +286,14 @@ static int talk_run(struct pf_nft *n, const char *buf, size_t len, uint32_t seq,
 			if (h->nlmsg_len >= mnl_nlmsg_size(sizeof(int)) && *(const int *)mnl_nlmsg_get_payload(h) < 0)
 				return *(const int *)mnl_nlmsg_get_payload(h);
 			return MNL_CB_STOP;
-		case NLMSG_ERROR:
-			if (h->nlmsg_len < mnl_nlmsg_size(sizeof(struct nlmsgerr)))
+		case NLMSG_ERROR: {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+
+			if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
 				return -EBADMSG;
-			return ((const struct nlmsgerr *)mnl_nlmsg_get_payload(h))->error ?: MNL_CB_STOP;
+			/* An ACK (error 0) ends the exchange too. */
+			return e->error ? e->error : MNL_CB_STOP;
+		}
 		case NLMSG_OVERRUN:
 			return -ENOSPC;
 		default:
