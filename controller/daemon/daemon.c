@@ -30,7 +30,7 @@
 #include "podfence/proto.h"
 #include "registry.h"
 #include "req.h"
-#include "sched.h"
+#include "sync_sched.h"
 #include "server.h"
 #include "statefile.h"
 #ifdef PF_HAVE_KUBE

@@ -11,14 +11,14 @@
  * open or close pods); then registrations of pods the API no longer has are
  * dropped, and a full sync adopts the kernel table (no mutating message when
  * it already matches). After that, every change becomes a compiler diff,
- * and diffs are applied in coalesced transactions (sched.h). */
+ * and diffs are applied in coalesced transactions (sync_sched.h). */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "sched.h"
+#include "sync_sched.h"
 
 #define PF_DEFAULT_STATE_DIR "/var/lib/podfence"
 #define PF_DEFAULT_METRICS_ADDRESS "127.0.0.1:9153"
