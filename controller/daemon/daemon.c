@@ -21,6 +21,7 @@
 #include "http.h"
 #include "ipam.h"
 #include "ir.h"
+#include "kube.h"
 #include "loop.h"
 #include "metrics.h"
 #include "model.h"
@@ -33,9 +34,6 @@
 #include "sync_sched.h"
 #include "server.h"
 #include "statefile.h"
-#ifdef PF_HAVE_KUBE
-#include "kube.h"
-#endif
 
 /* CNI error codes used on the socket (proto.h). */
 enum { CODE_BAD_REQUEST = 7, CODE_TRY_AGAIN = 11 };
@@ -67,10 +65,8 @@ struct pf_daemon {
 	struct pf_compiler *compiler;
 	struct pf_nft *nft;
 	struct pf_dirsrc *dirsrc;
-#ifdef PF_HAVE_KUBE
 	struct pf_kube *kube;
 	struct pf_timer *kube_timer;
-#endif
 	struct pf_sched sched;
 	struct pf_timer *sync_timer;
 	struct pf_timer *pending_timer;
@@ -383,7 +379,6 @@ static void sync_now(void *ud)
 static void post_event(struct pf_daemon *d, const char *type, const char *reason, const char *kind,
 		       const char *api_version, const char *ns, const char *name, const char *note)
 {
-#ifdef PF_HAVE_KUBE
 	struct pf_kube_event ev = {
 		.type = type, .reason = reason, .action = "Enforce", .note = note, .kind = kind,
 		.api_version = api_version, .namespace_ = ns, .name = name,
@@ -391,9 +386,6 @@ static void post_event(struct pf_daemon *d, const char *type, const char *reason
 
 	if (d->kube)
 		pf_kube_post_event(d->kube, &ev);
-#else
-	(void)d, (void)type, (void)reason, (void)kind, (void)api_version, (void)ns, (void)name, (void)note;
-#endif
 }
 
 /* ------------------------------------------------------- model updates */
@@ -1146,7 +1138,6 @@ static char *render_metrics(struct pf_daemon *d)
 		snprintf(lbl, sizeof(lbl), "kind=\"%s\"", err_kind_names[i]);
 		pf_metric_sample(&t, "podfence_errors_total", lbl, (double)d->errors[i]);
 	}
-#ifdef PF_HAVE_KUBE
 	if (d->kube) {
 		struct pf_kube_metrics km;
 
@@ -1161,7 +1152,6 @@ static char *render_metrics(struct pf_daemon *d)
 			pf_metric_sample(&t, "podfence_api_errors_total", lbl, (double)km.errors[i]);
 		}
 	}
-#endif
 	if (d->nft) {
 		struct pf_nft_stats ns;
 
@@ -1265,7 +1255,6 @@ static void dir_synced(void *ud)
 	source_synced(ud);
 }
 
-#ifdef PF_HAVE_KUBE
 static void kube_event(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *obj)
 {
 	apply_object(ud, pf_kube_kind_name(kind), pf_kube_event_type_name(type), obj);
@@ -1369,7 +1358,6 @@ out:
 	pf_kube_config_free(kc);
 	return r;
 }
-#endif
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -1498,15 +1486,8 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 			snprintf(err, errlen, "--manifests %s: %s", cfg->manifests, strerror(-r));
 			goto fail;
 		}
-	} else {
-#ifdef PF_HAVE_KUBE
-		if ((r = start_kube(d, err, errlen)) < 0)
-			goto fail;
-#else
-		snprintf(err, errlen, "this build has no Kubernetes API client: use --manifests DIR");
-		r = -ENOTSUP;
+	} else if ((r = start_kube(d, err, errlen)) < 0) {
 		goto fail;
-#endif
 	}
 	pf_info("started", "node=%s socket=%s state=%s source=%s metrics=%s dryRun=%s", d->node_name, d->socket_path,
 		d->state_dir, d->source_desc, d->http ? d->metrics_address : "off", cfg->dry_run ? "true" : "false");
@@ -1551,10 +1532,8 @@ void pf_daemon_free(struct pf_daemon *d)
 		pending_free(p);
 	}
 	pf_dirsrc_free(d->dirsrc);
-#ifdef PF_HAVE_KUBE
 	pf_kube_free(d->kube);
 	pf_timer_free(d->kube_timer);
-#endif
 	pf_http_free(d->http);
 	pf_server_free(d->server);
 	pf_timer_free(d->sync_timer);
