@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1379,6 +1380,28 @@ static void on_signal(void *ud, int fd, uint32_t events)
 	}
 }
 
+void pf_daemon_sigset(sigset_t *ret)
+{
+	sigemptyset(ret);
+	sigaddset(ret, SIGTERM);
+	sigaddset(ret, SIGINT);
+	sigaddset(ret, SIGHUP);
+}
+
+/* A signalfd sees only blocked signals: unblocked, SIGTERM would kill the
+ * process instead of stopping the loop (and registers would get no answer). */
+static bool signals_blocked(const sigset_t *want)
+{
+	sigset_t cur;
+
+	if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
+		return false;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(want, sig) == 1 && sigismember(&cur, sig) != 1)
+			return false;
+	return true;
+}
+
 static int dupstr(const char *s, char **ret)
 {
 	*ret = strdup(s ? s : "");
@@ -1399,6 +1422,11 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 	err[0] = '\0';
 	if (!cfg->node_name || !*cfg->node_name) {
 		snprintf(err, errlen, "no node name: pass --node-name or set NODE_NAME");
+		return -EINVAL;
+	}
+	pf_daemon_sigset(&mask);
+	if (!signals_blocked(&mask)) {
+		snprintf(err, errlen, "SIGTERM, SIGINT and SIGHUP must be blocked before pf_daemon_new");
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -1459,12 +1487,6 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 	if ((r = pf_loop_new(&d->loop)) < 0 || (r = pf_timer_new(d->loop, sync_now, d, &d->sync_timer)) < 0 ||
 	    (r = pf_timer_new(d->loop, pending_timeout, d, &d->pending_timer)) < 0)
 		goto fail;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sigfd < 0 || (r = pf_loop_add(d->loop, d->sigfd, EPOLLIN, on_signal, d)) < 0) {
 		r = d->sigfd < 0 ? -errno : r;
