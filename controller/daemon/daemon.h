@@ -11,14 +11,15 @@
  * open or close pods); then registrations of pods the API no longer has are
  * dropped, and a full sync adopts the kernel table (no mutating message when
  * it already matches). After that, every change becomes a compiler diff,
- * and diffs are applied in coalesced transactions (sched.h). */
+ * and diffs are applied in coalesced transactions (sync_sched.h). */
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "sched.h"
+#include "sync_sched.h"
 
 #define PF_DEFAULT_STATE_DIR "/var/lib/podfence"
 #define PF_DEFAULT_METRICS_ADDRESS "127.0.0.1:9153"
@@ -44,7 +45,13 @@ void pf_daemon_config_defaults(struct pf_daemon_config *cfg);
 
 struct pf_daemon;
 
-/* Sets everything up (see above). On failure err says what to fix. */
+/* The signals the daemon takes through a signalfd: TERM and INT stop it, HUP
+ * forces a full resync. The process blocks them (all threads: before any is
+ * started) and ignores SIGPIPE before pf_daemon_new. */
+void pf_daemon_sigset(sigset_t *ret);
+
+/* Sets everything up (see above). On failure err says what to fix; -EINVAL
+ * when the signals of pf_daemon_sigset are not blocked. */
 int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, struct pf_daemon **ret);
 /* Runs until SIGTERM/SIGINT (or pf_daemon_stop). Returns 0 or -errno. */
 int pf_daemon_run(struct pf_daemon *d);

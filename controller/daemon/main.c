@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
 	struct pf_daemon *d = NULL;
 	enum pf_log_level level;
 	char err[1024];
+	sigset_t mask;
 	int c, r;
 
 	if (argc > 1 && strcmp(argv[1], "install-cni") == 0)
@@ -219,6 +221,12 @@ int main(int argc, char **argv)
 	if (!cfg.node_name || !*cfg.node_name)
 		return bad("no node name: pass --node-name NAME or set NODE_NAME");
 
+	/* Blocked before anything can start a thread (curl's resolver may), so
+	 * every thread leaves them to the daemon's signalfd. A client that hangs
+	 * up must cost a failed write, not the process. */
+	pf_daemon_sigset(&mask);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	r = pf_daemon_new(&cfg, err, sizeof(err), &d);
 	if (r < 0) {
 		pf_error("cannot start", "error=\"%s\"", err);

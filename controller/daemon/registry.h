@@ -5,7 +5,7 @@
 /* The local pod registry: what the CNI plugin told us about every attachment
  * on this node, keyed by (containerId, ifname). Every change is persisted to
  * <state_dir>/registry.json before the call returns, so the registry
- * survives a controller restart (DESIGN.md invariant 5). A change whose
+ * survives a controller restart (docs/design.md, invariant 5). A change whose
  * write fails is undone and reported: memory and disk never disagree. */
 
 #include <stdbool.h>

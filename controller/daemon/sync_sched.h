@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef PODFENCE_DAEMON_SCHED_H
-#define PODFENCE_DAEMON_SCHED_H
+#ifndef PODFENCE_DAEMON_SYNC_SCHED_H
+#define PODFENCE_DAEMON_SYNC_SCHED_H
 
-/* When to sync: pure bookkeeping over caller-supplied times (ms), so the
- * policy is tested without clocks.
+/* When to sync the kernel with the compiled plan: pure bookkeeping over
+ * caller-supplied times (ms), so the policy is tested without clocks.
  *
  * A change marks the state dirty. The sync runs once the changes have been
  * quiet for quiet_ms (a burst becomes one transaction), but never later than

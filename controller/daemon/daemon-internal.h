@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_DAEMON_INTERNAL_H
+#define PODFENCE_DAEMON_INTERNAL_H
+
+/* The daemon's state and the functions its glue files (pf_daemon) share;
+ * not part of daemon.h. One file per job:
+ *   daemon.c          construction, teardown, signals, wiring
+ *   ingest.c          source objects -> model -> compiler diffs
+ *   attach.c          registry entries <-> compiler attachments
+ *   apply.c           the diff queue, programming the kernel, the sync timer
+ *   ops.c             the socket operations and registers waiting for a sync
+ *   explain.c         the explain operation
+ *   metrics_render.c  /healthz, /readyz and /metrics
+ *   source_dir.c      the manifest directory as a source
+ *   source_kube.c     the Kubernetes API as a source, and its Events
+ * Everything runs on the one event loop: no locking. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "compile.h"
+#include "daemon.h"
+#include "dirsrc.h"
+#include "http.h"
+#include "ipam.h"
+#include "ir.h"
+#include "kube.h"
+#include "loop.h"
+#include "metrics.h"
+#include "model.h"
+#include "nft.h"
+#include "registry.h"
+#include "req.h"
+#include "server.h"
+#include "sync_sched.h"
+
+/* CNI error codes used on the socket (proto.h). */
+enum { CODE_BAD_REQUEST = 7, CODE_TRY_AGAIN = 11 };
+
+enum err_kind { ERR_SYNC, ERR_DECODE, ERR_SOCKET, ERR_MANIFEST, ERR_REGISTRY, ERR_API, ERR_KIND_MAX };
+
+#define MAX_EVENT_STAMPS 4096
+
+/* A register waiting for its pod's policy to reach the kernel. */
+struct pf_pending_register {
+	uint64_t conn; /* 0: the client went away, nobody to answer */
+	char *container_id, *ifname, *ns, *name, *host_if;
+	int64_t deadline_ms;
+	struct pf_pending_register *next;
+};
+
+struct pf_daemon {
+	struct pf_daemon_config cfg;
+	char *node_name, *socket_path, *state_dir, *metrics_address, *source_desc;
+	struct pf_loop *loop;
+	int sigfd;
+	bool stop;
+	struct pf_server *server;
+	struct pf_http *http;
+	struct pf_registry *reg;
+	struct pf_ipam *ipam;
+	struct pf_model *model;
+	struct pf_compiler *compiler;
+	struct pf_nft *nft;
+	struct pf_dirsrc *dirsrc; /* exactly one of dirsrc and kube */
+	struct pf_kube *kube;
+	struct pf_timer *kube_timer;
+	struct pf_sched sched;
+	struct pf_timer *sync_timer;
+	struct pf_timer *pending_timer;
+	struct pf_pending_register *pendings;
+
+	bool source_synced;   /* the source has listed everything once */
+	bool reconciled;      /* registry checked against the source after start */
+	bool need_full;       /* next sync reads the kernel back (start, after a failure, SIGHUP) */
+	bool ready;           /* a full sync has been programmed */
+	size_t n_diffs, cap_diffs;
+	struct pf_ir_diff **diffs; /* compiler diffs not yet in the kernel */
+	uint64_t programmed_gen;
+	char last_error[512];
+
+	/* metrics */
+	struct pf_hist sync_hist, latency_hist;
+	int64_t event_stamps[MAX_EVENT_STAMPS]; /* ns of changes not yet programmed */
+	size_t n_stamps;
+	uint64_t errors[ERR_KIND_MAX];
+	uint64_t syncs, full_syncs, failed_syncs, registrations, reg_timeouts;
+};
+
+/* ---- apply.c */
+
+/* Something the kernel should reflect changed: (re)arms the sync timer. */
+void pf_daemon_changed(struct pf_daemon *d);
+/* Queues a compiler diff for the next sync (takes it; NULL and empty ones are dropped). */
+void pf_daemon_push_diff(struct pf_daemon *d, struct pf_ir_diff *diff);
+void pf_daemon_drop_diffs(struct pf_daemon *d);
+/* A compiler notification failed: its plan may be half updated, so the next
+ * sync rebuilds it in full. */
+void pf_daemon_compiler_failed(struct pf_daemon *d, const char *what, int r);
+/* The sync timer's callback. */
+void pf_daemon_sync_now(void *ud);
+
+/* ---- ingest.c */
+
+/* One object from a source (kind NULL: the object's own "kind"). */
+void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *type, json_t *obj);
+/* The source has listed everything once. */
+void pf_daemon_source_synced(struct pf_daemon *d);
+/* IPAM ranges from this node's Node unless --pod-cidr was given. */
+void pf_daemon_update_ranges(struct pf_daemon *d);
+
+/* ---- attach.c */
+
+const struct pf_ir_pod *pf_daemon_plan_pod(const struct pf_ir_plan *p, const char *ns, const char *name);
+/* The model shows the pod scheduled on this node (and not host-network). */
+bool pf_daemon_pod_confirmed(struct pf_daemon *d, const char *ns, const char *name);
+int pf_daemon_attach(struct pf_daemon *d, const struct pf_reg_entry *e);
+void pf_daemon_detach(struct pf_daemon *d, const char *ns, const char *name);
+/* Removes (cid, ifname; NULL: all of cid) from registry, compiler and IPAM.
+ * Returns how many entries went, or -errno when the registry cannot be written. */
+int pf_daemon_remove_registration(struct pf_daemon *d, const char *cid, const char *ifname, const char *why);
+/* Once after the first full list: drops registrations of pods gone while down. */
+void pf_daemon_reconcile_registry(struct pf_daemon *d);
+
+/* ---- ops.c */
+
+void pf_daemon_on_request(void *ud, uint64_t conn, const char *line, size_t len);
+void pf_daemon_on_close(void *ud, uint64_t conn);
+/* Answers `{"ok": true, ...r}` (takes r; NULL: out of memory). */
+void pf_daemon_reply(struct pf_daemon *d, uint64_t conn, json_t *r);
+void pf_daemon_reply_err(struct pf_daemon *d, uint64_t conn, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* After a successful program: answers every register whose pod is in it. */
+void pf_daemon_complete_pendings(struct pf_daemon *d);
+/* The register deadline timer's callback. */
+void pf_daemon_pending_timeout(void *ud);
+/* Shutdown: answers every waiting register and removes its registration. */
+void pf_daemon_drop_pendings(struct pf_daemon *d);
+
+/* ---- explain.c */
+
+void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_req *q);
+
+/* ---- metrics_render.c */
+
+int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **ret_body, const char **ret_type);
+
+/* ---- source_dir.c, source_kube.c: on failure err says what to fix. */
+
+int pf_daemon_start_dir(struct pf_daemon *d, char *err, size_t errlen);
+int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen);
+/* A best-effort Kubernetes Event (API source only; a no-op otherwise). */
+void pf_daemon_post_event(struct pf_daemon *d, const char *type, const char *reason, const char *kind,
+			  const char *api_version, const char *ns, const char *name, const char *note);
+
+#endif

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The explain operation: would a packet from src to dst get through, judged
+ * by the evaluator over this node's plan, and which policies decided. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "daemon-internal.h"
+#include "eval.h"
+#include "podfence/addr.h"
+
+/* "ns/name" -> the pod's address of the wanted family (0: any); else an address. */
+static int resolve_peer(struct pf_daemon *d, const char *s, uint8_t family, struct pf_addr *ret)
+{
+	const char *slash = strchr(s, '/');
+	char ns[64];
+	const struct pf_pod *p;
+	const struct pf_reg_entry *e;
+
+	if (pf_addr_parse(s, ret) == 0)
+		return 0;
+	if (!slash || (size_t)(slash - s) >= sizeof(ns))
+		return -EINVAL;
+	memcpy(ns, s, (size_t)(slash - s));
+	ns[slash - s] = '\0';
+	e = pf_registry_find_pod(d->reg, ns, slash + 1);
+	for (size_t i = 0; e && i < e->n_ips; i++) {
+		if (!family || e->ips[i].family == family) {
+			*ret = e->ips[i];
+			return 0;
+		}
+	}
+	p = pf_model_pod(d->model, ns, slash + 1);
+	for (size_t i = 0; p && i < p->n_ips; i++) {
+		if (!family || p->ips[i].family == family) {
+			*ret = p->ips[i];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+struct isolators {
+	const struct pf_pod *pod;
+	enum pf_ir_dir dir;
+	json_t *names;
+};
+
+static int add_isolator(const struct pf_policy *pol, void *ud)
+{
+	struct isolators *is = ud;
+	bool isolates = is->dir == PF_IR_INGRESS ? pol->isolate_ingress : pol->isolate_egress;
+
+	if (isolates && pf_selector_matches(&pol->pod_sel, &is->pod->labels))
+		json_array_append_new(is->names, json_sprintf("%s/%s", pol->ns, pol->name));
+	return 0;
+}
+
+/* A denial has no deciding rule; the operator wants the policies that isolate
+ * the pod in that direction (e.g. a default-deny), taken from the model. */
+static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_dir dir)
+{
+	const char *slash = pod_key ? strchr(pod_key, '/') : NULL;
+	struct isolators is = {.dir = dir, .names = json_array()};
+	char ns[256];
+
+	if (!slash || (size_t)(slash - pod_key) >= sizeof(ns))
+		return is.names;
+	memcpy(ns, pod_key, (size_t)(slash - pod_key));
+	ns[slash - pod_key] = '\0';
+	is.pod = pf_model_pod(d->model, ns, slash + 1);
+	if (is.pod)
+		pf_model_each_policy_in_ns(d->model, ns, add_isolator, &is);
+	return is.names;
+}
+
+static json_t *check_json(struct pf_daemon *d, const struct pf_eval_check *c, enum pf_ir_dir dir)
+{
+	json_t *j = json_pack("{s:s,s:s?,s:s?,s:s?,s:i}", "verdict", pf_eval_verdict_name(c->verdict), "pod", c->pod,
+			      "chain", c->chain, "policy", c->policy, "rule", (int)c->rule);
+
+	if (j && c->verdict == PF_EVAL_DENIED)
+		json_object_set_new(j, "isolatedBy", isolated_by(d, c->pod, dir));
+	return j;
+}
+
+void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_req *q)
+{
+	const struct pf_ir_plan *plan = pf_compiler_plan(d->compiler);
+	struct pf_eval_query eq = {.proto = q->proto, .port = q->port};
+	struct pf_eval_result res;
+	char sbuf[PF_ADDR_STRLEN], dbuf[PF_ADDR_STRLEN];
+	int r;
+
+	if (resolve_peer(d, q->src, 0, &eq.src) < 0) {
+		pf_daemon_reply_err(d, conn, CODE_BAD_REQUEST, "src %s: not an address or a known pod (ns/name)", q->src);
+		return;
+	}
+	if (resolve_peer(d, q->dst, eq.src.family, &eq.dst) < 0) {
+		pf_daemon_reply_err(d, conn, CODE_BAD_REQUEST,
+				    "dst %s: not an address or a known pod (ns/name) of the source's family", q->dst);
+		return;
+	}
+	r = pf_eval(plan, plan, &eq, &res);
+	if (r < 0) {
+		pf_daemon_reply_err(d, conn, CODE_BAD_REQUEST, "cannot evaluate: %s", strerror(-r));
+		return;
+	}
+	pf_daemon_reply(d, conn,
+			json_pack("{s:b,s:s,s:s,s:o,s:o,s:I}", "allowed", res.allowed, "srcIp", pf_addr_format(&eq.src, sbuf),
+				  "dstIp", pf_addr_format(&eq.dst, dbuf), "egress", check_json(d, &res.egress, PF_IR_EGRESS),
+				  "ingress", check_json(d, &res.ingress, PF_IR_INGRESS), "generation", (json_int_t)plan->generation));
+}
