@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,28 @@
 #include "loop.h"
 #include "podfence/log.h"
 
+/* Limits that keep /healthz answering while clients misbehave. MHD's own
+ * timeout only measures inactivity, so a client trickling one header byte
+ * at a time would hold its slot forever; the absolute deadline bounds each
+ * request from its first byte to the end of its response. Kubelet probes
+ * come from the node's address, so a per-address limit well below the total
+ * leaves them room whatever a pod opens. */
+#define HTTP_REQUEST_DEADLINE_MS 5000
+#define HTTP_IDLE_TIMEOUT_S 5
+#define HTTP_MAX_CONNS 128
+#define HTTP_MAX_CONNS_PER_ADDRESS 8
+
+/* One accepted TCP connection, for its deadline. */
+struct http_conn {
+	int fd;
+	int64_t deadline_ms;
+	bool cut; /* shut down, waiting for MHD to notice */
+	struct http_conn *next, **pprev;
+};
+
 struct pf_http {
 	struct pf_loop *loop;
+	struct http_conn *conns;
 	struct MHD_Daemon *mhd;
 	int epfd;
 	int listen_fd;
@@ -142,34 +163,103 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return ret;
 }
 
-static void rearm(struct pf_http *h)
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct pf_http *h = cls;
+	struct http_conn *hc = *socket_context;
+	const union MHD_ConnectionInfo *info;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (hc) {
+			*hc->pprev = hc->next;
+			if (hc->next)
+				hc->next->pprev = hc->pprev;
+			free(hc);
+		}
+		*socket_context = NULL;
+		return;
+	}
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	/* Without its record a connection still has MHD's idle timeout. */
+	if (!info || !(hc = calloc(1, sizeof(*hc))))
+		return;
+	hc->fd = info->connect_fd;
+	hc->deadline_ms = pf_now_ms() + HTTP_REQUEST_DEADLINE_MS;
+	hc->next = h->conns;
+	hc->pprev = &h->conns;
+	if (h->conns)
+		h->conns->pprev = &hc->next;
+	h->conns = hc;
+	*socket_context = hc;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_conn *hc = info ? info->socket_context : NULL;
+
+	(void)cls;
+	(void)con_cls;
+	(void)toe;
+	/* A kept-alive connection's next request gets a deadline of its own. */
+	if (hc)
+		hc->deadline_ms = pf_now_ms() + HTTP_REQUEST_DEADLINE_MS;
+}
+
+/* Shuts down connections past their deadline: MHD sees the hang-up on its
+ * next run and frees them (it has no call to close one from outside).
+ * Returns the earliest deadline still pending, or INT64_MAX. */
+static int64_t cut_expired(struct pf_http *h)
+{
+	int64_t now = pf_now_ms(), next = INT64_MAX;
+
+	for (struct http_conn *hc = h->conns; hc; hc = hc->next) {
+		if (hc->cut)
+			continue;
+		if (hc->deadline_ms <= now) {
+			shutdown(hc->fd, SHUT_RDWR);
+			hc->cut = true;
+		} else if (hc->deadline_ms < next) {
+			next = hc->deadline_ms;
+		}
+	}
+	return next;
+}
+
+static void run(struct pf_http *h)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	int64_t wait = -1, next;
 
-	/* MHD's own deadlines (connection timeouts) become our timer; with no
-	 * connection open there is none, so an idle daemon sleeps. */
+	MHD_run(h->mhd);
+	next = cut_expired(h);
+	/* MHD's own deadlines (idle timeouts) and ours become our timer; with
+	 * no connection open there is none, so an idle daemon sleeps. */
 	if (MHD_get_timeout(h->mhd, &ms) == MHD_YES)
-		pf_timer_arm(h->timer, (int64_t)(ms > 3600000 ? 3600000 : ms));
-	else
-		pf_timer_arm(h->timer, -1);
+		wait = (int64_t)(ms > 3600000 ? 3600000 : ms);
+	if (next != INT64_MAX) {
+		int64_t until = next - pf_now_ms();
+
+		if (until < 0)
+			until = 0;
+		if (wait < 0 || until < wait)
+			wait = until;
+	}
+	pf_timer_arm(h->timer, wait);
 }
 
 static void epoll_ready(void *ud, int fd, uint32_t events)
 {
-	struct pf_http *h = ud;
-
 	(void)fd;
 	(void)events;
-	MHD_run(h->mhd);
-	rearm(h);
+	run(ud);
 }
 
 static void timer_fired(void *ud)
 {
-	struct pf_http *h = ud;
-
-	MHD_run(h->mhd);
-	rearm(h);
+	run(ud);
 }
 
 int pf_http_new(struct pf_loop *l, const char *address, pf_http_fn fn, void *ud, struct pf_http **ret)
@@ -188,8 +278,10 @@ int pf_http_new(struct pf_loop *l, const char *address, pf_http_fn fn, void *ud,
 		goto fail;
 	h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, h,
 				  MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
-				  MHD_OPTION_END);
+				  (unsigned int)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned int)HTTP_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				  (unsigned int)HTTP_MAX_CONNS_PER_ADDRESS, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+				  h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 	if (!h->mhd) {
 		r = -EIO;
 		goto fail;

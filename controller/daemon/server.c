@@ -29,14 +29,24 @@ struct conn {
 	size_t scanned;   /* bytes of in already searched for '\n' */
 	char *out;
 	size_t out_len, out_off, out_cap;
+	int64_t last_ms;      /* last byte received or sent: idle time, eviction order */
+	int64_t request_ms;   /* first byte of the request still incomplete in `in` */
+	int64_t out_ms;       /* output pending since, or its last progress */
 	struct conn *next;
 };
+
+/* The CNI plugin's requests: they may use the reserved connection slots,
+ * so a pod can always be set up and torn down however many podfencectl or
+ * other clients are connected. */
+static const char *const reserved_ops[] = {"register", "deregister", "allocate", "release", "check", "gc"};
 
 struct pf_server {
 	struct pf_loop *loop;
 	char *path;
 	int fd;
-	size_t max_msg, max_conns, n_conns;
+	size_t max_msg, max_conns, n_conns, reserved_conns, max_out;
+	int64_t idle_ms, request_ms, write_ms;
+	struct pf_timer *sweep;
 	uint64_t next_id;
 	struct conn *conns;
 	struct pf_server_ops ops;
@@ -70,13 +80,26 @@ static struct conn *conn_find(struct pf_server *s, uint64_t id)
 	return NULL;
 }
 
+static size_t out_pending(const struct conn *c)
+{
+	return c->out_len - c->out_off;
+}
+
+/* Holds its slot: a request in progress or an answer not yet read. The
+ * others may be evicted when a new client needs the slot. */
+static bool conn_held(const struct conn *c)
+{
+	return c->busy || out_pending(c) > 0;
+}
+
 static void conn_update_events(struct pf_server *s, struct conn *c)
 {
 	uint32_t ev = 0;
 
-	/* Read only while idle: a busy connection's extra requests wait in the
-	 * socket buffer, which bounds memory per client. */
-	if (!c->busy && !c->closing)
+	/* Read only while idle and while the client keeps up with its answers:
+	 * extra requests wait in the socket buffer, which bounds memory per
+	 * client. */
+	if (!c->busy && !c->closing && out_pending(c) <= s->max_out)
 		ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->out_off < c->out_len)
 		ev |= EPOLLOUT;
@@ -100,6 +123,7 @@ static bool conn_flush(struct pf_server *s, struct conn *c)
 			return false;
 		}
 		c->out_off += (size_t)n;
+		c->last_ms = c->out_ms = pf_now_ms();
 	}
 	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
@@ -114,6 +138,8 @@ static bool conn_flush(struct pf_server *s, struct conn *c)
 
 static int conn_queue(struct conn *c, const char *data, size_t len)
 {
+	if (out_pending(c) == 0)
+		c->out_ms = pf_now_ms();
 	if (c->out_len + len > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		char *p;
@@ -145,11 +171,37 @@ static int queue_json(struct conn *c, json_t *obj)
 	return r;
 }
 
+static bool reserved_request(const char *line, size_t len)
+{
+	json_t *doc = json_loadb(line, len, 0, NULL);
+	const char *op = json_string_value(json_object_get(doc, "op"));
+	bool reserved = false;
+
+	for (size_t i = 0; op && i < sizeof(reserved_ops) / sizeof(reserved_ops[0]); i++)
+		if (strcmp(op, reserved_ops[i]) == 0)
+			reserved = true;
+	json_decref(doc);
+	return reserved;
+}
+
+/* Whether c may start this request now: other clients' requests may hold
+ * all slots but the reserved ones. Each request that passes adds at most
+ * one held slot, so held slots of other requests stay below the line. */
+static bool may_start(struct pf_server *s, struct conn *c, const char *line, size_t len)
+{
+	size_t held = 0;
+
+	for (struct conn *i = s->conns; i; i = i->next)
+		if (i != c && conn_held(i))
+			held++;
+	return held + s->reserved_conns < s->max_conns || reserved_request(line, len);
+}
+
 /* Hands complete lines to the handler, one at a time. Returns false when
  * the connection was closed. */
 static bool conn_process(struct pf_server *s, struct conn *c)
 {
-	while (!c->busy && !c->closing) {
+	while (!c->busy && !c->closing && out_pending(c) <= s->max_out) {
 		char *nl = memchr(c->in + c->scanned, '\n', c->in_len - c->scanned);
 		uint64_t id = c->id;
 		size_t len;
@@ -170,6 +222,18 @@ static bool conn_process(struct pf_server *s, struct conn *c)
 			break;
 		}
 		len = (size_t)(nl - c->in);
+		if (!may_start(s, c, c->in, len)) {
+			json_t *e = json_pack("{s:b,s:i,s:s}", "ok", 0, "code", 11, "error",
+					      "too many clients busy; try again later");
+
+			if (e)
+				queue_json(c, e);
+			json_decref(e);
+			c->closing = true;
+			pf_warn("socket busy: request refused", "conn=%llu reserved=%zu", (unsigned long long)id,
+				s->reserved_conns);
+			break;
+		}
 		c->busy = true;
 		uint64_t outer = s->current;
 
@@ -182,6 +246,8 @@ static bool conn_process(struct pf_server *s, struct conn *c)
 		memmove(c->in, nl + 1, c->in_len - len - 1);
 		c->in_len -= len + 1;
 		c->scanned = 0;
+		/* A pipelined request's time starts when it is its turn. */
+		c->request_ms = pf_now_ms();
 	}
 	return conn_flush(s, c);
 }
@@ -203,6 +269,7 @@ static void conn_ready(void *ud, int fd, uint32_t events)
 	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->busy && !c->closing) {
 		for (;;) {
 			ssize_t n;
+			size_t before = c->in_len;
 
 			if (c->in_cap - c->in_len < 4096) {
 				size_t cap = c->in_cap ? c->in_cap * 2 : 8192;
@@ -229,8 +296,15 @@ static void conn_ready(void *ud, int fd, uint32_t events)
 				conn_close(s, c, true);
 				return;
 			}
+			if (before == 0)
+				c->request_ms = pf_now_ms();
+			c->last_ms = pf_now_ms();
 			c->in_len += (size_t)n;
 			if (c->in_len > s->max_msg)
+				break;
+			/* One complete request at a time: pipelined ones stay in the
+			 * socket until this one is answered. */
+			if (memchr(c->in + before, '\n', (size_t)n))
 				break;
 		}
 		conn_process(s, c);
@@ -240,6 +314,53 @@ static void conn_ready(void *ud, int fd, uint32_t events)
 		/* Busy and the client hung up: nobody will read the answer. */
 		conn_close(s, c, true);
 	}
+}
+
+/* Closes the client that has been quiet longest and holds nothing, so a
+ * new client gets its slot. Returns false when every slot is held. */
+static bool evict_one(struct pf_server *s)
+{
+	struct conn *victim = NULL;
+
+	for (struct conn *c = s->conns; c; c = c->next)
+		if (!conn_held(c) && (!victim || c->last_ms < victim->last_ms))
+			victim = c;
+	if (!victim)
+		return false;
+	pf_debug("socket full: idle client closed", "conn=%llu", (unsigned long long)victim->id);
+	conn_close(s, victim, true);
+	return true;
+}
+
+/* Closes clients past a deadline: silent too long between requests, too
+ * slow sending one, or not reading their answers. A request in progress is
+ * the handler's to time out (register waits for the kernel). */
+static void sweep(void *ud)
+{
+	struct pf_server *s = ud;
+	int64_t now = pf_now_ms();
+	struct conn *next;
+
+	for (struct conn *c = s->conns; c; c = next) {
+		const char *why = NULL;
+
+		next = c->next;
+		if (out_pending(c) > 0 && now - c->out_ms >= s->write_ms)
+			why = "client does not read its answers";
+		else if (c->busy)
+			continue;
+		else if (c->in_len > 0 && now - c->request_ms >= s->request_ms)
+			why = "request not complete in time";
+		else if (c->in_len == 0 && out_pending(c) == 0 && now - c->last_ms >= s->idle_ms)
+			why = "idle";
+		if (why) {
+			pf_debug("socket client closed", "conn=%llu reason=\"%s\"", (unsigned long long)c->id, why);
+			conn_close(s, c, true);
+		}
+	}
+	/* Deadlines are seconds; a coarse sweep is enough and stops with the
+	 * last client, so an idle daemon sleeps. */
+	pf_timer_arm(s->sweep, s->n_conns ? 1000 : -1);
 }
 
 static void accept_ready(void *ud, int fd, uint32_t events)
@@ -258,7 +379,7 @@ static void accept_ready(void *ud, int fd, uint32_t events)
 				pf_warn("socket accept failed", "error=\"%s\"", strerror(errno));
 			return;
 		}
-		if (s->n_conns >= s->max_conns) {
+		if (s->n_conns >= s->max_conns && !evict_one(s)) {
 			pf_warn("socket connection limit reached", "max=%zu", s->max_conns);
 			close(cfd);
 			continue;
@@ -271,6 +392,9 @@ static void accept_ready(void *ud, int fd, uint32_t events)
 		}
 		c->id = ++s->next_id;
 		c->fd = cfd;
+		c->last_ms = pf_now_ms();
+		if (s->n_conns == 0)
+			pf_timer_arm(s->sweep, 1000);
 		c->next = s->conns;
 		s->conns = c;
 		s->n_conns++;
@@ -344,6 +468,16 @@ int pf_server_new(struct pf_loop *l, const struct pf_server_opts *opts, const st
 	s->ud = ud;
 	s->max_msg = opts->max_msg ? opts->max_msg : PF_PROTO_MAX_MSG;
 	s->max_conns = opts->max_conns ? opts->max_conns : 256;
+	s->reserved_conns = opts->reserved_conns ? opts->reserved_conns : s->max_conns / 8;
+	if (s->reserved_conns >= s->max_conns)
+		s->reserved_conns = s->max_conns - 1;
+	s->max_out = opts->max_out ? opts->max_out : 256 * 1024;
+	s->idle_ms = opts->idle_ms ? opts->idle_ms : 10000;
+	s->request_ms = opts->request_ms ? opts->request_ms : 10000;
+	s->write_ms = opts->write_ms ? opts->write_ms : 5000;
+	s->fd = -1;
+	if ((r = pf_timer_new(l, sweep, s, &s->sweep)) < 0)
+		goto fail;
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0 || !(s->path = strdup(opts->path))) {
 		r = s->fd < 0 ? -errno : -ENOMEM;
@@ -363,6 +497,7 @@ int pf_server_new(struct pf_loop *l, const struct pf_server_opts *opts, const st
 	*ret = s;
 	return 0;
 fail:
+	pf_timer_free(s->sweep);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->path)
@@ -378,6 +513,7 @@ void pf_server_free(struct pf_server *s)
 		return;
 	while (s->conns)
 		conn_close(s, s->conns, false);
+	pf_timer_free(s->sweep);
 	pf_loop_del(s->loop, s->fd);
 	close(s->fd);
 	unlink(s->path);

@@ -10,7 +10,20 @@
  * the kernel). A connection handles one request at a time: lines that arrive
  * meanwhile wait in its buffer. A line longer than max_msg gets a code-7
  * error and the connection is closed. on_close tells the owner a connection
- * went away (its pending request, if any, has no one to answer). */
+ * went away (its pending request, if any, has no one to answer).
+ *
+ * Local clients cannot lock others out or grow memory without bound:
+ * - a connection stops reading requests while more than max_out bytes of
+ *   answers wait for it, and is closed when its answers make no progress
+ *   for write_ms;
+ * - a connection is closed when idle for idle_ms or when a request is not
+ *   complete request_ms after its first byte (a request in progress has
+ *   the handler's own deadline);
+ * - when all max_conns slots are taken, a new client takes the slot of the
+ *   one quiet longest that has neither a request in progress nor unread
+ *   answers; and reserved_conns slots are kept for the CNI plugin's
+ *   requests (register, deregister, allocate, release, check, gc): any
+ *   other request that would leave fewer free gets code 11 and a close. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +42,10 @@ struct pf_server_ops {
 struct pf_server_opts {
 	const char *path;
 	size_t max_msg;   /* 0: PF_PROTO_MAX_MSG */
-	size_t max_conns; /* 0: 256; further clients are accepted and closed at once */
+	size_t max_conns; /* 0: 256; when all are held, further clients are accepted and closed */
+	size_t reserved_conns; /* 0: max_conns / 8 */
+	size_t max_out;   /* 0: 256 KiB */
+	int64_t idle_ms, request_ms, write_ms; /* 0: 10 s, 10 s, 5 s */
 };
 
 /* Creates the parent directory (0700) if missing, replaces a stale socket

@@ -2,20 +2,57 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "podfence/log.h"
 #include "statefile.h"
+
+/* Opens dir and checks nobody but us can change what is in it: a directory
+ * others can write lets them plant a symlink where we are about to write,
+ * and root would then overwrite its target. */
+static int open_dir(const char *dir, int *ret_fd)
+{
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	if (st.st_uid != geteuid()) {
+		pf_error("state directory unsafe", "dir=%s reason=\"owned by uid %u, not by us (uid %u)\"", dir,
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		close(fd);
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		pf_error("state directory unsafe", "dir=%s reason=\"writable by group or others (mode %04o): chmod go-w\"",
+			 dir, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -EPERM;
+	}
+	*ret_fd = fd;
+	return 0;
+}
 
 int pf_statefile_mkdir(const char *dir)
 {
 	char path[PATH_MAX];
 	size_t len = strlen(dir);
+	int fd, r;
 
 	if (len == 0 || len >= sizeof(path))
 		return -EINVAL;
@@ -31,6 +68,9 @@ int pf_statefile_mkdir(const char *dir)
 	}
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
+	if ((r = open_dir(dir, &fd)) < 0)
+		return r;
+	close(fd);
 	return 0;
 }
 
@@ -50,49 +90,60 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* Creates a fresh file under a random name in dfd: O_EXCL|O_NOFOLLOW means
+ * whatever sits at that name already, file or planted symlink, is never
+ * opened. */
+static int create_temp(int dfd, const char *name, char *tmp, size_t tmplen, int *ret_fd)
+{
+	for (int attempt = 0; attempt < 16; attempt++) {
+		uint64_t rnd;
+		int fd;
+
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return -errno;
+		if (snprintf(tmp, tmplen, ".%s.%016llx.tmp", name, (unsigned long long)rnd) >= (int)tmplen)
+			return -ENAMETOOLONG;
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			*ret_fd = fd;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
 int pf_statefile_write(const char *dir, const char *name, json_t *obj)
 {
-	char tmp[PATH_MAX], dst[PATH_MAX];
+	char tmp[NAME_MAX + 1];
 	char *text = NULL;
 	int fd = -1, dfd = -1, ret;
+	bool created = false;
 
-	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp) ||
-	    snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst))
-		return -ENAMETOOLONG;
+	if (strchr(name, '/'))
+		return -EINVAL;
 	text = json_dumps(obj, JSON_INDENT(1) | JSON_SORT_KEYS);
 	if (!text)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = -errno;
+	if ((ret = open_dir(dir, &dfd)) < 0 || (ret = create_temp(dfd, name, tmp, sizeof(tmp), &fd)) < 0)
 		goto out;
-	}
+	created = true;
 	ret = write_all(fd, text, strlen(text));
 	if (ret == 0)
 		ret = write_all(fd, "\n", 1);
 	if (ret < 0)
-		goto out_unlink;
-	if (fsync(fd) < 0) {
-		ret = -errno;
-		goto out_unlink;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, dst) < 0) {
-		ret = -errno;
-		goto out_unlink;
-	}
-	/* The rename is durable only once the directory entry is. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
+		goto out;
+	if (fsync(fd) < 0 || renameat(dfd, tmp, dfd, name) < 0) {
 		ret = -errno;
 		goto out;
 	}
-	ret = 0;
-	goto out;
-out_unlink:
-	unlink(tmp);
+	created = false;
+	/* The rename is durable only once the directory entry is. */
+	ret = fsync(dfd) < 0 ? -errno : 0;
 out:
+	if (created)
+		unlinkat(dfd, tmp, 0);
 	if (fd >= 0)
 		close(fd);
 	if (dfd >= 0)
@@ -106,15 +157,26 @@ int pf_statefile_read(const char *dir, const char *name, char *err, size_t errle
 	char path[PATH_MAX];
 	json_error_t jerr;
 	json_t *obj;
+	int dfd = -1, fd, r;
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	if (access(path, F_OK) < 0)
-		return -errno;
-	obj = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (strchr(name, '/'))
+		return -EINVAL;
+	if ((r = open_dir(dir, &dfd)) < 0)
+		return r;
+	/* Our own files are regular files: a symlink here was planted. */
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	r = fd < 0 ? -errno : 0;
+	close(dfd);
+	if (r < 0) {
+		if (r == -ELOOP)
+			snprintf(err, errlen, "%s: a symlink, not a file", path);
+		return r;
+	}
+	obj = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+	close(fd);
 	if (!obj) {
-		if (jerr.line < 0 && access(path, R_OK) < 0)
-			return -errno;
 		snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
 		return -EBADMSG;
 	}
