@@ -447,7 +447,8 @@ int pf_ipam_release(struct pf_ipam *p, const char *container_id, const char *ifn
 		r = -ENOMEM;
 		goto out;
 	}
-	memcpy(old_released, p->released, n_old_released * sizeof(*old_released));
+	if (n_old_released)
+		memcpy(old_released, p->released, n_old_released * sizeof(*old_released));
 	for (size_t i = 0; i < n_old; i++) {
 		if (!lease_matches(&old[i], container_id, ifname))
 			keep[n_keep++] = old[i];
@@ -474,7 +475,8 @@ int pf_ipam_release(struct pf_ipam *p, const char *container_id, const char *ifn
 	goto out;
 undo:
 	/* note_released may have grown the array: it still holds the old count. */
-	memcpy(p->released, old_released, n_old_released * sizeof(*old_released));
+	if (n_old_released)
+		memcpy(p->released, old_released, n_old_released * sizeof(*old_released));
 	p->n_released = n_old_released;
 out:
 	free(keep);
