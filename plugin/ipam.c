@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "podfence/log.h"
 #include "cni.h"
 #include "ipam.h"
 
@@ -171,6 +172,8 @@ int pf_ipam_start(const char *cni_path, const char *type, enum pf_cni_cmd cmd, c
 	job->in = in;
 	job->in_len = in_len;
 	job->cmd = cmd;
+	job->cni_path = cni_path;
+	job->envp = envp;
 	snprintf(job->type, sizeof(job->type), "%s", type);
 	/* A config fits the pipe buffer: usually all of stdin is written here
 	 * and the delegate runs while the caller gets on with its own work. */
@@ -196,6 +199,64 @@ out:
 	}
 	free(env);
 	return r;
+}
+
+static bool version_listed(json_t *list, const char *ver)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(list, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), ver) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* After a failed delegate: does it speak the request's cniVersion at all?
+ * Plugins older than the request say no in different ways (code 1
+ * "incompatible CNI versions" on ADD/DEL, "plugin version does not allow
+ * CHECK", code 3 "missing containerID" or 4 "unknown CNI_COMMAND" for
+ * STATUS/GC), so ask its VERSION: only on this failure path, never on a
+ * successful ADD. */
+static void explain_version(const struct pf_ipam_job *job, struct pf_cni_err *err)
+{
+	struct pf_ipam_job probe;
+	struct pf_cni_err ignored = {0};
+	json_t *conf = NULL, *answer = NULL, *supported;
+	char *in = NULL, list[256] = "";
+	const char *ver;
+	size_t len = 0, i;
+	json_t *v;
+
+	conf = json_loadb(job->in, job->in_len, 0, NULL);
+	ver = json_string_value(json_object_get(conf, "cniVersion"));
+	if (!ver || asprintf(&in, "{\"cniVersion\":\"%s\"}", ver) < 0) {
+		in = NULL;
+		goto out;
+	}
+	if (pf_ipam_start(job->cni_path, job->type, PF_CNI_VERSION, in, strlen(in), job->envp, &probe, &ignored) < 0 ||
+	    pf_ipam_finish(&probe, &answer, &ignored) < 0)
+		goto out;
+	supported = json_object_get(answer, "supportedVersions");
+	if (!json_is_array(supported) || version_listed(supported, ver))
+		goto out;
+	json_array_foreach(supported, i, v) {
+		if (json_is_string(v) && len < sizeof(list))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", len ? "," : "",
+						json_string_value(v));
+	}
+	pf_warn("delegated plugin cannot speak the configured CNI version", "plugin=%s command=%s cniVersion=%s supported=%s",
+		job->type, pf_cni_cmd_name(job->cmd), ver, list);
+	len = strlen(err->details);
+	if (len < sizeof(err->details))
+		snprintf(err->details + len, sizeof(err->details) - len,
+			 "%s(%s speaks CNI %s, not the configured %s: lower cniVersion or upgrade %s)", len ? " " : "",
+			 job->type, list, ver, job->type);
+out:
+	json_decref(answer);
+	json_decref(conf);
+	free(in);
 }
 
 int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_cni_err *err)
@@ -248,6 +309,8 @@ int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_cni_err *err
 		r = pf_cni_fail(err, PF_CNI_ERR_INTERNAL, "IPAM plugin failed", "%s %s exited with status %d: %.200s", type, cmd,
 				WIFEXITED(status) ? WEXITSTATUS(status) : -1, out ? out : "");
 	}
+	if (job->cmd != PF_CNI_VERSION)
+		explain_version(job, err);
 out:
 	json_decref(res);
 	free(out);

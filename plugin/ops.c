@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
+#include "podfence/forwarding.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"
 #include "cni.h"
@@ -360,6 +361,33 @@ static int wire_addrs(struct pf_plugin *p, struct wiring *w, struct pf_nl *host_
 	return 0;
 }
 
+/* Routed pods need the node to forward, for each family a pod has (as the
+ * reference ptp plugin does). Reads first: on a node where it is on, ADD
+ * writes nothing under /proc. */
+static bool is_ours(const char *name);
+
+static int enable_forwarding(struct pf_plugin *p, const struct alloc *a)
+{
+	bool fam[2] = {false, false};
+	int r;
+
+	for (size_t i = 0; i < a->n; i++)
+		fam[a->ips[i].family == 6] = true;
+	for (int f = 0; f < 2; f++) {
+		if (!fam[f])
+			continue;
+		r = pf_forwarding_enable(PF_SYSCTL_NET, f ? 6 : 4, is_ours);
+		if (r < 0)
+			return pf_cni_fail(&p->err, PF_CNI_ERR_INTERNAL, "failed to enable IP forwarding",
+					   "%s: %s", f ? "net.ipv6.conf.all.forwarding (and accept_ra=2 on the node's interfaces)"
+						       : "net.ipv4.ip_forward",
+					   strerror(-r));
+		if (r > 0)
+			pf_info("enabled IP forwarding", "family=ipv%d container=%s", f ? 6 : 4, p->env.container_id);
+	}
+	return 0;
+}
+
 /* ---- result ---- */
 
 static json_t *iface_json(const char *name, const unsigned char mac[6], unsigned mtu, const char *sandbox)
@@ -561,6 +589,8 @@ static int add_main(struct pf_plugin *p, json_t **ret)
 			goto out;
 	}
 	r = wire_addrs(p, &w, host_nl, pod_nl, host_idx, pod_idx, &a);
+	if (r == 0)
+		r = enable_forwarding(p, &a);
 	if (r < 0)
 		goto out;
 	r = do_register(p, w.host, a.ips, a.n);

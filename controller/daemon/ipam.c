@@ -13,6 +13,11 @@
 
 #define IPAM_FILE "ipam.json"
 #define IPAM_VERSION 1
+/* Releases remembered for ordering. A node's IPv4 range is a /24 (254
+ * addresses); in a large IPv6 range the rotation never comes back to old
+ * addresses anyway. Forgetting the oldest release makes it a fresh address,
+ * which is where it stood in the order already. */
+#define MAX_RELEASED 1024
 
 struct lease {
 	char *container_id;
@@ -26,6 +31,13 @@ struct pf_ipam {
 	struct pf_cidr ranges[PF_IPAM_MAX_RANGES];
 	size_t n, cap;
 	struct lease *v; /* unsorted; a node holds a few hundred leases */
+	/* The rotation, as host-local's: per family the last address handed
+	 * out fresh (family 0: none yet), and the released addresses, oldest
+	 * release first. An entry may be leased again (requested, or its turn
+	 * came): it is skipped then, and moved to the end when released again. */
+	struct pf_addr last[2];
+	struct pf_addr *released;
+	size_t n_released, cap_released;
 };
 
 struct pf_ipam *pf_ipam_new(const char *state_dir)
@@ -54,21 +66,71 @@ void pf_ipam_free(struct pf_ipam *p)
 	for (size_t i = 0; i < p->n; i++)
 		lease_done(&p->v[i]);
 	free(p->v);
+	free(p->released);
 	free(p->state_dir);
 	free(p);
 }
 
+static bool addr_taken(const struct pf_ipam *p, const struct pf_addr *a)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (pf_addr_cmp(&p->v[i].addr, a) == 0)
+			return true;
+	return false;
+}
+
+static bool addr_released(const struct pf_ipam *p, const struct pf_addr *a)
+{
+	for (size_t i = 0; i < p->n_released; i++)
+		if (pf_addr_cmp(&p->released[i], a) == 0)
+			return true;
+	return false;
+}
+
+/* a goes to the end of the release order (a repeated release moves it). */
+static int note_released(struct pf_ipam *p, const struct pf_addr *a)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < p->n_released; i++)
+		if (pf_addr_cmp(&p->released[i], a) != 0)
+			p->released[j++] = p->released[i];
+	p->n_released = j;
+	if (p->n_released == MAX_RELEASED) {
+		memmove(p->released, p->released + 1, (p->n_released - 1) * sizeof(*p->released));
+		p->n_released--;
+	}
+	if (p->n_released == p->cap_released) {
+		size_t cap = p->cap_released ? p->cap_released * 2 : 32;
+		struct pf_addr *v = realloc(p->released, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->released = v;
+		p->cap_released = cap;
+	}
+	p->released[p->n_released++] = *a;
+	return 0;
+}
+
+static json_t *addr_json(const struct pf_addr *a)
+{
+	char buf[PF_ADDR_STRLEN];
+
+	return json_string(pf_addr_format(a, buf));
+}
+
 static int save(const struct pf_ipam *p)
 {
-	json_t *doc = NULL, *arr = json_array();
+	json_t *doc = NULL, *arr = json_array(), *last = json_array(), *released = json_array();
 	char buf[PF_ADDR_STRLEN];
 	int ret = -ENOMEM;
 
 	if (!p->state_dir) {
-		json_decref(arr);
-		return 0;
+		ret = 0;
+		goto out;
 	}
-	if (!arr)
+	if (!arr || !last || !released)
 		goto out;
 	for (size_t i = 0; i < p->n; i++) {
 		json_t *o = json_pack("{s:s,s:s,s:s}", "containerId", p->v[i].container_id, "ifname",
@@ -77,12 +139,22 @@ static int save(const struct pf_ipam *p)
 		if (!o || json_array_append_new(arr, o) < 0)
 			goto out;
 	}
-	doc = json_pack("{s:i,s:O}", "version", IPAM_VERSION, "leases", arr);
+	for (size_t f = 0; f < 2; f++)
+		if (p->last[f].family && json_array_append_new(last, addr_json(&p->last[f])) < 0)
+			goto out;
+	/* Leased again: its old place in the order no longer matters. */
+	for (size_t i = 0; i < p->n_released; i++)
+		if (!addr_taken(p, &p->released[i]) && json_array_append_new(released, addr_json(&p->released[i])) < 0)
+			goto out;
+	doc = json_pack("{s:i,s:O,s:O,s:O}", "version", IPAM_VERSION, "leases", arr, "lastAllocated", last,
+			"released", released);
 	if (!doc)
 		goto out;
 	ret = pf_statefile_write(p->state_dir, IPAM_FILE, doc);
 out:
 	json_decref(arr);
+	json_decref(last);
+	json_decref(released);
 	json_decref(doc);
 	return ret;
 }
@@ -111,12 +183,35 @@ static int push(struct pf_ipam *p, const char *cid, const char *ifname, const st
 	return 0;
 }
 
-static bool addr_taken(const struct pf_ipam *p, const struct pf_addr *a)
+/* The rotation (absent in files written before it existed: fine). */
+static int load_order(struct pf_ipam *p, json_t *doc, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (pf_addr_cmp(&p->v[i].addr, a) == 0)
-			return true;
-	return false;
+	json_t *last = json_object_get(doc, "lastAllocated"), *released = json_object_get(doc, "released"), *item;
+	struct pf_addr a;
+	size_t i;
+	int r;
+
+	if ((last && !json_is_array(last)) || (released && !json_is_array(released))) {
+		snprintf(err, errlen, "%s/%s: lastAllocated or released is not a list", p->state_dir, IPAM_FILE);
+		return -EBADMSG;
+	}
+	json_array_foreach(last, i, item) {
+		if (pf_addr_parse(json_string_value(item), &a) < 0 || p->last[a.family == 6].family) {
+			snprintf(err, errlen, "%s/%s: lastAllocated[%zu] is malformed or a second one of its family",
+				 p->state_dir, IPAM_FILE, i);
+			return -EBADMSG;
+		}
+		p->last[a.family == 6] = a;
+	}
+	json_array_foreach(released, i, item) {
+		if (pf_addr_parse(json_string_value(item), &a) < 0) {
+			snprintf(err, errlen, "%s/%s: released[%zu] is malformed", p->state_dir, IPAM_FILE, i);
+			return -EBADMSG;
+		}
+		if ((r = note_released(p, &a)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
@@ -153,12 +248,15 @@ int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
 			goto out_clear;
 		}
 	}
-	ret = 0;
-	goto out;
+	ret = load_order(p, doc, err, errlen);
+	if (ret == 0)
+		goto out;
 out_clear:
 	for (i = 0; i < p->n; i++)
 		lease_done(&p->v[i]);
 	p->n = 0;
+	p->n_released = 0;
+	memset(p->last, 0, sizeof(p->last));
 out:
 	json_decref(doc);
 	return ret;
@@ -185,20 +283,62 @@ size_t pf_ipam_n_ranges(const struct pf_ipam *p)
 	return p->n_ranges;
 }
 
-/* First free address of c: skips the network address and, for IPv4, the
- * broadcast address. Linear in the number of leases per candidate, which is
- * fine at a node's scale (a /24 holds 254 pods). */
-static int pick(const struct pf_ipam *p, const struct pf_cidr *c, struct pf_addr *ret)
+/* The addresses pick() may hand out: not the network address and, for
+ * IPv4, not the broadcast address. */
+static void usable_bounds(const struct pf_cidr *c, struct pf_addr *ret_first, struct pf_addr *ret_last)
 {
-	struct pf_addr a, last;
-
-	pf_cidr_first(c, &a);
-	pf_cidr_last(c, &last);
+	pf_cidr_first(c, ret_first);
+	pf_addr_inc(ret_first);
+	pf_cidr_last(c, ret_last);
 	if (c->addr.family == 4)
-		pf_addr_dec(&last);
-	while (pf_addr_inc(&a) && pf_addr_cmp(&a, &last) <= 0) {
-		if (!addr_taken(p, &a)) {
+		pf_addr_dec(ret_last);
+}
+
+static bool usable(const struct pf_cidr *c, const struct pf_addr *a)
+{
+	struct pf_addr first, last;
+
+	usable_bounds(c, &first, &last);
+	return a->family == c->addr.family && pf_addr_cmp(a, &first) >= 0 && pf_addr_cmp(a, &last) <= 0;
+}
+
+/* The next free address of c in the rotation, as host-local hands them out
+ * (and unlike "the lowest free one"): a recreated pod does not get the
+ * address its predecessor just released, so a conntrack entry or a peer's
+ * cached address of the old pod does not meet the new one. First the
+ * addresses after the last one handed out that were never released (or
+ * whose release is forgotten), wrapping; when only released ones are free,
+ * the one released longest ago. Linear in the number of leases per
+ * candidate, fine at a node's scale (a /24 holds 254 pods). *ret_fresh
+ * says whether it came from the rotation rather than the released list. */
+static int pick(const struct pf_ipam *p, const struct pf_cidr *c, struct pf_addr *ret, bool *ret_fresh)
+{
+	const struct pf_addr *last = &p->last[c->addr.family == 6];
+	struct pf_addr first, end, a;
+	/* Among this many consecutive addresses one is neither leased nor
+	 * released, unless the range is smaller: then the walk covers it. */
+	size_t budget = p->n + p->n_released + 1;
+
+	usable_bounds(c, &first, &end);
+	if (usable(c, last)) {
+		a = *last;
+	} else {
+		a = first;
+		pf_addr_dec(&a); /* so the walk starts at first */
+	}
+	for (size_t i = 0; i < budget; i++) {
+		if (!pf_addr_inc(&a) || pf_addr_cmp(&a, &end) > 0 || pf_addr_cmp(&a, &first) < 0)
+			a = first;
+		if (!addr_taken(p, &a) && !addr_released(p, &a)) {
 			*ret = a;
+			*ret_fresh = true;
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < p->n_released; i++) {
+		if (usable(c, &p->released[i]) && !addr_taken(p, &p->released[i])) {
+			*ret = p->released[i];
+			*ret_fresh = false;
 			return 0;
 		}
 	}
@@ -218,14 +358,11 @@ int pf_ipam_check_request(const struct pf_ipam *p, const struct pf_addr *a)
 	for (size_t i = 0; i < p->n_ranges; i++) {
 		const struct pf_cidr *c = &p->ranges[i];
 		struct pf_cidr host = {.addr = *a, .prefix = (uint8_t)(a->family == 4 ? 32 : 128)};
-		struct pf_addr first, last;
 
 		if (c->addr.family != a->family || !pf_cidr_covers(c, &host))
 			continue;
 		/* pick() never hands these out either. */
-		pf_cidr_first(c, &first);
-		pf_cidr_last(c, &last);
-		if (pf_addr_cmp(a, &first) == 0 || (a->family == 4 && pf_addr_cmp(a, &last) == 0))
+		if (!usable(c, a))
 			return -EADDRNOTAVAIL;
 		return addr_taken(p, a) ? -EADDRINUSE : 0;
 	}
@@ -235,9 +372,10 @@ int pf_ipam_check_request(const struct pf_ipam *p, const struct pf_addr *a)
 int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *ifname, const struct pf_addr *want,
 		     size_t n_want, struct pf_cidr ret[2])
 {
+	struct pf_addr old_last[2] = {p->last[0], p->last[1]};
 	struct pf_cidr out[2];
 	size_t n = 0, old_n = p->n;
-	bool fam_done[2] = {false, false};
+	bool fam_done[2] = {false, false}, fresh;
 	int r;
 
 	/* Existing leases first: allocate is idempotent. */
@@ -269,8 +407,10 @@ int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *if
 
 		if (fam_done[c->addr.family == 6])
 			continue;
-		if ((r = pick(p, c, &a)) < 0 || (r = push(p, container_id, ifname, &a)) < 0)
+		if ((r = pick(p, c, &a, &fresh)) < 0 || (r = push(p, container_id, ifname, &a)) < 0)
 			goto undo;
+		if (fresh)
+			p->last[c->addr.family == 6] = a;
 		fam_done[c->addr.family == 6] = true;
 		out[n].addr = a;
 		out[n].prefix = a.family == 4 ? 32 : 128;
@@ -283,45 +423,65 @@ int pf_ipam_allocate(struct pf_ipam *p, const char *container_id, const char *if
 undo:
 	while (p->n > old_n)
 		lease_done(&p->v[--p->n]);
+	memcpy(p->last, old_last, sizeof(old_last));
 	return r;
+}
+
+static bool lease_matches(const struct lease *l, const char *container_id, const char *ifname)
+{
+	return strcmp(l->container_id, container_id) == 0 && (!ifname || strcmp(l->ifname, ifname) == 0);
 }
 
 int pf_ipam_release(struct pf_ipam *p, const char *container_id, const char *ifname)
 {
-	struct lease *keep;
-	size_t n_keep = 0, n_old = p->n;
-	int r;
+	struct lease *keep = NULL, *old = p->v;
+	struct pf_addr *old_released = NULL;
+	size_t n_keep = 0, n_old = p->n, n_old_released = p->n_released;
+	int r = 0;
 
 	if (n_old == 0)
 		return 0;
 	keep = malloc(n_old * sizeof(*keep));
-	if (!keep)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_old; i++)
-		if (strcmp(p->v[i].container_id, container_id) || (ifname && strcmp(p->v[i].ifname, ifname)))
-			keep[n_keep++] = p->v[i];
-	if (n_keep == n_old) {
-		free(keep);
-		return 0;
+	old_released = malloc((n_old_released ? n_old_released : 1) * sizeof(*old_released));
+	if (!keep || !old_released) {
+		r = -ENOMEM;
+		goto out;
 	}
+	if (n_old_released)
+		memcpy(old_released, p->released, n_old_released * sizeof(*old_released));
+	for (size_t i = 0; i < n_old; i++) {
+		if (!lease_matches(&old[i], container_id, ifname))
+			keep[n_keep++] = old[i];
+		else if ((r = note_released(p, &old[i].addr)) < 0)
+			goto undo;
+	}
+	if (n_keep == n_old)
+		goto out;
 	/* Swap in the kept list; on a failed write swap back. */
-	struct lease *old = p->v;
 	p->v = keep;
 	p->n = n_keep;
 	if ((r = save(p)) < 0) {
 		p->v = old;
 		p->n = n_old;
-		free(keep);
-		return r;
+		goto undo;
 	}
 	for (size_t i = 0; i < n_old; i++)
-		if (strcmp(old[i].container_id, container_id) || (ifname && strcmp(old[i].ifname, ifname)))
-			continue;
-		else
+		if (lease_matches(&old[i], container_id, ifname))
 			lease_done(&old[i]);
 	free(old);
+	keep = NULL;
 	p->cap = n_old;
-	return (int)(n_old - n_keep);
+	r = (int)(n_old - n_keep);
+	goto out;
+undo:
+	/* note_released may have grown the array: it still holds the old count. */
+	if (n_old_released)
+		memcpy(p->released, old_released, n_old_released * sizeof(*old_released));
+	p->n_released = n_old_released;
+out:
+	free(keep);
+	free(old_released);
+	return r;
 }
 
 size_t pf_ipam_count(const struct pf_ipam *p)

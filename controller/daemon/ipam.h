@@ -4,7 +4,9 @@
 
 /* Controller IPAM: one address per family from the node's pod ranges
  * (spec.podCIDRs, or --pod-cidr), keyed by (containerId, ifname) so a
- * repeated allocate returns the same addresses. Allocations are persisted to
+ * repeated allocate returns the same addresses. Addresses rotate: a released
+ * address is handed out again only when no other is free, the one released
+ * longest ago first. Allocations and that order are persisted to
  * <state_dir>/ipam.json before the call returns. */
 
 #include <stdbool.h>
@@ -35,8 +37,8 @@ int pf_ipam_check_request(const struct pf_ipam *p, const struct pf_addr *a);
 bool pf_ipam_holds(const struct pf_ipam *p, const char *container_id, const char *ifname, const struct pf_addr *a);
 /* One address per configured family, returned as host prefixes (/32, /128)
  * in ret (room for 2). want (n_want, at most one per family; NULL, 0 = none)
- * are requested addresses, used for their families instead of the first
- * free one. Idempotent per (container_id, ifname): addresses it already
+ * are requested addresses, used for their families instead of the next one
+ * in the rotation. Idempotent per (container_id, ifname): addresses it already
  * holds are returned whatever is requested. Returns the number of
  * addresses, -ENOSPC when a range is full, -ENOENT when no range is
  * configured, an error of pf_ipam_check_request for a requested address, or

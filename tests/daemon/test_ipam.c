@@ -50,11 +50,13 @@ START_TEST(test_dual_stack_idempotent_persisted)
 	ck_assert_int_eq(pf_ipam_allocate(p2, "c2", "eth0", NULL, 0, out), 2);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.2/32");
 	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::2/128");
-	/* Released addresses are reused. */
+	/* A released address waits while others are free; the rotation
+	 * continues where the first instance left it. */
 	ck_assert_int_eq(pf_ipam_release(p2, "c1", NULL), 2);
 	ck_assert_int_eq(pf_ipam_release(p2, "c1", NULL), 0);
 	ck_assert_int_eq(pf_ipam_allocate(p2, "c3", "eth0", NULL, 0, out), 2);
-	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.1/32");
+	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.3/32");
+	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::3/128");
 	pf_ipam_free(p2);
 	pf_ipam_free(p);
 
@@ -86,6 +88,86 @@ START_TEST(test_exhaustion)
 	ck_assert_int_eq(pf_ipam_allocate(p, "c", "net1", NULL, 0, out), 1);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.9.0.2/32");
 	pf_ipam_free(p);
+}
+END_TEST
+
+static void expect(struct pf_ipam *p, const char *cid, const char *want)
+{
+	struct pf_cidr out[2];
+	char buf[PF_CIDR_STRLEN];
+
+	ck_assert_int_eq(pf_ipam_allocate(p, cid, "eth0", NULL, 0, out), 1);
+	ck_assert_msg(strcmp(fmt(&out[0], buf), want) == 0, "%s got %s, want %s", cid, buf, want);
+}
+
+/* Round-robin, the most recently released address last: a recreated pod
+ * does not get its predecessor's address while any other is free. */
+START_TEST(test_rotation)
+{
+	struct pf_ipam *p = pf_ipam_new(NULL);
+
+	set_ranges(p, "10.9.0.0/29", NULL); /* .1 .. .6 */
+	expect(p, "a", "10.9.0.1/32");
+	expect(p, "b", "10.9.0.2/32");
+	expect(p, "c", "10.9.0.3/32");
+	ck_assert_int_eq(pf_ipam_release(p, "b", "eth0"), 1);
+	expect(p, "b2", "10.9.0.4/32"); /* not .2 */
+	ck_assert_int_eq(pf_ipam_release(p, "a", NULL), 1);
+	expect(p, "d", "10.9.0.5/32");
+	expect(p, "e", "10.9.0.6/32");
+	/* Only released ones left: the one released longest ago first. */
+	expect(p, "f", "10.9.0.2/32");
+	expect(p, "g", "10.9.0.1/32");
+	ck_assert_int_eq(pf_ipam_allocate(p, "h", "eth0", NULL, 0, (struct pf_cidr[2]){0}), -ENOSPC);
+	/* Released again, moved to the back: .4 then .2. */
+	ck_assert_int_eq(pf_ipam_release(p, "b2", NULL), 1);
+	ck_assert_int_eq(pf_ipam_release(p, "f", NULL), 1);
+	expect(p, "i", "10.9.0.4/32");
+	expect(p, "j", "10.9.0.2/32");
+	pf_ipam_free(p);
+}
+END_TEST
+
+/* The order survives a restart: the rotation point and the release order. */
+START_TEST(test_rotation_persisted)
+{
+	char *dir = tmpdir_new(), err[256];
+	struct pf_ipam *p = pf_ipam_new(dir);
+
+	set_ranges(p, "10.9.0.0/29", NULL);
+	expect(p, "a", "10.9.0.1/32");
+	expect(p, "b", "10.9.0.2/32");
+	expect(p, "c", "10.9.0.3/32");
+	ck_assert_int_eq(pf_ipam_release(p, "b", NULL), 1);
+	ck_assert_int_eq(pf_ipam_release(p, "a", NULL), 1);
+	pf_ipam_free(p);
+
+	p = pf_ipam_new(dir);
+	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 0);
+	set_ranges(p, "10.9.0.0/29", NULL);
+	expect(p, "d", "10.9.0.4/32");
+	expect(p, "e", "10.9.0.5/32");
+	expect(p, "f", "10.9.0.6/32");
+	expect(p, "g", "10.9.0.2/32"); /* released before .1 */
+	expect(p, "h", "10.9.0.1/32");
+	pf_ipam_free(p);
+	rm_rf(dir);
+}
+END_TEST
+
+/* Files written before the rotation existed load as "no order yet". */
+START_TEST(test_rotation_old_file)
+{
+	char *dir = tmpdir_new(), err[256];
+	struct pf_ipam *p = pf_ipam_new(dir);
+
+	write_file(dir, "ipam.json",
+		   "{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.9.0.1\"}]}");
+	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 0);
+	set_ranges(p, "10.9.0.0/29", NULL);
+	expect(p, "b", "10.9.0.2/32");
+	pf_ipam_free(p);
+	rm_rf(dir);
 }
 END_TEST
 
@@ -153,6 +235,9 @@ static const char *corrupt[] = {
 	"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"x\"}]}",
 	("{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"},"
 	 "{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"}]}"),
+	"{\"version\":1,\"leases\":[],\"released\":[\"x\"]}",
+	"{\"version\":1,\"leases\":[],\"lastAllocated\":[\"10.0.0.1\",\"10.0.0.2\"]}",
+	"{\"version\":1,\"leases\":[],\"released\":{}}",
 };
 
 START_TEST(test_corrupt)
@@ -179,6 +264,9 @@ int main(void)
 
 	tcase_add_test(tc, test_dual_stack_idempotent_persisted);
 	tcase_add_test(tc, test_exhaustion);
+	tcase_add_test(tc, test_rotation);
+	tcase_add_test(tc, test_rotation_persisted);
+	tcase_add_test(tc, test_rotation_old_file);
 	tcase_add_test(tc, test_requested);
 	tcase_add_test(tc, test_no_range);
 	tcase_add_loop_test(tc, test_corrupt, 0, sizeof(corrupt) / sizeof(corrupt[0]));

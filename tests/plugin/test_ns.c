@@ -313,6 +313,89 @@ static const char tcp_probe[] =
 	"            time.sleep(0.1)\n"
 	"    sys.exit(0 if c.recv(4) == b'pong' else 1)\n";
 
+/* ---- IP forwarding of the node ---- */
+
+/* A sysctl of the node namespace (never the host's: ip netns exec). */
+static int node_sysctl(struct world *w, const char *rel)
+{
+	char *out = sh("ip netns exec %s cat /proc/sys/net/%s", w->node, rel);
+	int v = *out ? atoi(out) : -1;
+
+	free(out);
+	return v;
+}
+
+/* Forwarding off for both families (a fresh namespace may inherit the
+ * host's), and an uplink that accepts router advertisements. */
+static void node_forwarding_off(struct world *w)
+{
+	ck_assert_int_eq(sh_rc("ip netns exec %s sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 "
+			       "net.ipv6.conf.default.accept_ra=1",
+			       w->node),
+			 0);
+	ck_assert_int_eq(sh_rc("ip -n %s link add uplink0 type veth peer name uplink0p && ip netns exec %s sysctl -qw "
+			       "net.ipv6.conf.uplink0.accept_ra=1",
+			       w->node, w->node),
+			 0);
+	ck_assert_int_eq(node_sysctl(w, "ipv4/ip_forward"), 0);
+	ck_assert_int_eq(node_sysctl(w, "ipv6/conf/all/forwarding"), 0);
+}
+
+static void assert_host_ends_ignore_ra(struct world *w)
+{
+	char *links = sh("ip -n %s -o link show | sed -n 's/^[0-9]*: \\(pf[0-9a-f]*\\)@.*/\\1/p'", w->node);
+	size_t n = 0;
+
+	for (char *name = strtok(links, "\n"); name; name = strtok(NULL, "\n")) {
+		char rel[96];
+
+		snprintf(rel, sizeof(rel), "ipv6/conf/%s/accept_ra", name);
+		ck_assert_msg(node_sysctl(w, rel) != 2, "host end %s accepts router advertisements", name);
+		n++;
+	}
+	ck_assert_uint_gt(n, 0);
+	free(links);
+}
+
+/* An IPv4-only pod turns on IPv4 forwarding and leaves IPv6 as it was. */
+START_TEST(test_forwarding_v4_only)
+{
+	struct world w;
+	char pod[64], pod2[64], *conf;
+	struct run r = {0};
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	pod_new(&w, pod2);
+	node_forwarding_off(&w);
+	conf = conf_of(&w, "1.0.0", NULL); /* controller IPAM: the fake hands out IPv4 only */
+	PODFENCE_RUN(&w, "ADD", "c0", pod, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	ck_assert_int_eq(node_sysctl(&w, "ipv4/ip_forward"), 1);
+	ck_assert_int_eq(node_sysctl(&w, "ipv6/conf/all/forwarding"), 0);
+	ck_assert_int_eq(node_sysctl(&w, "ipv6/conf/uplink0/accept_ra"), 1);
+	/* Already on: the next ADD finds it so (and writes nothing). */
+	PODFENCE_RUN(&w, "ADD", "c1", pod2, conf, &r);
+	ck_assert_msg(r.status == 0, "%s", r.out);
+	run_done(&r);
+	ck_assert_int_eq(node_sysctl(&w, "ipv4/ip_forward"), 1);
+	for (int i = 0; i < 2; i++) {
+		PODFENCE_RUN(&w, "DEL", i ? "c1" : "c0", i ? pod2 : pod, conf, &r);
+		assert_ok_silent(&r);
+		run_done(&r);
+	}
+	/* DEL leaves forwarding on: other pods (and the node) may rely on it. */
+	ck_assert_int_eq(node_sysctl(&w, "ipv4/ip_forward"), 1);
+	free(conf);
+	pod_del(pod);
+	pod_del(pod2);
+	world_free(&w);
+}
+END_TEST
+
 START_TEST(test_connectivity)
 {
 	struct world w;
@@ -331,8 +414,9 @@ START_TEST(test_connectivity)
 	ck_assert_ptr_nonnull(f);
 	fputs(tcp_probe, f);
 	fclose(f);
-	/* Forwarding is the node's setting, not the plugin's (no /proc writes on ADD). */
-	ck_assert_int_eq(sh_rc("ip netns exec %s sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1", w.node), 0);
+	/* The node starts as a kernel-default node does: not forwarding, its
+	 * uplink configured by router advertisements. ADD turns it on. */
+	node_forwarding_off(&w);
 	ck_assert_int_eq(sh_rc("ip -n %s addr add 10.99.0.1/32 dev lo && ip -n %s addr add fd99::1/128 dev lo", w.node, w.node),
 			 0);
 	if (asprintf(&extra,
@@ -357,6 +441,13 @@ START_TEST(test_connectivity)
 		run_done(&r);
 		sh_rc("ip -n %s link set lo up", pods[i]);
 	}
+	ck_assert_int_eq(node_sysctl(&w, "ipv4/ip_forward"), 1);
+	ck_assert_int_eq(node_sysctl(&w, "ipv6/conf/all/forwarding"), 1);
+	/* The uplink still takes advertisements; default (so later links) and
+	 * the pods' host ends do not: a pod is no router of the node. */
+	ck_assert_int_eq(node_sysctl(&w, "ipv6/conf/uplink0/accept_ra"), 2);
+	ck_assert_int_eq(node_sysctl(&w, "ipv6/conf/default/accept_ra"), 1);
+	assert_host_ends_ignore_ra(&w);
 	for (int fam = 0; fam < 2; fam++) {
 		/* b serves its address; a connects to b, and to the node. */
 		ck_assert_int_eq(sh_rc("ip netns exec %s python3 %s serve %s 1 & "
@@ -373,6 +464,7 @@ START_TEST(test_connectivity)
 		assert_ok_silent(&r);
 		run_done(&r);
 	}
+	sh_rc("ip -n %s link del uplink0", w.node);
 	assert_clean(&w, pa);
 	free(conf);
 	free(extra);
@@ -1040,6 +1132,54 @@ END_TEST
  * in the background: the host end is out of service (no link by its name,
  * no route or neighbour entry to the pod), and the same attachment can be
  * added again at once. */
+/* A delegated plugin that cannot speak the configured version is named as
+ * such, whatever code it answers with; its own error passes through. */
+START_TEST(test_version_mismatch)
+{
+	struct world w;
+	char pod[64], *conf, *ipam, *bad;
+	struct run r = {0};
+	const char *details;
+
+	if (ns_setup(&w) < 0)
+		return;
+	fake_start(&w);
+	pod_new(&w, pod);
+	ipam = hostlocal_ipam(&w);
+	conf = conf_of(&w, "1.1.0", ipam); /* Debian's host-local stops at 1.0.0 */
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	assert_error(&r, 1);
+	details = json_string_value(json_object_get(r.json, "details"));
+	ck_assert_msg(details && strstr(details, "host-local speaks CNI ") && strstr(details, "1.0.0") &&
+			      strstr(details, "not the configured 1.1.0"),
+		      "%s", r.out);
+	run_done(&r);
+	assert_clean(&w, pod);
+	/* STATUS: that host-local answers code 3 ("missing containerID"). */
+	PODFENCE_RUN(&w, "STATUS", "", NULL, conf, &r);
+	assert_error(&r, 3);
+	details = json_string_value(json_object_get(r.json, "details"));
+	ck_assert_msg(details && strstr(details, "not the configured 1.1.0"), "%s", r.out);
+	run_done(&r);
+	free(conf);
+	/* Versions that fit: the delegate's error alone. */
+	if (asprintf(&bad, ",\"ipam\":{\"type\":\"host-local\",\"dataDir\":\"%s/ipam\",\"ranges\":[[{\"subnet\":\"nope\"}]]}",
+		     w.tmp) < 0)
+		abort();
+	conf = conf_of(&w, "1.0.0", bad);
+	PODFENCE_RUN(&w, "ADD", "c1", pod, conf, &r);
+	ck_assert_msg(r.status != 0 && r.json, "%s", r.out);
+	ck_assert_msg(!strstr(r.out, "speaks CNI"), "%s", r.out);
+	run_done(&r);
+	assert_clean(&w, pod);
+	free(conf);
+	free(bad);
+	free(ipam);
+	pod_del(pod);
+	world_free(&w);
+}
+END_TEST
+
 START_TEST(test_del_retires)
 {
 	struct world w;
@@ -1110,6 +1250,7 @@ int main(int argc, char **argv)
 	ADD_TC("hostlocal", test_hostlocal, 5);
 	ADD_TC("ipam", test_ipam_delegation, 1);
 	ADD_TC("connectivity", test_connectivity, 1);
+	ADD_TC("forwarding", test_forwarding_v4_only, 1);
 	ADD_TC("chained_ptp", test_chained_ptp, 1);
 	ADD_TC("chained_bridge", test_chained_bridge, 1);
 	ADD_TC("check", test_check_drift, 1);
@@ -1122,6 +1263,7 @@ int main(int argc, char **argv)
 	ADD_TC("del", test_del_idempotent, 1);
 	ADD_TC("del_retires", test_del_retires, 1);
 	ADD_TC("runtime_config", test_runtime_config, 1);
+	ADD_TC("version_mismatch", test_version_mismatch, 1);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
