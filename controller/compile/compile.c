@@ -1725,15 +1725,21 @@ static int finish(struct pf_compiler *c, struct pf_ir_diff **ret_diff)
 		cs->n_add = na;
 		if (cs->refs == 0) {
 			if (!cs->created && !c->quiet) {
-				gone[n_gone] = calloc(1, sizeof(**gone));
-				if (!gone[n_gone] || !(gone[n_gone]->name = strdup(cs->name))) {
+				struct pf_ir_set *g = calloc(1, sizeof(*g));
+
+				if (!g) {
 					r = -ENOMEM;
 					goto out;
 				}
-				gone[n_gone]->type = cs->type;
-				r = push_op(&ops, &n_ops, &cap_ops,
-					    &(struct pf_ir_op){.type = PF_IR_OP_SET_DEL, .set = gone[n_gone]});
-				n_gone++;
+				/* Counted before the strdup so that out: frees it either way. */
+				gone[n_gone++] = g;
+				g->name = strdup(cs->name);
+				if (!g->name) {
+					r = -ENOMEM;
+					goto out;
+				}
+				g->type = cs->type;
+				r = push_op(&ops, &n_ops, &cap_ops, &(struct pf_ir_op){.type = PF_IR_OP_SET_DEL, .set = g});
 				if (r < 0)
 					goto out;
 			}
