@@ -29,109 +29,7 @@
 #include "compile.h"
 #include "ir.h"
 #include "model.h"
-
-/* ---- a small string-keyed hash map (keys borrowed from the values) ---- */
-
-struct hent {
-	const char *key;
-	void *val;
-	uint64_t hash;
-};
-
-struct hmap {
-	size_t n, cap;
-	struct hent *t;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static size_t hmap_slot(const struct hmap *h, const char *key, uint64_t hash)
-{
-	size_t mask = h->cap - 1, i = hash & mask;
-
-	while (h->t[i].key && (h->t[i].hash != hash || strcmp(h->t[i].key, key) != 0))
-		i = (i + 1) & mask;
-	return i;
-}
-
-static void *hmap_get(const struct hmap *h, const char *key)
-{
-	size_t i;
-
-	if (!h->n)
-		return NULL;
-	i = hmap_slot(h, key, hash_str(key));
-	return h->t[i].key ? h->t[i].val : NULL;
-}
-
-static int hmap_put(struct hmap *h, const char *key, void *val)
-{
-	uint64_t hash = hash_str(key);
-	size_t i;
-
-	if ((h->n + 1) * 10 > h->cap * 7) {
-		struct hmap g = {.cap = h->cap ? h->cap * 2 : 16};
-
-		g.t = calloc(g.cap, sizeof(*g.t));
-		if (!g.t)
-			return -ENOMEM;
-		for (size_t k = 0; k < h->cap; k++)
-			if (h->t[k].key)
-				g.t[hmap_slot(&g, h->t[k].key, h->t[k].hash)] = h->t[k];
-		g.n = h->n;
-		free(h->t);
-		*h = g;
-	}
-	i = hmap_slot(h, key, hash);
-	if (!h->t[i].key)
-		h->n++;
-	h->t[i] = (struct hent){key, val, hash};
-	return 0;
-}
-
-static void *hmap_del(struct hmap *h, const char *key)
-{
-	size_t mask, i, j;
-	void *val;
-
-	if (!h->n)
-		return NULL;
-	mask = h->cap - 1;
-	i = hmap_slot(h, key, hash_str(key));
-	if (!h->t[i].key)
-		return NULL;
-	val = h->t[i].val;
-	/* Backward-shift deletion keeps probe chains intact without tombstones. */
-	j = i;
-	for (;;) {
-		j = (j + 1) & mask;
-		if (!h->t[j].key)
-			break;
-		size_t home = h->t[j].hash & mask;
-		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-			h->t[i] = h->t[j];
-			i = j;
-		}
-	}
-	h->t[i] = (struct hent){0};
-	h->n--;
-	return val;
-}
-
-static void hmap_done(struct hmap *h)
-{
-	free(h->t);
-	*h = (struct hmap){0};
-}
+#include "smap.h"
 
 /* ---- compiler state ---- */
 
@@ -197,14 +95,14 @@ struct pf_compiler {
 	const struct pf_model *m;
 	char *node;
 	struct pf_ir_plan *plan;
-	struct hmap atts;       /* key -> catt */
-	struct hmap pods;       /* key -> cpod */
-	struct hmap set_keys;   /* cset key -> cset */
-	struct hmap set_names;  /* name -> cset */
+	struct pf_hmap atts;       /* key -> catt */
+	struct pf_hmap pods;       /* key -> cpod */
+	struct pf_hmap set_keys;   /* cset key -> cset */
+	struct pf_hmap set_names;  /* name -> cset */
 	/* Pod-dependent sets, partitioned so that a pod change only looks at the
 	 * sets that can hold pods of its namespace: */
-	struct hmap live_ns;    /* policy namespace -> podSelector-only sets (setvec) */
-	struct hmap live_nm;    /* kubernetes.io/metadata.name value -> sets whose
+	struct pf_hmap live_ns;    /* policy namespace -> podSelector-only sets (setvec) */
+	struct pf_hmap live_nm;    /* kubernetes.io/metadata.name value -> sets whose
 				 * namespaceSelector is only "name In (...)" (setvec) */
 	struct cset **live;     /* every other pod-dependent set */
 	size_t n_live, cap_live;
@@ -609,7 +507,7 @@ static int cpod_add_mem(struct cpod *r, uint32_t id, uint16_t port)
 
 static int cpod_get(struct pf_compiler *c, const char *key, const struct pf_pod *p, struct cpod **ret)
 {
-	struct cpod *r = hmap_get(&c->pods, key);
+	struct cpod *r = pf_hmap_get(&c->pods, key);
 	int ret_code;
 
 	if (r) {
@@ -621,8 +519,8 @@ static int cpod_get(struct pf_compiler *c, const char *key, const struct pf_pod 
 		free(r);
 		return -ENOMEM;
 	}
-	effective_ips(c, p, hmap_get(&c->atts, key), &r->n_ips, r->ips);
-	ret_code = hmap_put(&c->pods, r->key, r);
+	effective_ips(c, p, pf_hmap_get(&c->atts, key), &r->n_ips, r->ips);
+	ret_code = pf_hmap_put(&c->pods, r->key, r, NULL);
 	if (ret_code < 0) {
 		cpod_free(r);
 		return ret_code;
@@ -641,7 +539,7 @@ static int pod_resync(struct pf_compiler *c, const char *ns, const char *name)
 
 	if (!key)
 		return -ENOMEM;
-	r = hmap_get(&c->pods, key);
+	r = pf_hmap_get(&c->pods, key);
 	if (r) {
 		for (size_t i = 0; i < r->n_mem; i++) {
 			struct cset *cs = r->mem[i].set < c->n_ids ? c->by_id[r->mem[i].set] : NULL;
@@ -662,11 +560,11 @@ static int pod_resync(struct pf_compiler *c, const char *ns, const char *name)
 
 		const struct pf_namespace *pns = pf_model_namespace(c->m, p->ns);
 		const char *nm = pns ? pf_labels_get(&pns->labels, NAME_LABEL) : NULL;
-		const struct setvec *b1 = hmap_get(&c->live_ns, p->ns);
-		const struct setvec *b2 = nm ? hmap_get(&c->live_nm, nm) : NULL;
+		const struct setvec *b1 = pf_hmap_get(&c->live_ns, p->ns);
+		const struct setvec *b2 = nm ? pf_hmap_get(&c->live_nm, nm) : NULL;
 		size_t n1 = b1 ? b1->n : 0, n2 = b2 ? b2->n : 0;
 
-		effective_ips(c, p, hmap_get(&c->atts, key), &n_ips, ips);
+		effective_ips(c, p, pf_hmap_get(&c->atts, key), &n_ips, ips);
 		for (size_t i = 0; i < n1 + n2 + c->n_live; i++) {
 			struct cset *cs = i < n1 ? b1->v[i] : i < n1 + n2 ? b2->v[i - n1] : c->live[i - n1 - n2];
 			struct pf_ir_elem e;
@@ -691,7 +589,7 @@ static int pod_resync(struct pf_compiler *c, const char *ns, const char *name)
 		}
 	}
 	if (r && r->n_mem == 0) {
-		hmap_del(&c->pods, key);
+		pf_hmap_del(&c->pods, key);
 		cpod_free(r);
 	}
 out:
@@ -737,7 +635,7 @@ static char *make_name(const char *prefix, const char *readable, const char *ide
 	char buf[128], *o = buf;
 	size_t n = 0;
 	bool us = true;
-	uint64_t h = hash_str(identity);
+	uint64_t h = pf_str_hash(identity);
 
 	/* FNV-1a moves the top bits little for a one-character change; a
 	 * splitmix64 finalizer spreads every input bit over the digits kept. */
@@ -894,7 +792,7 @@ static int populate_pod(const struct pf_pod *p, void *ud)
 			goto out;
 		key = heap ? heap : buf;
 	}
-	effective_ips(c, p, local ? hmap_get(&c->atts, key) : NULL, &n_ips, ips);
+	effective_ips(c, p, local ? pf_hmap_get(&c->atts, key) : NULL, &n_ips, ips);
 	if (!pod_matches(c, cs, p, n_ips, ips, &port))
 		goto out;
 	if (!local) {
@@ -903,7 +801,7 @@ static int populate_pod(const struct pf_pod *p, void *ud)
 			goto out;
 		key = heap ? heap : buf;
 	}
-	r = hmap_get(&c->pods, key);
+	r = pf_hmap_get(&c->pods, key);
 	if (r && (r->n_ips != n_ips || memcmp(r->ips, ips, n_ips * sizeof(*ips)) != 0)) {
 		/* The record's addresses are what its other elements were built
 		 * from: keep using them until the pod's own notification resyncs it. */
@@ -1004,7 +902,7 @@ static size_t live_keys(const struct cset *cs, const char *const **keys, const c
 
 static int live_add(struct pf_compiler *c, struct cset *cs)
 {
-	struct hmap *map = cs->ns ? &c->live_ns : &c->live_nm;
+	struct pf_hmap *map = cs->ns ? &c->live_ns : &c->live_nm;
 	const char *const *keys;
 	const char *one;
 	size_t n = live_keys(cs, &keys, &one);
@@ -1018,11 +916,11 @@ static int live_add(struct pf_compiler *c, struct cset *cs)
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct setvec *b = hmap_get(map, keys[i]);
+		struct setvec *b = pf_hmap_get(map, keys[i]);
 
 		if (!b) {
 			b = calloc(1, sizeof(*b));
-			if (!b || !(b->key = strdup(keys[i])) || hmap_put(map, b->key, b) < 0) {
+			if (!b || !(b->key = strdup(keys[i])) || pf_hmap_put(map, b->key, b, NULL) < 0) {
 				if (b)
 					free(b->key);
 				free(b);
@@ -1049,7 +947,7 @@ static void vec_remove(struct cset **v, size_t *n, const struct cset *cs)
 /* Removes cs wherever live_add() put it (also after a partial live_add). */
 static void live_del(struct pf_compiler *c, struct cset *cs)
 {
-	struct hmap *map = cs->ns ? &c->live_ns : &c->live_nm;
+	struct pf_hmap *map = cs->ns ? &c->live_ns : &c->live_nm;
 	const char *const *keys;
 	const char *one;
 	size_t n = live_keys(cs, &keys, &one);
@@ -1059,13 +957,13 @@ static void live_del(struct pf_compiler *c, struct cset *cs)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct setvec *b = hmap_get(map, keys[i]);
+		struct setvec *b = pf_hmap_get(map, keys[i]);
 
 		if (!b)
 			continue;
 		vec_remove(b->v, &b->n, cs);
 		if (b->n == 0) {
-			hmap_del(map, b->key);
+			pf_hmap_del(map, b->key);
 			free(b->key);
 			free(b->v);
 			free(b);
@@ -1073,7 +971,7 @@ static void live_del(struct pf_compiler *c, struct cset *cs)
 	}
 }
 
-static void buckets_done(struct hmap *map)
+static void buckets_done(struct pf_hmap *map)
 {
 	for (size_t i = 0; i < map->cap; i++) {
 		struct setvec *b = map->t[i].key ? map->t[i].val : NULL;
@@ -1084,7 +982,7 @@ static void buckets_done(struct hmap *map)
 			free(b);
 		}
 	}
-	hmap_done(map);
+	pf_hmap_done(map);
 }
 
 static int cset_create(struct pf_compiler *c, const struct set_want *w, char *key, const char *text,
@@ -1139,7 +1037,7 @@ static int cset_create(struct pf_compiler *c, const struct set_want *w, char *ke
 	cs->name = make_name(prefix[cs->type], text, key, 45, 12);
 	if (!cs->name)
 		goto fail;
-	if (hmap_get(&c->set_names, cs->name)) {
+	if (pf_hmap_get(&c->set_names, cs->name)) {
 		r = -ENOTUNIQ;
 		goto fail;
 	}
@@ -1153,16 +1051,16 @@ static int cset_create(struct pf_compiler *c, const struct set_want *w, char *ke
 	if (grow((void **)&c->by_id, &c->cap_ids, c->n_ids + 1, sizeof(*c->by_id)) < 0 ||
 	    grow((void **)&c->plan->sets, &(size_t){c->plan->n_sets}, c->plan->n_sets + 1, sizeof(ps)) < 0)
 		goto fail_ps;
-	if (hmap_put(&c->set_keys, cs->key, cs) < 0)
+	if (pf_hmap_put(&c->set_keys, cs->key, cs, NULL) < 0)
 		goto fail_ps;
-	if (hmap_put(&c->set_names, cs->name, cs) < 0) {
-		hmap_del(&c->set_keys, cs->key);
+	if (pf_hmap_put(&c->set_names, cs->name, cs, NULL) < 0) {
+		pf_hmap_del(&c->set_keys, cs->key);
 		goto fail_ps;
 	}
 	if (cs->pod_dep && live_add(c, cs) < 0) {
 		live_del(c, cs);
-		hmap_del(&c->set_keys, cs->key);
-		hmap_del(&c->set_names, cs->name);
+		pf_hmap_del(&c->set_keys, cs->key);
+		pf_hmap_del(&c->set_names, cs->name);
 		goto fail_ps;
 	}
 	/* Committed from here on. */
@@ -1217,7 +1115,7 @@ static int cset_ref(struct pf_compiler *c, const struct set_want *w, struct cset
 		free(text);
 		return -ENOMEM;
 	}
-	cs = hmap_get(&c->set_keys, key);
+	cs = pf_hmap_get(&c->set_keys, key);
 	if (cs) {
 		free(key);
 	} else {
@@ -1236,7 +1134,7 @@ static int cset_ref(struct pf_compiler *c, const struct set_want *w, struct cset
 
 static void cset_unref_name(struct pf_compiler *c, const char *name)
 {
-	struct cset *cs = hmap_get(&c->set_names, name);
+	struct cset *cs = pf_hmap_get(&c->set_names, name);
 
 	if (!cs || !cs->refs)
 		return;
@@ -1260,8 +1158,8 @@ static void cset_destroy(struct pf_compiler *c, struct cset *cs)
 	if (cs->pod_dep)
 		live_del(c, cs);
 	c->by_id[cs->id] = NULL;
-	hmap_del(&c->set_keys, cs->key);
-	hmap_del(&c->set_names, cs->name);
+	pf_hmap_del(&c->set_keys, cs->key);
+	pf_hmap_del(&c->set_names, cs->name);
 	cset_free(cs);
 }
 
@@ -1555,7 +1453,7 @@ static bool str_eq(const char *a, const char *b)
 static int sync_local(struct pf_compiler *c, const char *key)
 {
 	struct pf_ir_plan *p = c->plan;
-	struct catt *att = hmap_get(&c->atts, key);
+	struct catt *att = pf_hmap_get(&c->atts, key);
 	const struct pf_pod *pod = att ? pf_model_pod(c->m, att->ns, att->name) : NULL;
 	bool local = att && pod_is_local(c, pod);
 	ssize_t oi = plan_pod_idx_by_key(p, key);
@@ -1874,15 +1772,15 @@ static void state_clear(struct pf_compiler *c)
 	for (size_t i = 0; i < c->pods.cap; i++)
 		if (c->pods.t[i].key)
 			cpod_free(c->pods.t[i].val);
-	hmap_done(&c->pods);
+	pf_hmap_done(&c->pods);
 	for (size_t i = 0; i < c->n_ids; i++)
 		cset_free(c->by_id[i]);
 	c->n_ids = 0;
 	c->n_live = 0;
 	buckets_done(&c->live_ns);
 	buckets_done(&c->live_nm);
-	hmap_done(&c->set_keys);
-	hmap_done(&c->set_names);
+	pf_hmap_done(&c->set_keys);
+	pf_hmap_done(&c->set_names);
 	c->n_touched = 0;
 	intents_clear(c);
 }
@@ -1912,7 +1810,7 @@ void pf_compiler_free(struct pf_compiler *c)
 	for (size_t i = 0; i < c->atts.cap; i++)
 		if (c->atts.t[i].key)
 			catt_free(c->atts.t[i].val);
-	hmap_done(&c->atts);
+	pf_hmap_done(&c->atts);
 	free(c->live);
 	free(c->by_id);
 	free(c->touched);
@@ -1986,7 +1884,7 @@ int pf_compiler_pod_changed(struct pf_compiler *c, const char *ns, const char *n
 	if (!key)
 		return -ENOMEM;
 	r = pod_resync(c, ns, name);
-	if (r >= 0 && hmap_get(&c->atts, key))
+	if (r >= 0 && pf_hmap_get(&c->atts, key))
 		r = sync_local(c, key);
 	free(key);
 	return done(c, r, ret_diff);
@@ -2061,8 +1959,8 @@ int pf_compiler_put_attachment(struct pf_compiler *c, const struct pf_attachment
 		catt_free(n);
 		return -ENOMEM;
 	}
-	old = hmap_get(&c->atts, n->key);
-	r = hmap_put(&c->atts, n->key, n);
+	old = pf_hmap_get(&c->atts, n->key);
+	r = pf_hmap_put(&c->atts, n->key, n, NULL);
 	if (r < 0) {
 		catt_free(n);
 		return r;
@@ -2082,7 +1980,7 @@ int pf_compiler_del_attachment(struct pf_compiler *c, const char *ns, const char
 
 	if (!key)
 		return -ENOMEM;
-	a = hmap_del(&c->atts, key);
+	a = pf_hmap_del(&c->atts, key);
 	if (!a) {
 		free(key);
 		return -ENOENT;
@@ -2128,9 +2026,9 @@ int pf_compile_plan(const struct pf_model *model, const char *node, const struct
 			r = -ENOMEM;
 			goto out;
 		}
-		struct catt *old = hmap_get(&c->atts, n->key);
+		struct catt *old = pf_hmap_get(&c->atts, n->key);
 
-		r = hmap_put(&c->atts, n->key, n);
+		r = pf_hmap_put(&c->atts, n->key, n, NULL);
 		if (r < 0) {
 			catt_free(n);
 			goto out;
