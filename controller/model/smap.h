@@ -2,7 +2,7 @@
 #ifndef PODFENCE_MODEL_SMAP_H
 #define PODFENCE_MODEL_SMAP_H
 
-/* Internal to controller/model: string-keyed maps.
+/* Internal to the controller's pure layers (model, compile): string-keyed maps.
  *
  * pf_hmap: open addressing, linear probing, backward-shift deletion. The key
  * pointer is borrowed: it must stay valid while the entry exists (it usually
@@ -55,8 +55,6 @@ static inline void *pf_omap_at(const struct pf_omap *o, size_t i)
 	return o->v[i].val;
 }
 
-#endif
-
 /* A reference-counted string pool: label keys and values repeat across pods
  * (every pod of a Deployment shares all but a hash), so the model keeps one
  * copy of each. Strings handed out are plain char * into the pool. */
@@ -70,3 +68,5 @@ int pf_strpool_intern(struct pf_strpool *p, char **slot);
 /* Drops one reference on a string obtained from pf_strpool_intern. */
 void pf_strpool_release(struct pf_strpool *p, char *s);
 void pf_strpool_done(struct pf_strpool *p);
+
+#endif

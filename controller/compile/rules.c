@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Where a NetworkPolicy becomes nftables rules.
+ *
+ * For each local pod and direction (ingress, egress):
+ *   collect_policy()  the policies of the pod's namespace that select it and
+ *                     isolate it in that direction, in name order;
+ *   expand_rule()     each policy rule -> one IR rule per (peer, port entry,
+ *                     address family of the pod); a peer becomes a reference
+ *                     to a content-named peer set (sets.c), a named port is
+ *                     resolved on the pod (ingress) or through an
+ *                     address . proto . port set (egress);
+ *   build_chain()     the pod's chain: those rules in order; the chain ends
+ *                     with an implicit drop (ir.h). No policy, no chain: the
+ *                     pod is not isolated in that direction.
+ * pf_compile_sync_local() then puts the chains in the plan (unchanged chains
+ * produce no op), with the pod's dispatch entry. The nftables text of a rule
+ * is the dataplane's job (controller/nft); the IR rule here says everything it
+ * needs (ir.h). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "podfence/addr.h"
+#include "compile-internal.h"
+
+/* ---- policies -> chains ---- */
+
+struct rule_vec {
+	size_t n, cap;
+	struct pf_ir_rule *v;
+};
+
+static void rule_vec_release(struct pf_compiler *c, struct rule_vec *rv)
+{
+	for (size_t i = 0; i < rv->n; i++) {
+		if (rv->v[i].set)
+			pf_compile_set_unref(c, rv->v[i].set);
+		free(rv->v[i].set);
+		free(rv->v[i].policy);
+	}
+	free(rv->v);
+	*rv = (struct rule_vec){0};
+}
+
+static int rule_vec_push(struct pf_compiler *c, struct rule_vec *rv, const struct pf_ir_rule *tmpl,
+			 const struct set_want *w, const struct pf_policy *pol)
+{
+	struct pf_ir_rule *r;
+	struct peer_set *cs = NULL;
+	int ret;
+
+	ret = pf_compile_grow((void **)&rv->v, &rv->cap, rv->n + 1, sizeof(*rv->v));
+	if (ret < 0)
+		return ret;
+	if (w) {
+		ret = pf_compile_set_ref(c, w, &cs);
+		if (ret < 0) {
+			if (cs)
+				pf_compile_set_unref(c, cs->name);
+			return ret;
+		}
+	}
+	r = &rv->v[rv->n];
+	*r = *tmpl;
+	r->set = cs ? strdup(cs->name) : NULL;
+	r->policy = pf_compile_pod_key(pol->ns, pol->name);
+	if ((cs && !r->set) || !r->policy) {
+		if (cs)
+			pf_compile_set_unref(c, cs->name);
+		free(r->set);
+		free(r->policy);
+		return -ENOMEM;
+	}
+	rv->n++;
+	return 0;
+}
+
+struct policy_list {
+	size_t n, cap;
+	const struct pf_policy **v;
+	const struct pf_pod *pod;
+	enum pf_ir_dir dir;
+	int err;
+};
+
+static int collect_policy(const struct pf_policy *pol, void *ud)
+{
+	struct policy_list *pv = ud;
+	bool types = pv->dir == PF_IR_INGRESS ? pol->isolate_ingress : pol->isolate_egress;
+
+	if (!types || !pf_selector_matches(&pol->pod_sel, &pv->pod->labels))
+		return 0;
+	if (pf_compile_grow((void **)&pv->v, &pv->cap, pv->n + 1, sizeof(*pv->v)) < 0)
+		return pv->err = -ENOMEM;
+	pv->v[pv->n++] = pol;
+	return 0;
+}
+
+/* Expands one policy rule into IR rules for the chain of pod p. */
+static int expand_rule(struct pf_compiler *c, struct rule_vec *rv, const struct pf_pod *p, const bool fams[2],
+		       enum pf_ir_dir dir, const struct pf_policy *pol, uint32_t idx, const struct pf_rule *rule)
+{
+	size_t n_peers = rule->n_peers ? rule->n_peers : 1;
+	size_t n_ports = rule->n_ports ? rule->n_ports : 1;
+	static const uint8_t famv[2] = {4, 6};
+	int r;
+
+	for (size_t i = 0; i < n_peers; i++) {
+		const struct pf_peer *peer = rule->n_peers ? &rule->peers[i] : NULL;
+
+		for (size_t j = 0; j < n_ports; j++) {
+			const struct pf_port *pt = rule->n_ports ? &rule->ports[j] : NULL;
+			struct pf_ir_rule t = {.rule = idx, .verdict = dir == PF_IR_INGRESS ? PF_IR_ACCEPT : PF_IR_RETURN};
+			const char *egress_name = NULL;
+
+			if (pt) {
+				t.proto = (uint8_t)pt->proto;
+				if (pt->has_port && pt->name) {
+					uint16_t num;
+
+					if (dir == PF_IR_EGRESS) {
+						/* Resolved per destination pod: a *_PORT set. */
+						egress_name = pt->name;
+						t.proto = 0;
+						t.set_has_port = true;
+					} else if (pf_compile_named_port(p, pt->name, (uint8_t)pt->proto, &num)) {
+						t.port_lo = t.port_hi = num;
+					} else {
+						continue; /* the target pod has no such port: matches nothing */
+					}
+				} else if (pt->has_port) {
+					t.port_lo = pt->port;
+					t.port_hi = pt->end_port ? pt->end_port : pt->port;
+				}
+			}
+			if (!peer && !egress_name) {
+				r = rule_vec_push(c, rv, &t, NULL, pol);
+				if (r < 0)
+					return r;
+				continue;
+			}
+			for (int f = 0; f < 2; f++) {
+				struct set_want w = {.family = famv[f], .port_name = egress_name,
+						     .proto = egress_name ? (uint8_t)pt->proto : 0};
+
+				if (!fams[f])
+					continue;
+				if (!peer) {
+					w.kind = SET_ALL_PODS;
+				} else if (peer->kind == PF_PEER_IPBLOCK) {
+					if (peer->cidr.addr.family != famv[f])
+						continue; /* a v4 block never matches v6 */
+					w.kind = SET_IPBLOCK;
+					w.block = peer;
+				} else {
+					w.kind = SET_SELECTED_PODS;
+					w.pod_sel = peer->pod_sel;
+					w.ns_sel = peer->ns_sel;
+					w.ns = peer->ns_sel ? NULL : pol->ns;
+				}
+				t.family = famv[f];
+				r = rule_vec_push(c, rv, &t, &w, pol);
+				if (r < 0)
+					return r;
+			}
+		}
+	}
+	return 0;
+}
+
+static char *chain_name(enum pf_ir_dir dir, const char *key)
+{
+	return pf_compile_name(dir == PF_IR_INGRESS ? "in_" : "out_", key, key, 48, 8);
+}
+
+/* Builds the chain of local pod p for dir; *ret NULL when not isolated. */
+static int build_chain(struct pf_compiler *c, const struct pf_pod *p, const char *key, size_t n_ips,
+		       const struct pf_addr *ips, enum pf_ir_dir dir, struct pf_ir_chain **ret)
+{
+	struct policy_list pv = {.pod = p, .dir = dir};
+	struct rule_vec rv = {0};
+	struct pf_ir_chain *ch = NULL;
+	bool fams[2] = {pf_compile_ip_of_family(n_ips, ips, 4) != NULL, pf_compile_ip_of_family(n_ips, ips, 6) != NULL};
+	int r;
+
+	*ret = NULL;
+	r = pf_model_each_policy_in_ns(c->m, p->ns, collect_policy, &pv);
+	if (pv.err < 0)
+		r = pv.err;
+	if (r < 0 || pv.n == 0)
+		goto out;
+	for (size_t i = 0; i < pv.n; i++) {
+		const struct pf_policy *pol = pv.v[i];
+		size_t n = dir == PF_IR_INGRESS ? pol->n_ingress : pol->n_egress;
+		const struct pf_rule *rules = dir == PF_IR_INGRESS ? pol->ingress : pol->egress;
+
+		for (size_t k = 0; k < n; k++) {
+			r = expand_rule(c, &rv, p, fams, dir, pol, (uint32_t)k, &rules[k]);
+			if (r < 0)
+				goto out;
+		}
+	}
+	ch = calloc(1, sizeof(*ch));
+	if (!ch || !(ch->name = chain_name(dir, key)) || !(ch->pod = strdup(key))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	ch->dir = dir;
+	ch->n_rules = rv.n;
+	ch->rules = rv.v;
+	rv = (struct rule_vec){0};
+	*ret = ch;
+	ch = NULL;
+	r = 0;
+out:
+	if (ch) {
+		free(ch->name);
+		free(ch->pod);
+		free(ch);
+	}
+	rule_vec_release(c, &rv);
+	free(pv.v);
+	return r;
+}
+
+/* ---- chains -> plan ---- */
+
+static ssize_t plan_chain_idx(const struct pf_ir_plan *p, const char *name, size_t *ins)
+{
+	bool found;
+	size_t i = pf_ir_name_search(p->chains, p->n_chains, sizeof(*p->chains), offsetof(struct pf_ir_chain, name),
+				     name, &found);
+
+	if (found)
+		return (ssize_t)i;
+	if (ins)
+		*ins = i;
+	return -1;
+}
+
+static ssize_t plan_pod_idx_by_key(const struct pf_ir_plan *p, const char *key)
+{
+	for (size_t i = 0; i < p->n_pods; i++)
+		if (strcmp(p->pods[i].key, key) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+void pf_compile_chain_free_contents(struct pf_ir_chain *ch)
+{
+	free(ch->name);
+	free(ch->pod);
+	for (size_t i = 0; i < ch->n_rules; i++) {
+		free(ch->rules[i].set);
+		free(ch->rules[i].policy);
+	}
+	free(ch->rules);
+}
+
+static void pod_free_contents(struct pf_ir_pod *p)
+{
+	free(p->key);
+	free(p->ifname);
+	for (int d = 0; d < PF_IR_DIR_MAX; d++)
+		free(p->chain[d]);
+}
+
+static bool rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
+{
+	if (a->n_rules != b->n_rules)
+		return false;
+	for (size_t i = 0; i < a->n_rules; i++) {
+		const struct pf_ir_rule *x = &a->rules[i], *y = &b->rules[i];
+
+		if (x->family != y->family || x->set_has_port != y->set_has_port || x->proto != y->proto ||
+		    x->port_lo != y->port_lo || x->port_hi != y->port_hi || x->verdict != y->verdict ||
+		    x->rule != y->rule || (x->set == NULL) != (y->set == NULL) ||
+		    (x->set && strcmp(x->set, y->set) != 0) || strcmp(x->policy, y->policy) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void chain_unref(struct pf_compiler *c, const struct pf_ir_chain *ch)
+{
+	for (size_t i = 0; i < ch->n_rules; i++)
+		if (ch->rules[i].set)
+			pf_compile_set_unref(c, ch->rules[i].set);
+}
+
+/* Puts new chain nch (may be NULL) in place of the chain named old_name (may be NULL). */
+static int chain_swap(struct pf_compiler *c, const char *old_name, struct pf_ir_chain *nch)
+{
+	struct pf_ir_plan *p = c->plan;
+	ssize_t oi = old_name ? plan_chain_idx(p, old_name, NULL) : -1;
+	int r;
+
+	if (oi >= 0 && nch && strcmp(p->chains[oi].name, nch->name) == 0) {
+		if (rules_equal(&p->chains[oi], nch)) {
+			chain_unref(c, nch);
+			pf_compile_chain_free_contents(nch);
+			free(nch);
+			return 0;
+		}
+		chain_unref(c, &p->chains[oi]);
+		pf_compile_chain_free_contents(&p->chains[oi]);
+		p->chains[oi] = *nch;
+		free(nch);
+		return pf_compile_note_op(c, PF_IR_OP_CHAIN_REPLACE, p->chains[oi].name, 0, NULL, NULL);
+	}
+	if (oi >= 0) {
+		struct pf_ir_chain *gone = malloc(sizeof(*gone));
+
+		if (!gone)
+			return -ENOMEM;
+		*gone = p->chains[oi];
+		chain_unref(c, gone);
+		memmove(&p->chains[oi], &p->chains[oi + 1], (p->n_chains - (size_t)oi - 1) * sizeof(*gone));
+		p->n_chains--;
+		r = pf_compile_note_op(c, PF_IR_OP_CHAIN_DEL, gone->name, 0, NULL, gone);
+		if (r < 0)
+			return r;
+	}
+	if (nch) {
+		size_t ins = 0, cap = p->n_chains;
+
+		if (plan_chain_idx(p, nch->name, &ins) >= 0) {
+			chain_unref(c, nch);
+			pf_compile_chain_free_contents(nch);
+			free(nch);
+			return -EEXIST;
+		}
+		r = pf_compile_grow((void **)&p->chains, &cap, p->n_chains + 1, sizeof(*nch));
+		if (r < 0) {
+			chain_unref(c, nch);
+			pf_compile_chain_free_contents(nch);
+			free(nch);
+			return r;
+		}
+		memmove(&p->chains[ins + 1], &p->chains[ins], (p->n_chains - ins) * sizeof(*nch));
+		p->chains[ins] = *nch;
+		p->n_chains++;
+		free(nch);
+		return pf_compile_note_op(c, PF_IR_OP_CHAIN_ADD, p->chains[ins].name, 0, NULL, NULL);
+	}
+	return 0;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Recomputes a local pod's chains, plan entry and dispatch (the interface
+ * that sends its packets to them). */
+int pf_compile_sync_local(struct pf_compiler *c, const char *key)
+{
+	struct pf_ir_plan *p = c->plan;
+	struct attached_pod *att = pf_hmap_get(&c->attached, key);
+	const struct pf_pod *pod = att ? pf_model_pod(c->m, att->ns, att->name) : NULL;
+	bool local = att && pf_compile_pod_is_local(c, pod);
+	ssize_t oi = plan_pod_idx_by_key(p, key);
+	struct pf_ir_pod np = {0}, old = {0};
+	struct pf_ir_chain *nch[PF_IR_DIR_MAX] = {0};
+	int r = 0;
+
+	if (local) {
+		pf_compile_pod_ips(c, pod, att, &np.n_ips, np.ips);
+		for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+			r = build_chain(c, pod, key, np.n_ips, np.ips, d, &nch[d]);
+			if (r < 0)
+				goto fail;
+		}
+	} else if (att) {
+		/* Attached here, but the model does not (yet) confirm the pod on
+		 * this node: we cannot know its policies, so fail closed in both
+		 * directions until it does (docs/design.md, invariant 4). */
+		np.n_ips = att->n_ips;
+		memcpy(np.ips, att->ips, att->n_ips * sizeof(*np.ips));
+		for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+			nch[d] = calloc(1, sizeof(*nch[d]));
+			if (!nch[d] || !(nch[d]->name = chain_name(d, key)) || !(nch[d]->pod = strdup(key)))
+				goto nomem;
+			nch[d]->dir = d;
+		}
+	}
+	if (att) {
+		np.key = strdup(key);
+		np.ifname = strdup(att->ifname);
+		if (!np.key || !np.ifname)
+			goto nomem;
+		for (int d = 0; d < PF_IR_DIR_MAX; d++)
+			if (nch[d] && !(np.chain[d] = strdup(nch[d]->name)))
+				goto nomem;
+	}
+	if (oi >= 0) {
+		old = p->pods[oi];
+		memmove(&p->pods[oi], &p->pods[oi + 1], (p->n_pods - (size_t)oi - 1) * sizeof(old));
+		p->n_pods--;
+	}
+	/* Chains first (new references before old ones are dropped, so shared
+	 * sets survive), then dispatch. */
+	for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+		r = chain_swap(c, old.chain[d], nch[d]);
+		nch[d] = NULL;
+		if (r < 0)
+			goto out;
+	}
+	for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+		bool same_if = old.ifname && np.ifname && strcmp(old.ifname, np.ifname) == 0;
+
+		if (old.chain[d] && (!np.chain[d] || !same_if))
+			r = pf_compile_note_op(c, PF_IR_OP_DISPATCH_DEL, old.chain[d], d, old.ifname, NULL);
+		if (r >= 0 && np.chain[d] && (!same_if || !str_eq(old.chain[d], np.chain[d])))
+			r = pf_compile_note_op(c, PF_IR_OP_DISPATCH_SET, np.chain[d], d, np.ifname, NULL);
+		if (r < 0)
+			goto out;
+	}
+	if (att) {
+		size_t lo = 0, hi = p->n_pods, cap = p->n_pods;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (strcmp(p->pods[mid].ifname, np.ifname) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		r = pf_compile_grow((void **)&p->pods, &cap, p->n_pods + 1, sizeof(np));
+		if (r < 0)
+			goto out;
+		memmove(&p->pods[lo + 1], &p->pods[lo], (p->n_pods - lo) * sizeof(np));
+		p->pods[lo] = np;
+		p->n_pods++;
+		np = (struct pf_ir_pod){0};
+	}
+	r = 0;
+	goto out;
+nomem:
+	r = -ENOMEM;
+fail:
+	for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+		if (nch[d]) {
+			chain_unref(c, nch[d]);
+			pf_compile_chain_free_contents(nch[d]);
+			free(nch[d]);
+		}
+	}
+out:
+	pod_free_contents(&np);
+	pod_free_contents(&old);
+	return r;
+}
+
