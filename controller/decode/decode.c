@@ -834,9 +834,7 @@ static int decode_policy_spec(struct dctx *c, const json_t *spec, struct pf_poli
 	return r;
 }
 
-/* The decoder's return value: -ENOMEM if any allocation failed, else r; the
- * error text goes to *ret_err on -EINVAL (when asked for), else is freed. */
-static int decode_result(struct dctx *c, int r, char **ret_err)
+static int finish(struct dctx *c, int r, char **ret_err)
 {
 	if (r == -EINVAL && ret_err) {
 		*ret_err = c->err;
@@ -880,7 +878,7 @@ int pf_decode_policy(const json_t *obj, struct pf_policy **ret, char **ret_err)
 		p = NULL;
 	}
 	pf_policy_free(p);
-	return decode_result(&c, r, ret_err);
+	return finish(&c, r, ret_err);
 }
 
 /* ---- Pod ---- */
@@ -1099,7 +1097,7 @@ int pf_decode_pod(const json_t *obj, struct pf_pod **ret, char **ret_err)
 		p = NULL;
 	}
 	pf_pod_free(p);
-	return decode_result(&c, r, ret_err);
+	return finish(&c, r, ret_err);
 }
 
 /* ---- Namespace ---- */
@@ -1138,7 +1136,7 @@ int pf_decode_namespace(const json_t *obj, struct pf_namespace **ret, char **ret
 		n = NULL;
 	}
 	pf_namespace_free(n);
-	return decode_result(&c, r, ret_err);
+	return finish(&c, r, ret_err);
 }
 
 /* ---- Node ---- */
@@ -1230,7 +1228,7 @@ int pf_decode_node(const json_t *obj, struct pf_node **ret, char **ret_err)
 		n = NULL;
 	}
 	pf_node_free(n);
-	return decode_result(&c, r, ret_err);
+	return finish(&c, r, ret_err);
 }
 
 /* ---- applying to the model ---- */
@@ -1260,8 +1258,8 @@ static int apply_delete(struct pf_model *m, enum pf_kind kind, const json_t *obj
 	int r = decode_meta(&c, obj, namespaced, &md);
 
 	if (r < 0)
-		return decode_result(&c, r, ret_err);
-	decode_result(&c, 0, NULL);
+		return finish(&c, r, ret_err);
+	finish(&c, 0, NULL);
 	switch (kind) {
 	case PF_KIND_POD:
 		r = pf_model_del_pod(m, md.ns, md.name);
