@@ -26,7 +26,7 @@
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
 
-#include "nft_int.h"
+#include "nft-internal.h"
 
 struct nft_txn {
 	struct pf_nft *n;

@@ -19,7 +19,7 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include "nft.h"
-#include "nft_int.h"
+#include "nft-internal.h"
 #include "nfttest.h"
 
 #define TABLE "pftest"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef PODFENCE_NFT_INT_H
-#define PODFENCE_NFT_INT_H
+#ifndef PODFENCE_NFT_INTERNAL_H
+#define PODFENCE_NFT_INTERNAL_H
 
 /* Private to controller/nft and its tests: object builders (IR -> libnftnl
  * objects, no socket), the transaction (paged batch with per-message
@@ -108,15 +108,6 @@ int nft_parse_dispatch_elem(struct nftnl_set_elem *e, char *ifname, size_t ifnam
 
 /* Comment string of type `type` from a userdata blob (malloc'd), or NULL. */
 char *nft_udata_comment(const void *buf, uint32_t len, uint8_t type);
-
-/* ---- IR helpers private to the dataplane ---- */
-void nft_ir_set_done(struct pf_ir_set *s);
-void nft_ir_chain_done(struct pf_ir_chain *c);
-void nft_ir_rule_done(struct pf_ir_rule *r);
-void nft_ir_plan_free(struct pf_ir_plan *p);
-int nft_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);
-bool nft_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b);
-bool nft_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b);
 
 /* ---- transaction (nft_txn.c) ---- */
 struct nft_txn;
