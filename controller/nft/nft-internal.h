@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <libmnl/libmnl.h>
@@ -66,6 +67,9 @@ struct pf_nft {
 	char err[1024];
 	char *rcvbuf;
 	size_t rcvbuf_len;
+	/* When set, every message added to a transaction is also written here
+	 * as text (nft_sync_text); NULL in the daemon. */
+	FILE *batch_log;
 };
 
 /* ---- builders (nft_build.c): each returns a new object or NULL on OOM ---- */
@@ -126,6 +130,13 @@ size_t nft_txn_bytes(const struct nft_txn *t);
  * (committed), -ERESTART (generation changed), or the first error, with
  * n->err naming the object. An empty transaction sends nothing. */
 int nft_txn_commit(struct nft_txn *t);
+
+/* ---- sync (nft_sync.c) ---- */
+/* The batch a sync of plan into an empty namespace would send, as text: one
+ * line per message (type, flags, libnftnl's rendering of the object), a line
+ * "commit" after each transaction. max_txn_msgs 0: the default chunking.
+ * No socket, no kernel: for golden tests. Caller frees *ret. */
+int nft_sync_text(const struct pf_ir_plan *plan, size_t max_txn_msgs, char **ret);
 
 /* ---- reads (nft_read.c) ---- */
 struct nft_kstate {

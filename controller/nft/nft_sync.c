@@ -40,6 +40,8 @@ static int ck_flush(struct chunker *c)
 	if (c->dry) {
 		c->counted += nft_txn_msgs(c->t);
 		c->counted_bytes += nft_txn_bytes(c->t);
+		if (c->n->batch_log && nft_txn_msgs(c->t))
+			fprintf(c->n->batch_log, "commit\n");
 	} else if (nft_txn_msgs(c->t)) {
 		rc = nft_txn_commit(c->t);
 		if (rc == 0)
@@ -576,6 +578,41 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
 	}
 	nft_seterr(n, "the ruleset kept changing under the sync (%d attempts)", rounds);
 	return -EAGAIN;
+}
+
+int nft_sync_text(const struct pf_ir_plan *plan, size_t max_txn_msgs, char **ret)
+{
+	char table[] = PF_NFT_TABLE;
+	struct pf_nft n = { .table = table, .max_txn_msgs = max_txn_msgs ? max_txn_msgs : NFT_DEFAULT_MAX_TXN_MSGS };
+	struct pf_ir_plan empty = { 0 };
+	struct nft_kstate k = { .plan = &empty };
+	struct chunker count = { .n = &n, .max = SIZE_MAX, .dry = true };
+	struct chunker c = { .n = &n, .dry = true };
+	char *text = NULL;
+	size_t len = 0;
+	bool chunked;
+	int rc;
+
+	/* the same two passes as pf_nft_sync, the second one logged */
+	rc = sync_emit(&count, &k, plan, false);
+	chunker_done(&count);
+	if (rc < 0)
+		return rc;
+	chunked = count.counted > n.max_txn_msgs || count.counted_bytes > n.max_txn_msgs * NFT_BYTES_PER_MSG;
+	c.max = chunked ? n.max_txn_msgs : SIZE_MAX;
+	n.batch_log = open_memstream(&text, &len);
+	if (!n.batch_log)
+		return -ENOMEM;
+	rc = sync_emit(&c, &k, plan, chunked);
+	chunker_done(&c);
+	if (fclose(n.batch_log) != 0 && rc == 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		free(text);
+		return rc;
+	}
+	*ret = text;
+	return 0;
 }
 
 /* ---- apply ---- */
