@@ -25,7 +25,7 @@
 #include <libnftnl/gen.h>
 #include <libnftnl/udata.h>
 
-#include "nft_int.h"
+#include "nft-internal.h"
 
 #define SOCK_BUF (32 * 1024 * 1024)
 #define READ_ATTEMPTS 8
@@ -640,7 +640,7 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 		}
 		nv = realloc(ch.rules, (ch.n_rules + 1) * sizeof(*nv));
 		if (!nv) {
-			nft_ir_rule_done(&ru);
+			pf_ir_rule_done(&ru);
 			goto fail;
 		}
 		ch.rules = nv;
@@ -667,7 +667,7 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 	return 0;
 fail:
 	free(comment);
-	nft_ir_chain_done(&ch);
+	pf_ir_chain_done(&ch);
 	return rc;
 }
 
@@ -813,13 +813,13 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 			if (rc == -ENOTSUP) {
 				set.type = PF_IR_SET_TYPE_MAX;
 			} else if (rc < 0) {
-				nft_ir_set_done(&set);
+				pf_ir_set_done(&set);
 				return rc;
 			}
 		}
 		v = realloc(p->sets, (p->n_sets + 1) * sizeof(*v));
 		if (!v) {
-			nft_ir_set_done(&set);
+			pf_ir_set_done(&set);
 			return -ENOMEM;
 		}
 		p->sets = v;
@@ -871,7 +871,7 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 
 void nft_kstate_done(struct nft_kstate *k)
 {
-	nft_ir_plan_free(k->plan);
+	pf_ir_plan_free(k->plan);
 	memset(k, 0, sizeof(*k));
 }
 

@@ -16,7 +16,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/udata.h>
 
-#include "nft_int.h"
+#include "nft-internal.h"
 
 /* 32-bit register slots used for concatenations (nft's layout: the first
  * field in NFT_REG_1, which aliases NFT_REG32_00..03). */

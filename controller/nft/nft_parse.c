@@ -15,100 +15,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/udata.h>
 
-#include "nft_int.h"
-
-/* ---- IR helpers ---- */
-
-void nft_ir_rule_done(struct pf_ir_rule *r)
-{
-	free(r->set);
-	free(r->policy);
-	r->set = r->policy = NULL;
-}
-
-void nft_ir_set_done(struct pf_ir_set *s)
-{
-	free(s->name);
-	free(s->comment);
-	free(s->elems);
-	memset(s, 0, sizeof(*s));
-}
-
-void nft_ir_chain_done(struct pf_ir_chain *c)
-{
-	size_t i;
-
-	for (i = 0; i < c->n_rules; i++)
-		nft_ir_rule_done(&c->rules[i]);
-	free(c->rules);
-	free(c->name);
-	free(c->pod);
-	memset(c, 0, sizeof(*c));
-}
-
-void nft_ir_plan_free(struct pf_ir_plan *p)
-{
-	size_t i;
-
-	if (!p)
-		return;
-	for (i = 0; i < p->n_sets; i++)
-		nft_ir_set_done(&p->sets[i]);
-	free(p->sets);
-	for (i = 0; i < p->n_chains; i++)
-		nft_ir_chain_done(&p->chains[i]);
-	free(p->chains);
-	for (i = 0; i < p->n_pods; i++) {
-		free(p->pods[i].key);
-		free(p->pods[i].ifname);
-		free(p->pods[i].chain[0]);
-		free(p->pods[i].chain[1]);
-	}
-	free(p->pods);
-	free(p);
-}
-
-int nft_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b)
-{
-	int c = pf_addr_cmp(&a->lo, &b->lo);
-
-	if (c)
-		return c;
-	c = pf_addr_cmp(&a->hi, &b->hi);
-	if (c)
-		return c;
-	if (a->proto != b->proto)
-		return a->proto < b->proto ? -1 : 1;
-	if (a->port != b->port)
-		return a->port < b->port ? -1 : 1;
-	return 0;
-}
-
-static bool str_eq(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-bool nft_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b)
-{
-	return a->family == b->family && str_eq(a->set, b->set) && a->set_has_port == b->set_has_port &&
-	       a->proto == b->proto && a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
-	       a->verdict == b->verdict && str_eq(a->policy ? a->policy : "", b->policy ? b->policy : "") &&
-	       a->rule == b->rule;
-}
-
-bool nft_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
-{
-	size_t i;
-
-	/* rules only: the chain's comment (dir, pod) is fixed by its name */
-	if (a->n_rules != b->n_rules)
-		return false;
-	for (i = 0; i < a->n_rules; i++)
-		if (!nft_rule_equal(&a->rules[i], &b->rules[i]))
-			return false;
-	return true;
-}
+#include "nft-internal.h"
 
 /* ---- sets ---- */
 
@@ -237,7 +144,7 @@ static int elem_cb(struct nftnl_set_elem *se, void *data)
 static int raw_cmp(const void *a, const void *b)
 {
 	const struct raw_elem *x = a, *y = b;
-	int c = nft_elem_cmp(&x->e, &y->e);
+	int c = pf_ir_elem_cmp(&x->e, &y->e);
 
 	/* at equal keys an end sorts first: [a, b] then [b+1, c] share a key */
 	if (c == 0 && x->end != y->end)
@@ -247,7 +154,7 @@ static int raw_cmp(const void *a, const void *b)
 
 static int elem_cmp_q(const void *a, const void *b)
 {
-	return nft_elem_cmp(a, b);
+	return pf_ir_elem_cmp(a, b);
 }
 
 int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set)
@@ -278,7 +185,7 @@ int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set)
 		/* a dump of a hash set that is being resized may repeat
 		 * elements (the kernel's rhashtable walk restarts) */
 		for (i = n = 0; i < set->n_elems; i++)
-			if (n == 0 || nft_elem_cmp(&set->elems[n - 1], &set->elems[i]) != 0)
+			if (n == 0 || pf_ir_elem_cmp(&set->elems[n - 1], &set->elems[i]) != 0)
 				set->elems[n++] = set->elems[i];
 		set->n_elems = n;
 		goto out;
@@ -492,7 +399,7 @@ int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret)
 	memset(&out, 0, sizeof(out));
 	rc = 0;
 out:
-	nft_ir_rule_done(&out);
+	pf_ir_rule_done(&out);
 	free(comment);
 	return rc;
 }

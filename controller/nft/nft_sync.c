@@ -16,7 +16,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 
-#include "nft_int.h"
+#include "nft-internal.h"
 
 #define SYNC_ATTEMPTS 5
 
@@ -40,6 +40,8 @@ static int ck_flush(struct chunker *c)
 	if (c->dry) {
 		c->counted += nft_txn_msgs(c->t);
 		c->counted_bytes += nft_txn_bytes(c->t);
+		if (c->n->batch_log && nft_txn_msgs(c->t))
+			fprintf(c->n->batch_log, "commit\n");
 	} else if (nft_txn_msgs(c->t)) {
 		rc = nft_txn_commit(c->t);
 		if (rc == 0)
@@ -188,7 +190,7 @@ static int emit_elems(struct chunker *c, uint16_t type, const char *set, enum pf
 
 static int elem_ptr_cmp(const void *a, const void *b)
 {
-	return nft_elem_cmp(*(const struct pf_ir_elem *const *)a, *(const struct pf_ir_elem *const *)b);
+	return pf_ir_elem_cmp(*(const struct pf_ir_elem *const *)a, *(const struct pf_ir_elem *const *)b);
 }
 
 static const struct pf_ir_elem **elem_ptrs(const struct pf_ir_set *s)
@@ -241,7 +243,7 @@ static int emit_set_change(struct chunker *c, const struct pf_ir_set *from, cons
 	if (!add || !del)
 		goto out;
 	while (i < from->n_elems || j < to->n_elems) {
-		int k = i == from->n_elems ? 1 : j == to->n_elems ? -1 : nft_elem_cmp(a[i], b[j]);
+		int k = i == from->n_elems ? 1 : j == to->n_elems ? -1 : pf_ir_elem_cmp(a[i], b[j]);
 
 		if (k < 0)
 			del[nd++] = a[i++];
@@ -414,39 +416,11 @@ static int emit_dispatch(struct chunker *c, enum pf_ir_dir dir, const char *ifna
 
 /* ---- sync ---- */
 
-static const struct pf_ir_set *find_set(const struct pf_ir_plan *p, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < p->n_sets; i++)
-		if (strcmp(p->sets[i].name, name) == 0)
-			return &p->sets[i];
-	return NULL;
-}
-
-static const struct pf_ir_chain *find_chain(const struct pf_ir_plan *p, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < p->n_chains; i++)
-		if (strcmp(p->chains[i].name, name) == 0)
-			return &p->chains[i];
-	return NULL;
-}
-
-static const struct pf_ir_pod *find_pod(const struct pf_ir_plan *p, const char *ifname)
-{
-	size_t i;
-
-	for (i = 0; i < p->n_pods; i++)
-		if (strcmp(p->pods[i].ifname, ifname) == 0)
-			return &p->pods[i];
-	return NULL;
-}
-
+/* Lookups in both plans are binary searches: the kernel read-back is sorted
+ * like a compiled plan (ir.h). */
 static const char *cur_dispatch(const struct pf_ir_plan *cur, const char *ifname, int d)
 {
-	const struct pf_ir_pod *p = find_pod(cur, ifname);
+	const struct pf_ir_pod *p = pf_ir_plan_pod_by_ifname(cur, ifname);
 
 	return p ? p->chain[d] : NULL;
 }
@@ -473,7 +447,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		rc = ck_flush(c);
 	/* (2) new sets and chains: nothing references them yet */
 	for (i = 0; rc == 0 && i < want->n_sets; i++) {
-		const struct pf_ir_set *s = &want->sets[i], *o = find_set(cur, s->name);
+		const struct pf_ir_set *s = &want->sets[i], *o = pf_ir_plan_set(cur, s->name);
 
 		if (o && o->type != s->type) {
 			nft_seterr(c->n, "set %s exists with another type or content we did not write", s->name);
@@ -483,7 +457,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		}
 	}
 	for (i = 0; rc == 0 && i < want->n_chains; i++)
-		if (!find_chain(cur, want->chains[i].name))
+		if (!pf_ir_plan_chain(cur, want->chains[i].name))
 			rc = emit_chain_add(c, &want->chains[i]);
 	if (rc == 0 && chunked)
 		rc = ck_flush(c);
@@ -491,19 +465,19 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		c->max = SIZE_MAX; /* (3) is one transaction whatever its size */
 	/* (3) changes to objects in use, atomically */
 	for (i = 0; rc == 0 && i < want->n_sets; i++) {
-		const struct pf_ir_set *s = &want->sets[i], *o = find_set(cur, s->name);
+		const struct pf_ir_set *s = &want->sets[i], *o = pf_ir_plan_set(cur, s->name);
 
 		if (o)
 			rc = emit_set_change(c, o, s);
 	}
 	for (i = 0; rc == 0 && i < want->n_chains; i++) {
-		const struct pf_ir_chain *ch = &want->chains[i], *o = find_chain(cur, ch->name);
+		const struct pf_ir_chain *ch = &want->chains[i], *o = pf_ir_plan_chain(cur, ch->name);
 
-		if (o && !nft_chain_rules_equal(o, ch))
+		if (o && !pf_ir_chain_rules_equal(o, ch))
 			rc = emit_chain_replace(c, ch);
 	}
 	for (i = 0; rc == 0 && i < cur->n_pods; i++) {
-		const struct pf_ir_pod *p = &cur->pods[i], *w = find_pod(want, p->ifname);
+		const struct pf_ir_pod *p = &cur->pods[i], *w = pf_ir_plan_pod_by_ifname(want, p->ifname);
 
 		for (d = 0; rc == 0 && d < PF_IR_DIR_MAX; d++) {
 			const char *wc = w ? w->chain[d] : NULL;
@@ -518,7 +492,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 	}
 	/* placeholders of an interrupted cold start that the plan no longer isolates */
 	for (i = 0; rc == 0 && i < cur->n_pods; i++) {
-		const struct pf_ir_pod *p = &cur->pods[i], *w = find_pod(want, p->ifname);
+		const struct pf_ir_pod *p = &cur->pods[i], *w = pf_ir_plan_pod_by_ifname(want, p->ifname);
 
 		for (d = 0; rc == 0 && d < PF_IR_DIR_MAX; d++)
 			if (p->chain[d] && !*p->chain[d] && !(w && w->chain[d]))
@@ -545,10 +519,10 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		rc = ck_flush(c);
 	/* (5) what nothing references any more */
 	for (i = 0; rc == 0 && i < cur->n_chains; i++)
-		if (!find_chain(want, cur->chains[i].name))
+		if (!pf_ir_plan_chain(want, cur->chains[i].name))
 			rc = emit_chain_del(c, cur->chains[i].name);
 	for (i = 0; rc == 0 && i < cur->n_sets; i++)
-		if (!find_set(want, cur->sets[i].name))
+		if (!pf_ir_plan_set(want, cur->sets[i].name))
 			rc = emit_set_del(c, cur->sets[i].name);
 	if (rc == 0)
 		rc = ck_flush(c);
@@ -606,6 +580,41 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
 	return -EAGAIN;
 }
 
+int nft_sync_text(const struct pf_ir_plan *plan, size_t max_txn_msgs, char **ret)
+{
+	char table[] = PF_NFT_TABLE;
+	struct pf_nft n = { .table = table, .max_txn_msgs = max_txn_msgs ? max_txn_msgs : NFT_DEFAULT_MAX_TXN_MSGS };
+	struct pf_ir_plan empty = { 0 };
+	struct nft_kstate k = { .plan = &empty };
+	struct chunker count = { .n = &n, .max = SIZE_MAX, .dry = true };
+	struct chunker c = { .n = &n, .dry = true };
+	char *text = NULL;
+	size_t len = 0;
+	bool chunked;
+	int rc;
+
+	/* the same two passes as pf_nft_sync, the second one logged */
+	rc = sync_emit(&count, &k, plan, false);
+	chunker_done(&count);
+	if (rc < 0)
+		return rc;
+	chunked = count.counted > n.max_txn_msgs || count.counted_bytes > n.max_txn_msgs * NFT_BYTES_PER_MSG;
+	c.max = chunked ? n.max_txn_msgs : SIZE_MAX;
+	n.batch_log = open_memstream(&text, &len);
+	if (!n.batch_log)
+		return -ENOMEM;
+	rc = sync_emit(&c, &k, plan, chunked);
+	chunker_done(&c);
+	if (fclose(n.batch_log) != 0 && rc == 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		free(text);
+		return rc;
+	}
+	*ret = text;
+	return 0;
+}
+
 /* ---- apply ---- */
 
 struct elem_ref {
@@ -622,7 +631,7 @@ static int elem_ref_cmp(const void *a, const void *b)
 
 	if (c)
 		return c;
-	c = nft_elem_cmp(x->e, y->e);
+	c = pf_ir_elem_cmp(x->e, y->e);
 	if (c)
 		return c;
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
@@ -689,7 +698,7 @@ static int pending_flush(struct chunker *c, struct elem_pending *p)
 		bool before, after;
 
 		for (j = i + 1; j < nv && strcmp(v[j].set->name, v[i].set->name) == 0 &&
-				nft_elem_cmp(v[j].e, v[i].e) == 0;
+				pf_ir_elem_cmp(v[j].e, v[i].e) == 0;
 		     j++)
 			;
 		before = !v[i].add;

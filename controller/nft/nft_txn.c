@@ -25,8 +25,9 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
+#include <libnftnl/udata.h>
 
-#include "nft_int.h"
+#include "nft-internal.h"
 
 struct nft_txn {
 	struct pf_nft *n;
@@ -142,6 +143,71 @@ static struct nlmsghdr *msg_begin(struct nft_txn *t, uint16_t type, uint16_t fla
 				     flags | NLM_F_ACK, t->seq0 + 1 + (uint32_t)t->n_msgs);
 }
 
+static const char *msg_type_name(uint16_t type)
+{
+	switch (type) {
+	case NFT_MSG_NEWTABLE: return "add table";
+	case NFT_MSG_NEWCHAIN: return "add chain";
+	case NFT_MSG_DELCHAIN: return "delete chain";
+	case NFT_MSG_NEWRULE: return "add rule";
+	case NFT_MSG_DELRULE: return "delete rule";
+	case NFT_MSG_NEWSET: return "add set";
+	case NFT_MSG_DELSET: return "delete set";
+	case NFT_MSG_NEWSETELEM: return "add element";
+	case NFT_MSG_DELSETELEM: return "delete element";
+	case PF_NFT_MSG_DESTROYSETELEM: return "destroy element";
+	default: return "?";
+	}
+}
+
+/* The text form of a message for n->batch_log: "<type> [flags] <object>". */
+static FILE *log_begin(struct nft_txn *t, uint16_t type, uint16_t flags)
+{
+	FILE *f = t->n->batch_log;
+
+	if (!f || t->err)
+		return NULL;
+	fprintf(f, "%s%s%s%s: ", msg_type_name(type), flags & NLM_F_CREATE ? " create" : "",
+		flags & NLM_F_EXCL ? " excl" : "", flags & NLM_F_APPEND ? " append" : "");
+	return f;
+}
+
+/* What libnftnl's rendering leaves out: a set's key and data types, the
+ * comments read back as chain and set provenance. */
+static void log_set_extra(FILE *f, const struct nftnl_set *o)
+{
+	uint32_t len = 0;
+	const void *ud = nftnl_set_get_data(o, NFTNL_SET_USERDATA, &len);
+	char *comment = nft_udata_comment(ud, len, NFTNL_UDATA_SET_COMMENT);
+
+	if (nftnl_set_is_set(o, NFTNL_SET_KEY_TYPE))
+		fprintf(f, " key type %u len %u", nftnl_set_get_u32(o, NFTNL_SET_KEY_TYPE),
+			nftnl_set_get_u32(o, NFTNL_SET_KEY_LEN));
+	if (nftnl_set_is_set(o, NFTNL_SET_DATA_TYPE))
+		fprintf(f, " data type %u len %u", nftnl_set_get_u32(o, NFTNL_SET_DATA_TYPE),
+			nftnl_set_get_u32(o, NFTNL_SET_DATA_LEN));
+	if (comment)
+		fprintf(f, " comment \"%s\"", comment);
+	free(comment);
+}
+
+static void log_chain_extra(FILE *f, const struct nftnl_chain *o)
+{
+	uint32_t len = 0;
+	const void *ud = nftnl_chain_get_data(o, NFTNL_CHAIN_USERDATA, &len);
+	char *comment = nft_udata_comment(ud, len, NFTNL_UDATA_CHAIN_COMMENT);
+
+	if (comment)
+		fprintf(f, " comment \"%s\"", comment);
+	free(comment);
+}
+
+static void log_end(FILE *f)
+{
+	if (f)
+		fputc('\n', f);
+}
+
 static int msg_end(struct nft_txn *t)
 {
 	const struct nlmsghdr *nlh = nftnl_batch_buffer(t->b);
@@ -159,50 +225,75 @@ static int msg_end(struct nft_txn *t)
 int nft_txn_add_table(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_table *o, const char *what)
 {
 	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+	FILE *lf;
 
 	if (!nlh)
 		return t->err;
 	nftnl_table_nlmsg_build_payload(nlh, o);
+	lf = log_begin(t, type, flags);
+	if (lf)
+		nftnl_table_fprintf(lf, o, NFTNL_OUTPUT_DEFAULT, 0);
+	log_end(lf);
 	return msg_end(t);
 }
 
 int nft_txn_add_chain(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_chain *o, const char *what)
 {
 	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+	FILE *lf;
 
 	if (!nlh)
 		return t->err;
 	nftnl_chain_nlmsg_build_payload(nlh, o);
+	lf = log_begin(t, type, flags);
+	if (lf)
+		nftnl_chain_fprintf(lf, o, NFTNL_OUTPUT_DEFAULT, 0), log_chain_extra(lf, o);
+	log_end(lf);
 	return msg_end(t);
 }
 
 int nft_txn_add_rule(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_rule *o, const char *what)
 {
 	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+	FILE *lf;
 
 	if (!nlh)
 		return t->err;
 	nftnl_rule_nlmsg_build_payload(nlh, o);
+	lf = log_begin(t, type, flags);
+	if (lf)
+		nftnl_rule_fprintf(lf, o, NFTNL_OUTPUT_DEFAULT, 0);
+	log_end(lf);
 	return msg_end(t);
 }
 
 int nft_txn_add_set(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what)
 {
 	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+	FILE *lf;
 
 	if (!nlh)
 		return t->err;
 	nftnl_set_nlmsg_build_payload(nlh, o);
+	lf = log_begin(t, type, flags);
+	if (lf)
+		nftnl_set_fprintf(lf, o, NFTNL_OUTPUT_DEFAULT, 0), log_set_extra(lf, o);
+	log_end(lf);
 	return msg_end(t);
 }
 
 int nft_txn_add_elems(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what)
 {
 	struct nlmsghdr *nlh = msg_begin(t, type, flags, what);
+	FILE *lf;
 
 	if (!nlh)
 		return t->err;
 	nftnl_set_elems_nlmsg_build_payload(nlh, o);
+	lf = log_begin(t, type, flags);
+	if (lf)
+		nftnl_set_fprintf(lf, o, NFTNL_OUTPUT_DEFAULT, 0);
+	log_end(lf);
 	return msg_end(t);
 }
 

@@ -217,6 +217,41 @@ void nt_plan_finish(struct pf_ir_plan *p)
 	}
 }
 
+struct pf_ir_plan *nt_plan_g1(void)
+{
+	static const char *const web[] = { "10.0.0.2", "10.0.0.5" };
+	static const char *const v6[] = { "fd00::2" };
+	static const char *const net[] = { "10.0.0.0-10.0.255.255", "10.2.0.0-10.255.255.255" };
+	static const char *const net6[] = { "fd00::/64" };
+	static const char *const http[] = { "10.0.0.3 tcp 8080", "10.0.0.4 tcp 8081" };
+	static const char *const dns6[] = { "fd00::3 udp 53" };
+	struct pf_ir_plan *p = nt_plan();
+	struct pf_ir_chain *c;
+
+	nt_set(p, "p_web", PF_IR_SET_ADDR4, "ns{team=a} pod{app=web}", web, 2);
+	nt_set(p, "p_v6", PF_IR_SET_ADDR6, "pod{app=web} v6", v6, 1);
+	nt_set(p, "b_net", PF_IR_SET_NET4, "ipBlock 10.0.0.0/8 except 10.1.0.0/16", net, 2);
+	nt_set(p, "b_net6", PF_IR_SET_NET6, "ipBlock fd00::/64", net6, 1);
+	nt_set(p, "np_http", PF_IR_SET_ADDR4_PORT, "port http", http, 2);
+	nt_set(p, "np_dns6", PF_IR_SET_ADDR6_PORT, "port dns", dns6, 1);
+	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
+	nt_rule(c, 4, "p_web", false, 6, 80, 80, "ns/allow-web", 0);
+	nt_rule(c, 6, "p_v6", false, 0, 0, 0, "ns/allow-web", 1);
+	nt_rule(c, 4, "b_net", false, 0, 0, 0, "ns/ipblock", 0);
+	nt_rule(c, 0, NULL, false, 6, 8000, 8100, "ns/range", 0);
+	c = nt_chain(p, "out_a", PF_IR_EGRESS, "ns/a");
+	nt_rule(c, 4, "np_http", true, 0, 0, 0, "ns/named", 0);
+	nt_rule(c, 6, "np_dns6", true, 0, 0, 0, "ns/named", 1);
+	nt_rule(c, 0, NULL, false, 17, 53, 53, "ns/dns", 0);
+	nt_rule(c, 6, "b_net6", false, 0, 0, 0, "ns/ipblock6", 0);
+	nt_chain(p, "in_b", PF_IR_INGRESS, "ns/b"); /* isolated, nothing allowed */
+	nt_pod(p, "ns/a", "va", "10.0.0.2", "in_a", "out_a");
+	nt_pod(p, "ns/b", "vb", "10.0.0.3", "in_b", NULL);
+	nt_pod(p, "ns/c", "vc", "10.0.0.4", NULL, NULL);
+	nt_plan_finish(p);
+	return p;
+}
+
 char *nt_plan_kernel_text(const struct pf_ir_plan *p)
 {
 	struct pf_ir_plan *d = pf_ir_plan_dup(p);

@@ -19,47 +19,12 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include "nft.h"
-#include "nft_int.h"
+#include "nft-internal.h"
 #include "nfttest.h"
 
 #define TABLE "pftest"
 
 static const char *golden_dir;
-
-static struct pf_ir_plan *plan_g1(void)
-{
-	static const char *const web[] = { "10.0.0.2", "10.0.0.5" };
-	static const char *const v6[] = { "fd00::2" };
-	static const char *const net[] = { "10.0.0.0-10.0.255.255", "10.2.0.0-10.255.255.255" };
-	static const char *const net6[] = { "fd00::/64" };
-	static const char *const http[] = { "10.0.0.3 tcp 8080", "10.0.0.4 tcp 8081" };
-	static const char *const dns6[] = { "fd00::3 udp 53" };
-	struct pf_ir_plan *p = nt_plan();
-	struct pf_ir_chain *c;
-
-	nt_set(p, "p_web", PF_IR_SET_ADDR4, "ns{team=a} pod{app=web}", web, 2);
-	nt_set(p, "p_v6", PF_IR_SET_ADDR6, "pod{app=web} v6", v6, 1);
-	nt_set(p, "b_net", PF_IR_SET_NET4, "ipBlock 10.0.0.0/8 except 10.1.0.0/16", net, 2);
-	nt_set(p, "b_net6", PF_IR_SET_NET6, "ipBlock fd00::/64", net6, 1);
-	nt_set(p, "np_http", PF_IR_SET_ADDR4_PORT, "port http", http, 2);
-	nt_set(p, "np_dns6", PF_IR_SET_ADDR6_PORT, "port dns", dns6, 1);
-	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
-	nt_rule(c, 4, "p_web", false, 6, 80, 80, "ns/allow-web", 0);
-	nt_rule(c, 6, "p_v6", false, 0, 0, 0, "ns/allow-web", 1);
-	nt_rule(c, 4, "b_net", false, 0, 0, 0, "ns/ipblock", 0);
-	nt_rule(c, 0, NULL, false, 6, 8000, 8100, "ns/range", 0);
-	c = nt_chain(p, "out_a", PF_IR_EGRESS, "ns/a");
-	nt_rule(c, 4, "np_http", true, 0, 0, 0, "ns/named", 0);
-	nt_rule(c, 6, "np_dns6", true, 0, 0, 0, "ns/named", 1);
-	nt_rule(c, 0, NULL, false, 17, 53, 53, "ns/dns", 0);
-	nt_rule(c, 6, "b_net6", false, 0, 0, 0, "ns/ipblock6", 0);
-	nt_chain(p, "in_b", PF_IR_INGRESS, "ns/b"); /* isolated, nothing allowed */
-	nt_pod(p, "ns/a", "va", "10.0.0.2", "in_a", "out_a");
-	nt_pod(p, "ns/b", "vb", "10.0.0.3", "in_b", NULL);
-	nt_pod(p, "ns/c", "vc", "10.0.0.4", NULL, NULL);
-	nt_plan_finish(p);
-	return p;
-}
 
 /* G1 moved on: elements in and out, an interval reshaped, a rule changed,
  * b no longer isolated, c isolated, a set and a chain gone, a set new. */
@@ -209,7 +174,7 @@ static bool expr_has(json_t *rule, const char *needle)
 
 START_TEST(test_golden_sync)
 {
-	struct pf_ir_plan *p = plan_g1();
+	struct pf_ir_plan *p = nt_plan_g1();
 	struct env e;
 	json_t *got, *want, *r;
 
@@ -264,7 +229,7 @@ static int table_handle(const char *ns)
 
 START_TEST(test_adopt_and_converge)
 {
-	struct pf_ir_plan *p1 = plan_g1(), *p2 = plan_g2();
+	struct pf_ir_plan *p1 = nt_plan_g1(), *p2 = plan_g2();
 	struct pf_nft_opts o = { .table = TABLE };
 	struct pf_nft *second = NULL;
 	struct env e;
@@ -295,7 +260,7 @@ END_TEST
 
 START_TEST(test_apply_diff)
 {
-	struct pf_ir_plan *p1 = plan_g1(), *p2 = plan_g2();
+	struct pf_ir_plan *p1 = nt_plan_g1(), *p2 = plan_g2();
 	struct pf_ir_diff *d = NULL;
 	struct pf_nft_stats st;
 	struct env e;
@@ -342,7 +307,7 @@ static struct pf_ir_diff *concat(struct pf_ir_diff *a, struct pf_ir_diff *b)
 
 START_TEST(test_apply_concatenated_diffs)
 {
-	struct pf_ir_plan *p1 = plan_g1(), *p2 = plan_g2(), *p1b = plan_g1();
+	struct pf_ir_plan *p1 = nt_plan_g1(), *p2 = plan_g2(), *p1b = nt_plan_g1();
 	struct pf_ir_diff *d1 = NULL, *d2 = NULL, *d;
 	struct pf_addr x;
 	struct pf_nft_stats st;
@@ -419,7 +384,7 @@ static struct pf_ir_op elem_op(const struct pf_ir_set *s, const struct pf_ir_ele
 
 START_TEST(test_error_conflicting_element)
 {
-	struct pf_ir_plan *p = plan_g1(), *extra = nt_plan();
+	struct pf_ir_plan *p = nt_plan_g1(), *extra = nt_plan();
 	static const char *const add_web[] = { "10.0.0.9" };
 	static const char *const overlap[] = { "10.0.200.0-10.2.0.5" };
 	struct pf_ir_set *w, *b;
@@ -456,7 +421,7 @@ END_TEST
 
 START_TEST(test_error_missing_set)
 {
-	struct pf_ir_plan *p = plan_g1(), *bad = plan_g1();
+	struct pf_ir_plan *p = nt_plan_g1(), *bad = nt_plan_g1();
 	struct pf_ir_chain *c;
 	struct env e;
 	int rc;
@@ -486,7 +451,7 @@ END_TEST
 
 START_TEST(test_generation_conflict)
 {
-	struct pf_ir_plan *p = plan_g1();
+	struct pf_ir_plan *p = nt_plan_g1();
 	struct nftnl_table *t;
 	struct nft_txn *txn;
 	struct pf_nft_stats st;
@@ -647,7 +612,7 @@ END_TEST
 
 START_TEST(test_repairs_foreign_changes)
 {
-	struct pf_ir_plan *p = plan_g1();
+	struct pf_ir_plan *p = nt_plan_g1();
 	struct env e;
 
 	env_up(&e, "repair", 0);

@@ -14,7 +14,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 
-#include "nft_int.h"
+#include "nft-internal.h"
 #include "nfttest.h"
 
 static char buf[1 << 17];
@@ -121,11 +121,11 @@ START_TEST(test_set_roundtrip)
 	ck_assert_int_eq(nft_parse_elems(back, &got), 0);
 	ck_assert_uint_eq(got.n_elems, s->n_elems);
 	for (i = 0; i < s->n_elems; i++)
-		ck_assert_int_eq(nft_elem_cmp(&got.elems[i], &s->elems[i]), 0);
+		ck_assert_int_eq(pf_ir_elem_cmp(&got.elems[i], &s->elems[i]), 0);
 	free(ptrs);
 	nftnl_set_free(o);
 	nftnl_set_free(back);
-	nft_ir_set_done(&got);
+	pf_ir_set_done(&got);
 	pf_ir_plan_free(p);
 }
 END_TEST
@@ -164,8 +164,8 @@ START_TEST(test_rule_roundtrip)
 	ck_assert_ptr_nonnull(o);
 	back = rt_rule(o);
 	ck_assert_int_eq(nft_parse_rule(back, &got), 0);
-	ck_assert(nft_rule_equal(&got, &c->rules[0]));
-	nft_ir_rule_done(&got);
+	ck_assert(pf_ir_rule_equal(&got, &c->rules[0]));
+	pf_ir_rule_done(&got);
 	nftnl_rule_free(o);
 	nftnl_rule_free(back);
 	pf_ir_plan_free(p);

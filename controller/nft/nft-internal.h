@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef PODFENCE_NFT_INT_H
-#define PODFENCE_NFT_INT_H
+#ifndef PODFENCE_NFT_INTERNAL_H
+#define PODFENCE_NFT_INTERNAL_H
 
 /* Private to controller/nft and its tests: object builders (IR -> libnftnl
  * objects, no socket), the transaction (paged batch with per-message
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <libmnl/libmnl.h>
@@ -66,6 +67,9 @@ struct pf_nft {
 	char err[1024];
 	char *rcvbuf;
 	size_t rcvbuf_len;
+	/* When set, every message added to a transaction is also written here
+	 * as text (nft_sync_text); NULL in the daemon. */
+	FILE *batch_log;
 };
 
 /* ---- builders (nft_build.c): each returns a new object or NULL on OOM ---- */
@@ -109,15 +113,6 @@ int nft_parse_dispatch_elem(struct nftnl_set_elem *e, char *ifname, size_t ifnam
 /* Comment string of type `type` from a userdata blob (malloc'd), or NULL. */
 char *nft_udata_comment(const void *buf, uint32_t len, uint8_t type);
 
-/* ---- IR helpers private to the dataplane ---- */
-void nft_ir_set_done(struct pf_ir_set *s);
-void nft_ir_chain_done(struct pf_ir_chain *c);
-void nft_ir_rule_done(struct pf_ir_rule *r);
-void nft_ir_plan_free(struct pf_ir_plan *p);
-int nft_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);
-bool nft_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b);
-bool nft_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b);
-
 /* ---- transaction (nft_txn.c) ---- */
 struct nft_txn;
 struct nft_txn *nft_txn_new(struct pf_nft *n, bool check_gen, uint32_t gen);
@@ -135,6 +130,13 @@ size_t nft_txn_bytes(const struct nft_txn *t);
  * (committed), -ERESTART (generation changed), or the first error, with
  * n->err naming the object. An empty transaction sends nothing. */
 int nft_txn_commit(struct nft_txn *t);
+
+/* ---- sync (nft_sync.c) ---- */
+/* The batch a sync of plan into an empty namespace would send, as text: one
+ * line per message (type, flags, libnftnl's rendering of the object), a line
+ * "commit" after each transaction. max_txn_msgs 0: the default chunking.
+ * No socket, no kernel: for golden tests. Caller frees *ret. */
+int nft_sync_text(const struct pf_ir_plan *plan, size_t max_txn_msgs, char **ret);
 
 /* ---- reads (nft_read.c) ---- */
 struct nft_kstate {

@@ -4,7 +4,9 @@
 
 /* The IR: one node's desired nftables state as plain data. Produced by the
  * compiler (pure), consumed by the dataplane (controller/nft), the evaluator
- * (explain, simulator) and golden tests (text form). Pure: libc only.
+ * (eval.h: explain, simulator) and golden tests (text form). Its own library,
+ * pf_ir, so that the dataplane depends on this header and not on the
+ * compiler. Pure: libc only.
  *
  * Kernel shape the IR stands for (the dataplane owns the fixed parts):
  *
@@ -117,6 +119,31 @@ struct pf_ir_plan {
 struct pf_ir_plan *pf_ir_plan_new(void);
 void pf_ir_plan_free(struct pf_ir_plan *p);
 struct pf_ir_plan *pf_ir_plan_dup(const struct pf_ir_plan *p); /* NULL on OOM */
+/* Free what one object owns and zero it, for objects built outside a plan
+ * (the dataplane's read-back fills them one by one). */
+void pf_ir_set_done(struct pf_ir_set *s);
+void pf_ir_chain_done(struct pf_ir_chain *c);
+void pf_ir_rule_done(struct pf_ir_rule *r);
+
+/* ---- Equality: one definition for the compiler's diff and the dataplane's
+ * comparison of a kernel read-back with the wanted plan ----
+ * Only what the kernel holds and gives back is compared, so that a plan just
+ * written reads back equal and a sync of an unchanged plan sends nothing.
+ *
+ * Rules: every field. The provenance (policy, rule index) is the rule's
+ * comment "<policy>#<rule>", read back exactly; a NULL policy is written as
+ * "" and so equals "".
+ *
+ * Chains: the rules, in order. Not dir and pod: the chain's name fixes both
+ * (the compiler derives "in_"/"out_" + pod key), and the kernel keeps them in
+ * the chain's comment, written once when the chain is created (truncated to
+ * the comment limit): a chain replacement flushes the rules and cannot
+ * rewrite them, so comparing them could only cause a diff nothing applies.
+ *
+ * Sets: by name and elements (pf_ir_diff); the type is fixed by the name, the
+ * comment is written once when the set is created, like a chain's. */
+bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b);
+bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b);
 
 int pf_ir_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);
 /* Binary search of an array sorted by a string member (name_off: offsetof the

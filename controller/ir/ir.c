@@ -16,26 +16,29 @@ struct pf_ir_plan *pf_ir_plan_new(void)
 	return calloc(1, sizeof(struct pf_ir_plan));
 }
 
-static void set_done(struct pf_ir_set *s)
+void pf_ir_set_done(struct pf_ir_set *s)
 {
 	free(s->name);
 	free(s->comment);
 	free(s->elems);
+	*s = (struct pf_ir_set){0};
 }
 
-static void rule_done(struct pf_ir_rule *r)
+void pf_ir_rule_done(struct pf_ir_rule *r)
 {
 	free(r->set);
 	free(r->policy);
+	*r = (struct pf_ir_rule){0};
 }
 
-static void chain_done(struct pf_ir_chain *c)
+void pf_ir_chain_done(struct pf_ir_chain *c)
 {
 	free(c->name);
 	free(c->pod);
 	for (size_t i = 0; i < c->n_rules; i++)
-		rule_done(&c->rules[i]);
+		pf_ir_rule_done(&c->rules[i]);
 	free(c->rules);
+	*c = (struct pf_ir_chain){0};
 }
 
 static void pod_done(struct pf_ir_pod *p)
@@ -51,9 +54,9 @@ void pf_ir_plan_free(struct pf_ir_plan *p)
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->n_sets; i++)
-		set_done(&p->sets[i]);
+		pf_ir_set_done(&p->sets[i]);
 	for (size_t i = 0; i < p->n_chains; i++)
-		chain_done(&p->chains[i]);
+		pf_ir_chain_done(&p->chains[i]);
 	for (size_t i = 0; i < p->n_pods; i++)
 		pod_done(&p->pods[i]);
 	free(p->sets);
@@ -92,7 +95,7 @@ static bool set_copy(const struct pf_ir_set *s, bool with_elems, struct pf_ir_se
 		}
 	}
 	if (!ok)
-		set_done(ret);
+		pf_ir_set_done(ret);
 	return ok;
 }
 
@@ -117,7 +120,7 @@ static bool chain_copy(const struct pf_ir_chain *c, bool with_rules, struct pf_i
 		}
 	}
 	if (!ok)
-		chain_done(ret);
+		pf_ir_chain_done(ret);
 	return ok;
 }
 
@@ -471,11 +474,11 @@ static void op_done(struct pf_ir_op *op, bool owned)
 {
 	if (owned) {
 		if (op->set) {
-			set_done((struct pf_ir_set *)op->set);
+			pf_ir_set_done((struct pf_ir_set *)op->set);
 			free((void *)op->set);
 		}
 		if (op->chain) {
-			chain_done((struct pf_ir_chain *)op->chain);
+			pf_ir_chain_done((struct pf_ir_chain *)op->chain);
 			free((void *)op->chain);
 		}
 		free((void *)op->ifname);
@@ -546,18 +549,22 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static bool chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
+bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b)
 {
-	if (a->n_rules != b->n_rules || a->dir != b->dir || !str_eq(a->pod, b->pod))
-		return false;
-	for (size_t i = 0; i < a->n_rules; i++) {
-		const struct pf_ir_rule *x = &a->rules[i], *y = &b->rules[i];
+	/* The kernel keeps a NULL policy as "" in the rule comment. */
+	return a->family == b->family && a->set_has_port == b->set_has_port && a->proto == b->proto &&
+	       a->port_lo == b->port_lo && a->port_hi == b->port_hi && a->verdict == b->verdict &&
+	       a->rule == b->rule && str_eq(a->set, b->set) &&
+	       str_eq(a->policy ? a->policy : "", b->policy ? b->policy : "");
+}
 
-		if (x->family != y->family || x->set_has_port != y->set_has_port || x->proto != y->proto ||
-		    x->port_lo != y->port_lo || x->port_hi != y->port_hi || x->verdict != y->verdict ||
-		    x->rule != y->rule || !str_eq(x->set, y->set) || !str_eq(x->policy, y->policy))
+bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
+{
+	if (a->n_rules != b->n_rules)
+		return false;
+	for (size_t i = 0; i < a->n_rules; i++)
+		if (!pf_ir_rule_equal(&a->rules[i], &b->rules[i]))
 			return false;
-	}
 	return true;
 }
 
@@ -601,7 +608,7 @@ int pf_ir_diff(const struct pf_ir_plan *from, const struct pf_ir_plan *to, struc
 			const struct pf_ir_chain *t = &to->chains[j];
 
 			r = 0;
-			if (!chain_rules_equal(&from->chains[i], t))
+			if (!pf_ir_chain_rules_equal(&from->chains[i], t))
 				r = opvec_push(&ops, &(struct pf_ir_op){.type = PF_IR_OP_CHAIN_REPLACE, .chain = t});
 			i++, j++;
 		}
