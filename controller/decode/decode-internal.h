@@ -105,12 +105,13 @@ struct object_type {
 	void (*free)(void *obj);
 };
 
-/* Object identity first (metadata.name, and metadata.namespace for
- * namespaced kinds), so that every later error names the object; then the
- * kind's fields. 0 and *ret (a new model object), or as pf_decode_pod. */
+/* decode_metadata, then the kind's fields. 0 and *ret (a new model
+ * object), or as pf_decode_pod. */
 int decode_object(const struct object_type *type, const json_t *json, void **ret, char **ret_err);
-/* The identity alone, in c->ns and c->name. */
-int decode_identity(struct dctx *c, const json_t *obj);
+/* Object identity first (metadata.name, and metadata.namespace for
+ * namespaced kinds, into c->name and c->ns), so that every later error names
+ * the object; then the shape of the metadata every kind has. */
+int decode_metadata(struct dctx *c, const json_t *obj);
 
 /* ---- shared value syntax ---- */
 

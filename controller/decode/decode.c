@@ -322,13 +322,25 @@ static const struct field cluster_identity[] = {
 	{"metadata.name", FIELD_STRING, FIELD_REQUIRED, STORE(struct dctx, name), .decode = require_not_empty},
 };
 
-int decode_identity(struct dctx *c, const json_t *obj)
+/* What every kind's metadata may hold, checked even when deleting. */
+static const struct field metadata_fields[] = {
+	{"metadata.uid", FIELD_STRING, .decode = NULL},
+	{"metadata.resourceVersion", FIELD_STRING, .decode = NULL},
+	{"metadata.deletionTimestamp", FIELD_STRING, .decode = NULL},
+	{"metadata.labels", FIELD_OBJECT, .decode = NULL},
+};
+
+int decode_metadata(struct dctx *c, const json_t *obj)
 {
+	int r;
+
 	if (!json_is_object(obj))
 		return fail(c, "must be an object, not %s", json_type_name(obj));
 	if (c->kind == PF_KIND_POD || c->kind == PF_KIND_POLICY)
-		return decode_fields(c, obj, namespaced_identity, N_FIELDS(namespaced_identity), c);
-	return decode_fields(c, obj, cluster_identity, N_FIELDS(cluster_identity), c);
+		r = decode_fields(c, obj, namespaced_identity, N_FIELDS(namespaced_identity), c);
+	else
+		r = decode_fields(c, obj, cluster_identity, N_FIELDS(cluster_identity), c);
+	return r < 0 ? r : decode_fields(c, obj, metadata_fields, N_FIELDS(metadata_fields), NULL);
 }
 
 int decode_object(const struct object_type *type, const json_t *json, void **ret, char **ret_err)
@@ -339,7 +351,7 @@ int decode_object(const struct object_type *type, const json_t *json, void **ret
 
 	if (!obj)
 		return -ENOMEM;
-	r = decode_identity(&c, json);
+	r = decode_metadata(&c, json);
 	if (r == 0)
 		r = decode_fields(&c, json, type->fields, type->n_fields, obj);
 	if (r == 0 && type->complete)
@@ -510,7 +522,7 @@ __attribute__((format(printf, 2, 3))) static int set_err(char **ret_err, const c
 static int apply_delete(struct pf_model *m, enum pf_kind kind, const json_t *obj, char **ret_err)
 {
 	struct dctx c = {.kind = kind};
-	int r = decode_identity(&c, obj);
+	int r = decode_metadata(&c, obj);
 
 	if (r < 0)
 		return dctx_finish(&c, r, ret_err);

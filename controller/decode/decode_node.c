@@ -18,7 +18,6 @@ static const struct field namespace_fields[] = {
 	{"metadata.name", FIELD_STRING, STORE(struct pf_namespace, name)},
 	{"metadata.uid", FIELD_STRING, STORE(struct pf_namespace, uid)},
 	{"metadata.resourceVersion", FIELD_STRING, STORE(struct pf_namespace, resource_version)},
-	{"metadata.deletionTimestamp", FIELD_STRING, .decode = NULL},
 	{"metadata.labels", FIELD_LABELS, STORE(struct pf_namespace, labels)},
 };
 
@@ -161,10 +160,7 @@ static int node_status(struct dctx *c, const json_t *j, void *obj)
 
 static const struct field node_fields[] = {
 	{"metadata.name", FIELD_STRING, STORE(struct pf_node, name)},
-	{"metadata.uid", FIELD_STRING, .decode = NULL},
 	{"metadata.resourceVersion", FIELD_STRING, STORE(struct pf_node, resource_version)},
-	{"metadata.deletionTimestamp", FIELD_STRING, .decode = NULL},
-	{"metadata.labels", FIELD_OBJECT, .decode = NULL},
 	{"spec", FIELD_OBJECT, .decode = node_spec},
 	{"status", FIELD_OBJECT, .decode = node_status},
 };

@@ -463,8 +463,6 @@ static const struct field policy_fields[] = {
 	{"metadata.name", FIELD_STRING, STORE(struct pf_policy, name)},
 	{"metadata.uid", FIELD_STRING, STORE(struct pf_policy, uid)},
 	{"metadata.resourceVersion", FIELD_STRING, STORE(struct pf_policy, resource_version)},
-	{"metadata.deletionTimestamp", FIELD_STRING, .decode = NULL},
-	{"metadata.labels", FIELD_OBJECT, .decode = NULL},
 	{"spec", FIELD_OBJECT, FIELD_ALWAYS, .decode = policy_spec},
 };
 
