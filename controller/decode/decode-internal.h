@@ -94,6 +94,11 @@ int decode_entries(struct dctx *c, const json_t *map,
 
 /* calloc'd room for n elements of size (none for n == 0). */
 int alloc_array(struct dctx *c, size_t n, size_t size, void *ret);
+/* An array of structs, one per element of arr: allocates them into *ret and
+ * counts them in *ret_n at once (so freeing the object covers partial work),
+ * then decode_elements(c, arr, each, obj). */
+int decode_array(struct dctx *c, const json_t *arr, size_t size, void *ret, size_t *ret_n,
+		 int (*each)(struct dctx *c, const json_t *j, size_t i, void *obj), void *obj);
 
 /* A kind: its model object and the table of its fields. */
 struct object_type {

@@ -301,6 +301,17 @@ int alloc_array(struct dctx *c, size_t n, size_t size, void *ret)
 	return 0;
 }
 
+int decode_array(struct dctx *c, const json_t *arr, size_t size, void *ret, size_t *ret_n,
+		 int (*each)(struct dctx *c, const json_t *j, size_t i, void *obj), void *obj)
+{
+	int r = alloc_array(c, json_array_size(arr), size, ret);
+
+	if (r < 0)
+		return r;
+	*ret_n = json_array_size(arr);
+	return decode_elements(c, arr, each, obj);
+}
+
 /* ---- metadata ---- */
 
 static int require_not_empty(struct dctx *c, const json_t *j, void *obj)

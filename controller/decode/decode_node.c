@@ -60,19 +60,15 @@ int pf_decode_namespace(const json_t *obj, struct pf_namespace **ret, char **ret
 static int node_pod_cidr(struct dctx *c, const json_t *j, size_t i, void *obj)
 {
 	struct pf_node *n = obj;
-	int r = decode_cidr(c, j, &n->pod_cidrs[i]);
 
-	if (r == 0)
-		n->n_pod_cidrs++;
-	return r;
+	return decode_cidr(c, j, &n->pod_cidrs[i]);
 }
 
 static int spec_pod_cidrs(struct dctx *c, const json_t *j, void *obj)
 {
 	struct pf_node *n = obj;
-	int r = alloc_array(c, json_array_size(j), sizeof(*n->pod_cidrs), &n->pod_cidrs);
 
-	return r < 0 ? r : decode_elements(c, j, node_pod_cidr, n);
+	return decode_array(c, j, sizeof(*n->pod_cidrs), &n->pod_cidrs, &n->n_pod_cidrs, node_pod_cidr, n);
 }
 
 /* Older API servers (and hand-written objects) only set podCIDR. */

@@ -179,17 +179,14 @@ static int except_cidr(struct dctx *c, const json_t *j, size_t i, void *obj)
 	if (r == 0 && (!pf_cidr_covers(&peer->cidr, e) || e->prefix <= peer->cidr.prefix))
 		r = fail(c, "%s must be a strict subset of cidr %s", pf_cidr_format(e, inner),
 			 pf_cidr_format(&peer->cidr, outer));
-	if (r == 0)
-		peer->n_except++;
 	return r;
 }
 
 static int ipblock_except(struct dctx *c, const json_t *j, void *obj)
 {
 	struct pf_peer *peer = obj;
-	int r = alloc_array(c, json_array_size(j), sizeof(*peer->except), &peer->except);
 
-	return r < 0 ? r : decode_elements(c, j, except_cidr, peer);
+	return decode_array(c, j, sizeof(*peer->except), &peer->except, &peer->n_except, except_cidr, peer);
 }
 
 static int ipblock_cidr(struct dctx *c, const json_t *j, void *obj)
@@ -335,23 +332,15 @@ static int decode_port(struct dctx *c, const json_t *j, size_t i, void *obj)
 static int rule_peers(struct dctx *c, const json_t *j, void *obj)
 {
 	struct pf_rule *rule = obj;
-	int r = alloc_array(c, json_array_size(j), sizeof(*rule->peers), &rule->peers);
 
-	if (r < 0)
-		return r;
-	rule->n_peers = json_array_size(j);
-	return decode_elements(c, j, decode_peer, rule);
+	return decode_array(c, j, sizeof(*rule->peers), &rule->peers, &rule->n_peers, decode_peer, rule);
 }
 
 static int rule_ports(struct dctx *c, const json_t *j, void *obj)
 {
 	struct pf_rule *rule = obj;
-	int r = alloc_array(c, json_array_size(j), sizeof(*rule->ports), &rule->ports);
 
-	if (r < 0)
-		return r;
-	rule->n_ports = json_array_size(j);
-	return decode_elements(c, j, decode_port, rule);
+	return decode_array(c, j, sizeof(*rule->ports), &rule->ports, &rule->n_ports, decode_port, rule);
 }
 
 static const struct field ingress_rule_fields[] = {
@@ -378,28 +367,18 @@ static int egress_rule(struct dctx *c, const json_t *j, size_t i, void *obj)
 	return decode_fields(c, j, egress_rule_fields, N_FIELDS(egress_rule_fields), &p->egress[i]);
 }
 
-/* The rules are counted from the start so that freeing the policy covers
- * partial work. */
 static int policy_ingress(struct dctx *c, const json_t *j, void *obj)
 {
 	struct pf_policy *p = obj;
-	int r = alloc_array(c, json_array_size(j), sizeof(*p->ingress), &p->ingress);
 
-	if (r < 0)
-		return r;
-	p->n_ingress = json_array_size(j);
-	return decode_elements(c, j, ingress_rule, p);
+	return decode_array(c, j, sizeof(*p->ingress), &p->ingress, &p->n_ingress, ingress_rule, p);
 }
 
 static int policy_egress(struct dctx *c, const json_t *j, void *obj)
 {
 	struct pf_policy *p = obj;
-	int r = alloc_array(c, json_array_size(j), sizeof(*p->egress), &p->egress);
 
-	if (r < 0)
-		return r;
-	p->n_egress = json_array_size(j);
-	return decode_elements(c, j, egress_rule, p);
+	return decode_array(c, j, sizeof(*p->egress), &p->egress, &p->n_egress, egress_rule, p);
 }
 
 /* ---- NetworkPolicy: spec ---- */
