@@ -37,6 +37,52 @@ void pf_kube_config_free(struct pf_kube_config *cfg)
 	free(cfg);
 }
 
+static char *dupz(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int copy_blob(const char *src, size_t len, char **dst, size_t *dst_len)
+{
+	if (!src)
+		return 0;
+	*dst = malloc(len + 1);
+	if (!*dst)
+		return -ENOMEM;
+	memcpy(*dst, src, len);
+	(*dst)[len] = '\0';
+	*dst_len = len;
+	return 0;
+}
+
+struct pf_kube_config *pf_kube_config_copy(const struct pf_kube_config *c)
+{
+	struct pf_kube_config *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->server = dupz(c->server);
+	d->ca_file = dupz(c->ca_file);
+	d->client_cert_file = dupz(c->client_cert_file);
+	d->client_key_file = dupz(c->client_key_file);
+	d->token = dupz(c->token);
+	d->token_file = dupz(c->token_file);
+	d->tls_server_name = dupz(c->tls_server_name);
+	d->namespace_ = dupz(c->namespace_);
+	d->insecure_skip_tls_verify = c->insecure_skip_tls_verify;
+	if (copy_blob(c->ca_data, c->ca_data_len, &d->ca_data, &d->ca_data_len) < 0 ||
+	    copy_blob(c->client_cert_data, c->client_cert_data_len, &d->client_cert_data, &d->client_cert_data_len) < 0 ||
+	    copy_blob(c->client_key_data, c->client_key_data_len, &d->client_key_data, &d->client_key_data_len) < 0 ||
+	    !d->server || (c->ca_file && !d->ca_file) || (c->client_cert_file && !d->client_cert_file) ||
+	    (c->client_key_file && !d->client_key_file) || (c->token && !d->token) ||
+	    (c->token_file && !d->token_file) || (c->tls_server_name && !d->tls_server_name) ||
+	    (c->namespace_ && !d->namespace_)) {
+		pf_kube_config_free(d);
+		return NULL;
+	}
+	return d;
+}
+
 static void set_err(char **err_msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_err(char **err_msg, const char *fmt, ...)
 {
