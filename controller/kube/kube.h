@@ -6,9 +6,10 @@
  * namespaces), Namespaces, NetworkPolicies and this node's Node, driven by one
  * curl multi handle inside the caller's event loop, plus best-effort Events.
  *
- * Semantics follow client-go's reflector (docs/kube.md §1.4): paginated LIST, WATCH from the list RV with bookmarks, re-watch from the
- * last RV after a clean end, relist on 410/Expired with synthesized DELETED for
- * objects that vanished, exponential backoff 800 ms -> 30 s with jitter,
+ * Semantics follow client-go's reflector (docs/kube.md §1.4): paginated LIST,
+ * WATCH from the list RV with bookmarks, re-watch from the last RV after a
+ * clean end, relist on 410/Expired with synthesized DELETED for objects that
+ * vanished, exponential backoff 800 ms -> 30 s with jitter,
  * Retry-After honoured, client-side watch deadline + TCP keepalive.
  *
  * Event loop contract (never blocks):
