@@ -299,10 +299,15 @@ void pf_kube_free(struct pf_kube *k)
 
 int pf_kube_start(struct pf_kube *k)
 {
+	int r;
+
 	if (k->started)
 		return -EALREADY;
 	if (k->inf[PF_KUBE_NODE].enabled && (!k->node_name || !*k->node_name))
 		return -EINVAL;
+	/* Refused before any request, not request by request into a backoff loop. */
+	if ((r = pf_kube_check_token_transport(k)) < 0)
+		return r;
 	k->started = true;
 	for (int i = 0; i < PF_KUBE_KIND_MAX; i++)
 		if (k->inf[i].enabled)

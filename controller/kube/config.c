@@ -69,6 +69,7 @@ struct pf_kube_config *pf_kube_config_copy(const struct pf_kube_config *c)
 	d->tls_server_name = dupz(c->tls_server_name);
 	d->namespace_ = dupz(c->namespace_);
 	d->insecure_skip_tls_verify = c->insecure_skip_tls_verify;
+	d->allow_insecure_token = c->allow_insecure_token;
 	if (copy_blob(c->ca_data, c->ca_data_len, &d->ca_data, &d->ca_data_len) < 0 ||
 	    copy_blob(c->client_cert_data, c->client_cert_data_len, &d->client_cert_data, &d->client_cert_data_len) < 0 ||
 	    copy_blob(c->client_key_data, c->client_key_data_len, &d->client_key_data, &d->client_key_data_len) < 0 ||

@@ -103,6 +103,7 @@ struct pf_kube {
 	struct pf_kube_config *cfg;
 	char *base_url;
 	char *connect_to; /* tls-server-name: "name:port:host:port" */
+	bool plain_http;  /* the server is http://: no bearer token unless allowed */
 	char *node_name;
 	char *user_agent;
 	char *event_instance;
@@ -150,12 +151,16 @@ uint64_t pf_kube_rand(struct pf_kube *k);
 void pf_kube_set_str(char **dst, const char *s);
 /* Percent-encodes a query value; NULL on OOM. */
 char *pf_kube_query_escape(const char *s);
-/* base_url and connect_to from cfg->server / tls_server_name. */
+/* base_url, connect_to and plain_http from cfg->server / tls_server_name. */
 int pf_kube_transport_init(struct pf_kube *k);
+/* -EPERM (logged) when a bearer token would go over plain http:// without
+ * cfg->allow_insecure_token; else 0. */
+int pf_kube_check_token_transport(const struct pf_kube *k);
 /* Re-reads cfg->token_file when due (or now, with force). */
 void pf_kube_token_reload(struct pf_kube *k, bool force);
 /* Applies server, TLS and auth settings to an easy handle. The two lists
- * must outlive the transfer (curl does not copy them). */
+ * must outlive the transfer (curl does not copy them). -EPERM: see
+ * pf_kube_check_token_transport(). */
 int pf_kube_setup_easy(struct pf_kube *k, CURL *e, const char *url, struct curl_slist **headers,
 		       struct curl_slist **connect_to);
 /* curl write callback: buffers bodies (capped), feeds watch streams to the framer. */

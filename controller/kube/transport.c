@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -117,6 +118,15 @@ void pf_kube_token_reload(struct pf_kube *k, bool force)
 	k->m.token_reloads++;
 }
 
+int pf_kube_check_token_transport(const struct pf_kube *k)
+{
+	if (!k->plain_http || k->cfg->allow_insecure_token || (!k->cfg->token && !k->cfg->token_file))
+		return 0;
+	pf_error("kube: refusing to send a bearer token over plain http://",
+		 "server=%s hint=\"use https://, or allow it explicitly (allow_insecure_token)\"", k->cfg->server);
+	return -EPERM;
+}
+
 /* ------------------------------------------------------------- easy set-up */
 
 /* Every option is checked: a TLS option the curl build cannot honour (a CA
@@ -204,6 +214,8 @@ int pf_kube_setup_easy(struct pf_kube *k, CURL *e, const char *url, struct curl_
 			return r;
 	}
 	if ((r = setup_tls(k, e)) < 0)
+		return r;
+	if ((r = pf_kube_check_token_transport(k)) < 0)
 		return r;
 	nh = curl_slist_append(h, "Accept: application/json");
 	if (!nh)
@@ -341,16 +353,17 @@ int pf_kube_transport_init(struct pf_kube *k)
 
 	if (!u)
 		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, k->cfg->server, 0) != CURLUE_OK)
+	if (curl_url_set(u, CURLUPART_URL, k->cfg->server, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
 		goto out;
+	k->plain_http = strcasecmp(scheme, "http") == 0;
 	if (!k->cfg->tls_server_name) {
 		k->base_url = strdup(k->cfg->server);
 		r = k->base_url ? 0 : -ENOMEM;
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
 		goto out;
 	/* Verify against tls-server-name: the URL names it, CONNECT_TO redirects
 	 * the TCP connection to the real host. */
