@@ -178,17 +178,16 @@ static json_t *vanished_object(const struct pf_kube_informer *inf, const char *k
 	if (!obj)
 		return NULL;
 	md = json_object_get(obj, "metadata");
+	/* json_object_set_new: 0 or -1, so any failure leaves r non-zero. */
 	if (slash)
-		r = json_object_set_new(md, "namespace", json_stringn(key, (size_t)(slash - key))) < 0 ||
-			    json_object_set_new(md, "name", json_string(slash + 1)) < 0
-			    ? -ENOMEM
-			    : 0;
+		r = json_object_set_new(md, "namespace", json_stringn(key, (size_t)(slash - key))) |
+		    json_object_set_new(md, "name", json_string(slash + 1));
 	else
-		r = json_object_set_new(md, "name", json_string(key)) < 0 ? -ENOMEM : 0;
-	if (r == 0 && json_string_length(val) > strlen(rv) + 1 &&
-	    json_object_set_new(md, "uid", json_stringn(rv + strlen(rv) + 1, json_string_length(val) - strlen(rv) - 1)) < 0)
-		r = -ENOMEM;
-	if (r < 0) {
+		r = json_object_set_new(md, "name", json_string(key));
+	if (json_string_length(val) > strlen(rv) + 1)
+		r |= json_object_set_new(md, "uid",
+					 json_stringn(rv + strlen(rv) + 1, json_string_length(val) - strlen(rv) - 1));
+	if (r != 0) {
 		json_decref(obj);
 		return NULL;
 	}
