@@ -127,7 +127,7 @@ def main():
                        "users": [{"name": "u", "user": {"token": "b2"}}],
                        "contexts": [{"name": "b", "context": {"cluster": "c", "user": "u"}}]}, f)
         sock = os.path.join(tmp, "s.sock")
-        d = subprocess.Popen([a.podfenced, "--kubeconfig", kc, "--node-name",
+        d = subprocess.Popen([a.podfenced, "--kubeconfig", kc, "--allow-insecure-token", "--node-name",
                               b6.NODE, "--socket", sock, "--state-dir", os.path.join(tmp, "state"),
                               "--metrics-address", "127.0.0.1:9479", "--log-level", "warn"],
                              stderr=open(os.path.join(tmp, "podfenced.log"), "w"))

@@ -124,7 +124,7 @@ def run(podfenced, items, local, idle_s, tmp, tag, netns):
                    "users": [{"name": "u", "user": {"token": "b6"}}],
                    "contexts": [{"name": "b", "context": {"cluster": "c", "user": "u"}}]}, f)
     sock = os.path.join(tmp, tag + ".sock")
-    cmd = [podfenced, "--kubeconfig", kc, "--node-name", NODE, "--socket", sock, "--state-dir",
+    cmd = [podfenced, "--kubeconfig", kc, "--allow-insecure-token", "--node-name", NODE, "--socket", sock, "--state-dir",
            os.path.join(tmp, tag + "-state"), "--metrics-address", "off", "--log-level", os.environ.get("PF_BENCH_LOG", "warn")]
     if netns:
         cmd = ["ip", "netns", "exec", netns] + cmd

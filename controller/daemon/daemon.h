@@ -28,6 +28,7 @@
 struct pf_daemon_config {
 	const char *kubeconfig;      /* exactly one source: kubeconfig, in_cluster or manifests */
 	bool in_cluster;
+	bool allow_insecure_token;   /* send the API bearer token over plain http:// */
 	const char *manifests;
 	const char *node_name;
 	const char *socket_path;

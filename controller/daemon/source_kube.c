@@ -102,6 +102,7 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
 		free(msg);
 		return r;
 	}
+	kc->allow_insecure_token = d->cfg.allow_insecure_token;
 	if ((r = pf_timer_new(d->loop, kube_timeout, d, &d->kube_timer)) < 0)
 		goto out;
 	d->kube = pf_kube_new(kc, &opts, &ops, d);
@@ -110,7 +111,10 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
 		goto out;
 	}
 	if ((r = pf_kube_start(d->kube)) < 0)
-		snprintf(err, errlen, "cannot start the API client: %s", strerror(-r));
+		snprintf(err, errlen, "cannot start the API client: %s",
+			 r == -EPERM ? "refusing to send a bearer token over plain http:// (use https://, or pass "
+				       "--allow-insecure-token to allow it)"
+				     : strerror(-r));
 out:
 	pf_kube_config_free(kc);
 	return r;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Connection settings: kubeconfig (block YAML as kubectl/kubeadm/kind write
- * it, or JSON, both through libyaml) and in-cluster service-account config. */
+ * it, or JSON, both through pf_yaml) and in-cluster service-account config. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,13 +11,12 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <yaml.h>
 
 #include "kube.h"
 #include "kube-internal.h"
+#include "yamljson.h"
 
 #define KUBECONFIG_MAX_BYTES (4u << 20)
-#define YAML_MAX_DEPTH 64
 
 void pf_kube_config_free(struct pf_kube_config *cfg)
 {
@@ -35,6 +34,53 @@ void pf_kube_config_free(struct pf_kube_config *cfg)
 	free(cfg->tls_server_name);
 	free(cfg->namespace_);
 	free(cfg);
+}
+
+static char *dupz(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int copy_blob(const char *src, size_t len, char **dst, size_t *dst_len)
+{
+	if (!src)
+		return 0;
+	*dst = malloc(len + 1);
+	if (!*dst)
+		return -ENOMEM;
+	memcpy(*dst, src, len);
+	(*dst)[len] = '\0';
+	*dst_len = len;
+	return 0;
+}
+
+struct pf_kube_config *pf_kube_config_copy(const struct pf_kube_config *c)
+{
+	struct pf_kube_config *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->server = dupz(c->server);
+	d->ca_file = dupz(c->ca_file);
+	d->client_cert_file = dupz(c->client_cert_file);
+	d->client_key_file = dupz(c->client_key_file);
+	d->token = dupz(c->token);
+	d->token_file = dupz(c->token_file);
+	d->tls_server_name = dupz(c->tls_server_name);
+	d->namespace_ = dupz(c->namespace_);
+	d->insecure_skip_tls_verify = c->insecure_skip_tls_verify;
+	d->allow_insecure_token = c->allow_insecure_token;
+	if (copy_blob(c->ca_data, c->ca_data_len, &d->ca_data, &d->ca_data_len) < 0 ||
+	    copy_blob(c->client_cert_data, c->client_cert_data_len, &d->client_cert_data, &d->client_cert_data_len) < 0 ||
+	    copy_blob(c->client_key_data, c->client_key_data_len, &d->client_key_data, &d->client_key_data_len) < 0 ||
+	    !d->server || (c->ca_file && !d->ca_file) || (c->client_cert_file && !d->client_cert_file) ||
+	    (c->client_key_file && !d->client_key_file) || (c->token && !d->token) ||
+	    (c->token_file && !d->token_file) || (c->tls_server_name && !d->tls_server_name) ||
+	    (c->namespace_ && !d->namespace_)) {
+		pf_kube_config_free(d);
+		return NULL;
+	}
+	return d;
 }
 
 static void set_err(char **err_msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -120,146 +166,82 @@ out:
 	return r;
 }
 
-/* ---- YAML -> jansson tree: scalars stay strings, plain null/~/empty become
- * null; aliases are refused (no kubeconfig writer emits them). ---- */
+/* ---- kubeconfig text -> tree ---- */
 
-struct ystack {
-	json_t *node[YAML_MAX_DEPTH];
-	json_t *key[YAML_MAX_DEPTH]; /* pending mapping key (string) or NULL */
-	int depth;
-};
-
-static int yadd(struct ystack *st, json_t *v, json_t **root)
+/* client-go reads a kubeconfig into string fields, and sigs.k8s.io/yaml
+ * turns a number or boolean aimed at a string field into its text: so does
+ * this, for every scalar ("port: 8080" -> "8080", "true" -> "true"). */
+static json_t *scalar_text(json_t *v)
 {
-	json_t *parent;
+	char *text;
+	json_t *s;
 
-	if (st->depth == 0) {
-		if (*root) {
-			json_decref(v);
-			return 0;
-		}
-		*root = v;
-		return 0;
-	}
-	parent = st->node[st->depth - 1];
-	if (json_is_array(parent))
-		return json_array_append_new(parent, v) < 0 ? -ENOMEM : 0;
-	if (!st->key[st->depth - 1]) {
-		/* v is a key: only scalar keys are meaningful here. */
-		if (!json_is_string(v)) {
-			json_decref(v);
-			return -EINVAL;
-		}
-		st->key[st->depth - 1] = v;
-		return 0;
-	}
-	{
-		json_t *k = st->key[st->depth - 1];
-		int r = json_object_set_new(parent, json_string_value(k), v) < 0 ? -ENOMEM : 0;
-
-		json_decref(k);
-		st->key[st->depth - 1] = NULL;
-		return r;
-	}
+	if (json_is_boolean(v))
+		return json_string(json_is_true(v) ? "true" : "false");
+	text = json_dumps(v, JSON_ENCODE_ANY);
+	s = text ? json_string(text) : NULL;
+	free(text);
+	return s;
 }
 
-int pf_kube_yaml_to_json(const char *text, size_t len, json_t **ret, char **err_msg)
+static bool is_container(json_t *v)
 {
-	yaml_parser_t parser;
-	yaml_event_t ev;
-	struct ystack st = {.depth = 0};
-	json_t *root = NULL;
-	bool done = false;
-	int r = 0;
+	return json_is_object(v) || json_is_array(v);
+}
 
-	if (!yaml_parser_initialize(&parser))
-		return -ENOMEM;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	while (!done) {
-		if (!yaml_parser_parse(&parser, &ev)) {
-			set_err(err_msg, "YAML: %s at line %zu", parser.problem ? parser.problem : "error",
-				parser.problem_mark.line + 1);
-			r = -EINVAL;
-			goto out;
-		}
-		switch (ev.type) {
-		case YAML_SCALAR_EVENT: {
-			const char *v = (const char *)ev.data.scalar.value;
-			json_t *j;
+static bool needs_text(json_t *v)
+{
+	return json_is_number(v) || json_is_boolean(v);
+}
 
-			if (ev.data.scalar.plain_implicit &&
-			    (ev.data.scalar.length == 0 || strcmp(v, "null") == 0 || strcmp(v, "~") == 0 ||
-			     strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0))
-				j = json_null();
-			else
-				j = json_stringn(v, ev.data.scalar.length);
-			if (!j)
-				r = -EINVAL; /* not UTF-8 */
-			else
-				r = yadd(&st, j, &root);
-			break;
-		}
-		case YAML_SEQUENCE_START_EVENT:
-		case YAML_MAPPING_START_EVENT: {
-			json_t *j = ev.type == YAML_SEQUENCE_START_EVENT ? json_array() : json_object();
+static int stringify_scalars(json_t *v)
+{
+	json_t *child, *s;
+	size_t i;
 
-			if (st.depth >= YAML_MAX_DEPTH) {
-				json_decref(j);
-				set_err(err_msg, "YAML: nesting deeper than %d", YAML_MAX_DEPTH);
-				r = -EINVAL;
-				break;
-			}
-			r = yadd(&st, json_incref(j), &root);
-			if (r < 0) {
-				json_decref(j);
-				break;
-			}
-			st.node[st.depth] = j;
-			st.key[st.depth] = NULL;
-			st.depth++;
-			break;
+	if (json_is_object(v)) {
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+			child = json_object_iter_value(it);
+			if (is_container(child) && stringify_scalars(child) < 0)
+				return -ENOMEM;
+			if (needs_text(child) && (!(s = scalar_text(child)) || json_object_iter_set_new(v, it, s) < 0))
+				return -ENOMEM;
 		}
-		case YAML_SEQUENCE_END_EVENT:
-		case YAML_MAPPING_END_EVENT:
-			st.depth--;
-			json_decref(st.key[st.depth]);
-			json_decref(st.node[st.depth]);
-			break;
-		case YAML_ALIAS_EVENT:
-			set_err(err_msg, "YAML: aliases are not supported (line %zu)", ev.start_mark.line + 1);
-			r = -EINVAL;
-			break;
-		case YAML_DOCUMENT_END_EVENT:
-		case YAML_STREAM_END_EVENT:
-			/* First document only. */
-			done = true;
-			break;
-		default:
-			break;
-		}
-		yaml_event_delete(&ev);
-		if (r < 0) {
-			if (!err_msg || !*err_msg)
-				set_err(err_msg, "YAML: invalid document");
-			goto out;
-		}
+		return 0;
 	}
+	json_array_foreach(v, i, child) {
+		if (is_container(child) && stringify_scalars(child) < 0)
+			return -ENOMEM;
+		if (needs_text(child) && (!(s = scalar_text(child)) || json_array_set_new(v, i, s) < 0))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The first document of a kubeconfig (pf_yaml's converter, yamljson.h). */
+static int kubeconfig_tree(const char *text, size_t len, json_t **ret, char **err_msg)
+{
+	char err[256];
+	json_t *docs = NULL, *root;
+	int r;
+
+	r = pf_yaml_load(text, len, err, sizeof(err), &docs);
+	if (r == -EINVAL)
+		set_err(err_msg, "YAML: %s", err);
+	if (r < 0)
+		return r;
+	root = json_incref(json_array_get(docs, 0));
+	json_decref(docs);
 	if (!root) {
 		set_err(err_msg, "empty document");
-		r = -EINVAL;
-		goto out;
+		return -EINVAL;
+	}
+	if (stringify_scalars(root) < 0) {
+		json_decref(root);
+		return -ENOMEM;
 	}
 	*ret = root;
-	root = NULL;
-out:
-	while (st.depth > 0) {
-		st.depth--;
-		json_decref(st.key[st.depth]);
-		json_decref(st.node[st.depth]);
-	}
-	json_decref(root);
-	yaml_parser_delete(&parser);
-	return r;
+	return 0;
 }
 
 /* ---- base64 (certificate-authority-data etc.) ---- */
@@ -446,7 +428,7 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 
 	if (!empty)
 		return -ENOMEM;
-	r = pf_kube_yaml_to_json(text, len, &root, err_msg);
+	r = kubeconfig_tree(text, len, &root, err_msg);
 	if (r < 0)
 		goto out;
 	if (!json_is_object(root)) {

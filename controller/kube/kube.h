@@ -6,10 +6,10 @@
  * namespaces), Namespaces, NetworkPolicies and this node's Node, driven by one
  * curl multi handle inside the caller's event loop, plus best-effort Events.
  *
- * Semantics follow client-go's reflector (docs/kube.md, shared/ref/KUBE-API.md
- * §3): paginated LIST, WATCH from the list RV with bookmarks, re-watch from the
- * last RV after a clean end, relist on 410/Expired with synthesized DELETED for
- * objects that vanished, exponential backoff 800 ms -> 30 s with jitter,
+ * Semantics follow client-go's reflector (docs/kube.md §1.4): paginated LIST,
+ * WATCH from the list RV with bookmarks, re-watch from the last RV after a
+ * clean end, relist on 410/Expired with synthesized DELETED for objects that
+ * vanished, exponential backoff 800 ms -> 30 s with jitter,
  * Retry-After honoured, client-side watch deadline + TCP keepalive.
  *
  * Event loop contract (never blocks):
@@ -118,6 +118,11 @@ struct pf_kube_config {
 	char *tls_server_name; /* SNI + verification name */
 	bool insecure_skip_tls_verify;
 	char *namespace_;      /* context namespace / in-cluster namespace file (informational) */
+	/* Never read from a kubeconfig: the caller's explicit choice (podfenced
+	 * --allow-insecure-token). Without it a bearer token (token or
+	 * token_file) is never sent over plain http://, where anyone on the
+	 * path could read it: pf_kube_start() and pf_kube_request() give -EPERM. */
+	bool allow_insecure_token;
 };
 
 /* Parses a kubeconfig (YAML or JSON) and resolves its current-context.
@@ -164,7 +169,9 @@ struct pf_kube *pf_kube_new(const struct pf_kube_config *cfg, const struct pf_ku
 /* Stops every transfer (ops.watch_fd(fd, 0) is called for open sockets). */
 void pf_kube_free(struct pf_kube *k);
 
-/* Starts the informers (first LIST of every kind). 0 or -errno. */
+/* Starts the informers (first LIST of every kind). 0 or -errno: -EINVAL
+ * without a node name while Node is watched; -EPERM when a bearer token
+ * would go over plain http:// without cfg.allow_insecure_token. */
 int pf_kube_start(struct pf_kube *k);
 
 /* Event loop entry points. Return 0 or -errno (internal curl failure). */
@@ -217,7 +224,8 @@ int pf_kube_post_event(struct pf_kube *k, const struct pf_kube_event *ev);
 /* Blocking one-shot request (CLI, tests): method "GET"/"POST"/..., path
  * "/api/v1/...", body JSON or NULL. *ret_status gets the HTTP status and
  * *ret_body (may be NULL) the parsed JSON body, or NULL if it was not JSON.
- * Returns 0 when a response arrived (any status), -errno otherwise. */
+ * Returns 0 when a response arrived (any status), -errno otherwise (-EPERM:
+ * a bearer token over plain http://, see pf_kube_config.allow_insecure_token). */
 int pf_kube_request(struct pf_kube *k, const char *method, const char *path, const json_t *body,
 		    long *ret_status, json_t **ret_body);
 

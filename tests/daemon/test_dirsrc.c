@@ -31,6 +31,18 @@ static const struct {
 	{"? [1]\n: x\n", NULL},
 	{"a: *nope\n", NULL},
 	{"\tkey: 1\n", NULL},
+	/* The schema of controller/yaml/yamljson.h: YAML 1.2 core, as JSON can carry it. */
+	{"a: yes\nb: on\nc: 0o17\nd: .inf\ne: 1e3\nf: -0.5\ng: !!str 12\nh: NULL\ni: +7\nj: 'null'\nk: .5\n",
+	 "[{\"a\":\"yes\",\"b\":\"on\",\"c\":\"0o17\",\"d\":\".inf\",\"e\":1000.0,\"f\":-0.5,\"g\":\"12\",\"h\":null,"
+	 "\"i\":7,\"j\":\"null\",\"k\":0.5}]"},
+	{"a: 99999999999999999999\n", "[{\"a\":1e20}]"},
+	{"1: a\ntrue: b\n~: c\n<<: {d: 1}\n", "[{\"1\":\"a\",\"<<\":{\"d\":1},\"true\":\"b\",\"~\":\"c\"}]"},
+	/* Aliases: deep copies; a redefined anchor names its latest value. */
+	{"a: &x 1\nb: *x\nc: &x [two]\nd: *x\n", "[{\"a\":1,\"b\":1,\"c\":[\"two\"],\"d\":[\"two\"]}]"},
+	{"a: &x 1\n---\nb: *x\n", NULL},   /* anchors do not cross documents */
+	{"a: &x [1, *x]\n", NULL},        /* inside its own anchor */
+	{"a: &k x\n*k : 1\n", NULL},      /* alias as a key */
+	{"a: [{b: 1}, 2\n", NULL},
 };
 
 START_TEST(test_yaml)
@@ -64,6 +76,61 @@ START_TEST(test_alias_bomb)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "a%d: &a%d [*a%d, *a%d]\n", i, i, i - 1, i - 1);
 	ck_assert_int_eq(pf_yaml_load(buf, n, err, sizeof(err), &docs), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "too"));
+}
+END_TEST
+
+START_TEST(test_alias_bound)
+{
+	/* An anchored list of 999 scalars is 1,000 values: 100 aliases of it
+	 * reach PF_YAML_MAX_ALIAS_NODES exactly, 101 go over. */
+	size_t cap = 16384, n;
+	char *buf = malloc(cap);
+	json_t *docs = NULL;
+	char err[256] = "";
+
+	for (int aliases = 100; aliases <= 101; aliases++) {
+		n = (size_t)snprintf(buf, cap, "a: &a [");
+		for (int i = 0; i < 999; i++)
+			n += (size_t)snprintf(buf + n, cap - n, "%sx", i ? "," : "");
+		n += (size_t)snprintf(buf + n, cap - n, "]\nb: [");
+		for (int i = 0; i < aliases; i++)
+			n += (size_t)snprintf(buf + n, cap - n, "%s*a", i ? "," : "");
+		n += (size_t)snprintf(buf + n, cap - n, "]\n");
+		ck_assert_uint_lt(n, cap - 1);
+		if (aliases == 100) {
+			ck_assert_msg(pf_yaml_load(buf, n, err, sizeof(err), &docs) == 0, "%s", err);
+			ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(docs, 0), "b")), 100);
+			json_decref(docs);
+			docs = NULL;
+		} else {
+			ck_assert_int_eq(pf_yaml_load(buf, n, err, sizeof(err), &docs), -EINVAL);
+			ck_assert_ptr_nonnull(strstr(err, "aliases"));
+		}
+	}
+	free(buf);
+}
+END_TEST
+
+START_TEST(test_depth_bound)
+{
+	char buf[2 * PF_YAML_MAX_DEPTH + 8];
+	json_t *docs = NULL;
+	char err[256] = "";
+	size_t n;
+
+	for (int depth = PF_YAML_MAX_DEPTH; depth <= PF_YAML_MAX_DEPTH + 1; depth++) {
+		memset(buf, '[', (size_t)depth);
+		memset(buf + depth, ']', (size_t)depth);
+		n = 2 * (size_t)depth;
+		if (depth == PF_YAML_MAX_DEPTH) {
+			ck_assert_msg(pf_yaml_load(buf, n, err, sizeof(err), &docs) == 0, "%s", err);
+			json_decref(docs);
+			docs = NULL;
+		} else {
+			ck_assert_int_eq(pf_yaml_load(buf, n, err, sizeof(err), &docs), -EINVAL);
+			ck_assert_ptr_nonnull(strstr(err, "deep"));
+		}
+	}
 }
 END_TEST
 
@@ -251,6 +318,8 @@ int main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_yaml, 0, sizeof(yaml_cases) / sizeof(yaml_cases[0]));
 	tcase_add_test(tc, test_alias_bomb);
+	tcase_add_test(tc, test_alias_bound);
+	tcase_add_test(tc, test_depth_bound);
 	tcase_add_test(tc, test_list_kinds);
 	tcase_add_test(tc, test_dirsrc_lifecycle);
 	tcase_add_test(tc, test_dirsrc_missing_dir);

@@ -97,7 +97,8 @@ class Kube(unittest.TestCase):
 
     def start(self):
         self.log = open(os.path.join(self.tmp, "podfenced.log"), "a")
-        self.daemon = subprocess.Popen([PODFENCED, "--kubeconfig", self.kubeconfig, "--node-name", "node-a",
+        self.daemon = subprocess.Popen([PODFENCED, "--kubeconfig", self.kubeconfig, "--allow-insecure-token",
+                                        "--node-name", "node-a",
                                         "--socket", self.sock, "--state-dir", os.path.join(self.tmp, "state"),
                                         "--metrics-address", "127.0.0.1:0", "--dry-run"],
                                        stdout=self.log, stderr=self.log)
@@ -200,7 +201,8 @@ class Kube(unittest.TestCase):
         with open(self.kubeconfig, "w") as f:
             json.dump(kc, f)
         self.log = open(os.path.join(self.tmp, "podfenced.log"), "a")
-        self.daemon = subprocess.Popen([PODFENCED, "--kubeconfig", self.kubeconfig, "--node-name", "node-a",
+        self.daemon = subprocess.Popen([PODFENCED, "--kubeconfig", self.kubeconfig, "--allow-insecure-token",
+                                        "--node-name", "node-a",
                                         "--socket", self.sock, "--state-dir", os.path.join(self.tmp, "state"),
                                         "--metrics-address", "off", "--dry-run"],
                                        stdout=self.log, stderr=self.log)
@@ -215,6 +217,20 @@ class Kube(unittest.TestCase):
         self.assertEqual(r["code"], 11)
         self.assertIn("first sync", r["error"])
         self.stop()
+
+    def test_token_over_http_refused(self):
+        # The fixture speaks plain http: without --allow-insecure-token the
+        # token is never sent, podfenced refuses to start and says why.
+        p = subprocess.run([PODFENCED, "--kubeconfig", self.kubeconfig, "--node-name", "node-a",
+                            "--socket", self.sock, "--state-dir", os.path.join(self.tmp, "state"),
+                            "--metrics-address", "off", "--dry-run"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("plain http://", p.stdout)
+        self.assertIn("--allow-insecure-token", p.stdout)
+        with urllib.request.urlopen(self.url + "/_admin/stats", timeout=10) as r:
+            stats = json.load(r)
+        self.assertFalse([k for k in stats["requests"] if not k.startswith("admin")], stats["requests"])
 
 
 if __name__ == "__main__":

@@ -98,8 +98,23 @@ static const struct kc_case {
 	{"bad bool",
 	 HEAD "clusters:\n- name: c\n  cluster: {server: 'https://h', insecure-skip-tls-verify: maybe}\n", -EINVAL,
 	 "not a boolean", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
-	{"alias", "a: &x 1\nb: *x\n", -EINVAL, "aliases", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-	 NULL, false},
+	/* One converter (controller/yaml/yamljson.h): aliases are expanded as
+	 * kubectl expands them, with the expansion bounded. */
+	{"alias",
+	 HEAD "clusters:\n- name: d\n  cluster: &cl {server: 'https://h:2'}\n- name: c\n  cluster: *cl\n"
+	      "users:\n- name: u\n  user: {}\n",
+	 0, NULL, "https://h:2", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "team", false},
+	{"alias bomb",
+	 "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+	 "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+	 "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+	 -EINVAL, "aliases", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
+	/* Numbers and booleans in string fields are read as their text, as
+	 * client-go (sigs.k8s.io/yaml) reads them. */
+	{"numbers and booleans as text",
+	 HEAD "clusters:\n- name: c\n  cluster: {server: 'https://h', insecure-skip-tls-verify: True, tls-server-name: 10}\n"
+	      "users:\n- name: u\n  user: {token: 12345}\n",
+	 0, NULL, "https://h", NULL, NULL, NULL, NULL, NULL, NULL, "12345", NULL, "10", "team", true},
 	{"not yaml", "current-context: [unclosed\n", -EINVAL, "YAML", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 	 NULL, NULL, NULL, false},
 	{"not a mapping", "- a\n- b\n", -EINVAL, "not a mapping", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,

@@ -797,6 +797,7 @@ START_TEST(test_token_rotation)
 	memset(&c.cfg, 0, sizeof(c.cfg));
 	c.cfg.server = (char *)f.url;
 	c.cfg.token_file = (char *)client_token;
+	c.cfg.allow_insecure_token = true; /* the fixture speaks plain http */
 	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
 							.backoff_max_ms = 600000});
 	ck_assert(eventually(&c, p_synced, NULL));
@@ -839,6 +840,7 @@ START_TEST(test_token_periodic_reload)
 	memset(&c.cfg, 0, sizeof(c.cfg));
 	c.cfg.server = (char *)f.url;
 	c.cfg.token_file = (char *)client_token;
+	c.cfg.allow_insecure_token = true; /* the fixture speaks plain http */
 	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .token_reload_s = 1});
 	ck_assert(eventually(&c, p_synced, NULL));
 	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
@@ -908,11 +910,54 @@ START_TEST(test_unauthorized_static_token)
 	memset(&c.cfg, 0, sizeof(c.cfg));
 	c.cfg.server = (char *)f.url;
 	c.cfg.token = (char *)"wrong";
+	c.cfg.allow_insecure_token = true;
 	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
 	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_UNAUTHORIZED], 2)));
 	ck_assert(!pf_kube_synced(c.k));
 	ck_assert_uint_eq(json_array_size(c.rec.log), 0);
 	client_free(&c);
+	fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_insecure_token_refused)
+{
+	/* A bearer token (static or from a file) is never sent over plain
+	 * http:// unless the caller allows it: refused before any request. */
+	const char *args[] = {"--token", "right", NULL};
+	struct pf_kube_options o = {.kinds = 1u << PF_KUBE_POD};
+	struct pf_kube_config cfg;
+	struct fixture f;
+	struct pf_kube *k;
+	long status = 0;
+
+	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	test_opts(&o);
+	for (int i = 0; i < 2; i++) {
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.server = (char *)f.url;
+		if (i == 0)
+			cfg.token = (char *)"right";
+		else
+			cfg.token_file = (char *)"/nonexistent/token";
+		k = pf_kube_new(&cfg, &o, NULL, NULL);
+		ck_assert_ptr_nonnull(k);
+		ck_assert_int_eq(pf_kube_start(k), -EPERM);
+		ck_assert_int_eq(pf_kube_request(k, "GET", "/api/v1/pods", NULL, &status, NULL), -EPERM);
+		pf_kube_free(k);
+	}
+	ck_assert_int_eq(fixture_count(&f, "list:pods"), 0);
+	ck_assert_int_eq(fixture_count(&f, "get:pods"), 0);
+	/* Allowed explicitly: it goes, and the server accepts it. */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.server = (char *)f.url;
+	cfg.token = (char *)"right";
+	cfg.allow_insecure_token = true;
+	k = pf_kube_new(&cfg, &o, NULL, NULL);
+	ck_assert_ptr_nonnull(k);
+	ck_assert_int_eq(pf_kube_request(k, "GET", "/api/v1/pods", NULL, &status, NULL), 0);
+	ck_assert_int_eq(status, 200);
+	pf_kube_free(k);
 	fixture_stop(&f);
 }
 END_TEST
@@ -1282,6 +1327,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_unauthorized_static_token);
 	tcase_add_test(tc, test_in_cluster_live);
 	tcase_add_test(tc, test_token_periodic_reload);
+	tcase_add_test(tc, test_insecure_token_refused);
 	TC("tls", test_tls);
 	tcase_add_loop_test(tc, test_tls, 1, TLS_CASE_MAX);
 	TC("events", test_post_event);
