@@ -9,7 +9,7 @@
 #include <check.h>
 
 #include "compile.h"
-#include "engine_test.h"
+#include "compile_test.h"
 #include "eval.h"
 #include "ir.h"
 #include "model.h"
@@ -742,7 +742,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("engine.compile");
+	Suite *s = suite_create("compile.compile");
 	TCase *tc = tcase_create("compile");
 	SRunner *sr;
 	int failed;
