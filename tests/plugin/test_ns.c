@@ -72,8 +72,8 @@ static char *hostlocal_ipam(struct world *w)
 	return s;
 }
 
-static void pf_cmd(struct world *w, const char *bin, const char *cmd, const char *cid, const char *pod, const char *conf,
-		   struct run *r)
+static void cni_run(struct world *w, const char *bin, const char *cmd, const char *cid, const char *pod, const char *conf,
+		    struct run *r)
 {
 	char netns[128] = "", log[200];
 
@@ -94,7 +94,7 @@ static void pf_cmd(struct world *w, const char *bin, const char *cmd, const char
 	plugin_run(w, bin, env, conf, r);
 }
 
-#define PODFENCE_RUN(w, cmd, cid, pod, conf, r) pf_cmd(w, PODFENCE_BIN, cmd, cid, pod, conf, r)
+#define PODFENCE_RUN(w, cmd, cid, pod, conf, r) cni_run(w, PODFENCE_BIN, cmd, cid, pod, conf, r)
 
 static size_t links_in(const char *ns)
 {
@@ -471,7 +471,7 @@ static void chained(const char *first, const char *first_extra)
 	if (asprintf(&c1, "{\"cniVersion\":\"1.0.0\",\"name\":\"podnet\",\"type\":\"%s\"%s%s}", first, first_extra, ipam) < 0)
 		abort();
 	snprintf(bin, sizeof(bin), REF "%s", first);
-	pf_cmd(&world, bin, "ADD", "c1", pod, c1, &r);
+	cni_run(&world, bin, "ADD", "c1", pod, c1, &r);
 	ck_assert_msg(r.status == 0, "%s ADD: %s", first, r.out);
 	first_res = json_incref(r.json);
 	run_done(&r);
@@ -497,7 +497,7 @@ static void chained(const char *first, const char *first_extra)
 		     "\"runtimeConfig\":{\"portMappings\":[{\"hostPort\":18080,\"containerPort\":80,\"protocol\":\"tcp\"}]}}") < 0)
 		abort();
 	c3 = with_prev(pm, our_res);
-	pf_cmd(&world, REF "portmap", "ADD", "c1", pod, c3, &r);
+	cni_run(&world, REF "portmap", "ADD", "c1", pod, c3, &r);
 	ck_assert_msg(r.status == 0, "portmap ADD after podfence: %s", r.out);
 	run_done(&r);
 
@@ -510,7 +510,7 @@ static void chained(const char *first, const char *first_extra)
 	run_done(&r);
 
 	/* DEL in reverse order. */
-	pf_cmd(&world, REF "portmap", "DEL", "c1", pod, c3, &r);
+	cni_run(&world, REF "portmap", "DEL", "c1", pod, c3, &r);
 	ck_assert_msg(r.status == 0, "%s", r.out);
 	run_done(&r);
 	PODFENCE_RUN(&world, "DEL", "c1", pod, s, &r);
@@ -518,7 +518,7 @@ static void chained(const char *first, const char *first_extra)
 	run_done(&r);
 	ck_assert(!fake_find(&world, "c1")->registered);
 	ck_assert_int_eq(links_in(pod), 2); /* ptp's interface is not ours to delete */
-	pf_cmd(&world, bin, "DEL", "c1", pod, c1, &r);
+	cni_run(&world, bin, "DEL", "c1", pod, c1, &r);
 	ck_assert_msg(r.status == 0, "%s", r.out);
 	run_done(&r);
 	ck_assert_int_eq(leases(&world), 0);
