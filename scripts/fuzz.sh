@@ -15,7 +15,7 @@ cmake -S "$top" -B build-fuzz -DPODFENCE_FUZZ=ON -DCMAKE_C_COMPILER=clang \
 
 # harness -> seed corpus directories (relative to the top)
 declare -A seeds=(
-  [fuzz_decode]="tests/model/corpus"
+  [fuzz_decode]="tests/decode/corpus"
   [fuzz_daemon_req]="tests/daemon/corpus/req tests/daemon/corpus/yaml"
   [fuzz_plugin_conf]="tests/plugin/corpus"
   [fuzz_kube_watch_stream]="tests/kube/corpus/watch_stream"

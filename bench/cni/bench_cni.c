@@ -206,7 +206,7 @@ int main(int argc, char **argv)
 			    run_one(&w, variants[v].bin, "DEL", pod, id, conf[v]) != 0) {
 				/* Leave nothing behind on the way out either. */
 				world_free(&w);
-				harness_sweep();
+				kt_sweep();
 				return 1;
 			}
 			t[v][i] = now_ms() - t0;
@@ -215,7 +215,7 @@ int main(int argc, char **argv)
 			if (gone[v][i] < 0) {
 				fprintf(stderr, "%s: the pair was never deleted\n", variants[v].name);
 				world_free(&w);
-				harness_sweep();
+				kt_sweep();
 				return 1;
 			}
 		}
@@ -249,7 +249,7 @@ int main(int argc, char **argv)
 			if (settle(&w) < 0) {
 				fprintf(stderr, "%s: burst pairs were never deleted\n", variants[v].name);
 				world_free(&w);
-				harness_sweep();
+				kt_sweep();
 				return 1;
 			}
 		}
@@ -278,6 +278,6 @@ int main(int argc, char **argv)
 	pod_del(pod);
 	free(pods);
 	world_free(&w);
-	harness_sweep();
+	kt_sweep();
 	return 0;
 }

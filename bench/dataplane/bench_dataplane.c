@@ -55,7 +55,7 @@ static double now_s(void)
 static void die(const char *what)
 {
 	fprintf(stderr, "bench_dataplane: %s\n", what);
-	nt_ns_cleanup_all();
+	kt_sweep();
 	exit(1);
 }
 
@@ -248,7 +248,7 @@ static struct pf_ir_plan *b1_plan(const struct nt_topo *t, size_t n)
 static void b1_apply(const struct nt_topo *t, struct pf_nft *n, const struct cfg *c)
 {
 	if (c->kind == CFG_CT) {
-		if (nt_sh("ip netns exec %s nft -f - <<'EOF'\n"
+		if (kt_sh("ip netns exec %s nft -f - <<'EOF'\n"
 			  "table inet ctonly {\nchain forward {\ntype filter hook forward priority filter; policy accept;\n"
 			  "ct state established,related accept\nct state invalid drop\n}\n}\nEOF",
 			  t->node))
@@ -287,7 +287,7 @@ static void b1_apply(const struct nt_topo *t, struct pf_nft *n, const struct cfg
 		}
 		fprintf(f, "-A PFIN -s %s/32 -j ACCEPT\n-A PFIN -j DROP\nCOMMIT\n", t->pods[0].ip);
 		fclose(f);
-		if (nt_sh("ip netns exec %s iptables-legacy-restore < %s", t->node, path))
+		if (kt_sh("ip netns exec %s iptables-legacy-restore < %s", t->node, path))
 			die("iptables-legacy-restore");
 		unlink(path);
 	}
@@ -347,7 +347,7 @@ static void bench_b1(const struct opts *o)
 		snprintf(tag, sizeof(tag), "b1c%zu", i);
 		if (nt_topo_up(&c->t, 2, tag) < 0)
 			die("topology");
-		nt_sh("ip netns exec %s sysctl -qw net.ipv4.ip_local_port_range='1024 65000'", c->t.pods[0].ns);
+		kt_sh("ip netns exec %s sysctl -qw net.ipv4.ip_local_port_range='1024 65000'", c->t.pods[0].ns);
 		if (nt_serve(o->pfagent, c->t.pods[1].ns, "80", "53", "srv") < 0)
 			die("pfagent serve");
 		snprintf(path, sizeof(path), "/run/netns/%s", c->t.node);
@@ -360,7 +360,7 @@ static void bench_b1(const struct opts *o)
 	for (r = 0; r < o->rounds; r++) {
 		if (r % 5 == 0)
 			for (i = 0; i < NC; i++)
-				nt_sh("ip netns exec %s conntrack -F >/dev/null 2>&1", cfgs[i].t.node);
+				kt_sh("ip netns exec %s conntrack -F >/dev/null 2>&1", cfgs[i].t.node);
 		for (m = 0; m < M_MAX; m++) {
 			for (k = 0; k < (int)NC; k++) {
 				i = (size_t)(k + r) % NC;
@@ -415,7 +415,7 @@ static void bench_b3(void)
 		elems += p->sets[i].n_elems;
 	for (i = 0; i < p->n_chains; i++)
 		rules += p->chains[i].n_rules + 1;
-	if (nt_ns_new("b3", ns, sizeof(ns)) < 0)
+	if (kt_ns_new("b3", ns, sizeof(ns)) < 0)
 		die("netns");
 	snprintf(path, sizeof(path), "/run/netns/%s", ns);
 	/* cold start, chunked (the default) */
@@ -447,7 +447,7 @@ static void bench_b3(void)
 	one_s = now_s() - t0;
 	pf_nft_get_stats(n, &one);
 	pf_nft_free(n);
-	nt_ns_del(ns);
+	kt_ns_del(ns);
 
 	printf("### B3: cold start, synthetic 10k pods / 1k policies / 100 local pods\n\n");
 	printf("Plan: %zu sets holding %zu elements, %zu chains with %zu rules, %zu pods (2 dispatch elements "
@@ -533,7 +533,7 @@ static void bench_b4(void)
 		nt_rule(c, 4, "p_b4", false, 0, 0, 0, "b/x", 0);
 		nt_pod(p, "b/x", "vx", NULL, "in_x", NULL);
 		nt_plan_finish(p);
-		if (nt_ns_new("b4", ns, sizeof(ns)) < 0)
+		if (kt_ns_new("b4", ns, sizeof(ns)) < 0)
 			die("netns");
 		snprintf(path, sizeof(path), "/run/netns/%s", ns);
 		if (pf_nft_new_in_netns(path, &no, &n) < 0 || pf_nft_sync(n, p) < 0)
@@ -542,7 +542,7 @@ static void bench_b4(void)
 		ours[k] = ours_update(n, pf_ir_plan_set(p, "p_b4"), 1000);
 		proc[k] = nft_process_update(ns, 20);
 		pf_nft_free(n);
-		nt_ns_del(ns);
+		kt_ns_del(ns);
 		pf_ir_plan_free(p);
 	}
 	printf("### B4: one set-element update (add or delete, alternating)\n\n");
@@ -576,13 +576,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_dataplane: needs root (network namespaces)\n");
 		return 77;
 	}
-	nt_set_root_pid(getpid());
+	kt_init("nft");
 	if (!o.only || strcmp(o.only, "b1") == 0)
 		bench_b1(&o);
 	if (!o.only || strcmp(o.only, "b3") == 0)
 		bench_b3();
 	if (!o.only || strcmp(o.only, "b4") == 0)
 		bench_b4();
-	nt_ns_cleanup_all();
+	kt_sweep();
 	return 0;
 }

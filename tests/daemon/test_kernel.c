@@ -10,10 +10,28 @@
 #include <jansson.h>
 
 #include "daemonproc.h"
+#include "kerneltest.h"
 
-static char netns[64];
-static bool have_netns;
-static struct dproc *live; /* killed by main() if a check fails midway */
+/* The test runs without fork (CK_NOFORK), so the checked teardown runs even
+ * after a failed check: it kills a daemon left running and deletes the
+ * namespace (the daemon's directory stays: failure messages point at its log). */
+static char netns[96];
+static struct dproc proc;
+
+static void netns_setup(void)
+{
+	ck_assert_msg(kt_ns_new("node", netns, sizeof(netns)) == 0, "cannot create a network namespace");
+}
+
+static void netns_teardown(void)
+{
+	if (proc.pid > 0) {
+		kill(proc.pid, SIGKILL);
+		waitpid(proc.pid, NULL, 0);
+		proc.pid = 0;
+	}
+	kt_ns_del(netns);
+}
 
 static const char manifests[] =
 	"apiVersion: v1\nkind: Namespace\nmetadata: {name: production}\n---\n"
@@ -59,32 +77,25 @@ static void reg(struct dproc *p, const char *cid, const char *name, const char *
 
 START_TEST(test_restart_kernel_unchanged)
 {
-	struct dproc p;
 	char *before, *after, *later;
 	json_t *st;
 
-	if (!have_netns) {
-		ck_assert_msg(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0,
-			      "cannot create network namespaces under CI=true");
-		return;
-	}
-	dproc_init(&p);
-	live = &p;
-	p.netns = netns;
-	write_file(p.manifests, "cluster.yaml", manifests);
-	ck_assert_msg(dproc_start(&p, 0, NULL), "podfenced did not start; log in %s", p.log);
-	reg(&p, "cid-f", "frontend", "pff0", "10.244.0.3");
-	reg(&p, "cid-b", "backend", "pfb0", "10.244.0.2");
+	dproc_init(&proc);
+	proc.netns = netns;
+	write_file(proc.manifests, "cluster.yaml", manifests);
+	ck_assert_msg(dproc_start(&proc, 0, NULL), "podfenced did not start; log in %s", proc.log);
+	reg(&proc, "cid-f", "frontend", "pff0", "10.244.0.3");
+	reg(&proc, "cid-b", "backend", "pfb0", "10.244.0.2");
 	before = nft_table();
 	ck_assert_msg(strstr(before, "pfb0") && strstr(before, "pff0") && strstr(before, "default deny"), "%s", before);
-	ck_assert_int_eq(dproc_stop(&p), 0);
+	ck_assert_int_eq(dproc_stop(&proc), 0);
 	/* The table outlives the daemon: pods stay isolated while it is down. */
 	after = nft_table();
 	ck_assert_str_eq(before, after);
 	free(after);
 
-	ck_assert_msg(dproc_start(&p, 0, NULL), "restart failed; log in %s", p.log);
-	st = status(&p);
+	ck_assert_msg(dproc_start(&proc, 0, NULL), "restart failed; log in %s", proc.log);
+	st = status(&proc);
 	ck_assert_int_eq(json_integer_value(json_object_get(st, "pods")), 2);
 	ck_assert_msg(json_integer_value(json_object_get(st, "nftMutatingMessages")) == 0,
 		      "restart over an unchanged kernel sent %lld mutating messages",
@@ -94,7 +105,7 @@ START_TEST(test_restart_kernel_unchanged)
 	ck_assert_str_eq(before, after);
 
 	/* A change after the restart is applied incrementally. */
-	write_file(p.manifests, "allow.yaml", allow);
+	write_file(proc.manifests, "allow.yaml", allow);
 	for (int i = 0; i < 100; i++) {
 		later = nft_table();
 		if (strstr(later, "allow-frontend-to-backend"))
@@ -105,14 +116,13 @@ START_TEST(test_restart_kernel_unchanged)
 	}
 	ck_assert_ptr_nonnull(later);
 	ck_assert_msg(strstr(later, "tcp dport 8080 accept"), "%s", later);
-	st = status(&p);
+	st = status(&proc);
 	ck_assert_int_gt(json_integer_value(json_object_get(st, "nftMutatingMessages")), 0);
 	json_decref(st);
 	free(later);
 	free(before);
 	free(after);
-	dproc_done(&p);
-	live = NULL;
+	dproc_done(&proc);
 }
 END_TEST
 
@@ -121,7 +131,6 @@ int main(int argc, char **argv)
 	Suite *s = suite_create("daemon.kernel");
 	TCase *tc = tcase_create("kernel");
 	SRunner *sr;
-	char cmd[128];
 	int failed;
 
 	if (argc < 3) {
@@ -130,26 +139,19 @@ int main(int argc, char **argv)
 	}
 	podfenced_bin = argv[1];
 	podfencectl_bin = argv[2];
-	snprintf(netns, sizeof(netns), "pf-daemon-%d-1", (int)getpid());
-	snprintf(cmd, sizeof(cmd), "ip netns add %s 2>/dev/null", netns);
-	have_netns = system(cmd) == 0;
+	kt_init("daemon");
+	failed = kt_require_netns("daemon.kernel");
+	if (failed != 0)
+		return failed;
 	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, netns_setup, netns_teardown);
 	tcase_add_test(tc, test_restart_kernel_unchanged);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
-	/* No fork: the namespace is cleaned up below even when a check fails. */
 	srunner_set_fork_status(sr, CK_NOFORK);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	if (live && live->pid > 0) {
-		kill(live->pid, SIGKILL);
-		waitpid(live->pid, NULL, 0);
-	}
-	if (have_netns) {
-		snprintf(cmd, sizeof(cmd), "ip netns del %s", netns);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not delete namespace %s\n", netns);
-	}
+	kt_sweep();
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -165,6 +165,25 @@ static void client_free(struct client *c)
 	json_decref(c->rec.log);
 }
 
+/* Each test's API server and client. Check forks a process per test and
+ * runs the fixture in it; a failed check ends that process before the
+ * teardown, and the server dies with it (PR_SET_PDEATHSIG, fixture.h). */
+static struct fixture api;
+static struct client client;
+
+static void api_client_setup(void)
+{
+	memset(&api, 0, sizeof(api));
+	memset(&client, 0, sizeof(client));
+}
+
+static void api_client_teardown(void)
+{
+	if (client.k)
+		client_free(&client);
+	fixture_stop(&api);
+}
+
 typedef bool (*pred_fn)(struct client *c, const void *arg);
 
 static bool eventually(struct client *c, pred_fn pred, const void *arg)
@@ -288,35 +307,31 @@ static void assert_converged(struct client *c, const struct fixture *f)
 
 START_TEST(test_list_paginated)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 25);
-	client_plain(&c, &f, (struct pf_kube_options){.page_limit = 10});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 25);
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NAMESPACE), 3);
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NETWORKPOLICY), 2);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 25);
+	client_plain(&client, &api, (struct pf_kube_options){.page_limit = 10});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_POD), 25);
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_NAMESPACE), 3);
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_NETWORKPOLICY), 2);
 	/* Only this node's Node (fieldSelector metadata.name=n1). */
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NODE), 1);
-	ck_assert(logged(&c.rec, "ADDED Node n1"));
-	ck_assert(!logged(&c.rec, "ADDED Node n2"));
-	ck_assert(logged(&c.rec, "ADDED Pod ns1/pod07"));
-	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED Pod "), 25);
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_NODE), 1);
+	ck_assert(logged(&client.rec, "ADDED Node n1"));
+	ck_assert(!logged(&client.rec, "ADDED Node n2"));
+	ck_assert(logged(&client.rec, "ADDED Pod ns1/pod07"));
+	ck_assert_uint_eq(count_prefix(&client.rec, "ADDED Pod "), 25);
 	/* 25 pods at limit 10: three pages of one snapshot. */
-	ck_assert_int_eq(fixture_count(&f, "list:pods"), 3);
+	ck_assert_int_eq(fixture_count(&api, "list:pods"), 3);
 	for (int i = 0; i < PF_KUBE_KIND_MAX; i++)
-		ck_assert_uint_eq(c.rec.synced[i], 1);
+		ck_assert_uint_eq(client.rec.synced[i], 1);
 	/* The list RV, not an item RV, seeds the watch. */
-	ck_assert_int_eq(atol(pf_kube_resource_version(c.k, PF_KUBE_POD)), fixture_rv(&f));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert_int_eq(atol(pf_kube_resource_version(client.k, PF_KUBE_POD)), fixture_rv(&api));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.relists, 0);
 	ck_assert_uint_eq(m.events[PF_KUBE_POD][PF_KUBE_ADDED], 25);
-	assert_converged(&c, &f);
-	client_free(&c);
-	fixture_stop(&f);
+	assert_converged(&client, &api);
 }
 END_TEST
 
@@ -324,120 +339,104 @@ START_TEST(test_list_continue_expired)
 {
 	/* The continue token dies between pages (compaction before page 2):
 	 * the client drops the partial list and starts again from page 1. */
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 12);
-	fixture_post(&f, "/_admin/fault", "{\"action\":\"compact\",\"on\":\"list\",\"resource\":\"pods\",\"skip\":1}");
-	client_plain(&c, &f, (struct pf_kube_options){.page_limit = 5, .kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 12);
+	fixture_post(&api, "/_admin/fault", "{\"action\":\"compact\",\"on\":\"list\",\"resource\":\"pods\",\"skip\":1}");
+	client_plain(&client, &api, (struct pf_kube_options){.page_limit = 5, .kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 1);
 	/* page 1, page 2 (410), then pages 1..3 again */
-	ck_assert_int_eq(fixture_count(&f, "list:pods"), 5);
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 12);
-	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED Pod "), 12);
-	ck_assert_uint_eq(c.rec.synced[PF_KUBE_POD], 1);
-	assert_converged(&c, &f);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_int_eq(fixture_count(&api, "list:pods"), 5);
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_POD), 12);
+	ck_assert_uint_eq(count_prefix(&client.rec, "ADDED Pod "), 12);
+	ck_assert_uint_eq(client.rec.synced[PF_KUBE_POD], 1);
+	assert_converged(&client, &api);
 }
 END_TEST
 
 START_TEST(test_watch_add_modify_delete)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 4);
-	client_plain(&c, &f, (struct pf_kube_options){.keep_objects = true});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 4)));
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"new\",\"namespace\":\"ns2\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns2/new"));
-	fixture_post(&f, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns2\",\"name\":\"new\",\"labels\":{\"x\":\"y\"}}");
-	ck_assert(eventually(&c, p_logged, "MODIFIED Pod ns2/new"));
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 4);
+	client_plain(&client, &api, (struct pf_kube_options){.keep_objects = true});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 4)));
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"new\",\"namespace\":\"ns2\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns2/new"));
+	fixture_post(&api, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns2\",\"name\":\"new\",\"labels\":{\"x\":\"y\"}}");
+	ck_assert(eventually(&client, p_logged, "MODIFIED Pod ns2/new"));
 	ck_assert_str_eq(json_string_value(json_object_get(
-				 json_object_get(json_object_get(pf_kube_cached(c.k, PF_KUBE_POD, "ns2/new"), "metadata"),
+				 json_object_get(json_object_get(pf_kube_cached(client.k, PF_KUBE_POD, "ns2/new"), "metadata"),
 						 "labels"),
 				 "x")),
 			 "y");
-	fixture_post(&f, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns2\",\"name\":\"new\"}");
-	ck_assert(eventually(&c, p_logged, "DELETED Pod ns2/new"));
-	ck_assert_ptr_null(pf_kube_cached(c.k, PF_KUBE_POD, "ns2/new"));
+	fixture_post(&api, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns2\",\"name\":\"new\"}");
+	ck_assert(eventually(&client, p_logged, "DELETED Pod ns2/new"));
+	ck_assert_ptr_null(pf_kube_cached(client.k, PF_KUBE_POD, "ns2/new"));
 	/* Namespace and policy watches too. */
-	fixture_post(&f, "/api/v1/namespaces", "{\"metadata\":{\"name\":\"ns9\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Namespace ns9"));
-	fixture_post(&f, "/apis/networking.k8s.io/v1/namespaces/ns9/networkpolicies",
+	fixture_post(&api, "/api/v1/namespaces", "{\"metadata\":{\"name\":\"ns9\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Namespace ns9"));
+	fixture_post(&api, "/apis/networking.k8s.io/v1/namespaces/ns9/networkpolicies",
 		     "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"podSelector\":{}}}");
-	ck_assert(eventually(&c, p_logged, "ADDED NetworkPolicy ns9/p"));
+	ck_assert(eventually(&client, p_logged, "ADDED NetworkPolicy ns9/p"));
 	/* The node's own object, and not another node. */
-	fixture_post(&f, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n2\",\"labels\":{\"a\":\"b\"}}");
-	fixture_post(&f, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n1\",\"labels\":{\"a\":\"b\"}}");
-	ck_assert(eventually(&c, p_logged, "MODIFIED Node n1"));
-	ck_assert(!logged(&c.rec, "MODIFIED Node n2"));
-	ck_assert_int_eq(atol(pf_kube_resource_version(c.k, PF_KUBE_NODE)), fixture_rv(&f));
-	pf_kube_get_metrics(c.k, &m);
+	fixture_post(&api, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n2\",\"labels\":{\"a\":\"b\"}}");
+	fixture_post(&api, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n1\",\"labels\":{\"a\":\"b\"}}");
+	ck_assert(eventually(&client, p_logged, "MODIFIED Node n1"));
+	ck_assert(!logged(&client.rec, "MODIFIED Node n2"));
+	ck_assert_int_eq(atol(pf_kube_resource_version(client.k, PF_KUBE_NODE)), fixture_rv(&api));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.relists, 0);
-	assert_converged(&c, &f);
-	client_free(&c);
-	fixture_stop(&f);
+	assert_converged(&client, &api);
 }
 END_TEST
 
 START_TEST(test_bookmarks)
 {
 	const char *args[] = {"--bookmark-interval", "0.2", NULL};
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics before, after;
 
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
-	seed(&f, 3);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	pf_kube_get_metrics(c.k, &before);
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	seed(&api, 3);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	pf_kube_get_metrics(client.k, &before);
 	/* Other kinds move the global RV; a pod bookmark carries it. */
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"other\"}}");
-	ck_assert(eventually(&c, p_metric, METRIC(bookmarks, before.bookmarks + 3)));
-	pf_kube_get_metrics(c.k, &after);
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"other\"}}");
+	ck_assert(eventually(&client, p_metric, METRIC(bookmarks, before.bookmarks + 3)));
+	pf_kube_get_metrics(client.k, &after);
 	/* A bookmark is never an object: no event was delivered. */
-	ck_assert_uint_eq(json_array_size(c.rec.log), 3);
-	ck_assert_int_eq(atol(pf_kube_resource_version(c.k, PF_KUBE_POD)), fixture_rv(&f));
+	ck_assert_uint_eq(json_array_size(client.rec.log), 3);
+	ck_assert_int_eq(atol(pf_kube_resource_version(client.k, PF_KUBE_POD)), fixture_rv(&api));
 	ck_assert_uint_eq(after.relists, 0);
-	client_free(&c);
-	fixture_stop(&f);
 }
 END_TEST
 
 START_TEST(test_rewatch_without_relist)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 3);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 3);
 	/* timeoutSeconds=1: the server ends each watch cleanly after 1 s. */
-	client_plain(&c, &f,
+	client_plain(&client, &api,
 		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .watch_timeout_min_s = 1,
 					      .watch_timeout_max_s = 1, .watch_slack_s = 5});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_metric, METRIC(watches, 3)));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_metric, METRIC(watches, 3)));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_ge(m.reconnects, 2);
 	ck_assert_uint_eq(m.relists, 0);
-	ck_assert_int_eq(fixture_count(&f, "list:pods"), 1);
+	ck_assert_int_eq(fixture_count(&api, "list:pods"), 1);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_TRANSPORT], 0);
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"after\",\"namespace\":\"ns0\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/after"));
-	ck_assert_int_eq(fixture_count(&f, "list:pods"), 1);
-	client_free(&c);
-	fixture_stop(&f);
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"after\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/after"));
+	ck_assert_int_eq(fixture_count(&api, "list:pods"), 1);
 }
 END_TEST
 
@@ -448,63 +447,55 @@ static const bool expired_http[] = {false, true};
 
 START_TEST(test_expired_relist)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 	size_t modified_before;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
 	if (expired_http[_i])
-		fixture_post(&f, "/_admin/config", "{\"http410\":true}");
-	seed(&f, 6);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
-	modified_before = count_prefix(&c.rec, "MODIFIED");
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"stall\"}");
-	fixture_post(&f, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns1\",\"name\":\"pod01\"}");
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"born\",\"namespace\":\"ns2\"}}");
-	fixture_post(&f, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\",\"labels\":{\"v\":\"2\"}}");
-	fixture_post(&f, "/_admin/compact", "{}");
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"drop\"}");
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"unstall\"}");
-	ck_assert(eventually(&c, p_logged, "DELETED Pod ns1/pod01"));
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(logged(&c.rec, "ADDED Pod ns2/born"));
-	ck_assert(logged(&c.rec, "MODIFIED Pod ns0/pod00"));
+		fixture_post(&api, "/_admin/config", "{\"http410\":true}");
+	seed(&api, 6);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	modified_before = count_prefix(&client.rec, "MODIFIED");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"stall\"}");
+	fixture_post(&api, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns1\",\"name\":\"pod01\"}");
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"born\",\"namespace\":\"ns2\"}}");
+	fixture_post(&api, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\",\"labels\":{\"v\":\"2\"}}");
+	fixture_post(&api, "/_admin/compact", "{}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"drop\"}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"unstall\"}");
+	ck_assert(eventually(&client, p_logged, "DELETED Pod ns1/pod01"));
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(logged(&client.rec, "ADDED Pod ns2/born"));
+	ck_assert(logged(&client.rec, "MODIFIED Pod ns0/pod00"));
 	/* Unchanged pods are not re-delivered by the relist. */
-	ck_assert_uint_eq(count_prefix(&c.rec, "MODIFIED"), modified_before + 1);
-	ck_assert_uint_eq(c.rec.synced[PF_KUBE_POD], 2);
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert_uint_eq(count_prefix(&client.rec, "MODIFIED"), modified_before + 1);
+	ck_assert_uint_eq(client.rec.synced[PF_KUBE_POD], 2);
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.relists, 1);
 	ck_assert_uint_ge(m.errors[PF_KUBE_ERR_EXPIRED], 1);
-	assert_converged(&c, &f);
-	client_free(&c);
-	fixture_stop(&f);
+	assert_converged(&client, &api);
 }
 END_TEST
 
 START_TEST(test_instream_expired_error)
 {
 	/* An ERROR 410 event on a live stream (not at connect). */
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 3);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
-	ck_assert(eventually(&c, p_metric, METRIC(relists, 1)));
-	ck_assert(eventually(&c, p_metric, METRIC(watches, 2)));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 3);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
+	ck_assert(eventually(&client, p_metric, METRIC(relists, 1)));
+	ck_assert(eventually(&client, p_metric, METRIC(watches, 2)));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 1);
 	/* The Status was not delivered as an object. */
-	ck_assert_uint_eq(json_array_size(c.rec.log), 3);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_uint_eq(json_array_size(client.rec.log), 3);
 }
 END_TEST
 
@@ -513,31 +504,27 @@ START_TEST(test_instream_internal_error)
 	/* An ERROR 500 event on a live stream: the watch ends but the RV is
 	 * still good, so the client re-watches from it (client-go), no relist;
 	 * a change made meanwhile still arrives, once. */
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 3);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":500}");
-	ck_assert(eventually(&c, p_metric, METRIC(watches, 2)));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
-	fixture_post(&f, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\","
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 3);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"error\",\"code\":500}");
+	ck_assert(eventually(&client, p_metric, METRIC(watches, 2)));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	fixture_post(&api, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\","
 				       "\"labels\":{\"after\":\"500\"}}");
-	ck_assert(eventually(&c, p_logged, "MODIFIED Pod ns0/pod00"));
-	ck_assert_uint_eq(count_prefix(&c.rec, "MODIFIED"), 1);
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert(eventually(&client, p_logged, "MODIFIED Pod ns0/pod00"));
+	ck_assert_uint_eq(count_prefix(&client.rec, "MODIFIED"), 1);
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.relists, 0);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_SERVER], 1);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 0);
 	/* The Status was not delivered as an object. */
-	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED"), 3);
-	ck_assert_uint_eq(count_prefix(&c.rec, "DELETED"), 0);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_uint_eq(count_prefix(&client.rec, "ADDED"), 3);
+	ck_assert_uint_eq(count_prefix(&client.rec, "DELETED"), 0);
 }
 END_TEST
 
@@ -545,24 +532,20 @@ START_TEST(test_expired_loop_backs_off)
 {
 	/* Every watch refused with 410 (three times): the first relist is
 	 * immediate, the next ones back off; then it settles. */
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 2);
-	fixture_post(&f, "/_admin/fault", "{\"code\":410,\"on\":\"watch\",\"count\":3}");
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_metric, METRIC(watches, 4)));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 2);
+	fixture_post(&api, "/_admin/fault", "{\"code\":410,\"on\":\"watch\",\"count\":3}");
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_metric, METRIC(watches, 4)));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_EXPIRED], 3);
 	ck_assert_uint_eq(m.relists, 3);
 	/* 410 #1: relist at once; #2 and #3: backoff. */
-	ck_assert_uint_eq(c.rec.backoffs, 2);
-	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED"), 2);
-	ck_assert_uint_eq(count_prefix(&c.rec, "MODIFIED"), 0);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_uint_eq(client.rec.backoffs, 2);
+	ck_assert_uint_eq(count_prefix(&client.rec, "ADDED"), 2);
+	ck_assert_uint_eq(count_prefix(&client.rec, "MODIFIED"), 0);
 }
 END_TEST
 
@@ -570,27 +553,23 @@ START_TEST(test_server_restart)
 {
 	char data[512];
 	const char *args[] = {"--data", data, NULL};
-	struct fixture f;
-	struct client c;
 	int port;
 
 	snprintf(data, sizeof(data), "%s/state.json", tmpdir);
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
-	seed(&f, 5);
-	client_plain(&c, &f, (struct pf_kube_options){0});
-	ck_assert(eventually(&c, p_synced, NULL));
-	port = f.port;
-	fixture_stop(&f); /* SIGTERM: saves the state */
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	seed(&api, 5);
+	client_plain(&client, &api, (struct pf_kube_options){0});
+	ck_assert(eventually(&client, p_synced, NULL));
+	port = api.port;
+	fixture_stop(&api); /* SIGTERM: saves the state */
 	/* The client notices and backs off (connection refused). */
-	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 1)));
-	ck_assert_int_eq(fixture_start(&f, port, args), 0);
-	fixture_post(&f, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\"}");
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"fresh\",\"namespace\":\"ns1\"}}");
-	ck_assert(eventually(&c, p_logged, "DELETED Pod ns0/pod00"));
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns1/fresh"));
-	assert_converged(&c, &f);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert(eventually(&client, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 1)));
+	ck_assert_int_eq(fixture_start(&api, port, args), 0);
+	fixture_post(&api, "/_admin/delete", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\"}");
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"fresh\",\"namespace\":\"ns1\"}}");
+	ck_assert(eventually(&client, p_logged, "DELETED Pod ns0/pod00"));
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns1/fresh"));
+	assert_converged(&client, &api);
 }
 END_TEST
 
@@ -598,162 +577,138 @@ START_TEST(test_server_restart_empty)
 {
 	/* The restarted server lost its state (new RV history): everything the
 	 * client knew is gone, and a relist must say so. */
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 	int port;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 4);
-	fixture_post(&f, "/_admin/compact", "{}"); /* push the RV well above a fresh server's */
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 4);
+	fixture_post(&api, "/_admin/compact", "{}"); /* push the RV well above a fresh server's */
 	for (int i = 0; i < 5; i++)
-		fixture_post(&f, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n2\",\"labels\":{\"i\":\"%d\"}}", i);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	port = f.port;
-	fixture_stop(&f);
-	ck_assert_int_eq(fixture_start(&f, port, NULL), 0);
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"only\",\"namespace\":\"x\"}}");
-	ck_assert(eventually(&c, p_logged, "DELETED Pod ns0/pod00"));
-	ck_assert(eventually(&c, p_logged, "ADDED Pod x/only"));
-	pf_kube_get_metrics(c.k, &m);
+		fixture_post(&api, "/_admin/label", "{\"kind\":\"Node\",\"name\":\"n2\",\"labels\":{\"i\":\"%d\"}}", i);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	port = api.port;
+	fixture_stop(&api);
+	ck_assert_int_eq(fixture_start(&api, port, NULL), 0);
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"only\",\"namespace\":\"x\"}}");
+	ck_assert(eventually(&client, p_logged, "DELETED Pod ns0/pod00"));
+	ck_assert(eventually(&client, p_logged, "ADDED Pod x/only"));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_ge(m.relists, 1);
-	assert_converged(&c, &f);
-	client_free(&c);
-	fixture_stop(&f);
+	assert_converged(&client, &api);
 }
 END_TEST
 
 START_TEST(test_throttled_retry_after)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 2);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 2);
 	/* A backoff far longer than the test: only Retry-After: 1 lets the
 	 * client come back within "eventually". Watches end cleanly after 1 s;
 	 * the second re-watch is throttled. */
-	fixture_post(&f, "/_admin/fault", "{\"code\":429,\"retry_after\":1,\"on\":\"watch\",\"skip\":1}");
-	client_plain(&c, &f,
+	fixture_post(&api, "/_admin/fault", "{\"code\":429,\"retry_after\":1,\"on\":\"watch\",\"skip\":1}");
+	client_plain(&client, &api,
 		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
 					      .backoff_max_ms = 600000, .watch_timeout_min_s = 1,
 					      .watch_timeout_max_s = 1});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_metric, METRIC(watches, 4)));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_metric, METRIC(watches, 4)));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_THROTTLED], 1);
 	ck_assert_uint_eq(m.retry_after_waits, 1);
 	/* 429 at watch start: back off and re-watch, no relist. */
 	ck_assert_uint_eq(m.relists, 0);
-	ck_assert_int_eq(fixture_count(&f, "list:pods"), 1);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_int_eq(fixture_count(&api, "list:pods"), 1);
 }
 END_TEST
 
 START_TEST(test_throttled_429)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 2);
-	fixture_post(&f, "/_admin/fault", "{\"code\":429,\"retry_after\":1,\"on\":\"list\",\"count\":1}");
-	fixture_post(&f, "/_admin/fault", "{\"code\":503,\"retry_after\":1,\"on\":\"list\",\"count\":1}");
-	client_plain(&c, &f,
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 2);
+	fixture_post(&api, "/_admin/fault", "{\"code\":429,\"retry_after\":1,\"on\":\"list\",\"count\":1}");
+	fixture_post(&api, "/_admin/fault", "{\"code\":503,\"retry_after\":1,\"on\":\"list\",\"count\":1}");
+	client_plain(&client, &api,
 		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
 					      .backoff_max_ms = 600000});
-	ck_assert(eventually(&c, p_synced, NULL));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert(eventually(&client, p_synced, NULL));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_THROTTLED], 1);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_SERVER], 1);
 	ck_assert_uint_eq(m.retry_after_waits, 2);
-	ck_assert_int_eq(fixture_count(&f, "list:pods"), 3);
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 2);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_int_eq(fixture_count(&api, "list:pods"), 3);
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_POD), 2);
 }
 END_TEST
 
 START_TEST(test_malformed_event_skipped)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 2);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"metadata\\\":\\n\"}");
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"kind\\\":\\\"Pod\\\"}}\\n\"}");
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"[1,2,3]\\n\\n  \\n\"}");
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"ok\",\"namespace\":\"ns0\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/ok"));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 2);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"metadata\\\":\\n\"}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":{\\\"kind\\\":\\\"Pod\\\"}}\\n\"}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"malformed\",\"data\":\"[1,2,3]\\n\\n  \\n\"}");
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"ok\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/ok"));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_DECODE], 3);
 	ck_assert_uint_eq(m.relists, 0);
 	ck_assert_uint_eq(m.reconnects, 0);
-	client_free(&c);
-	fixture_stop(&f);
 }
 END_TEST
 
 START_TEST(test_oversize_event_skipped)
 {
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 	char big[2048];
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .max_event_bytes = 1024});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
-	fixture_post(&f, "/_admin/apply",
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .max_event_bytes = 1024});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	fixture_post(&api, "/_admin/apply",
 		     "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"huge\",\"namespace\":\"ns0\","
 		     "\"annotations\":{\"a\":\"%s\"}}}", big);
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"small\",\"namespace\":\"ns0\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/small"));
-	ck_assert(!logged(&c.rec, "ADDED Pod ns0/huge"));
-	pf_kube_get_metrics(c.k, &m);
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"small\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/small"));
+	ck_assert(!logged(&client.rec, "ADDED Pod ns0/huge"));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_OVERSIZE], 1);
 	ck_assert_uint_eq(m.reconnects, 0);
-	client_free(&c);
-	fixture_stop(&f);
 }
 END_TEST
 
 START_TEST(test_chunking)
 {
 	/* Events split into 7-byte chunks, then several packed into one. */
-	struct fixture f;
-	struct client c;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 1);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
-	fixture_post(&f, "/_admin/config", "{\"chunk_mode\":\"split\"}");
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"split\",\"namespace\":\"ns0\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/split"));
-	fixture_post(&f, "/_admin/config", "{\"chunk_mode\":\"pack\"}");
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"stall\"}");
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 1);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	fixture_post(&api, "/_admin/config", "{\"chunk_mode\":\"split\"}");
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"split\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/split"));
+	fixture_post(&api, "/_admin/config", "{\"chunk_mode\":\"pack\"}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"stall\"}");
 	for (int i = 0; i < 5; i++)
-		fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"pk%d\",\"namespace\":\"ns0\"}}", i);
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"unstall\"}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/pk4"));
-	ck_assert_uint_eq(count_prefix(&c.rec, "ADDED Pod ns0/pk"), 5);
-	assert_converged(&c, &f);
-	client_free(&c);
-	fixture_stop(&f);
+		fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"pk%d\",\"namespace\":\"ns0\"}}", i);
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"unstall\"}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/pk4"));
+	ck_assert_uint_eq(count_prefix(&client.rec, "ADDED Pod ns0/pk"), 5);
+	assert_converged(&client, &api);
 }
 END_TEST
 
@@ -761,22 +716,18 @@ START_TEST(test_watchdog_stall)
 {
 	/* A silent stream (socket open, no bytes) is cut by the client deadline
 	 * (timeoutSeconds + slack) and re-watched. */
-	struct fixture f;
-	struct client c;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 1);
-	client_plain(&c, &f,
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 1);
+	client_plain(&client, &api,
 		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .watch_timeout_min_s = 1,
 					      .watch_timeout_max_s = 1, .watch_slack_s = 1});
-	ck_assert(eventually(&c, p_synced, NULL));
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"stall\"}");
-	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 1)));
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"unstall\"}");
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"alive\",\"namespace\":\"ns0\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/alive"));
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert(eventually(&client, p_synced, NULL));
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"stall\"}");
+	ck_assert(eventually(&client, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 1)));
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"unstall\"}");
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"alive\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/alive"));
 }
 END_TEST
 
@@ -784,40 +735,36 @@ START_TEST(test_token_rotation)
 {
 	char server_tokens[512], client_token[512];
 	const char *args[] = {"--token-file", server_tokens, NULL};
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
 	snprintf(server_tokens, sizeof(server_tokens), "%s/accepted", tmpdir);
 	snprintf(client_token, sizeof(client_token), "%s/token", tmpdir);
 	ck_assert_int_eq(write_file(server_tokens, "tok-1\n"), 0);
 	ck_assert_int_eq(write_file(client_token, "tok-1\n"), 0);
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
-	seed(&f, 2);
-	memset(&c.cfg, 0, sizeof(c.cfg));
-	c.cfg.server = (char *)f.url;
-	c.cfg.token_file = (char *)client_token;
-	c.cfg.allow_insecure_token = true; /* the fixture speaks plain http */
-	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	seed(&api, 2);
+	memset(&client.cfg, 0, sizeof(client.cfg));
+	client.cfg.server = (char *)api.url;
+	client.cfg.token_file = (char *)client_token;
+	client.cfg.allow_insecure_token = true; /* the fixture speaks plain http */
+	client_new(&client, &client.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 600000,
 							.backoff_max_ms = 600000});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
 	/* Rotate: the old token is refused from now on. */
 	ck_assert_int_eq(write_file(server_tokens, "tok-2\n"), 0);
 	ck_assert_int_eq(write_file(client_token, "tok-2\n"), 0);
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"bookmark\"}");
-	ck_assert(eventually(&c, p_metric, METRIC(bookmarks, 1)));
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"bookmark\"}");
+	ck_assert(eventually(&client, p_metric, METRIC(bookmarks, 1)));
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
 	/* 410 -> relist with the cached token -> 401 -> re-read -> success,
 	 * without waiting for the (10 min) backoff. */
-	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_UNAUTHORIZED], 1)));
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"rotated\",\"namespace\":\"ns0\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/rotated"));
-	pf_kube_get_metrics(c.k, &m);
+	ck_assert(eventually(&client, p_metric, METRIC(errors[PF_KUBE_ERR_UNAUTHORIZED], 1)));
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"rotated\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/rotated"));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_ge(m.token_reloads, 2);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_UNAUTHORIZED], 1);
-	client_free(&c);
-	fixture_stop(&f);
 }
 END_TEST
 
@@ -827,37 +774,33 @@ START_TEST(test_token_periodic_reload)
 	 * is older than token_reload_s: no 401 is needed to notice a rotation. */
 	char server_tokens[512], client_token[512];
 	const char *args[] = {"--token-file", server_tokens, NULL};
-	struct fixture f;
-	struct client c;
 	struct pf_kube_metrics m;
 
 	snprintf(server_tokens, sizeof(server_tokens), "%s/accepted", tmpdir);
 	snprintf(client_token, sizeof(client_token), "%s/token", tmpdir);
 	ck_assert_int_eq(write_file(server_tokens, "tok-1\n"), 0);
 	ck_assert_int_eq(write_file(client_token, "tok-1\n"), 0);
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
-	seed(&f, 1);
-	memset(&c.cfg, 0, sizeof(c.cfg));
-	c.cfg.server = (char *)f.url;
-	c.cfg.token_file = (char *)client_token;
-	c.cfg.allow_insecure_token = true; /* the fixture speaks plain http */
-	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .token_reload_s = 1});
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert(eventually(&c, p_open_watches, WATCHES(&f, 1)));
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	seed(&api, 1);
+	memset(&client.cfg, 0, sizeof(client.cfg));
+	client.cfg.server = (char *)api.url;
+	client.cfg.token_file = (char *)client_token;
+	client.cfg.allow_insecure_token = true; /* the fixture speaks plain http */
+	client_new(&client, &client.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .token_reload_s = 1});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
 	/* Let the reload period pass (a precondition, not a timing check). */
 	usleep(1100 * 1000);
 	ck_assert_int_eq(write_file(server_tokens, "tok-2\n"), 0);
 	ck_assert_int_eq(write_file(client_token, "tok-2\n"), 0);
-	fixture_post(&f, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
-	ck_assert(eventually(&c, p_metric, METRIC(relists, 1)));
-	ck_assert(eventually(&c, p_synced, NULL));
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"later\",\"namespace\":\"ns0\"}}");
-	ck_assert(eventually(&c, p_logged, "ADDED Pod ns0/later"));
-	pf_kube_get_metrics(c.k, &m);
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"error\",\"code\":410}");
+	ck_assert(eventually(&client, p_metric, METRIC(relists, 1)));
+	ck_assert(eventually(&client, p_synced, NULL));
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"later\",\"namespace\":\"ns0\"}}");
+	ck_assert(eventually(&client, p_logged, "ADDED Pod ns0/later"));
+	pf_kube_get_metrics(client.k, &m);
 	ck_assert_uint_eq(m.errors[PF_KUBE_ERR_UNAUTHORIZED], 0);
 	ck_assert_uint_ge(m.token_reloads, 2);
-	client_free(&c);
-	fixture_stop(&f);
 }
 END_TEST
 
@@ -868,15 +811,13 @@ START_TEST(test_in_cluster_live)
 	char tls[512], sa[512], path[600], port[16], *ca;
 	const char *args[] = {"--tls-dir", tls, "--token", "sa-token", NULL};
 	struct pf_kube_config *cfg = NULL;
-	struct fixture f;
-	struct client c;
 	size_t len;
 
 	snprintf(tls, sizeof(tls), "%s/tls", tmpdir);
 	snprintf(sa, sizeof(sa), "%s/sa", tmpdir);
 	ck_assert_int_eq(mkdir(sa, 0700), 0);
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
-	seed(&f, 3);
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	seed(&api, 3);
 	snprintf(path, sizeof(path), "%s/ca.crt", tls);
 	ca = read_all(path, &len);
 	snprintf(path, sizeof(path), "%s/ca.crt", sa);
@@ -884,17 +825,15 @@ START_TEST(test_in_cluster_live)
 	free(ca);
 	snprintf(path, sizeof(path), "%s/token", sa);
 	ck_assert_int_eq(write_file(path, "sa-token\n"), 0);
-	snprintf(port, sizeof(port), "%d", f.port);
+	snprintf(port, sizeof(port), "%d", api.port);
 	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", port, 1);
 	ck_assert_int_eq(pf_kube_config_in_cluster(sa, &cfg), 0);
-	client_new(&c, cfg, (struct pf_kube_options){0});
+	client_new(&client, cfg, (struct pf_kube_options){0});
 	pf_kube_config_free(cfg);
-	ck_assert(eventually(&c, p_synced, NULL));
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 3);
-	ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_NODE), 1);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_POD), 3);
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_NODE), 1);
 }
 END_TEST
 
@@ -902,21 +841,17 @@ START_TEST(test_unauthorized_static_token)
 {
 	/* A wrong static token: 401, backoff, never synced, never an object. */
 	const char *args[] = {"--token", "right", NULL};
-	struct fixture f;
-	struct client c;
 
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
-	seed(&f, 1);
-	memset(&c.cfg, 0, sizeof(c.cfg));
-	c.cfg.server = (char *)f.url;
-	c.cfg.token = (char *)"wrong";
-	c.cfg.allow_insecure_token = true;
-	client_new(&c, &c.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_UNAUTHORIZED], 2)));
-	ck_assert(!pf_kube_synced(c.k));
-	ck_assert_uint_eq(json_array_size(c.rec.log), 0);
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	seed(&api, 1);
+	memset(&client.cfg, 0, sizeof(client.cfg));
+	client.cfg.server = (char *)api.url;
+	client.cfg.token = (char *)"wrong";
+	client.cfg.allow_insecure_token = true;
+	client_new(&client, &client.cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_metric, METRIC(errors[PF_KUBE_ERR_UNAUTHORIZED], 2)));
+	ck_assert(!pf_kube_synced(client.k));
+	ck_assert_uint_eq(json_array_size(client.rec.log), 0);
 }
 END_TEST
 
@@ -927,15 +862,14 @@ START_TEST(test_insecure_token_refused)
 	const char *args[] = {"--token", "right", NULL};
 	struct pf_kube_options o = {.kinds = 1u << PF_KUBE_POD};
 	struct pf_kube_config cfg;
-	struct fixture f;
 	struct pf_kube *k;
 	long status = 0;
 
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
 	test_opts(&o);
 	for (int i = 0; i < 2; i++) {
 		memset(&cfg, 0, sizeof(cfg));
-		cfg.server = (char *)f.url;
+		cfg.server = (char *)api.url;
 		if (i == 0)
 			cfg.token = (char *)"right";
 		else
@@ -946,11 +880,11 @@ START_TEST(test_insecure_token_refused)
 		ck_assert_int_eq(pf_kube_request(k, "GET", "/api/v1/pods", NULL, &status, NULL), -EPERM);
 		pf_kube_free(k);
 	}
-	ck_assert_int_eq(fixture_count(&f, "list:pods"), 0);
-	ck_assert_int_eq(fixture_count(&f, "get:pods"), 0);
+	ck_assert_int_eq(fixture_count(&api, "list:pods"), 0);
+	ck_assert_int_eq(fixture_count(&api, "get:pods"), 0);
 	/* Allowed explicitly: it goes, and the server accepts it. */
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.server = (char *)f.url;
+	cfg.server = (char *)api.url;
 	cfg.token = (char *)"right";
 	cfg.allow_insecure_token = true;
 	k = pf_kube_new(&cfg, &o, NULL, NULL);
@@ -958,24 +892,19 @@ START_TEST(test_insecure_token_refused)
 	ck_assert_int_eq(pf_kube_request(k, "GET", "/api/v1/pods", NULL, &status, NULL), 0);
 	ck_assert_int_eq(status, 200);
 	pf_kube_free(k);
-	fixture_stop(&f);
 }
 END_TEST
 
 START_TEST(test_forbidden)
 {
-	struct fixture f;
-	struct client c;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	fixture_post(&f, "/_admin/config", "{\"forbid\":true}");
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
-	ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_FORBIDDEN], 1)));
-	ck_assert_int_eq(pf_kube_get_state(c.k, PF_KUBE_POD), PF_KUBE_STATE_BACKOFF);
-	fixture_post(&f, "/_admin/config", "{\"forbid\":false}");
-	ck_assert(eventually(&c, p_synced, NULL));
-	client_free(&c);
-	fixture_stop(&f);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	fixture_post(&api, "/_admin/config", "{\"forbid\":true}");
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	ck_assert(eventually(&client, p_metric, METRIC(errors[PF_KUBE_ERR_FORBIDDEN], 1)));
+	ck_assert_int_eq(pf_kube_get_state(client.k, PF_KUBE_POD), PF_KUBE_STATE_BACKOFF);
+	fixture_post(&api, "/_admin/config", "{\"forbid\":false}");
+	ck_assert(eventually(&client, p_synced, NULL));
 }
 END_TEST
 
@@ -1021,8 +950,6 @@ START_TEST(test_tls)
 	char dir[512], other[512], ca[600], wrong_ca[600], crt[600], key[600];
 	const char *args[] = {"--tls-dir", dir, "--token", "only-certs-or-this", NULL};
 	const char *gen[] = {"/usr/bin/python3", APISERVER_PY, "--gen-tls", other, NULL};
-	struct fixture f;
-	struct client c;
 	struct pf_kube_config cfg = {0}, *kc = NULL;
 	bool expect_ok = _i < TLS_WRONG_CA;
 	pid_t pid;
@@ -1034,10 +961,10 @@ START_TEST(test_tls)
 	snprintf(wrong_ca, sizeof(wrong_ca), "%s/ca.crt", other);
 	snprintf(crt, sizeof(crt), "%s/client.crt", dir);
 	snprintf(key, sizeof(key), "%s/client.key", dir);
-	ck_assert_int_eq(fixture_start(&f, 0, args), 0);
-	ck_assert(f.tls);
-	seed(&f, 2);
-	cfg.server = (char *)f.url;
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	ck_assert(api.tls);
+	seed(&api, 2);
+	cfg.server = (char *)api.url;
 	switch (_i) {
 	case TLS_CA_FILE:
 		cfg.ca_file = (char *)ca;
@@ -1075,7 +1002,7 @@ START_TEST(test_tls)
 					  "users:\n- name: u\n  user:\n    client-certificate-data: %s\n"
 					  "    client-key-data: %s\n"
 					  "contexts:\n- name: t\n  context: {cluster: c, user: u}\n",
-					  f.url, a, c1, k1),
+					  api.url, a, c1, k1),
 				 0);
 		snprintf(path, sizeof(path), "%s/kubeconfig", tmpdir);
 		ck_assert_int_eq(write_file(path, text), 0);
@@ -1109,48 +1036,44 @@ START_TEST(test_tls)
 		cfg.tls_server_name = (char *)"not-the-apiserver.example";
 		break;
 	}
-	client_new(&c, kc ? kc : &cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
+	client_new(&client, kc ? kc : &cfg, (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD});
 	pf_kube_config_free(kc);
 	if (expect_ok) {
-		ck_assert(eventually(&c, p_synced, NULL));
-		ck_assert_uint_eq(pf_kube_count(c.k, PF_KUBE_POD), 2);
+		ck_assert(eventually(&client, p_synced, NULL));
+		ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_POD), 2);
 	} else {
-		ck_assert(eventually(&c, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 2)));
-		ck_assert(!pf_kube_synced(c.k));
-		ck_assert_int_eq(fixture_count(&f, "list:pods"), 0);
+		ck_assert(eventually(&client, p_metric, METRIC(errors[PF_KUBE_ERR_TRANSPORT], 2)));
+		ck_assert(!pf_kube_synced(client.k));
+		ck_assert_int_eq(fixture_count(&api, "list:pods"), 0);
 	}
 	free(cfg.ca_data);
 	free(cfg.client_cert_data);
 	free(cfg.client_key_data);
-	client_free(&c);
-	fixture_stop(&f);
 }
 END_TEST
 
 START_TEST(test_post_event)
 {
-	struct fixture f;
-	struct client c;
 	json_t *list = NULL, *ev;
 	struct pf_kube_event e = {.type = "Normal", .reason = "PolicyProgrammed", .action = "Program",
 				  .note = "3 policies", .kind = "Pod", .namespace_ = "ns0", .name = "web-1",
 				  .uid = "u-1"};
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	client_plain(&c, &f, (struct pf_kube_options){.kinds = 1u << PF_KUBE_NAMESPACE, .event_burst = 2,
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_NAMESPACE, .event_burst = 2,
 						      .event_refill_s = 3600});
-	ck_assert_int_eq(pf_kube_post_event(c.k, &e), 0);
+	ck_assert_int_eq(pf_kube_post_event(client.k, &e), 0);
 	/* Same object and reason within 5 min: deduplicated. */
-	ck_assert_int_eq(pf_kube_post_event(c.k, &e), -EAGAIN);
+	ck_assert_int_eq(pf_kube_post_event(client.k, &e), -EAGAIN);
 	e.name = "web-2";
-	ck_assert_int_eq(pf_kube_post_event(c.k, &e), 0);
+	ck_assert_int_eq(pf_kube_post_event(client.k, &e), 0);
 	/* Burst of 2 used up. */
 	e.name = "web-3";
-	ck_assert_int_eq(pf_kube_post_event(c.k, &e), -EAGAIN);
+	ck_assert_int_eq(pf_kube_post_event(client.k, &e), -EAGAIN);
 	e.type = "Bogus";
-	ck_assert_int_eq(pf_kube_post_event(c.k, &e), -EINVAL);
-	ck_assert(eventually(&c, p_metric, METRIC(events_posted, 2)));
-	ck_assert_int_eq(fixture_call(&f, "GET", "/apis/events.k8s.io/v1/namespaces/ns0/events", NULL, &list), 200);
+	ck_assert_int_eq(pf_kube_post_event(client.k, &e), -EINVAL);
+	ck_assert(eventually(&client, p_metric, METRIC(events_posted, 2)));
+	ck_assert_int_eq(fixture_call(&api, "GET", "/apis/events.k8s.io/v1/namespaces/ns0/events", NULL, &list), 200);
 	ck_assert_uint_eq(json_array_size(json_object_get(list, "items")), 2);
 	ev = json_array_get(json_object_get(list, "items"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(ev, "reportingController")), "podfence.io/podfenced");
@@ -1163,17 +1086,15 @@ START_TEST(test_post_event)
 		long code = 0;
 		json_t *body = NULL;
 
-		ck_assert_int_eq(pf_kube_request(c.k, "GET", "/apis/events.k8s.io/v1/events", NULL, &code, &body), 0);
+		ck_assert_int_eq(pf_kube_request(client.k, "GET", "/apis/events.k8s.io/v1/events", NULL, &code, &body), 0);
 		ck_assert_int_eq(code, 200);
 		ck_assert_uint_eq(json_array_size(json_object_get(body, "items")), 2);
 		json_decref(body);
-		ck_assert_int_eq(pf_kube_request(c.k, "GET", "/api/v1/namespaces/nope", NULL, &code, &body), 0);
+		ck_assert_int_eq(pf_kube_request(client.k, "GET", "/api/v1/namespaces/nope", NULL, &code, &body), 0);
 		ck_assert_int_eq(code, 404);
 		ck_assert_str_eq(json_string_value(json_object_get(body, "reason")), "NotFound");
 		json_decref(body);
 	}
-	client_free(&c);
-	fixture_stop(&f);
 }
 END_TEST
 
@@ -1248,7 +1169,6 @@ static void loop_spin(struct loop *l, struct pf_kube *k, int ms)
 
 START_TEST(test_epoll_integration)
 {
-	struct fixture f;
 	struct loop l = {0};
 	struct pf_kube_ops ops = {.event = loop_event, .synced = loop_synced, .watch_fd = loop_watch_fd,
 				  .set_timer = loop_set_timer};
@@ -1258,15 +1178,15 @@ START_TEST(test_epoll_integration)
 	struct pf_kube *k;
 	int spins;
 
-	ck_assert_int_eq(fixture_start(&f, 0, NULL), 0);
-	seed(&f, 7);
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	seed(&api, 7);
 	l.rec.log = json_array();
 	l.ep = epoll_create1(EPOLL_CLOEXEC);
 	l.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	tev.data.fd = l.tfd;
 	ck_assert_int_eq(epoll_ctl(l.ep, EPOLL_CTL_ADD, l.tfd, &tev), 0);
 	test_opts(&o);
-	cfg.server = (char *)f.url;
+	cfg.server = (char *)api.url;
 	k = pf_kube_new(&cfg, &o, &ops, &l);
 	ck_assert_ptr_nonnull(k);
 	ck_assert_int_eq(pf_kube_start(k), 0);
@@ -1274,9 +1194,9 @@ START_TEST(test_epoll_integration)
 		loop_spin(&l, k, 50);
 	ck_assert(pf_kube_synced(k));
 	ck_assert_uint_eq(pf_kube_count(k, PF_KUBE_POD), 7);
-	while (fixture_count(&f, "watch:pods") < 1)
+	while (fixture_count(&api, "watch:pods") < 1)
 		loop_spin(&l, k, 10);
-	fixture_post(&f, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"ep\",\"namespace\":\"ns0\"}}");
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"ep\",\"namespace\":\"ns0\"}}");
 	for (spins = 0; !logged(&l.rec, "ADDED Pod ns0/ep") && spins < EVENTUALLY_MS / 50; spins++)
 		loop_spin(&l, k, 50);
 	ck_assert(logged(&l.rec, "ADDED Pod ns0/ep"));
@@ -1286,7 +1206,6 @@ START_TEST(test_epoll_integration)
 	close(l.tfd);
 	close(l.ep);
 	json_decref(l.rec.log);
-	fixture_stop(&f);
 }
 END_TEST
 
@@ -1302,6 +1221,7 @@ int main(int argc, char **argv)
 #define TC(name, fn)                                                                                                   \
 	tc = tcase_create(name);                                                                                       \
 	tcase_add_unchecked_fixture(tc, tmp_setup, tmp_teardown);                                                      \
+	tcase_add_checked_fixture(tc, api_client_setup, api_client_teardown);                                          \
 	tcase_set_timeout(tc, 120);                                                                                    \
 	tcase_add_test(tc, fn);                                                                                        \
 	suite_add_tcase(s, tc)

@@ -1,16 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "podfence/addr.h"
+#include "kerneltest.h"
 #include "nfttest.h"
 
 static void *xcalloc(size_t n, size_t sz)
@@ -363,106 +361,19 @@ struct pf_ir_plan *nt_synth_plan(size_t total_pods, size_t n_policies, size_t n_
 	return p;
 }
 
-/* ---- commands and namespaces ---- */
-
-static int root_pid;
-
-void nt_set_root_pid(int pid)
-{
-	root_pid = pid;
-}
-
-int nt_sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st < 0 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
-}
-
-char *nt_sh_out(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	FILE *f;
-	char *buf = NULL;
-	size_t len = 0, cap = 0, r;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 65536;
-			buf = realloc(buf, cap);
-			if (!buf)
-				abort();
-		}
-		r = fread(buf + len, 1, cap - len - 1, f);
-		if (r == 0)
-			break;
-		len += r;
-	}
-	buf[len] = '\0';
-	if (pclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-int nt_ns_new(const char *tag, char *name, size_t len)
-{
-	static int counter;
-
-	snprintf(name, len, "pf-nft-%d-%d-%d-%s", root_pid ? root_pid : getpid(), getpid(), counter++, tag);
-	return nt_sh("ip netns add %s", name) == 0 ? 0 : -1;
-}
-
-void nt_ns_del(const char *name)
-{
-	/* processes we started inside, then the namespace */
-	nt_sh("for p in $(ip netns pids %s 2>/dev/null); do kill -9 $p; done; ip netns del %s 2>/dev/null",
-	      name, name);
-}
-
-void nt_ns_cleanup_all(void)
-{
-	char prefix[64];
-	struct dirent *de;
-	DIR *d = opendir("/run/netns");
-
-	if (!d)
-		return;
-	snprintf(prefix, sizeof(prefix), "pf-nft-%d-", root_pid ? root_pid : getpid());
-	while ((de = readdir(d)))
-		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
-			nt_ns_del(de->d_name);
-	closedir(d);
-}
+/* ---- the main() of a kernel test binary ---- */
 
 int nt_run_suite(const char *suite, int timeout, const TTest *const *tests, size_t n)
 {
 	Suite *s;
 	TCase *tc;
 	SRunner *sr;
-	int failed;
+	int failed, rc;
 
-	nt_set_root_pid(getpid());
-	if (!nt_can_netns()) {
-		fprintf(stderr, "%s: no network namespaces (need root); skipping\n", suite);
-		return 77;
-	}
+	kt_init("nft");
+	rc = kt_require_netns(suite);
+	if (rc != 0)
+		return rc;
 	s = suite_create(suite);
 	tc = tcase_create(strchr(suite, '.') ? strchr(suite, '.') + 1 : suite);
 	tcase_set_timeout(tc, timeout);
@@ -473,24 +384,8 @@ int nt_run_suite(const char *suite, int timeout, const TTest *const *tests, size
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	nt_ns_cleanup_all();
+	kt_sweep();
 	return failed ? 1 : 0;
-}
-
-bool nt_can_netns(void)
-{
-	char name[96];
-	const char *ci = getenv("CI");
-
-	if (geteuid() == 0 && nt_ns_new("probe", name, sizeof(name)) == 0) {
-		nt_ns_del(name);
-		return true;
-	}
-	if (ci && strcmp(ci, "true") == 0) {
-		fprintf(stderr, "network namespaces unavailable and CI=true: failing\n");
-		exit(1);
-	}
-	return false;
 }
 
 static void strip_handles(json_t *j)
@@ -511,7 +406,7 @@ static void strip_handles(json_t *j)
 
 json_t *nt_nft_json(const char *ns, const char *table)
 {
-	char *out = nt_sh_out("ip netns exec %s nft -j list table inet %s 2>/dev/null", ns, table);
+	char *out = kt_sh_out("ip netns exec %s nft -j list table inet %s 2>/dev/null", ns, table);
 	json_t *j, *arr, *res;
 	json_error_t err;
 	size_t i;
@@ -602,21 +497,21 @@ int nt_topo_up(struct nt_topo *t, int n_pods, const char *tag)
 	if (n_pods > NT_MAX_PODS)
 		return -1;
 	snprintf(tg, sizeof(tg), "%s-node", tag);
-	if (nt_ns_new(tg, t->node, sizeof(t->node)) < 0)
+	if (kt_ns_new(tg, t->node, sizeof(t->node)) < 0)
 		return -1;
-	if (nt_sh("ip netns exec %s sh -c 'sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up'", t->node))
+	if (kt_sh("ip netns exec %s sh -c 'sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up'", t->node))
 		return -1;
 	for (i = 0; i < n_pods; i++) {
 		struct nt_pod *p = &t->pods[i];
 
 		snprintf(tg, sizeof(tg), "%s-p%d", tag, i);
-		if (nt_ns_new(tg, p->ns, sizeof(p->ns)) < 0)
+		if (kt_ns_new(tg, p->ns, sizeof(p->ns)) < 0)
 			return -1;
 		snprintf(p->ifname, sizeof(p->ifname), "pfv%d", i);
 		snprintf(p->ip, sizeof(p->ip), "10.244.0.%d", 10 + i);
 		/* routed veth, the way CNI plugins wire pods: a /32 in the pod,
 		 * a host route on the node, 169.254.1.1 as the pod's gateway */
-		if (nt_sh("ip -n %s link add %s type veth peer name eth0 netns %s && "
+		if (kt_sh("ip -n %s link add %s type veth peer name eth0 netns %s && "
 			  "ip -n %s link set %s up && ip -n %s addr add 169.254.1.1/32 dev %s && "
 			  "ip -n %s route add %s/32 dev %s && "
 			  "ip -n %s link set lo up && ip -n %s link set eth0 up && "
@@ -636,9 +531,9 @@ void nt_topo_down(struct nt_topo *t)
 	int i;
 
 	for (i = 0; i < t->n; i++)
-		nt_ns_del(t->pods[i].ns);
+		kt_ns_del(t->pods[i].ns);
 	if (t->node[0])
-		nt_ns_del(t->node);
+		kt_ns_del(t->node);
 }
 
 int nt_serve(const char *pfagent, const char *ns, const char *tcp, const char *udp, const char *id)
@@ -648,11 +543,11 @@ int nt_serve(const char *pfagent, const char *ns, const char *tcp, const char *u
 
 	snprintf(out, sizeof(out), "/tmp/%s.serve", ns);
 	unlink(out);
-	if (nt_sh("ip netns exec %s %s serve --tcp %s --udp %s --id %s > %s 2>&1 &", ns, pfagent, tcp, udp, id,
+	if (kt_sh("ip netns exec %s %s serve --tcp %s --udp %s --id %s > %s 2>&1 &", ns, pfagent, tcp, udp, id,
 		  out))
 		return -1;
 	for (i = 0; i < 200; i++) {
-		if (nt_sh("grep -q ready %s", out) == 0) {
+		if (kt_sh("grep -q ready %s", out) == 0) {
 			unlink(out);
 			return 0;
 		}

@@ -3,7 +3,8 @@
 #define PODFENCE_NFTTEST_H
 
 /* Helpers shared by the dataplane tests and benchmarks: hand-built IR plans,
- * throwaway network namespaces, shell commands. Test code: errors abort. */
+ * routed pod topologies in throwaway namespaces (made with kerneltest.h).
+ * Test code: errors abort. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <jansson.h>
 
 #include "ir.h"
+#include "kerneltest.h"
 
 /* ---- plans ---- */
 struct pf_ir_plan *nt_plan(void);
@@ -46,20 +48,7 @@ struct pf_ir_plan *nt_synth_plan(size_t total_pods, size_t n_policies, size_t n_
  * the servers' allowed set). NULL for a malformed pod. */
 struct pf_ir_plan *nt_driver_plan(char variant, int n_pods, const char *const *pods);
 
-/* ---- namespaces and commands ---- */
-/* Runs a shell command; returns its exit status (or -1). */
-int nt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Runs a command and returns its stdout (malloc'd) or NULL. */
-char *nt_sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Creates a uniquely named namespace "pf-nft-<pid>-<n>-<tag>" into name. */
-int nt_ns_new(const char *tag, char *name, size_t len);
-void nt_ns_del(const char *name);
-/* Deletes every namespace this process tree made (prefix pf-nft-<root pid>-),
- * killing processes left inside. Call from main before and after the run. */
-void nt_ns_cleanup_all(void);
-void nt_set_root_pid(int pid);
-/* True when namespaces work; under CI=true a failure is fatal (exit 1). */
-bool nt_can_netns(void);
+/* ---- namespaces (kerneltest.h) ---- */
 /* The main() of a kernel test binary: tests in one case of suite, with
  * timeout seconds each; 77 (skip) without network namespaces (fails under
  * CI=true), then every namespace the run made is removed. Returns the exit

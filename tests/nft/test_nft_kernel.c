@@ -69,7 +69,7 @@ static void env_up(struct env *e, const char *tag, size_t max_txn)
 {
 	struct pf_nft_opts o = { .table = TABLE, .max_txn_msgs = max_txn };
 
-	ck_assert_int_eq(nt_ns_new(tag, e->ns, sizeof(e->ns)), 0);
+	ck_assert_int_eq(kt_ns_new(tag, e->ns, sizeof(e->ns)), 0);
 	snprintf(e->path, sizeof(e->path), "/run/netns/%s", e->ns);
 	ck_assert_int_eq(pf_nft_new_in_netns(e->path, &o, &e->n), 0);
 }
@@ -77,7 +77,7 @@ static void env_up(struct env *e, const char *tag, size_t max_txn)
 static void env_down(struct env *e)
 {
 	pf_nft_free(e->n);
-	nt_ns_del(e->ns);
+	kt_ns_del(e->ns);
 }
 
 static void assert_kernel_is(struct pf_nft *n, const struct pf_ir_plan *want)
@@ -211,7 +211,7 @@ END_TEST
 
 static int table_handle(const char *ns)
 {
-	char *out = nt_sh_out("ip netns exec %s nft -j list tables", ns);
+	char *out = kt_sh_out("ip netns exec %s nft -j list tables", ns);
 	json_t *j = out ? json_loads(out, 0, NULL) : NULL, *v;
 	size_t i;
 	int h = -1;
@@ -462,7 +462,7 @@ START_TEST(test_generation_conflict)
 	ck_assert_uint_gt(sync_msgs(e.n, p), 0);
 	ck_assert_int_eq(pf_nft_generation(e.n, &gen), 0);
 	/* someone else commits after our read */
-	ck_assert_int_eq(nt_sh("ip netns exec %s nft add table inet other", e.ns), 0);
+	ck_assert_int_eq(kt_sh("ip netns exec %s nft add table inet other", e.ns), 0);
 	txn = nft_txn_new(e.n, true, gen);
 	t = nft_build_table("third");
 	ck_assert_int_eq(nft_txn_add_table(txn, NFT_MSG_NEWTABLE, 0, t, "table third"), 0);
@@ -470,7 +470,7 @@ START_TEST(test_generation_conflict)
 	ck_assert_int_eq(nft_txn_commit(txn), -ERESTART);
 	pf_nft_get_stats(e.n, &st);
 	ck_assert_uint_eq(st.gen_conflicts, 1);
-	ck_assert_int_ne(nt_sh("ip netns exec %s nft list table inet third >/dev/null 2>&1", e.ns), 0);
+	ck_assert_int_ne(kt_sh("ip netns exec %s nft list table inet third >/dev/null 2>&1", e.ns), 0);
 	nft_txn_free(txn);
 	nftnl_table_free(t);
 	/* sync reads again and is not confused by the other table */
@@ -524,7 +524,7 @@ static void neighbour_stop(pid_t pid, const char *ns)
 
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
-	nt_sh("for p in $(ip netns pids %s); do kill -9 $p; done", ns);
+	kt_sh("for p in $(ip netns pids %s); do kill -9 $p; done", ns);
 }
 
 START_TEST(test_sync_under_concurrent_changes)
@@ -617,7 +617,7 @@ START_TEST(test_repairs_foreign_changes)
 
 	env_up(&e, "repair", 0);
 	ck_assert_uint_gt(sync_msgs(e.n, p), 0);
-	ck_assert_int_eq(nt_sh("ip netns exec %s nft -f - <<'EOF'\n"
+	ck_assert_int_eq(kt_sh("ip netns exec %s nft -f - <<'EOF'\n"
 			       "add rule inet " TABLE " in_a tcp dport 22 accept\n"
 			       "add element inet " TABLE " p_web { 10.9.9.9 }\n"
 			       "delete element inet " TABLE " ingress_dispatch { \"vb\" }\n"
@@ -632,10 +632,10 @@ START_TEST(test_repairs_foreign_changes)
 	assert_kernel_is(e.n, p);
 	assert_nothing_to_do(e.n, p);
 	/* a base chain rewritten by someone else is restored in place */
-	ck_assert_int_eq(nt_sh("ip netns exec %s nft flush chain inet " TABLE " forward", e.ns), 0);
+	ck_assert_int_eq(kt_sh("ip netns exec %s nft flush chain inet " TABLE " forward", e.ns), 0);
 	ck_assert_uint_gt(sync_msgs(e.n, p), 0);
 	assert_nothing_to_do(e.n, p);
-	ck_assert_int_eq(nt_sh("ip netns exec %s nft list chain inet " TABLE " forward | grep -q 'oifname vmap'",
+	ck_assert_int_eq(kt_sh("ip netns exec %s nft list chain inet " TABLE " forward | grep -q 'oifname vmap'",
 			       e.ns),
 			 0);
 	env_down(&e);

@@ -135,7 +135,7 @@ static char node_path[160];
 /* Runs the driver to completion; returns its mutating message count. */
 static long driver_run(char variant, int max_txn)
 {
-	char *out = nt_sh_out("%s %s " TABLE " %c %d %s", driver, node_path, variant, max_txn, pods_arg);
+	char *out = kt_sh_out("%s %s " TABLE " %c %d %s", driver, node_path, variant, max_txn, pods_arg);
 	long msgs = -1;
 
 	ck_assert_msg(out != NULL, "driver %c failed", variant);

@@ -190,7 +190,7 @@ static void run_matrix(const struct nt_topo *t, const struct tcase_def *tc)
 		n++;
 	}
 	fclose(f);
-	out = nt_sh_out("%s matrix --parallel 8 --timeout-ms 400 < %s", pfagent, in);
+	out = kt_sh_out("%s matrix --parallel 8 --timeout-ms 400 < %s", pfagent, in);
 	unlink(in);
 	ck_assert_msg(out != NULL, "pfagent matrix failed");
 	for (l = strtok_r(out, "\n", &save), i = 0; l; l = strtok_r(NULL, "\n", &save), i++) {

@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,82 +18,13 @@
 
 #include "podfence/proto.h"
 #include "harness.h"
-
-/* Test-binary state: the prefix of everything we create, so main() can sweep. */
-static char prefix[48];
-static unsigned counter;
+#include "kerneltest.h"
 
 void harness_init(const char *tag)
 {
-	snprintf(prefix, sizeof(prefix), "pf-%s-%d-", tag, (int)getpid());
+	kt_init(tag);
 	/* A plugin that exits before reading its stdin must not kill the driver. */
 	signal(SIGPIPE, SIG_IGN);
-}
-
-char *sh(const char *fmt, ...)
-{
-	char cmd[4096], *buf = NULL;
-	size_t len = 0, cap = 0;
-	va_list ap;
-	FILE *f;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	if (!f)
-		return strdup("");
-	for (;;) {
-		size_t n;
-
-		if (len + 4096 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			buf = realloc(buf, cap);
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	pclose(f);
-	buf[len] = '\0';
-	return buf;
-}
-
-int sh_rc(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-size_t count_lines(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
-}
-
-void harness_sweep(void)
-{
-	DIR *d = opendir("/run/netns");
-	struct dirent *e;
-
-	while (d && (e = readdir(d))) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-			sh_rc("ip netns del %s 2>/dev/null", e->d_name);
-	}
-	if (d)
-		closedir(d);
-	sh_rc("rm -rf /tmp/%s*", prefix);
 }
 
 int world_new(struct world *w)
@@ -127,14 +56,12 @@ int world_new(struct world *w)
 
 	memset(w, 0, sizeof(*w));
 	w->node_fd = -1;
-	snprintf(w->node, sizeof(w->node), "%sn%u", prefix, counter++);
-	if (sh_rc("ip netns add %s 2>/dev/null", w->node) != 0)
+	if (kt_ns_new("node", w->node, sizeof(w->node)) < 0)
 		return -1;
-	sh_rc("ip -n %s link set lo up", w->node);
-	snprintf(path, sizeof(path), "/run/netns/%s", w->node);
-	w->node_fd = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(w->tmp, sizeof(w->tmp), "/tmp/%st%u", prefix, counter++);
-	mkdir(w->tmp, 0700);
+	kt_sh("ip -n %s link set lo up", w->node);
+	w->node_fd = kt_ns_fd(w->node);
+	if (kt_tmpdir_new("tmp", w->tmp, sizeof(w->tmp)) < 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/bin", w->tmp);
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/ipam", w->tmp);
@@ -162,23 +89,32 @@ void world_free(struct world *w)
 	if (w->node_fd >= 0)
 		close(w->node_fd);
 	if (w->node[0])
-		sh_rc("ip netns del %s 2>/dev/null", w->node);
+		kt_ns_del(w->node);
 	if (w->tmp[0])
-		sh_rc("rm -rf %s", w->tmp);
+		kt_sh("rm -rf %s", w->tmp);
+	for (size_t i = 0; i < w->n_pods; i++)
+		kt_ns_del(w->pods[i]);
+	free(w->pods);
 	for (size_t i = 0; i < w->ctl.n_att; i++)
 		json_decref(w->ctl.att[i].reg);
+	memset(w, 0, sizeof(*w));
+	w->node_fd = -1;
 }
 
 void pod_new(struct world *w, char *buf)
 {
-	(void)w;
-	snprintf(buf, 64, "%sp%u", prefix, counter++);
-	sh_rc("ip netns add %s", buf);
+	char(*pods)[64] = realloc(w->pods, (w->n_pods + 1) * sizeof(*w->pods));
+
+	if (!pods)
+		abort();
+	w->pods = pods;
+	kt_ns_new("pod", buf, 64);
+	memcpy(w->pods[w->n_pods++], buf, 64);
 }
 
 void pod_del(const char *name)
 {
-	sh_rc("ip netns del %s 2>/dev/null", name);
+	kt_ns_del(name);
 }
 
 /* ---- fake controller ---- */

@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "kerneltest.h"
+
 enum fake_mode { FAKE_OK, FAKE_REFUSE, FAKE_HANG };
 
 struct fake_att {
@@ -42,6 +44,8 @@ struct world {
 	char tmp[128];         /* scratch dir: fake controller socket, ipam data, bin/ */
 	char cni_path[256];    /* tmp/bin:/usr/lib/cni */
 	int node_fd;
+	char (*pods)[64];      /* pod namespaces made by pod_new, deleted by world_free */
+	size_t n_pods;
 	struct fake_ctl ctl;
 };
 
@@ -51,14 +55,15 @@ struct run {
 	json_t *json;
 };
 
-/* Every namespace and temp dir this test binary creates carries this id;
- * main() sweeps them after the run, whatever failed. */
+/* kt_init(tag), and a plugin that exits before reading its stdin must not
+ * kill the driver; main() calls kt_sweep() after the run, whatever failed. */
 void harness_init(const char *tag);
-void harness_sweep(void);
-/* 0, or -1 when namespaces cannot be made here (the caller skips). */
+/* 0, or -1 when namespaces cannot be made here. */
 int world_new(struct world *w);
+/* Stops the fake controller, deletes the node and pod namespaces and the scratch dir. */
 void world_free(struct world *w);
-/* A new pod namespace: name into buf (64 bytes); path is /run/netns/<name>. */
+/* A new pod namespace: name into buf (64 bytes); path is /run/netns/<name>.
+ * world_free deletes it if the test has not. */
 void pod_new(struct world *w, char *buf);
 void pod_del(const char *name);
 
@@ -78,10 +83,5 @@ pid_t plugin_spawn_argv(struct world *w, const char *const *argv, const struct e
 void plugin_collect(pid_t pid, int out_fd, struct run *r);
 void plugin_run(struct world *w, const char *bin, const struct env_kv *env, const char *conf, struct run *r);
 void run_done(struct run *r);
-
-/* Output of a shell command (popen), malloc'd. */
-char *sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int sh_rc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-size_t count_lines(const char *s);
 
 #endif

@@ -9,7 +9,7 @@
 #include <check.h>
 
 #include "compile.h"
-#include "engine_test.h"
+#include "compile_test.h"
 #include "eval.h"
 #include "ir.h"
 #include "model.h"
@@ -47,6 +47,21 @@ static void fx_done(struct fx *f)
 	pf_ir_diff_free(f->d);
 	pf_compiler_free(f->c);
 	pf_model_free(f->m);
+}
+
+/* Every test starts from fx_init (a checked fixture: Check runs it in the
+ * test's own process) and fx_done frees it after a passing test; a failed
+ * check ends the process. */
+static struct fx fx;
+
+static void fx_setup(void)
+{
+	fx_init(&fx);
+}
+
+static void fx_teardown(void)
+{
+	fx_done(&fx);
 }
 
 /* Starts a notification: remembers the plan to replay the diff on. */
@@ -148,14 +163,13 @@ static bool allowed(const struct pf_ir_plan *p, const char *src, const char *dst
 	return r.allowed;
 }
 
-/* ---- the fixture scenario: x/a local, policy "allow from pod=b in x on TCP 80" ---- */
+/* ---- the common scenario on top of the fixture: x/a local, policy "allow from pod=b in x on TCP 80" ---- */
 
 static void scenario(struct fx *f)
 {
 	static const struct tpol pol = {"x", "from-b", "pod=a", "I", 1,
 					{{.peers = {{.pod = "pod=b"}}, .ports = {{"TCP", 80}}}}};
 
-	fx_init(f);
 	fx_pod(f, "x", "a", "pod=a", "10.0.1.1", true);
 	fx_attach(f, "x", "a", "veth-xa", "10.0.1.1");
 	fx_pod(f, "x", "b", "pod=b", "10.0.1.2", false);
@@ -168,63 +182,57 @@ static void scenario(struct fx *f)
 
 START_TEST(test_plan_text)
 {
-	struct fx f;
 
-	scenario(&f);
-	expect_plan(&f, "set a4_pod_pod_in_b_in_x_dde1577c7663 addr4 # pod{pod in (b)} in x\n"
+	scenario(&fx);
+	expect_plan(&fx, "set a4_pod_pod_in_b_in_x_dde1577c7663 addr4 # pod{pod in (b)} in x\n"
 			"\t10.0.1.2\n"
 			"chain in_x_a_805521a8 ingress x/a\n"
 			"\tip saddr @a4_pod_pod_in_b_in_x_dde1577c7663 meta l4proto tcp th dport 80 accept # x/from-b rule 0\n"
 			"\tdrop\n"
 			"pod x/a if veth-xa ips 10.0.1.1 ingress in_x_a_805521a8 egress -\n");
-	fx_done(&f);
 }
 END_TEST
 
 START_TEST(test_pod_label_change_exact_ops)
 {
-	struct fx f;
 
-	scenario(&f);
+	scenario(&fx);
 	/* A new matching pod: one element, nothing else. */
-	fx_pod(&f, "x", "d", "pod=b", "10.0.1.4", false);
-	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.4\n");
+	fx_pod(&fx, "x", "d", "pod=b", "10.0.1.4", false);
+	expect_diff(&fx, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.4\n");
 	/* Its label changes away: the element leaves. */
-	fx_pod(&f, "x", "d", "pod=c", "10.0.1.4", false);
-	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.4\n");
+	fx_pod(&fx, "x", "d", "pod=c", "10.0.1.4", false);
+	expect_diff(&fx, "elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.4\n");
 	/* An unrelated label change: nothing at all. */
-	fx_pod(&f, "x", "d", "pod=c,tier=web", "10.0.1.4", false);
-	expect_diff(&f, "");
+	fx_pod(&fx, "x", "d", "pod=c,tier=web", "10.0.1.4", false);
+	expect_diff(&fx, "");
 	/* A pod in another namespace never joins a podSelector-only peer. */
-	fx_pod(&f, "y", "e", "pod=b", "10.0.2.5", false);
-	expect_diff(&f, "");
+	fx_pod(&fx, "y", "e", "pod=b", "10.0.2.5", false);
+	expect_diff(&fx, "");
 	/* IP change of a member: delete old, add new, in one diff. */
-	fx_pod(&f, "x", "b", "pod=b", "10.0.1.9", false);
-	expect_diff(&f, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.9\n"
+	fx_pod(&fx, "x", "b", "pod=b", "10.0.1.9", false);
+	expect_diff(&fx, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.9\n"
 			"elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.2\n");
 	/* Deleted pods leave every set. */
-	fx_begin(&f);
-	ck_assert_int_eq(pf_model_del_pod(f.m, "x", "b"), 0);
-	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "x", "b", &f.d), 0);
-	expect_diff(&f, "elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.9\n");
-	fx_done(&f);
+	fx_begin(&fx);
+	ck_assert_int_eq(pf_model_del_pod(fx.m, "x", "b"), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(fx.c, "x", "b", &fx.d), 0);
+	expect_diff(&fx, "elem-del a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.9\n");
 }
 END_TEST
 
 START_TEST(test_ip_reuse_refcount)
 {
-	struct fx f;
 
-	scenario(&f);
+	scenario(&fx);
 	/* The address of x/b shows up on a new pod before x/b's delete event. */
-	fx_pod(&f, "x", "b2", "pod=b", "10.0.1.2", false);
-	expect_diff(&f, "");
-	fx_begin(&f);
-	ck_assert_int_eq(pf_model_del_pod(f.m, "x", "b"), 0);
-	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "x", "b", &f.d), 0);
-	expect_diff(&f, ""); /* still contributed by x/b2 */
-	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
-	fx_done(&f);
+	fx_pod(&fx, "x", "b2", "pod=b", "10.0.1.2", false);
+	expect_diff(&fx, "");
+	fx_begin(&fx);
+	ck_assert_int_eq(pf_model_del_pod(fx.m, "x", "b"), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(fx.c, "x", "b", &fx.d), 0);
+	expect_diff(&fx, ""); /* still contributed by x/b2 */
+	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.1.2", "10.0.1.1", 6, 80));
 }
 END_TEST
 
@@ -232,26 +240,24 @@ START_TEST(test_local_pod_relabel_and_policy_edit)
 {
 	static const struct tpol wider = {"x", "from-b", "pod=a", "I", 1,
 					  {{.peers = {{.pod = "pod=b"}}, .ports = {{"TCP", 80}, {"TCP", 81}}}}};
-	struct fx f;
 
-	scenario(&f);
+	scenario(&fx);
 	/* A policy edit rebuilds only the chain; the set is shared and stays. */
-	fx_policy(&f, &wider);
-	expect_diff(&f, "chain-replace in_x_a_805521a8 2\n");
+	fx_policy(&fx, &wider);
+	expect_diff(&fx, "chain-replace in_x_a_805521a8 2\n");
 	/* The local pod stops matching: chain and set go, dispatch goes first. */
-	fx_pod(&f, "x", "a", "pod=z", "10.0.1.1", true);
-	expect_diff(&f, "dispatch-del ingress veth-xa\n"
+	fx_pod(&fx, "x", "a", "pod=z", "10.0.1.1", true);
+	expect_diff(&fx, "dispatch-del ingress veth-xa\n"
 			"chain-del in_x_a_805521a8\n"
 			"set-del a4_pod_pod_in_b_in_x_dde1577c7663\n");
-	expect_plan(&f, "pod x/a if veth-xa ips 10.0.1.1 ingress - egress -\n");
+	expect_plan(&fx, "pod x/a if veth-xa ips 10.0.1.1 ingress - egress -\n");
 	/* The attachment goes away: the pod leaves the plan. */
-	fx_begin(&f);
-	ck_assert_int_eq(pf_compiler_del_attachment(f.c, "x", "a", &f.d), 0);
-	f.n_atts = 0;
-	expect_diff(&f, "");
-	expect_plan(&f, "");
-	ck_assert_int_eq(pf_compiler_del_attachment(f.c, "x", "a", NULL), -ENOENT);
-	fx_done(&f);
+	fx_begin(&fx);
+	ck_assert_int_eq(pf_compiler_del_attachment(fx.c, "x", "a", &fx.d), 0);
+	fx.n_atts = 0;
+	expect_diff(&fx, "");
+	expect_plan(&fx, "");
+	ck_assert_int_eq(pf_compiler_del_attachment(fx.c, "x", "a", NULL), -ENOENT);
 }
 END_TEST
 
@@ -260,34 +266,31 @@ START_TEST(test_shared_sets)
 	static const struct tpol p1 = {"x", "p1", "pod=a", "I", 1, {{.peers = {{.ns = NAME_KEY "=y"}}}}};
 	static const struct tpol p2 = {"x", "p2", "", "IE", 1, {{.peers = {{.ns = NAME_KEY "=y"}}}},
 				       1, {{.peers = {{.ns = NAME_KEY "=y"}}}}};
-	struct fx f;
 	const struct pf_ir_plan *p;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	fx_pod(&f, "x", "c", "pod=c", "10.0.1.3", true);
-	fx_attach(&f, "x", "c", "vxc", "10.0.1.3");
-	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
-	fx_policy(&f, &p1);
-	fx_end(&f);
-	fx_policy(&f, &p2);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&fx, "x", "c", "pod=c", "10.0.1.3", true);
+	fx_attach(&fx, "x", "c", "vxc", "10.0.1.3");
+	fx_pod(&fx, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_policy(&fx, &p1);
+	fx_end(&fx);
+	fx_policy(&fx, &p2);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	/* One set for the same peer, whoever uses it and in which direction. */
 	ck_assert_uint_eq(p->n_sets, 1);
 	ck_assert_uint_eq(p->n_chains, 4);
 	ck_assert_uint_eq(p->sets[0].n_elems, 1);
 	/* Namespace label change: the namespace's pods leave the set. */
-	fx_begin(&f);
-	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("y", NAME_KEY "=y,env=prod")), 0);
-	ck_assert_int_eq(pf_compiler_namespace_changed(f.c, "y", &f.d), 0);
-	expect_diff(&f, "");
-	fx_begin(&f);
-	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("y", "env=prod")), 0);
-	ck_assert_int_eq(pf_compiler_namespace_changed(f.c, "y", &f.d), 0);
-	expect_diff(&f, "elem-del a4_ns_kubernetes_io_metadata_name_in_y_12808fbf5bea 10.0.2.2\n");
-	fx_done(&f);
+	fx_begin(&fx);
+	ck_assert_int_eq(pf_model_put_namespace(fx.m, t_ns("y", NAME_KEY "=y,env=prod")), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(fx.c, "y", &fx.d), 0);
+	expect_diff(&fx, "");
+	fx_begin(&fx);
+	ck_assert_int_eq(pf_model_put_namespace(fx.m, t_ns("y", "env=prod")), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(fx.c, "y", &fx.d), 0);
+	expect_diff(&fx, "elem-del a4_ns_kubernetes_io_metadata_name_in_y_12808fbf5bea 10.0.2.2\n");
 }
 END_TEST
 
@@ -297,18 +300,16 @@ START_TEST(test_ipblock_carve)
 					{{.peers = {{.cidr = "10.0.0.0/8",
 						     .except = {"10.1.2.0/24", "10.1.0.0/16", "10.255.0.0/16"}},
 						    {.cidr = "::/0", .except = {"fd00::/8"}}}}}};
-	struct fx f;
 	const struct pf_ir_plan *p;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	/* The pod is v4-only: its egress can only carry v4, so no v6 set. */
 	ck_assert_uint_eq(p->n_sets, 1);
-	expect_plan(&f, "set n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_e9713e207607 net4 # ip{10.0.0.0/8 except "
+	expect_plan(&fx, "set n4_ip_10_0_0_0_8_except_10_1_0_0_16_10_1_2_0_24_e9713e207607 net4 # ip{10.0.0.0/8 except "
 			"10.1.0.0/16,10.1.2.0/24,10.255.0.0/16}\n"
 			"\t10.0.0.0-10.0.255.255\n"
 			"\t10.2.0.0-10.254.255.255\n"
@@ -322,7 +323,6 @@ START_TEST(test_ipblock_carve)
 	ck_assert(!allowed(p, "10.0.1.1", "10.1.2.3", 6, 1));
 	ck_assert(!allowed(p, "10.0.1.1", "10.255.0.1", 6, 1));
 	ck_assert(!allowed(p, "10.0.1.1", "11.0.0.0", 6, 1));
-	fx_done(&f);
 }
 END_TEST
 
@@ -330,19 +330,17 @@ START_TEST(test_ipblock_v6_and_families)
 {
 	static const struct tpol pol = {"x", "blocks", "pod=a", "E", 0, {{{{0}}}}, 1,
 					{{.peers = {{.cidr = "::/0", .except = {"fd00::/8"}}, {.cidr = "0.0.0.0/0"}}}}};
-	struct fx f;
 	struct pf_attachment a = {"x", "a", "vxa", 2, {{0}}};
 	const struct pf_ir_plan *p;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1,fd00::1:1", true);
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1,fd00::1:1", true);
 	ck_assert_int_eq(pf_addr_parse("10.0.1.1", &a.ips[0]), 0);
 	ck_assert_int_eq(pf_addr_parse("fd00::1:1", &a.ips[1]), 0);
-	ck_assert_int_eq(pf_compiler_put_attachment(f.c, &a, NULL), 0);
-	fx_mirror(&f, &a);
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	ck_assert_int_eq(pf_compiler_put_attachment(fx.c, &a, NULL), 0);
+	fx_mirror(&fx, &a);
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	ck_assert_uint_eq(p->n_sets, 2);
 	ck_assert_int_eq(p->sets[1].type, PF_IR_SET_NET6);
 	ck_assert_uint_eq(p->sets[1].n_elems, 2);
@@ -350,7 +348,6 @@ START_TEST(test_ipblock_v6_and_families)
 	ck_assert(allowed(p, "fd00::1:1", "fe80::1", 6, 1));
 	ck_assert(!allowed(p, "fd00::1:1", "fd00::2", 6, 1));
 	ck_assert(allowed(p, "10.0.1.1", "192.0.2.1", 6, 1));
-	fx_done(&f);
 }
 END_TEST
 
@@ -362,34 +359,32 @@ START_TEST(test_named_ports)
 					{.ports = {{"UDP", .name = "serve-81-udp"}}}}};
 	/* Ingress on a name the target lacks: the rule matches nothing. */
 	static const struct tpol in = {"x", "in", "pod=a", "I", 1, {{.ports = {{.name = "no-such-port"}}}}};
-	struct fx f;
 	struct pf_pod *odd;
 	const struct pf_ir_plan *p;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
-	fx_begin(&f);
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&fx, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_begin(&fx);
 	odd = t_pod("y", "c", "n9", "pod=c", "10.0.2.3", false);
 	odd->n_ports = 1;
 	odd->ports = calloc(1, sizeof(*odd->ports));
 	odd->ports[0] = (struct pf_container_port){strdup("serve-80-tcp"), PF_PROTO_TCP, 8080};
-	ck_assert_int_eq(pf_model_put_pod(f.m, odd), 0);
-	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "y", "c", &f.d), 0);
-	fx_end(&f);
-	fx_pod(&f, "y", "d", "pod=d", "10.0.2.4", false);
-	fx_end(&f);
-	fx_begin(&f);
+	ck_assert_int_eq(pf_model_put_pod(fx.m, odd), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(fx.c, "y", "c", &fx.d), 0);
+	fx_end(&fx);
+	fx_pod(&fx, "y", "d", "pod=d", "10.0.2.4", false);
+	fx_end(&fx);
+	fx_begin(&fx);
 	odd = t_pod("y", "d", "n9", "pod=d", "10.0.2.4", false); /* no ports at all */
-	ck_assert_int_eq(pf_model_put_pod(f.m, odd), 0);
-	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "y", "d", &f.d), 0);
-	fx_end(&f);
-	fx_policy(&f, &eg);
-	fx_end(&f);
-	fx_policy(&f, &in);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	ck_assert_int_eq(pf_model_put_pod(fx.m, odd), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(fx.c, "y", "d", &fx.d), 0);
+	fx_end(&fx);
+	fx_policy(&fx, &eg);
+	fx_end(&fx);
+	fx_policy(&fx, &in);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	ck_assert(allowed(p, "10.0.1.1", "10.0.2.2", 6, 80));
 	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.2", 6, 8080));
 	ck_assert(allowed(p, "10.0.1.1", "10.0.2.3", 6, 8080)); /* the name maps to 8080 there */
@@ -407,7 +402,6 @@ START_TEST(test_named_ports)
 		ck_assert(ch);
 		ck_assert_uint_eq(ch->n_rules, 0);
 	}
-	fx_done(&f);
 }
 END_TEST
 
@@ -415,15 +409,13 @@ START_TEST(test_ports_endport_proto_sctp)
 {
 	static const struct tpol pol = {"x", "ports", "pod=a", "I", 1,
 					{{.ports = {{"TCP", 8000, 8100}, {"UDP"}, {"SCTP", 80}}}}};
-	struct fx f;
 	const struct pf_ir_plan *p;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 6, 8000));
 	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 6, 8100));
 	ck_assert(!allowed(p, "10.9.9.9", "10.0.1.1", 6, 8101));
@@ -433,34 +425,31 @@ START_TEST(test_ports_endport_proto_sctp)
 	ck_assert(allowed(p, "10.9.9.9", "10.0.1.1", 132, 80));
 	ck_assert(!allowed(p, "10.9.9.9", "10.0.1.1", 6, 80)); /* SCTP never opens TCP */
 	ck_assert(!allowed(p, "10.9.9.9", "10.0.1.1", 132, 81));
-	fx_done(&f);
 }
 END_TEST
 
 START_TEST(test_host_network_and_non_local)
 {
 	static const struct tpol pol = {"x", "all-pods", "pod=a", "I", 1, {{.peers = {{.ns = ""}}}}};
-	struct fx f;
 	struct pf_pod *hn;
 	const struct pf_ir_plan *p;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
 	/* Attached but scheduled elsewhere (stale registry entry): not local. */
-	fx_pod(&f, "x", "z", "pod=a", "10.0.1.26", false);
-	fx_attach(&f, "x", "z", "vxz", "10.0.1.26");
-	fx_begin(&f);
+	fx_pod(&fx, "x", "z", "pod=a", "10.0.1.26", false);
+	fx_attach(&fx, "x", "z", "vxz", "10.0.1.26");
+	fx_begin(&fx);
 	hn = t_pod("y", "h", "n9", "pod=h", "192.168.0.5", true);
 	hn->host_network = true;
-	ck_assert_int_eq(pf_model_put_pod(f.m, hn), 0);
-	ck_assert_int_eq(pf_compiler_pod_changed(f.c, "y", "h", &f.d), 0);
-	fx_end(&f);
-	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
-	fx_end(&f);
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	ck_assert_int_eq(pf_model_put_pod(fx.m, hn), 0);
+	ck_assert_int_eq(pf_compiler_pod_changed(fx.c, "y", "h", &fx.d), 0);
+	fx_end(&fx);
+	fx_pod(&fx, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_end(&fx);
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	ck_assert_uint_eq(p->n_pods, 2);
 	ck_assert(allowed(p, "10.0.2.2", "10.0.1.1", 6, 80));
 	/* The unconfirmed attachment fails closed both ways, and is no peer. */
@@ -468,36 +457,32 @@ START_TEST(test_host_network_and_non_local)
 	ck_assert(!allowed(p, "10.0.1.26", "10.0.2.2", 6, 80));
 	ck_assert(!allowed(p, "10.0.1.26", "10.0.1.1", 6, 80));
 	ck_assert(!allowed(p, "192.168.0.5", "10.0.1.1", 6, 80)); /* hostNetwork is not a pod */
-	fx_done(&f);
 }
 END_TEST
 
 START_TEST(test_attachment_before_pod_fails_closed)
 {
 	static const struct tpol pol = {"x", "from-b", "pod=a", "I", 1, {{.peers = {{.pod = "pod=b"}}}}};
-	struct fx f;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "b", "pod=b", "10.0.1.2", false);
-	fx_end(&f);
-	fx_policy(&f, &pol);
-	fx_end(&f);
+	fx_pod(&fx, "x", "b", "pod=b", "10.0.1.2", false);
+	fx_end(&fx);
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
 	/* The plugin registers x/a before the watch delivered the pod. */
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	expect_diff(&f, "chain-add in_x_a_805521a8 0\n"
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	expect_diff(&fx, "chain-add in_x_a_805521a8 0\n"
 			"chain-add out_x_a_805521a8 0\n"
 			"dispatch-set ingress vxa in_x_a_805521a8\n"
 			"dispatch-set egress vxa out_x_a_805521a8\n");
-	ck_assert(!allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
+	ck_assert(!allowed(pf_compiler_plan(fx.c), "10.0.1.2", "10.0.1.1", 6, 80));
 	/* The pod arrives: its real policy replaces the drop-all; no egress policy. */
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	expect_diff(&f, "set-add a4_pod_pod_in_b_in_x_dde1577c7663 addr4 1\n"
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	expect_diff(&fx, "set-add a4_pod_pod_in_b_in_x_dde1577c7663 addr4 1\n"
 			"chain-replace in_x_a_805521a8 1\n"
 			"dispatch-del egress vxa\n"
 			"chain-del out_x_a_805521a8\n");
-	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.2", "10.0.1.1", 6, 80));
-	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.1.1", "10.0.1.2", 6, 80));
-	fx_done(&f);
+	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.1.2", "10.0.1.1", 6, 80));
+	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.1.1", "10.0.1.2", 6, 80));
 }
 END_TEST
 
@@ -508,26 +493,23 @@ START_TEST(test_egress_named_port_ipblock)
 	static const struct tpol pol = {"x", "eg", "pod=a", "E", 0, {{{{0}}}}, 1,
 					{{.peers = {{.cidr = "10.0.2.0/24", .except = {"10.0.2.3/32"}}},
 					  .ports = {{.name = "serve-80-tcp"}}}}};
-	struct fx f;
 	const struct pf_ir_plan *p;
 
-	fx_init(&f);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
-	fx_pod(&f, "y", "c", "pod=c", "10.0.2.3", false);
-	fx_pod(&f, "y", "d", "pod=d", "10.0.3.4", false);
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&fx, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_pod(&fx, "y", "c", "pod=c", "10.0.2.3", false);
+	fx_pod(&fx, "y", "d", "pod=d", "10.0.3.4", false);
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	ck_assert(allowed(p, "10.0.1.1", "10.0.2.2", 6, 80));
 	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.3", 6, 80)); /* excepted */
 	ck_assert(!allowed(p, "10.0.1.1", "10.0.3.4", 6, 80)); /* outside */
 	ck_assert(!allowed(p, "10.0.1.1", "10.0.2.99", 6, 80)); /* not a pod */
 	/* y/b moves out of the block: it leaves the set. */
-	fx_pod(&f, "y", "b", "pod=b", "10.0.3.2", false);
-	expect_diff(&f, "elem-del p4_ip_10_0_2_0_24_except_10_0_2_3_32_port_serve_438a9554f0cc 10.0.2.2 . tcp . 80\n");
-	fx_done(&f);
+	fx_pod(&fx, "y", "b", "pod=b", "10.0.3.2", false);
+	expect_diff(&fx, "elem-del p4_ip_10_0_2_0_24_except_10_0_2_3_32_port_serve_438a9554f0cc 10.0.2.2 . tcp . 80\n");
 }
 END_TEST
 
@@ -537,58 +519,53 @@ START_TEST(test_namespace_name_label_is_a_label)
 	 * by the namespace's name: a namespace from another source may carry
 	 * any value (or none), and it may change. */
 	static const struct tpol pol = {"x", "by-name", "pod=a", "I", 1, {{.peers = {{.ns = NAME_KEY " in (other,y)"}}}}};
-	struct fx f;
 
-	fx_init(&f);
-	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("z", NAME_KEY "=other")), 0);
-	fx_pod(&f, "x", "a", "pod=a", "10.0.1.1", true);
-	fx_attach(&f, "x", "a", "vxa", "10.0.1.1");
-	fx_pod(&f, "y", "b", "pod=b", "10.0.2.2", false);
-	fx_pod(&f, "z", "c", "pod=c", "10.0.3.3", false);
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.2.2", "10.0.1.1", 6, 80));
-	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.3.3", "10.0.1.1", 6, 80));
+	ck_assert_int_eq(pf_model_put_namespace(fx.m, t_ns("z", NAME_KEY "=other")), 0);
+	fx_pod(&fx, "x", "a", "pod=a", "10.0.1.1", true);
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	fx_pod(&fx, "y", "b", "pod=b", "10.0.2.2", false);
+	fx_pod(&fx, "z", "c", "pod=c", "10.0.3.3", false);
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.2.2", "10.0.1.1", 6, 80));
+	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.3.3", "10.0.1.1", 6, 80));
 	/* A pod added later in z is found through the label's bucket. */
-	fx_pod(&f, "z", "d", "pod=d", "10.0.3.4", false);
-	fx_end(&f);
-	ck_assert(allowed(pf_compiler_plan(f.c), "10.0.3.4", "10.0.1.1", 6, 80));
+	fx_pod(&fx, "z", "d", "pod=d", "10.0.3.4", false);
+	fx_end(&fx);
+	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.3.4", "10.0.1.1", 6, 80));
 	/* The label goes: z's pods leave. */
-	fx_begin(&f);
-	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns("z", "")), 0);
-	ck_assert_int_eq(pf_compiler_namespace_changed(f.c, "z", &f.d), 0);
-	fx_end(&f);
-	ck_assert(!allowed(pf_compiler_plan(f.c), "10.0.3.4", "10.0.1.1", 6, 80));
-	fx_pod(&f, "z", "e", "pod=e", "10.0.3.5", false);
-	fx_end(&f);
-	ck_assert(!allowed(pf_compiler_plan(f.c), "10.0.3.5", "10.0.1.1", 6, 80));
-	fx_done(&f);
+	fx_begin(&fx);
+	ck_assert_int_eq(pf_model_put_namespace(fx.m, t_ns("z", "")), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(fx.c, "z", &fx.d), 0);
+	fx_end(&fx);
+	ck_assert(!allowed(pf_compiler_plan(fx.c), "10.0.3.4", "10.0.1.1", 6, 80));
+	fx_pod(&fx, "z", "e", "pod=e", "10.0.3.5", false);
+	fx_end(&fx);
+	ck_assert(!allowed(pf_compiler_plan(fx.c), "10.0.3.5", "10.0.1.1", 6, 80));
 }
 END_TEST
 
 START_TEST(test_compile_plan_inputs)
 {
-	struct fx f;
 	struct pf_attachment a[2] = {{"x", "a", "old-if", 1, {{0}}}, {"x", "a", "new-if", 1, {{0}}}};
 	struct pf_ir_plan *p = NULL;
 
-	scenario(&f);
+	scenario(&fx);
 	pf_addr_parse("10.0.1.1", &a[0].ips[0]);
 	a[1].ips[0] = a[0].ips[0];
 	/* A duplicate attachment: the later one wins. */
-	ck_assert_int_eq(pf_compile_plan(f.m, "n1", a, 2, &p), 0);
+	ck_assert_int_eq(pf_compile_plan(fx.m, "n1", a, 2, &p), 0);
 	ck_assert_uint_eq(p->n_pods, 1);
 	ck_assert_str_eq(p->pods[0].ifname, "new-if");
 	pf_ir_plan_free(p);
 	/* Bad attachments are refused and change nothing. */
 	a[1].ifname = NULL;
-	ck_assert_int_eq(pf_compile_plan(f.m, "n1", a, 2, &p), -EINVAL);
-	ck_assert_int_eq(pf_compiler_put_attachment(f.c, &a[1], NULL), -EINVAL);
+	ck_assert_int_eq(pf_compile_plan(fx.m, "n1", a, 2, &p), -EINVAL);
+	ck_assert_int_eq(pf_compiler_put_attachment(fx.c, &a[1], NULL), -EINVAL);
 	a[1].ifname = "x";
 	a[1].n_ips = 3;
-	ck_assert_int_eq(pf_compiler_put_attachment(f.c, &a[1], NULL), -EINVAL);
-	ck_assert_str_eq(pf_compiler_plan(f.c)->pods[0].ifname, "veth-xa");
-	fx_done(&f);
+	ck_assert_int_eq(pf_compiler_put_attachment(fx.c, &a[1], NULL), -EINVAL);
+	ck_assert_str_eq(pf_compiler_plan(fx.c)->pods[0].ifname, "veth-xa");
 }
 END_TEST
 
@@ -597,17 +574,16 @@ START_TEST(test_eval_verdicts)
 	static const struct tpol pol = {"x", "two", "pod=a", "IE", 2,
 					{{.peers = {{.pod = "pod=c"}}}, {.peers = {{.pod = "pod=b"}}}}, 1,
 					{{.ports = {{"TCP", 53}}}}};
-	struct fx f;
 	struct pf_eval_query q = {.proto = 6, .port = 80};
 	struct pf_eval_result r;
 	const struct pf_ir_plan *p;
 
-	scenario(&f);
-	fx_pod(&f, "x", "c", "pod=c", "10.0.1.3", true);
-	fx_attach(&f, "x", "c", "vxc", "10.0.1.3");
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	scenario(&fx);
+	fx_pod(&fx, "x", "c", "pod=c", "10.0.1.3", true);
+	fx_attach(&fx, "x", "c", "vxc", "10.0.1.3");
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	pf_addr_parse("10.0.1.2", &q.src);
 	pf_addr_parse("10.0.1.1", &q.dst);
 	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
@@ -647,7 +623,6 @@ START_TEST(test_eval_verdicts)
 	ck_assert_int_eq(pf_eval(p, p, &q, &r), -EINVAL);
 	/* A v4 peer set never matches v6 and vice versa. */
 	ck_assert(!pf_eval_set_has(&p->sets[0], &q.dst, 0, 0));
-	fx_done(&f);
 }
 END_TEST
 
@@ -655,7 +630,6 @@ START_TEST(test_names_safe_and_bounded)
 {
 	char ns[64], name[254], sel[200];
 	struct tpol pol = {NULL, "long", "", "I", 1, {{.peers = {{.pod = NULL}}}}};
-	struct fx f;
 	const struct pf_ir_plan *p;
 
 	memset(ns, 'n', 63);
@@ -665,13 +639,12 @@ START_TEST(test_names_safe_and_bounded)
 	snprintf(sel, sizeof(sel), "app.kubernetes.io/very-long-label-name-for-a-test=%.60s", name);
 	pol.ns = ns;
 	pol.in[0].peers[0].pod = sel;
-	fx_init(&f);
-	ck_assert_int_eq(pf_model_put_namespace(f.m, t_ns(ns, "")), 0);
-	fx_pod(&f, ns, name, "a=b", "10.0.1.1", true);
-	fx_attach(&f, ns, name, "vlong", "10.0.1.1");
-	fx_policy(&f, &pol);
-	fx_end(&f);
-	p = pf_compiler_plan(f.c);
+	ck_assert_int_eq(pf_model_put_namespace(fx.m, t_ns(ns, "")), 0);
+	fx_pod(&fx, ns, name, "a=b", "10.0.1.1", true);
+	fx_attach(&fx, ns, name, "vlong", "10.0.1.1");
+	fx_policy(&fx, &pol);
+	fx_end(&fx);
+	p = pf_compiler_plan(fx.c);
 	ck_assert_uint_eq(p->n_sets, 1);
 	ck_assert_uint_eq(p->n_chains, 1);
 	for (size_t i = 0; i < 2; i++) {
@@ -683,22 +656,20 @@ START_TEST(test_names_safe_and_bounded)
 					      *c == '_',
 				      "unsafe name %s", s);
 	}
-	fx_done(&f);
 }
 END_TEST
 
 START_TEST(test_ir_diff_generic)
 {
-	struct fx f;
 	struct pf_ir_plan *a, *b;
 	struct pf_ir_diff *d;
 	char *t;
 
-	scenario(&f);
-	a = pf_ir_plan_dup(pf_compiler_plan(f.c));
-	fx_pod(&f, "x", "e", "pod=b", "10.0.1.5", false);
-	fx_end(&f);
-	b = pf_ir_plan_dup(pf_compiler_plan(f.c));
+	scenario(&fx);
+	a = pf_ir_plan_dup(pf_compiler_plan(fx.c));
+	fx_pod(&fx, "x", "e", "pod=b", "10.0.1.5", false);
+	fx_end(&fx);
+	b = pf_ir_plan_dup(pf_compiler_plan(fx.c));
 	ck_assert_int_eq(pf_ir_diff(a, b, &d), 0);
 	t = pf_ir_diff_to_text(d);
 	ck_assert_str_eq(t, "elem-add a4_pod_pod_in_b_in_x_dde1577c7663 10.0.1.5\n");
@@ -728,25 +699,25 @@ START_TEST(test_ir_diff_generic)
 	pf_ir_diff_free(d);
 	/* Rebuild of an unchanged state: empty diff, next generation. */
 	{
-		uint64_t gen = pf_compiler_plan(f.c)->generation;
+		uint64_t gen = pf_compiler_plan(fx.c)->generation;
 
-		ck_assert_int_eq(pf_compiler_rebuild(f.c, &d), 0);
+		ck_assert_int_eq(pf_compiler_rebuild(fx.c, &d), 0);
 		ck_assert_uint_eq(d->n_ops, 0);
-		ck_assert_uint_gt(pf_compiler_plan(f.c)->generation, gen);
+		ck_assert_uint_gt(pf_compiler_plan(fx.c)->generation, gen);
 		pf_ir_diff_free(d);
 	}
 	pf_ir_plan_free(a);
-	fx_done(&f);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("engine.compile");
+	Suite *s = suite_create("compile.compile");
 	TCase *tc = tcase_create("compile");
 	SRunner *sr;
 	int failed;
 
+	tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
 	tcase_add_test(tc, test_plan_text);
 	tcase_add_test(tc, test_pod_label_change_exact_ops);
 	tcase_add_test(tc, test_ip_reuse_refcount);

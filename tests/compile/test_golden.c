@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Golden files: tests/engine/golden/<name>.json (a Kubernetes List) ->
+/* Golden files: tests/compile/golden/<name>.json (a Kubernetes List) ->
  * <name>.ir, the IR text of node "node-1" whose local pods are the List's
  * pods with spec.nodeName node-1 (attached as if-<ns>-<name> with their
  * status IPs). The same plan must come out of a one-shot compile and of a
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : GOLDEN_DIR;
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	Suite *s = suite_create("engine.golden");
+	Suite *s = suite_create("compile.golden");
 	TCase *tc = tcase_create("golden");
 	SRunner *sr;
 	int failed;

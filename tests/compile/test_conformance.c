@@ -16,7 +16,7 @@
 #include <check.h>
 
 #include "compile.h"
-#include "engine_test.h"
+#include "compile_test.h"
 #include "eval.h"
 #include "ir.h"
 #include "model.h"
@@ -519,7 +519,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("engine.conformance");
+	Suite *s = suite_create("compile.conformance");
 	TCase *tc = tcase_create("upstream");
 	SRunner *sr;
 	int failed;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef PODFENCE_ENGINE_TEST_H
-#define PODFENCE_ENGINE_TEST_H
+#ifndef PODFENCE_COMPILE_TEST_H
+#define PODFENCE_COMPILE_TEST_H
 
 /* Builders for model objects from short text, and a checker that applies a
  * diff to the "before" plan the way the dataplane would, asserting every

@@ -16,7 +16,7 @@
 #include <check.h>
 
 #include "compile.h"
-#include "engine_test.h"
+#include "compile_test.h"
 #include "eval.h"
 #include "ir.h"
 #include "model.h"
@@ -454,7 +454,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("engine.random");
+	Suite *s = suite_create("compile.random");
 	TCase *tc = tcase_create("random");
 	SRunner *sr;
 	int failed;

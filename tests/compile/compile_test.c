@@ -6,7 +6,7 @@
 
 #include <check.h>
 
-#include "engine_test.h"
+#include "compile_test.h"
 
 static char *xstrdup(const char *s)
 {
