@@ -312,7 +312,7 @@ static void side_text(struct sbuf *b, const struct pf_sim *s, size_t pod, bool e
 	const char *dir = egress ? "egress" : "ingress";
 
 	if (v == PF_EVAL_ALLOWED) {
-		sb_printf(b, "%s of %s allowed by %s (%s rule %u)", dir, s->pods[pod].key, policy ? policy : "?", dir,
+		sb_printf(b, "%s of %s allowed by %s, %s rule %u", dir, s->pods[pod].key, policy ? policy : "?", dir,
 			  rule);
 	} else if (v == PF_EVAL_DENIED) {
 		json_t *names = pf_sim_isolated_by(s, pod, egress);
