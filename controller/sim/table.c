@@ -198,23 +198,16 @@ int pf_sim_table_new(const struct pf_sim *s, const struct pf_sim_port *port, boo
 	t->n_groups = n;
 	t->group_of = naive ? NULL : s->group_of;
 	t->cells = calloc(n * n + 1, sizeof(*t->cells));
-	reps = calloc(n + 1, sizeof(*reps));
+	reps = calloc(2, sizeof(*reps));
 	if (!t->cells || !reps) {
 		free(reps);
 		pf_sim_table_free(t);
 		return -ENOMEM;
 	}
-	/* The plan as seen through one pod per group: the evaluator finds pods
-	 * by address with a scan, which the groups keep short. Shallow: the
-	 * view borrows everything from the plan. */
+	/* The plan as seen by one pair: the evaluator finds the two pods by
+	 * address with a scan of the plan's pods, so each query gets a view
+	 * holding just those two. Shallow: sets and chains are the plan's. */
 	view = *s->plan;
-	view.n_pods = 0;
-	for (size_t g = 0; g < n; g++) {
-		const struct pf_ir_pod *pp = s->plan_pods[naive ? g : s->group_rep[g]];
-
-		if (pp)
-			reps[view.n_pods++] = *pp;
-	}
 	view.pods = reps;
 	for (size_t gc = 0; gc < n; gc++) {
 		const struct pf_sim_pod *client = &s->pods[naive ? gc : s->group_rep[gc]];
@@ -233,6 +226,11 @@ int pf_sim_table_new(const struct pf_sim *s, const struct pf_sim_port *port, boo
 			}
 			q.src = *src;
 			q.dst = *dst;
+			view.n_pods = 0;
+			if (s->plan_pods[client - s->pods])
+				reps[view.n_pods++] = *s->plan_pods[client - s->pods];
+			if (s->plan_pods[server - s->pods])
+				reps[view.n_pods++] = *s->plan_pods[server - s->pods];
 			if (pf_eval(&view, &view, &q, &res) < 0) {
 				c->no_family = true;
 				continue;
