@@ -251,10 +251,12 @@ int pf_sim_expect_check(const struct pf_sim *s, const struct pf_sim_expect *e, F
 					r = -ENOMEM;
 					break;
 				}
-				fprintf(out, "FAIL [%zu] %s: %s -> %s %u/%s: expected %s, simulated %s (%s)\n", i, x->text,
+				fprintf(out, "FAIL [%zu] %s -> %s %u/%s: expected %s, simulated %s: %s\n", i,
 					s->pods[x->from[a]].key, s->pods[x->to[b]].key, x->port.port,
 					pf_sim_proto_name(x->port.proto), x->allowed ? "allowed" : "denied",
 					c.allowed ? "allowed" : "denied", why);
+				if (x->n_from > 1 || x->n_to > 1 || strchr(x->text, '{'))
+					fprintf(out, "     (expectation %s)\n", x->text);
 				free(why);
 			}
 		}
