@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "ctl.h"
 #include "podfence/proto.h"
 
 static const char usage[] =
@@ -40,7 +41,7 @@ static int bad(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s", usage);
+	fprintf(stderr, "\n%s%s", usage, pf_ctl_simulate_usage);
 	return 2;
 }
 
@@ -363,6 +364,9 @@ int main(int argc, char **argv)
 	int c, r, rc = 1;
 	char *end;
 
+	/* Offline commands take their own options and need no daemon. */
+	if (argc > 1 && strcmp(argv[1], "simulate") == 0)
+		return pf_ctl_simulate(argc - 1, argv + 1);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (c) {
@@ -384,6 +388,7 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage, stdout);
+			fputs(pf_ctl_simulate_usage, stdout);
 			return 0;
 		default:
 			return bad("unknown option or missing argument: %s", argv[optind - 1]);

@@ -43,19 +43,9 @@ static int resolve_peer(struct pf_daemon *d, const char *s, uint8_t family, stru
 	return -ENOENT;
 }
 
-struct isolators {
-	const struct pf_pod *pod;
-	enum pf_ir_dir dir;
-	json_t *names;
-};
-
 static int add_isolator(const struct pf_policy *pol, void *ud)
 {
-	struct isolators *is = ud;
-	bool isolates = is->dir == PF_IR_INGRESS ? pol->isolate_ingress : pol->isolate_egress;
-
-	if (isolates && pf_selector_matches(&pol->pod_sel, &is->pod->labels))
-		json_array_append_new(is->names, json_sprintf("%s/%s", pol->ns, pol->name));
+	json_array_append_new(ud, json_sprintf("%s/%s", pol->ns, pol->name));
 	return 0;
 }
 
@@ -64,17 +54,16 @@ static int add_isolator(const struct pf_policy *pol, void *ud)
 static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_dir dir)
 {
 	const char *slash = pod_key ? strchr(pod_key, '/') : NULL;
-	struct isolators is = {.dir = dir, .names = json_array()};
+	json_t *names = json_array();
 	char ns[256];
 
-	if (!slash || (size_t)(slash - pod_key) >= sizeof(ns))
-		return is.names;
+	if (!names || !slash || (size_t)(slash - pod_key) >= sizeof(ns))
+		return names;
 	memcpy(ns, pod_key, (size_t)(slash - pod_key));
 	ns[slash - pod_key] = '\0';
-	is.pod = pf_model_pod(d->model, ns, slash + 1);
-	if (is.pod)
-		pf_model_each_policy_in_ns(d->model, ns, add_isolator, &is);
-	return is.names;
+	pf_model_each_isolating_policy(d->model, pf_model_pod(d->model, ns, slash + 1), dir == PF_IR_EGRESS,
+				       add_isolator, names);
+	return names;
 }
 
 static json_t *check_json(struct pf_daemon *d, const struct pf_eval_check *c, enum pf_ir_dir dir)

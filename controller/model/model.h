@@ -208,6 +208,11 @@ int pf_model_each_pod_in_ns(const struct pf_model *m, const char *ns, pf_pod_fn 
 int pf_model_each_namespace(const struct pf_model *m, pf_ns_fn fn, void *ud);
 int pf_model_each_policy(const struct pf_model *m, pf_policy_fn fn, void *ud);
 int pf_model_each_policy_in_ns(const struct pf_model *m, const char *ns, pf_policy_fn fn, void *ud);
+/* The policies of pod's namespace that isolate it in one direction (they
+ * select it and list that policy type), in name order: what explains a
+ * denial that no rule decided (a default-deny). Same callback contract. */
+int pf_model_each_isolating_policy(const struct pf_model *m, const struct pf_pod *pod, bool egress,
+				   pf_policy_fn fn, void *ud);
 size_t pf_model_count_pods(const struct pf_model *m);
 size_t pf_model_count_namespaces(const struct pf_model *m);
 size_t pf_model_count_policies(const struct pf_model *m);

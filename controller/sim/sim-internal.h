@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef PODFENCE_SIM_INTERNAL_H
+#define PODFENCE_SIM_INTERNAL_H
+
+/* What the simulator's files share: the loaded cluster and its groups. */
+
+#include <stdarg.h>
+
+#include "sim.h"
+
+struct pf_sim {
+	struct pf_model *model;
+	/* Pods decoded but not yet in the model: their node and addresses are
+	 * set by pf_sim_finish before the model takes them. */
+	size_t n_pending;
+	struct pf_pod **pending;
+	char **notes;
+	size_t n_notes;
+	bool finished;
+	struct pf_ir_plan *plan;
+	size_t n_pods;
+	struct pf_sim_pod *pods;
+	const struct pf_ir_pod **plan_pods; /* per pod: its entry in plan */
+	/* Groups of pods the plan cannot tell apart (table.c). */
+	size_t *group_of;
+	size_t n_groups;
+	size_t *group_rep; /* per group: its first pod */
+};
+
+__attribute__((format(printf, 2, 3))) int pf_sim_add_note(struct pf_sim *s, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) int pf_sim_err(char **ret_err, const char *fmt, ...);
+/* Every YAML document of text, in order, as a JSON array (load.c). */
+int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, char **ret_err);
+/* Computes group_of/n_groups/group_rep from the plan (after compiling). */
+int pf_sim_group(struct pf_sim *s);
+
+#endif
