@@ -71,6 +71,7 @@ void pf_daemon_compiler_failed(struct pf_daemon *d, const char *what, int r)
 	d->errors[ERR_SYNC]++;
 	pf_error("compile failed", "what=\"%s\" error=\"%s\"", what, strerror(-r));
 	d->need_full = true;
+	d->need_rebuild = true;
 }
 
 /* One sync's work for the worker thread (worker.h): everything it reads is
@@ -150,6 +151,15 @@ static void job_run(void *arg)
 		j->msgs += j->stats.mutating_msgs - before.mutating_msgs;
 	}
 	j->end_ns = pf_now_ns();
+	if (j->full && j->plan) {
+		/* Freeing a copy of a large plan, and handing the heap back
+		 * (a full sync follows a (re)list: the list pages and the old
+		 * plan leave freed heap behind, and B6 measures RSS), take
+		 * milliseconds better spent off the loop. */
+		pf_ir_plan_free(j->plan);
+		j->plan = NULL;
+		malloc_trim(0);
+	}
 }
 
 void pf_daemon_nft_stats(const struct pf_daemon *d, struct pf_nft_stats *ret)
@@ -176,12 +186,18 @@ static int job_begin(struct pf_daemon *d, bool full, int64_t start_ns, size_t n_
 	j->n_stamps = n_stamps;
 	j->msgs = msgs;
 	if (full) {
-		/* Recompile from the model so a failed notification cannot linger,
-		 * then let the dataplane diff the kernel against the plan. */
+		/* The queued diffs are in the plan already; the dataplane diffs
+		 * the kernel against the whole plan. */
 		pf_daemon_drop_diffs(d);
-		if ((r = pf_compiler_rebuild(d->compiler, &diff)) < 0)
-			goto fail;
-		pf_ir_diff_free(diff);
+		if (d->need_rebuild) {
+			/* Recompile from the model so a failed notification cannot
+			 * linger. On the loop (the compiler is single-threaded), and
+			 * long for a large plan: only when the plan may be wrong. */
+			if ((r = pf_compiler_rebuild(d->compiler, &diff)) < 0)
+				goto fail;
+			pf_ir_diff_free(diff);
+			d->need_rebuild = false;
+		}
 		j->full = true;
 		/* Cleared now, not at the end: a SIGHUP during the job asks again. */
 		d->need_full = false;
@@ -293,10 +309,8 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 	d->last_error[0] = '\0';
 	if (full) {
 		d->full_syncs++;
-		/* A full sync follows a (re)list: the list pages and the old plan
-		 * leave freed heap behind. Hand it back so RSS reflects what is
-		 * live (B6 measures it). */
-		malloc_trim(0);
+		if (!j->nft)
+			malloc_trim(0); /* dry run: job_run had no plan copy to free */
 	}
 	pf_hist_observe(&d->sync_hist, (double)(end - start) / 1e9);
 	/* Stamps taken while the job ran belong to the next sync. */

@@ -82,6 +82,7 @@ struct pf_daemon {
 	bool source_synced;   /* the source has listed everything once */
 	bool reconciled;      /* registry checked against the source after start */
 	bool need_full;       /* next sync reads the kernel back (start, after a failure, SIGHUP) */
+	bool need_rebuild;    /* ... after recompiling everything (start, a compiler failure) */
 	bool ready;           /* a full sync has been programmed */
 	size_t n_diffs, cap_diffs;
 	struct pf_ir_diff **diffs; /* compiler diffs not yet in the kernel */

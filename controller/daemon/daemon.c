@@ -107,6 +107,7 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 	d->cfg = *cfg;
 	d->sigfd = -1;
 	d->need_full = true;
+	d->need_rebuild = true;
 	pf_hist_init_latency(&d->sync_hist);
 	pf_hist_init_latency(&d->latency_hist);
 	pf_sched_init(&d->sched, &cfg->sched);
