@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The apply half: compiler diffs queue up between syncs, the scheduler
  * (sync_sched.h) decides when, and one sync programs them into the kernel in
- * one transaction, or reads the kernel back and syncs it in full. */
+ * one transaction, or reads the kernel back and syncs it in full. The
+ * netlink work runs on a worker thread (worker.h), one sync at a time, so
+ * the socket and HTTP keep answering while a large change is programmed. */
 #include <errno.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -11,6 +13,7 @@
 
 #include "daemon-internal.h"
 #include "podfence/log.h"
+#include "worker.h"
 
 static void schedule(struct pf_daemon *d)
 {
@@ -68,77 +71,207 @@ void pf_daemon_compiler_failed(struct pf_daemon *d, const char *what, int r)
 	d->errors[ERR_SYNC]++;
 	pf_error("compile failed", "what=\"%s\" error=\"%s\"", what, strerror(-r));
 	d->need_full = true;
+	d->need_rebuild = true;
 }
 
-/* Applies the pending diffs in one transaction. The diffs are consecutive,
- * so their ops in order are valid in one batch; if the kernel disagrees
- * (or a diff was lost) the caller falls back to a full sync. */
-static int apply_diffs(struct pf_daemon *d)
+/* One sync's work for the worker thread (worker.h): everything it reads is
+ * its own (a copy of the plan, or the queued diffs, which own deep copies
+ * of what they point to), and the dataplane context is the worker's alone
+ * while the job runs; the compiler and the model stay on the loop. */
+struct sync_job {
+	/* in: set on the loop before the start */
+	struct pf_nft *nft; /* NULL: dry run, nothing to send */
+	bool full;
+	struct pf_ir_plan *plan;  /* full: the plan to sync the kernel to */
+	struct pf_ir_diff **diffs; /* incremental: consecutive diffs, in order */
+	size_t n_diffs, ops;
+	uint64_t generation; /* of the plan this job programs */
+	size_t n_pods;
+	int64_t start_ns;
+	size_t n_stamps;     /* event stamps taken before the start */
+	uint64_t msgs;       /* carried over from an incremental attempt */
+	/* out: written by the worker, read on the loop after the join */
+	int result;
+	char error[1024];
+	struct pf_nft_stats stats;
+	int64_t end_ns;
+};
+
+static void job_free(struct sync_job *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->n_diffs; i++)
+		pf_ir_diff_free(j->diffs[i]);
+	free(j->diffs);
+	pf_ir_plan_free(j->plan);
+	free(j);
+}
+
+/* Applies the diffs in one transaction. They are consecutive, so their ops
+ * in order are valid in one batch; if the kernel disagrees the loop falls
+ * back to a full sync. */
+static int apply_diffs(struct pf_nft *nft, struct pf_ir_diff *const *diffs, size_t n_diffs)
 {
 	struct pf_ir_diff merged = {0};
 	size_t n = 0;
 	int r;
 
-	if (d->n_diffs == 0)
+	if (n_diffs == 0)
 		return 0;
-	if (d->n_diffs == 1)
-		return pf_nft_apply(d->nft, d->diffs[0]);
-	for (size_t i = 0; i < d->n_diffs; i++)
-		n += d->diffs[i]->n_ops;
+	if (n_diffs == 1)
+		return pf_nft_apply(nft, diffs[0]);
+	for (size_t i = 0; i < n_diffs; i++)
+		n += diffs[i]->n_ops;
 	merged.ops = malloc(n * sizeof(*merged.ops));
 	if (!merged.ops)
 		return -ENOMEM;
 	/* A shallow view: the ops still belong to the compiler's diffs. */
-	for (size_t i = 0; i < d->n_diffs; i++) {
-		memcpy(merged.ops + merged.n_ops, d->diffs[i]->ops, d->diffs[i]->n_ops * sizeof(*merged.ops));
-		merged.n_ops += d->diffs[i]->n_ops;
+	for (size_t i = 0; i < n_diffs; i++) {
+		memcpy(merged.ops + merged.n_ops, diffs[i]->ops, diffs[i]->n_ops * sizeof(*merged.ops));
+		merged.n_ops += diffs[i]->n_ops;
 	}
-	r = pf_nft_apply(d->nft, &merged);
+	r = pf_nft_apply(nft, &merged);
 	free(merged.ops);
 	return r;
 }
 
-static int program(struct pf_daemon *d, bool *ret_full)
+/* The worker thread's half: netlink only. */
+static void job_run(void *arg)
+{
+	struct sync_job *j = arg;
+	struct pf_nft_stats before;
+
+	if (j->nft) {
+		pf_nft_get_stats(j->nft, &before);
+		j->result = j->full ? pf_nft_sync(j->nft, j->plan) : apply_diffs(j->nft, j->diffs, j->n_diffs);
+		if (j->result < 0)
+			snprintf(j->error, sizeof(j->error), "%s", pf_nft_error(j->nft));
+		pf_nft_get_stats(j->nft, &j->stats);
+		j->msgs += j->stats.mutating_msgs - before.mutating_msgs;
+	}
+	j->end_ns = pf_now_ns();
+	if (j->full && j->plan) {
+		/* Freeing a copy of a large plan, and handing the heap back
+		 * (a full sync follows a (re)list: the list pages and the old
+		 * plan leave freed heap behind, and B6 measures RSS), take
+		 * milliseconds better spent off the loop. */
+		pf_ir_plan_free(j->plan);
+		j->plan = NULL;
+		malloc_trim(0);
+	}
+}
+
+void pf_daemon_nft_stats(const struct pf_daemon *d, struct pf_nft_stats *ret)
+{
+	*ret = d->nft_stats;
+}
+
+static void sync_end(struct pf_daemon *d, struct sync_job *j, int r);
+
+/* Prepares a job on the loop (compiler work: a full sync recompiles first)
+ * and hands it to the worker, or runs it at once when there is nothing to
+ * send. The pendings are judged against the plan the job programs. */
+static int job_begin(struct pf_daemon *d, bool full, int64_t start_ns, size_t n_stamps, uint64_t msgs)
 {
 	const struct pf_ir_plan *plan;
 	struct pf_ir_diff *diff = NULL;
+	struct sync_job *j = calloc(1, sizeof(*j));
 	int r;
 
-	*ret_full = false;
-	if (d->need_full) {
-		/* Recompile from the model so a failed notification cannot linger,
-		 * then let the dataplane diff the kernel against the plan. */
+	if (!j)
+		return -ENOMEM;
+	j->nft = d->cfg.dry_run ? NULL : d->nft;
+	j->start_ns = start_ns;
+	j->n_stamps = n_stamps;
+	j->msgs = msgs;
+	if (full) {
+		/* The queued diffs are in the plan already; the dataplane diffs
+		 * the kernel against the whole plan. */
 		pf_daemon_drop_diffs(d);
-		if ((r = pf_compiler_rebuild(d->compiler, &diff)) < 0)
-			return r;
-		pf_ir_diff_free(diff);
-		*ret_full = true;
-		plan = pf_compiler_plan(d->compiler);
-		if (!d->cfg.dry_run && (r = pf_nft_sync(d->nft, plan)) < 0)
-			return r;
+		if (d->need_rebuild) {
+			/* Recompile from the model so a failed notification cannot
+			 * linger. On the loop (the compiler is single-threaded), and
+			 * long for a large plan: only when the plan may be wrong. */
+			if ((r = pf_compiler_rebuild(d->compiler, &diff)) < 0)
+				goto fail;
+			pf_ir_diff_free(diff);
+			d->need_rebuild = false;
+		}
+		j->full = true;
+		/* Cleared now, not at the end: a SIGHUP during the job asks again. */
 		d->need_full = false;
+		if (j->nft && !(j->plan = pf_ir_plan_dup(pf_compiler_plan(d->compiler)))) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	} else {
+		j->diffs = d->diffs;
+		j->n_diffs = d->n_diffs;
+		for (size_t i = 0; i < j->n_diffs; i++)
+			j->ops += j->diffs[i]->n_ops;
+		d->diffs = NULL;
+		d->n_diffs = d->cap_diffs = 0;
+	}
+	plan = pf_compiler_plan(d->compiler);
+	j->generation = plan->generation;
+	j->n_pods = plan->n_pods;
+	pf_daemon_mark_pendings(d);
+	if (!j->nft || (!full && j->n_diffs == 0)) {
+		job_run(j);
+		sync_end(d, j, j->result);
 		return 0;
 	}
-	if (!d->cfg.dry_run && (r = apply_diffs(d)) < 0) {
-		pf_warn("incremental apply failed, syncing in full", "error=\"%s\" detail=\"%s\"", strerror(-r),
-			pf_nft_error(d->nft));
-		d->need_full = true;
-		return program(d, ret_full);
-	}
-	pf_daemon_drop_diffs(d);
+	if ((r = pf_worker_start(d->worker, job_run, j)) < 0)
+		goto fail;
 	return 0;
+fail:
+	d->need_full = true; /* the diffs, if taken, go with the job */
+	job_free(j);
+	return r;
+}
+
+/* The loop's half, once the worker is done. */
+static void job_done(void *ud, void *arg)
+{
+	struct pf_daemon *d = ud;
+	struct sync_job *j = arg;
+	int r = j->result;
+
+	d->nft_stats = j->stats;
+	if (r < 0 && !j->full && !d->shutting_down) {
+		pf_warn("incremental apply failed, syncing in full", "error=\"%s\" detail=\"%s\"", strerror(-r), j->error);
+		d->need_full = true;
+		r = job_begin(d, true, j->start_ns, j->n_stamps, j->msgs);
+		if (r >= 0) {
+			job_free(j);
+			return;
+		}
+		snprintf(j->error, sizeof(j->error), "%s", "");
+	}
+	sync_end(d, j, r);
+}
+
+int pf_daemon_sync_init(struct pf_daemon *d)
+{
+	return pf_worker_new(d->loop, job_done, d, &d->worker);
+}
+
+void pf_daemon_sync_done(struct pf_daemon *d)
+{
+	d->shutting_down = true;
+	/* The transaction in flight ends (its registers are answered) first. */
+	pf_worker_free(d->worker);
+	d->worker = NULL;
 }
 
 void pf_daemon_sync_now(void *ud)
 {
 	struct pf_daemon *d = ud;
-	int64_t start = pf_now_ns(), end;
-	struct pf_nft_stats before = {0}, after = {0};
-	uint64_t msgs = 0;
-	size_t ops = 0;
-	bool full;
 	int r;
 
+	if (d->worker && pf_worker_busy(d->worker))
+		return; /* one sync at a time: its end schedules the next */
 	if (!d->source_synced) {
 		/* The kernel keeps its last state until the cluster is fully known. */
 		pf_timer_arm(d->sync_timer, -1);
@@ -146,53 +279,57 @@ void pf_daemon_sync_now(void *ud)
 	}
 	if (!d->reconciled)
 		pf_daemon_reconcile_registry(d);
-	for (size_t i = 0; i < d->n_diffs; i++)
-		ops += d->diffs[i]->n_ops;
 	pf_debug("sync starting", "diffs=%zu late_ms=%lld since_first_change_ms=%lld", d->n_diffs,
 		 (long long)(pf_now_ms() - pf_sched_due(&d->sched)), (long long)(pf_now_ms() - d->sched.first_change));
 	pf_sched_started(&d->sched, pf_now_ms());
-	if (d->nft)
-		pf_nft_get_stats(d->nft, &before);
-	r = program(d, &full);
-	if (d->nft) {
-		pf_nft_get_stats(d->nft, &after);
-		msgs = after.mutating_msgs - before.mutating_msgs;
-	}
-	end = pf_now_ns();
+	r = job_begin(d, d->need_full, pf_now_ns(), d->n_stamps, 0);
+	if (r < 0)
+		sync_end(d, NULL, r);
+}
+
+static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
+{
+	int64_t start = j ? j->start_ns : pf_now_ns(), end = j && j->end_ns ? j->end_ns : pf_now_ns();
+	size_t n_stamps = j ? j->n_stamps : 0;
+	bool full = j && j->full;
+
 	pf_sched_finished(&d->sched, pf_now_ms(), r >= 0);
 	d->syncs++;
 	if (r < 0) {
 		d->failed_syncs++;
 		d->errors[ERR_SYNC]++;
 		d->need_full = true;
-		snprintf(d->last_error, sizeof(d->last_error), "%s: %s", strerror(-r),
-			 d->nft ? pf_nft_error(d->nft) : "");
+		snprintf(d->last_error, sizeof(d->last_error), "%s: %.400s", strerror(-r), j ? j->error : "");
 		pf_error("sync failed, will retry", "error=\"%s\" retry_ms=%lld", d->last_error,
 			 (long long)d->sched.backoff);
+		job_free(j);
 		schedule(d);
 		return;
 	}
 	d->last_error[0] = '\0';
 	if (full) {
 		d->full_syncs++;
-		/* A full sync follows a (re)list: the list pages and the old plan
-		 * leave freed heap behind. Hand it back so RSS reflects what is
-		 * live (B6 measures it). */
-		malloc_trim(0);
+		if (!j->nft)
+			malloc_trim(0); /* dry run: job_run had no plan copy to free */
 	}
 	pf_hist_observe(&d->sync_hist, (double)(end - start) / 1e9);
-	for (size_t i = 0; i < d->n_stamps; i++)
+	/* Stamps taken while the job ran belong to the next sync. */
+	if (n_stamps > d->n_stamps)
+		n_stamps = d->n_stamps;
+	for (size_t i = 0; i < n_stamps; i++)
 		pf_hist_observe(&d->latency_hist, (double)(end - d->event_stamps[i]) / 1e9);
-	d->n_stamps = 0;
-	if (d->programmed_gen != pf_compiler_plan(d->compiler)->generation || full) {
-		d->programmed_gen = pf_compiler_plan(d->compiler)->generation;
+	memmove(d->event_stamps, d->event_stamps + n_stamps, (d->n_stamps - n_stamps) * sizeof(d->event_stamps[0]));
+	d->n_stamps -= n_stamps;
+	if (d->programmed_gen != j->generation || full) {
+		d->programmed_gen = j->generation;
 		/* ops: the compiler's diff ops (incremental); nft_msgs: what the
 		 * kernel was actually sent (a full sync over a matching table: 0). */
 		pf_info(full ? "full sync programmed" : "changes programmed",
 			"generation=%llu ops=%zu nft_msgs=%llu duration_us=%lld pods=%zu",
-			(unsigned long long)d->programmed_gen, full ? 0 : ops, (unsigned long long)msgs,
-			(long long)(end - start) / 1000, pf_compiler_plan(d->compiler)->n_pods);
+			(unsigned long long)d->programmed_gen, full ? 0 : j->ops, (unsigned long long)j->msgs,
+			(long long)(end - start) / 1000, j->n_pods);
 	}
+	job_free(j);
 	if (!d->ready)
 		pf_info("ready", "node=%s source=%s", d->node_name, d->source_desc);
 	d->ready = true;

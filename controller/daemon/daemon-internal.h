@@ -13,7 +13,9 @@
  *   metrics_render.c  /healthz, /readyz and /metrics
  *   source_dir.c      the manifest directory as a source
  *   source_kube.c     the Kubernetes API as a source, and its Events
- * Everything runs on the one event loop: no locking. */
+ * Everything runs on the one event loop, except the netlink half of a sync
+ * (apply.c), which runs on a worker thread over data handed to it whole:
+ * no locking. While a sync is in flight the loop does not touch d->nft. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,6 +51,7 @@ struct pf_pending_register {
 	uint64_t conn; /* 0: the client went away, nobody to answer */
 	char *container_id, *ifname, *ns, *name, *host_if;
 	int64_t deadline_ms;
+	bool in_sync; /* the plan of the sync in flight holds the pod: its success answers */
 	struct pf_pending_register *next;
 };
 
@@ -64,7 +67,10 @@ struct pf_daemon {
 	struct pf_ipam *ipam;
 	struct pf_model *model;
 	struct pf_compiler *compiler;
-	struct pf_nft *nft;
+	struct pf_nft *nft;    /* the worker's while a sync is in flight */
+	struct pf_worker *worker;
+	struct pf_nft_stats nft_stats; /* as of the last sync's end */
+	bool shutting_down;
 	struct pf_dirsrc *dirsrc; /* exactly one of dirsrc and kube */
 	struct pf_kube *kube;
 	struct pf_timer *kube_timer;
@@ -76,6 +82,7 @@ struct pf_daemon {
 	bool source_synced;   /* the source has listed everything once */
 	bool reconciled;      /* registry checked against the source after start */
 	bool need_full;       /* next sync reads the kernel back (start, after a failure, SIGHUP) */
+	bool need_rebuild;    /* ... after recompiling everything (start, a compiler failure) */
 	bool ready;           /* a full sync has been programmed */
 	size_t n_diffs, cap_diffs;
 	struct pf_ir_diff **diffs; /* compiler diffs not yet in the kernel */
@@ -102,6 +109,13 @@ void pf_daemon_drop_diffs(struct pf_daemon *d);
 void pf_daemon_compiler_failed(struct pf_daemon *d, const char *what, int r);
 /* The sync timer's callback. */
 void pf_daemon_sync_now(void *ud);
+/* The sync worker: _init after the loop exists; _done waits for the sync in
+ * flight and ends it (its registers are answered) before teardown. */
+int pf_daemon_sync_init(struct pf_daemon *d);
+void pf_daemon_sync_done(struct pf_daemon *d);
+/* The dataplane's counters as of the last sync's end (the context itself
+ * belongs to the worker while a sync runs). */
+void pf_daemon_nft_stats(const struct pf_daemon *d, struct pf_nft_stats *ret);
 
 /* ---- ingest.c */
 
@@ -133,7 +147,10 @@ void pf_daemon_on_close(void *ud, uint64_t conn);
 void pf_daemon_reply(struct pf_daemon *d, uint64_t conn, json_t *r);
 void pf_daemon_reply_err(struct pf_daemon *d, uint64_t conn, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* After a successful program: answers every register whose pod is in it. */
+/* At a sync's start: marks the registers whose pod the plan being
+ * programmed holds (with its host interface, confirmed by the API). */
+void pf_daemon_mark_pendings(struct pf_daemon *d);
+/* After that sync succeeded: answers the marked registers. */
 void pf_daemon_complete_pendings(struct pf_daemon *d);
 /* The register deadline timer's callback. */
 void pf_daemon_pending_timeout(void *ud);

@@ -107,6 +107,7 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 	d->cfg = *cfg;
 	d->sigfd = -1;
 	d->need_full = true;
+	d->need_rebuild = true;
 	pf_hist_init_latency(&d->sync_hist);
 	pf_hist_init_latency(&d->latency_hist);
 	pf_sched_init(&d->sched, &cfg->sched);
@@ -157,7 +158,8 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 		goto fail;
 	}
 	if ((r = pf_loop_new(&d->loop)) < 0 || (r = pf_timer_new(d->loop, pf_daemon_sync_now, d, &d->sync_timer)) < 0 ||
-	    (r = pf_timer_new(d->loop, pf_daemon_pending_timeout, d, &d->pending_timer)) < 0)
+	    (r = pf_timer_new(d->loop, pf_daemon_pending_timeout, d, &d->pending_timer)) < 0 ||
+	    (r = pf_daemon_sync_init(d)) < 0)
 		goto fail;
 	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sigfd < 0 || (r = pf_loop_add(d->loop, d->sigfd, EPOLLIN, on_signal, d)) < 0) {
@@ -209,6 +211,7 @@ void pf_daemon_free(struct pf_daemon *d)
 {
 	if (!d)
 		return;
+	pf_daemon_sync_done(d);
 	pf_daemon_drop_pendings(d);
 	pf_dirsrc_free(d->dirsrc);
 	pf_kube_free(d->kube);

@@ -79,7 +79,7 @@ static char *render_metrics(struct pf_daemon *d)
 	if (d->nft) {
 		struct pf_nft_stats ns;
 
-		pf_nft_get_stats(d->nft, &ns);
+		pf_daemon_nft_stats(d, &ns);
 		pf_metric_header(&t, "podfence_nft_transactions_total", "counter", "Netlink transactions sent.");
 		pf_metric_sample(&t, "podfence_nft_transactions_total", NULL, (double)ns.transactions);
 		pf_metric_header(&t, "podfence_nft_messages_total", "counter", "Mutating netlink messages sent.");

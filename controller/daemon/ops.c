@@ -46,16 +46,26 @@ static void arm_pending_timer(struct pf_daemon *d)
 		pf_timer_arm_at(d->pending_timer, first);
 }
 
-/* After a successful program: answer every register whose pod is in it. */
-void pf_daemon_complete_pendings(struct pf_daemon *d)
+void pf_daemon_mark_pendings(struct pf_daemon *d)
 {
 	const struct pf_ir_plan *plan = pf_compiler_plan(d->compiler);
 
-	for (struct pf_pending_register **pp = &d->pendings; *pp;) {
-		struct pf_pending_register *p = *pp;
+	for (struct pf_pending_register *p = d->pendings; p; p = p->next) {
 		const struct pf_ir_pod *pod = pf_daemon_plan_pod(plan, p->ns, p->name);
 
-		if (pod && pod->ifname && strcmp(pod->ifname, p->host_if) == 0 && pf_daemon_pod_confirmed(d, p->ns, p->name)) {
+		p->in_sync = pod && pod->ifname && strcmp(pod->ifname, p->host_if) == 0 &&
+			     pf_daemon_pod_confirmed(d, p->ns, p->name);
+	}
+}
+
+/* After a successful sync: answer every register whose pod is in what it
+ * programmed (not the compiler's plan now, which may be ahead of the kernel). */
+void pf_daemon_complete_pendings(struct pf_daemon *d)
+{
+	for (struct pf_pending_register **pp = &d->pendings; *pp;) {
+		struct pf_pending_register *p = *pp;
+
+		if (p->in_sync) {
 			*pp = p->next;
 			pf_info("pod programmed", "pod=%s/%s container=%.12s generation=%llu", p->ns, p->name,
 				p->container_id, (unsigned long long)d->programmed_gen);
@@ -389,7 +399,7 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 
 		/* Since this process started: a restart over an unchanged kernel
 		 * must show no mutating message. */
-		pf_nft_get_stats(d->nft, &ns);
+		pf_daemon_nft_stats(d, &ns);
 		json_object_set_new(st, "nftMutatingMessages", json_integer((json_int_t)ns.mutating_msgs));
 		json_object_set_new(st, "nftTransactions", json_integer((json_int_t)ns.transactions));
 	}

@@ -70,6 +70,10 @@ struct pf_nft {
 	/* When set, every message added to a transaction is also written here
 	 * as text (nft_sync_text); NULL in the daemon. */
 	FILE *batch_log;
+	/* A read of replies failed (ENOBUFS: the kernel dropped some): what the
+	 * last batch did is unknown. Commits are refused until a read of the
+	 * table (nft_read_state) has seen the kernel again. */
+	bool stale;
 };
 
 /* ---- builders (nft_build.c): each returns a new object or NULL on OOM ---- */
@@ -151,6 +155,10 @@ struct nft_kstate {
 int nft_read_state(struct pf_nft *n, struct nft_kstate *ret);
 void nft_kstate_done(struct nft_kstate *k);
 int nft_get_gen(struct pf_nft *n, uint32_t *ret);
+/* After a failed read of replies: discards whatever is still queued on the
+ * socket, so no stale reply is taken for the next request's, and marks the
+ * kernel state unknown (stale). */
+void nft_drain(struct pf_nft *n);
 
 void nft_seterr(struct pf_nft *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

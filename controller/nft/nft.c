@@ -304,6 +304,23 @@ static int talk_run(struct pf_nft *n, const char *buf, size_t len, uint32_t seq,
 	return MNL_CB_OK;
 }
 
+void nft_drain(struct pf_nft *n)
+{
+	int fd = mnl_socket_get_fd(n->nl);
+
+	n->stale = true;
+	for (;;) {
+		ssize_t len = recv(fd, n->rcvbuf, n->rcvbuf_len, MSG_DONTWAIT);
+
+		/* ENOBUFS reports the overrun once; what is queued behind it
+		 * still has to go. A dump in progress refills as we read, and
+		 * ends. */
+		if (len >= 0 || errno == EINTR || errno == ENOBUFS)
+			continue;
+		break;
+	}
+}
+
 /* Sends one request and runs cb on every reply until DONE or the ACK.
  * Returns 0, -EINTR for a dump the kernel flagged NLM_F_DUMP_INTR (read to
  * its end, so the socket stays in step; the caller decides), or -errno. */
@@ -321,7 +338,9 @@ static int talk(struct pf_nft *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 		if (len < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			rc = -errno;
+			nft_drain(n);
+			return rc;
 		}
 		rc = talk_run(n, n->rcvbuf, (size_t)len, seq, &tk);
 		/* an error ends the exchange; the kernel sends nothing more */
@@ -931,6 +950,8 @@ int nft_read_state(struct pf_nft *n, struct nft_kstate *ret)
 			nft_seterr(n, "reading table inet %s: %s", n->table, strerror(-rc));
 			return rc;
 		}
+		/* The kernel has been seen again: commits based on this read are safe. */
+		n->stale = false;
 		*ret = k;
 		return 0;
 	}
@@ -956,11 +977,14 @@ int pf_nft_delete_table(struct pf_nft *n)
 {
 	struct nftnl_table *t = nft_build_table(n->table);
 	struct nft_txn *txn = NULL;
+	bool was_stale = n->stale;
 	char what[300];
 	int rc = -ENOMEM;
 
 	if (!t)
 		return -ENOMEM;
+	/* Deleting the table needs no knowledge of what it holds. */
+	n->stale = false;
 	txn = nft_txn_new(n, false, 0);
 	if (!txn)
 		goto out;
@@ -969,6 +993,8 @@ int pf_nft_delete_table(struct pf_nft *n)
 	if (rc == 0)
 		rc = nft_txn_commit(txn);
 out:
+	if (rc < 0 && was_stale)
+		n->stale = true;
 	nft_txn_free(txn);
 	nftnl_table_free(t);
 	return rc;

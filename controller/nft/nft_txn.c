@@ -351,6 +351,16 @@ static const char *what_of(struct nft_txn *t, uint32_t seq)
 	return "unknown message";
 }
 
+/* A reply to this batch, not a straggler of an earlier exchange. */
+static bool ack_is_ours(const struct nft_txn *t, const struct nlmsghdr *nlh)
+{
+	uint32_t seq = nlh->nlmsg_seq;
+
+	if (nlh->nlmsg_pid && nlh->nlmsg_pid != t->n->portid)
+		return false;
+	return seq >= t->seq0 && seq - t->seq0 <= t->n_msgs + 1;
+}
+
 int nft_txn_commit(struct nft_txn *t)
 {
 	struct pf_nft *n = t->n;
@@ -367,6 +377,13 @@ int nft_txn_commit(struct nft_txn *t)
 		return t->err;
 	if (t->n_msgs == 0)
 		return 0;
+	if (n->stale) {
+		/* The previous batch's outcome is unknown: a batch computed
+		 * without reading the kernel since could open what should be
+		 * closed. */
+		nft_seterr(n, "kernel state unknown since replies were lost; a full sync reads it again");
+		return -ESTALE;
+	}
 	end = nftnl_batch_end(nftnl_batch_buffer(t->b), t->seq0 + 1 + (uint32_t)t->n_msgs);
 	(void)end;
 	if (nftnl_batch_update(t->b) < 0)
@@ -407,14 +424,19 @@ int nft_txn_commit(struct nft_txn *t)
 		if (len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (len < 0) {
+			/* ENOBUFS: the kernel dropped ACKs it could not queue. Whether
+			 * the batch committed is unknown; leave nothing queued for the
+			 * next exchange and make the next commit read the kernel. */
 			ret = -errno;
-			nft_seterr(n, "reading ACKs: %s", strerror(-ret));
+			nft_drain(n);
+			nft_seterr(n, "reading ACKs of a batch of %zu messages: %s (outcome unknown; the table is read again)",
+				   t->n_msgs, strerror(-ret));
 			n->stats.failed_transactions++;
 			goto out;
 		}
 		left = (int)len;
 		for (nlh = (struct nlmsghdr *)n->rcvbuf; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
-			if (nlh->nlmsg_type == NLMSG_ERROR)
+			if (nlh->nlmsg_type == NLMSG_ERROR && ack_is_ours(t, nlh))
 				on_ack(&st, nlh);
 	}
 	dt = now_ns() - t0;
