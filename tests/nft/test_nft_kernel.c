@@ -675,7 +675,7 @@ static void set_rcvbuf(struct pf_nft *n, int bytes)
  * that the lost batch did or did not commit until the table is read again. */
 START_TEST(test_lost_acks_resync)
 {
-	struct pf_ir_plan *p1 = plan_g1(), *p2 = plan_g2(), *big = big_set_plan(100000);
+	struct pf_ir_plan *p1 = nt_plan_g1(), *p2 = plan_g2(), *big = big_set_plan(100000);
 	struct pf_ir_diff *to_big = NULL, *to_p2 = NULL;
 	struct env e;
 	int rc;
