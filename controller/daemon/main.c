@@ -22,6 +22,7 @@ static const char usage[] =
 	"       podfenced (--kubeconfig FILE | --in-cluster | --manifests DIR) [--node-name NAME]\n"
 	"                  [--socket PATH] [--state-dir DIR] [--metrics-address ADDR|off]\n"
 	"                  [--pod-cidr CIDR]... [--table NAME] [--log-level debug|info|warn|error] [--dry-run]\n"
+	"                  [--keep-established]\n"
 	"\n"
 	"  --kubeconfig FILE      watch the Kubernetes API named by a kubeconfig\n"
 	"  --in-cluster           use the pod's service account (default when KUBERNETES_SERVICE_HOST is set)\n"
@@ -32,10 +33,11 @@ static const char usage[] =
 	"  --metrics-address ADDR /healthz, /readyz, /metrics (default " PF_DEFAULT_METRICS_ADDRESS ")\n"
 	"  --pod-cidr CIDR        IPAM range, repeatable (default: the Node's spec.podCIDRs)\n"
 	"  --table NAME           nftables table, family inet (default podfence)\n"
-	"  --dry-run              compile and serve, never program the kernel\n";
+	"  --dry-run              compile and serve, never program the kernel\n"
+	"  --keep-established     leave established connections alone when a policy revokes them\n";
 
 enum { OPT_KUBECONFIG = 256, OPT_IN_CLUSTER, OPT_MANIFESTS, OPT_NODE, OPT_SOCKET, OPT_STATE, OPT_METRICS,
-       OPT_POD_CIDR, OPT_TABLE, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_HELP, OPT_VERSION };
+       OPT_POD_CIDR, OPT_TABLE, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_KEEP_ESTABLISHED, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
 	{"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -49,6 +51,7 @@ static const struct option options[] = {
 	{"table", required_argument, NULL, OPT_TABLE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"keep-established", no_argument, NULL, OPT_KEEP_ESTABLISHED},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -194,6 +197,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DRY_RUN:
 			cfg.dry_run = true;
+			break;
+		case OPT_KEEP_ESTABLISHED:
+			cfg.keep_established = true;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
