@@ -325,14 +325,15 @@ class Revoke(unittest.TestCase):
         def replace():
             # Another pod (team=x but not app=frontend) behind the same
             # interface and address: the old pod's flows are not its own.
-            # Between the two, the address belongs to no allowed pod, so
-            # every flow of the old pod goes (8081 too).
+            # 8081 is not checked: whether the moment in between (the
+            # address belongs to no allowed pod) reaches the kernel on its
+            # own, cutting 8081 too, depends on the sync coalescing.
             self.write("frontend.yaml", FRONTEND % ("intruder", "team: x"))
             r = self.call({"op": "deregister", "containerId": "cid-f"})
             self.assertTrue(r.get("ok"), r)
             self.register("cid-i", "intruder", "pfa0", CLIENT_IP)
 
-        self.expect(replace, cut=["tcp/8080", "udp/9090", "tcp/8081"], kept=[])
+        self.expect(replace, cut=["tcp/8080", "udp/9090"], kept=[])
 
     def test_keep_established(self):
         self.start("--keep-established")
