@@ -42,6 +42,7 @@ void pf_daemon_push_diff(struct pf_daemon *d, struct pf_ir_diff *diff)
 		pf_ir_diff_free(diff);
 		return;
 	}
+	pf_daemon_revoke_note(d, diff);
 	if (d->n_diffs == d->cap_diffs) {
 		size_t cap = d->cap_diffs ? d->cap_diffs * 2 : 16;
 		struct pf_ir_diff **v = realloc(d->diffs, cap * sizeof(*v));
@@ -334,5 +335,6 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 		pf_info("ready", "node=%s source=%s", d->node_name, d->source_desc);
 	d->ready = true;
 	pf_daemon_complete_pendings(d);
+	pf_daemon_revoke(d, full);
 	schedule(d);
 }

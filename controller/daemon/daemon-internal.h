@@ -78,6 +78,7 @@ struct pf_daemon {
 	struct pf_timer *sync_timer;
 	struct pf_timer *pending_timer;
 	struct pf_pending_register *pendings;
+	struct pf_revoke *revoke; /* revoke.c; NULL until a change needs it */
 
 	bool source_synced;   /* the source has listed everything once */
 	bool reconciled;      /* registry checked against the source after start */
@@ -156,6 +157,16 @@ void pf_daemon_complete_pendings(struct pf_daemon *d);
 void pf_daemon_pending_timeout(void *ud);
 /* Shutdown: answers every waiting register and removes its registration. */
 void pf_daemon_drop_pendings(struct pf_daemon *d);
+
+/* ---- revoke.c: established flows a change no longer allows are cut */
+
+/* Notes what a queued diff may have revoked (pods whose chains changed, sets
+ * that lost elements). */
+void pf_daemon_revoke_note(struct pf_daemon *d, const struct pf_ir_diff *diff);
+/* After a successful program: deletes the conntrack entries of the noted
+ * pods (full: of every local pod) that the programmed plan denies. */
+void pf_daemon_revoke(struct pf_daemon *d, bool full);
+void pf_daemon_revoke_free(struct pf_daemon *d);
 
 /* ---- explain.c */
 

@@ -38,6 +38,7 @@ struct pf_daemon_config {
 	struct pf_cidr pod_cidrs[PF_DAEMON_MAX_POD_CIDRS];
 	const char *table;           /* nftables table name (NULL: podfence) */
 	bool dry_run;                /* compile and serve, never touch the kernel */
+	bool keep_established;       /* never cut conntrack entries a change revokes */
 	struct pf_sched_params sched;
 };
 

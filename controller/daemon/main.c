@@ -23,6 +23,7 @@ static const char usage[] =
 	"                  [--socket PATH] [--state-dir DIR] [--metrics-address ADDR|off]\n"
 	"                  [--pod-cidr CIDR]... [--table NAME] [--log-level debug|info|warn|error] [--dry-run]\n"
 	"                  [--allow-insecure-token]\n"
+	"                  [--keep-established]\n"
 	"\n"
 	"  --kubeconfig FILE      watch the Kubernetes API named by a kubeconfig\n"
 	"  --in-cluster           use the pod's service account (default when KUBERNETES_SERVICE_HOST is set)\n"
@@ -34,10 +35,12 @@ static const char usage[] =
 	"  --pod-cidr CIDR        IPAM range, repeatable (default: the Node's spec.podCIDRs)\n"
 	"  --table NAME           nftables table, family inet (default podfence)\n"
 	"  --dry-run              compile and serve, never program the kernel\n"
-	"  --allow-insecure-token send the API bearer token over plain http:// (tests only)\n";
+	"  --allow-insecure-token send the API bearer token over plain http:// (tests only)\n"
+	"  --keep-established     leave established connections alone when a policy revokes them\n";
 
 enum { OPT_KUBECONFIG = 256, OPT_IN_CLUSTER, OPT_MANIFESTS, OPT_NODE, OPT_SOCKET, OPT_STATE, OPT_METRICS,
-       OPT_POD_CIDR, OPT_TABLE, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_HELP, OPT_VERSION, OPT_ALLOW_INSECURE_TOKEN };
+       OPT_POD_CIDR, OPT_TABLE, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_HELP, OPT_VERSION, OPT_ALLOW_INSECURE_TOKEN,
+       OPT_KEEP_ESTABLISHED };
 
 static const struct option options[] = {
 	{"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -52,6 +55,7 @@ static const struct option options[] = {
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	{"allow-insecure-token", no_argument, NULL, OPT_ALLOW_INSECURE_TOKEN},
+	{"keep-established", no_argument, NULL, OPT_KEEP_ESTABLISHED},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -200,6 +204,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ALLOW_INSECURE_TOKEN:
 			cfg.allow_insecure_token = true;
+		case OPT_KEEP_ESTABLISHED:
+			cfg.keep_established = true;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);

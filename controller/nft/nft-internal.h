@@ -89,7 +89,7 @@ struct nftnl_set *nft_build_dispatch(const char *table, enum pf_ir_dir dir, cons
 struct nftnl_chain *nft_build_chain(const char *table, const struct pf_ir_chain *c);
 struct nftnl_chain *nft_build_base_chain(const char *table);
 /* Rule i of the base chain, 0 <= i < NFT_BASE_RULES. */
-#define NFT_BASE_RULES 4
+#define NFT_BASE_RULES 5
 struct nftnl_rule *nft_build_base_rule(const char *table, int i);
 struct nftnl_rule *nft_build_rule(const char *table, const char *chain, const struct pf_ir_rule *r);
 /* The implicit drop closing every pod chain. */

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,31 @@ static int set_rule_comment(struct nftnl_rule *r, const char *text)
 #define CT_INVALID 1u
 #define CT_ESTABLISHED (1u << 1)
 #define CT_RELATED (1u << 2)
+#define CT_NEW (1u << 3)
+#define TCP_FLAGS_MASK 0x17 /* fin|syn|rst|ack */
+#define TCP_FLAG_SYN 0x02
+
+/* tcp flags & (fin|syn|rst|ack) != syn */
+static int e_tcp_not_syn(struct nftnl_rule *r)
+{
+	struct nftnl_expr *bw;
+	uint8_t mask = TCP_FLAGS_MASK, zero = 0, syn = TCP_FLAG_SYN;
+	int ret = e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
+
+	if (ret < 0)
+		return ret;
+	bw = nftnl_expr_alloc("bitwise");
+	if (bw) {
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 1);
+		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 1);
+		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 1);
+	}
+	if (add_expr(r, bw) < 0)
+		return -ENOMEM;
+	return e_cmp(r, NFT_CMP_NEQ, &syn, 1);
+}
 
 struct nftnl_rule *nft_build_base_rule(const char *table, int i)
 {
@@ -473,12 +499,33 @@ struct nftnl_rule *nft_build_base_rule(const char *table, int i)
 		if (ret == 0)
 			ret = e_verdict(r, NF_DROP);
 		break;
-	case 2: /* leaving a local pod: its egress chain */
+	case 2:
+		/* A TCP segment without SYN that conntrack picks up as new
+		 * (nf_conntrack_tcp_loose) belongs to a connection whose entry
+		 * is gone, typically one cut because a policy revoked it. Were
+		 * it judged as a new connection, the revoked side's peer could
+		 * revive the flow in the reverse direction (a server's ACK is
+		 * allowed wherever only the server is isolated). */
+		{
+			uint8_t tcp = IPPROTO_TCP;
+
+			ret = e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+			if (ret == 0)
+				ret = e_cmp(r, NFT_CMP_EQ, &tcp, 1);
+		}
+		if (ret == 0)
+			ret = e_ct_state(r, CT_NEW);
+		if (ret == 0)
+			ret = e_tcp_not_syn(r);
+		if (ret == 0)
+			ret = e_verdict(r, NF_DROP);
+		break;
+	case 3: /* leaving a local pod: its egress chain */
 		ret = e_meta(r, NFT_META_IIFNAME, NFT_REG_1);
 		if (ret == 0)
 			ret = e_lookup(r, PF_NFT_MAP_EGRESS, true);
 		break;
-	case 3: /* entering a local pod: its ingress chain */
+	case 4: /* entering a local pod: its ingress chain */
 		ret = e_meta(r, NFT_META_OIFNAME, NFT_REG_1);
 		if (ret == 0)
 			ret = e_lookup(r, PF_NFT_MAP_INGRESS, true);

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""daemon.revoke: established flows obey a tightened policy (docs/design.md,
+invariant 9). A throwaway node namespace with two routed pods (client
+"frontend", server "backend"), podfenced on a manifest directory, three live
+flows from client to server: TCP 8080 and UDP 9090 (allowed by
+allow-frontend, app=frontend) and TCP 8081 (allowed by allow-team,
+team=x). Each case tightens the policy so 8080 and/or UDP lose their allow:
+those flows stop carrying data within 1 s, 8081 keeps working; with
+--keep-established nothing is cut."""
+import ctypes
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+PODFENCED = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
+CLIENT_IP, SERVER_IP = "10.244.0.3", "10.244.0.2"
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+NS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: production}
+"""
+FRONTEND = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: production, labels: {%s}}
+spec: {nodeName: node-a}
+"""
+BACKEND = """
+apiVersion: v1
+kind: Pod
+metadata: {name: backend, namespace: production, labels: {app: backend}}
+spec: {nodeName: node-a}
+"""
+ALLOW_FRONTEND = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-frontend, namespace: production}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: frontend}}}]
+    ports: [%s]
+"""
+ALLOW_TEAM = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-team, namespace: production}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {team: x}}}]
+    ports: [{protocol: TCP, port: 8081}]
+"""
+BOTH_PORTS = "{protocol: TCP, port: 8080}, {protocol: UDP, port: 9090}"
+
+
+def sh(*args, check=True):
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(args), r.stdout))
+    return r.stdout
+
+
+def setns(name):
+    fd = os.open("/run/netns/" + name if name else "/proc/self/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + str(name))
+    finally:
+        os.close(fd)
+
+
+def wait_for(pred, what, tries=200, delay=0.05):
+    for _ in range(tries):
+        v = pred()
+        if v:
+            return v
+        time.sleep(delay)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Echo(threading.Thread):
+    """Echoes every TCP connection and UDP datagram on its sockets."""
+
+    def __init__(self, socks):
+        super().__init__(daemon=True)
+        self.socks = socks
+        self.stop = False
+
+    def run(self):
+        conns = []
+        while not self.stop:
+            rd, _, _ = select.select(self.socks + conns, [], [], 0.05)
+            for s in rd:
+                try:
+                    if s.type == socket.SOCK_STREAM and s in self.socks:
+                        c, _ = s.accept()
+                        conns.append(c)
+                    elif s.type == socket.SOCK_DGRAM:
+                        data, peer = s.recvfrom(2048)
+                        s.sendto(data, peer)
+                    else:
+                        data = s.recv(2048)
+                        if not data:
+                            conns.remove(s)
+                            continue
+                        s.sendall(data)
+                except OSError:
+                    if s in conns:
+                        conns.remove(s)
+        for c in conns:
+            c.close()
+
+
+class Flow:
+    """A client socket that sends a message every 20 ms and counts echoes."""
+
+    def __init__(self, name, sock, udp):
+        self.name, self.sock, self.udp = name, sock, udp
+        self.echoes = 0
+        self.last_echo = time.monotonic()
+
+
+class Pump(threading.Thread):
+    def __init__(self, flows):
+        super().__init__(daemon=True)
+        self.flows = flows
+        self.stop = False
+
+    def run(self):
+        next_send = 0.0
+        while not self.stop:
+            now = time.monotonic()
+            if now >= next_send:
+                for f in self.flows:
+                    try:
+                        f.sock.send(b"x" * 16)
+                    except OSError:
+                        pass
+                next_send = now + 0.02
+            rd, _, _ = select.select([f.sock for f in self.flows], [], [], 0.01)
+            for f in self.flows:
+                if f.sock in rd:
+                    try:
+                        data = f.sock.recv(4096)
+                    except OSError:
+                        continue
+                    if data:
+                        f.echoes += 1
+                        f.last_echo = time.monotonic()
+
+
+@unittest.skipUnless(PODFENCED and os.geteuid() == 0, "needs podfenced and root")
+class Revoke(unittest.TestCase):
+    def setUp(self):
+        tag = "%d-%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
+        self.node, self.nsa, self.nsb = "pf-rv-n-" + tag, "pf-rv-a-" + tag, "pf-rv-b-" + tag
+        self.tmp = tempfile.mkdtemp(prefix="pf-daemon-revoke-")
+        self.mdir = os.path.join(self.tmp, "manifests")
+        os.mkdir(self.mdir)
+        self.sock = os.path.join(self.tmp, "s.sock")
+        self.daemon = None
+        self.pump = self.echo = None
+        for ns in (self.node, self.nsa, self.nsb):
+            sh("ip", "netns", "add", ns)
+        n = ["ip", "-n", self.node]
+        sh(*n, "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for pod, hostif, ip in ((self.nsa, "pfa0", CLIENT_IP), (self.nsb, "pfb0", SERVER_IP)):
+            sh(*n, "link", "add", hostif, "type", "veth", "peer", "name", "eth0", "netns", pod)
+            sh(*n, "link", "set", hostif, "up")
+            sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.conf.%s.proxy_arp=1" % hostif)
+            sh(*n, "route", "add", ip + "/32", "dev", hostif)
+            p = ["ip", "-n", pod]
+            sh(*p, "link", "set", "lo", "up")
+            sh(*p, "addr", "add", ip + "/32", "dev", "eth0")
+            sh(*p, "link", "set", "eth0", "up")
+            sh(*p, "route", "add", "default", "dev", "eth0")
+
+    def tearDown(self):
+        for t in (self.pump, self.echo):
+            if t:
+                t.stop = True
+                t.join()
+        for s in getattr(self, "socks", []):
+            s.close()
+        if self.daemon:
+            self.daemon.kill()
+            self.daemon.wait()
+        for ns in (self.node, self.nsa, self.nsb):
+            sh("ip", "netns", "del", ns, check=False)
+        if os.environ.get("PF_TEST_KEEP_LOG"):
+            print("logs in", self.tmp)
+        else:
+            shutil.rmtree(self.tmp)
+
+    def write(self, name, text):
+        tmp = os.path.join(self.mdir, "." + name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, os.path.join(self.mdir, name))
+
+    def call(self, req):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(20)
+        s.connect(self.sock)
+        s.sendall((json.dumps(req) + "\n").encode())
+        line = s.makefile().readline()
+        s.close()
+        return json.loads(line)
+
+    def try_call(self, req):
+        try:
+            return self.call(req)
+        except ConnectionRefusedError:
+            return {}
+        except OSError:
+            return {}
+
+    def register(self, cid, name, hostif, ip):
+        r = self.call({"op": "register", "containerId": cid, "ifname": "eth0", "netns": "/run/netns/x",
+                       "namespace": "production", "name": name, "hostIf": hostif, "ips": [ip],
+                       "timeoutMs": 5000})
+        self.assertTrue(r.get("ok"), r)
+
+    def start(self, *extra, client="frontend", client_labels="app: frontend, team: x"):
+        self.write("ns.yaml", NS)
+        self.write("frontend.yaml", FRONTEND % (client, client_labels))
+        self.write("backend.yaml", BACKEND)
+        self.write("allow-frontend.yaml", ALLOW_FRONTEND % BOTH_PORTS)
+        self.write("allow-team.yaml", ALLOW_TEAM)
+        self.log = os.path.join(self.tmp, "podfenced.log")
+        self.daemon = subprocess.Popen(
+            ["ip", "netns", "exec", self.node, PODFENCED, "--manifests", self.mdir, "--node-name", "node-a",
+             "--socket", self.sock, "--state-dir", os.path.join(self.tmp, "state"), "--metrics-address", "off",
+             "--log-level", "debug"] + list(extra),
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
+        wait_for(lambda: self.try_call({"op": "status"}).get("ready"), "podfenced ready")
+        self.register("cid-b", "backend", "pfb0", SERVER_IP)
+        self.register("cid-f", client, "pfa0", CLIENT_IP)
+        self.open_flows()
+
+    def open_flows(self):
+        setns(self.nsb)
+        try:
+            srv = []
+            for port in (8080, 8081):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((SERVER_IP, port))
+                s.listen(4)
+                srv.append(s)
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind((SERVER_IP, 9090))
+            srv.append(u)
+            setns(self.nsa)
+            flows = []
+            for port in (8080, 8081):
+                c = socket.create_connection((SERVER_IP, port), timeout=5)
+                c.setblocking(False)
+                flows.append(Flow("tcp/%d" % port, c, False))
+            c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            c.connect((SERVER_IP, 9090))
+            c.setblocking(False)
+            flows.append(Flow("udp/9090", c, True))
+        finally:
+            setns(None)
+        self.socks = srv + [f.sock for f in flows]
+        self.echo = Echo(srv)
+        self.echo.start()
+        self.flows = {f.name: f for f in flows}
+        self.pump = Pump(flows)
+        self.pump.start()
+        time.sleep(0.5)
+        for f in flows:
+            self.assertGreater(f.echoes, 5, "%s never carried data" % f.name)
+
+    def expect(self, change, cut, kept):
+        """Runs change(); flows in cut must stop within 1 s, those in kept go on."""
+        t0 = time.monotonic()
+        change()
+        time.sleep(1.0)
+        counts = {n: f.echoes for n, f in self.flows.items()}
+        time.sleep(1.0)
+        for n in cut:
+            f = self.flows[n]
+            self.assertEqual(f.echoes, counts[n], "%s still carries data 1 s after the change" % n)
+            self.assertLess(f.last_echo - t0, 1.0, "%s stopped only %.2f s after the change" % (n, f.last_echo - t0))
+        for n in kept:
+            self.assertGreater(self.flows[n].echoes, counts[n] + 10, "%s stopped" % n)
+        return time.monotonic() - t0
+
+    def test_policy_edit(self):
+        self.start()
+        self.expect(lambda: self.write("allow-frontend.yaml", ALLOW_FRONTEND % "{protocol: UDP, port: 9090}"),
+                    cut=["tcp/8080"], kept=["tcp/8081", "udp/9090"])
+
+    def test_policy_delete(self):
+        self.start()
+        self.expect(lambda: os.unlink(os.path.join(self.mdir, "allow-frontend.yaml")),
+                    cut=["tcp/8080", "udp/9090"], kept=["tcp/8081"])
+
+    def test_client_label_change(self):
+        self.start()
+        self.expect(lambda: self.write("frontend.yaml", FRONTEND % ("frontend", "app: other, team: x")),
+                    cut=["tcp/8080", "udp/9090"], kept=["tcp/8081"])
+
+    def test_pod_replaced_at_same_address(self):
+        self.start()
+
+        def replace():
+            # Another pod (team=x but not app=frontend) behind the same
+            # interface and address: the old pod's flows are not its own.
+            # 8081 is not checked: whether the moment in between (the
+            # address belongs to no allowed pod) reaches the kernel on its
+            # own, cutting 8081 too, depends on the sync coalescing.
+            self.write("frontend.yaml", FRONTEND % ("intruder", "team: x"))
+            r = self.call({"op": "deregister", "containerId": "cid-f"})
+            self.assertTrue(r.get("ok"), r)
+            self.register("cid-i", "intruder", "pfa0", CLIENT_IP)
+
+        self.expect(replace, cut=["tcp/8080", "udp/9090"], kept=[])
+
+    def test_keep_established(self):
+        self.start("--keep-established")
+        self.expect(lambda: os.unlink(os.path.join(self.mdir, "allow-frontend.yaml")),
+                    cut=[], kept=["tcp/8080", "udp/9090", "tcp/8081"])
+        with open(self.log) as f:
+            self.assertNotIn("established flows cut", f.read())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
