@@ -204,6 +204,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ALLOW_INSECURE_TOKEN:
 			cfg.allow_insecure_token = true;
+			break;
 		case OPT_KEEP_ESTABLISHED:
 			cfg.keep_established = true;
 			break;
