@@ -81,6 +81,7 @@ struct pf_daemon {
 	struct pf_ir_diff **diffs; /* compiler diffs not yet in the kernel */
 	uint64_t programmed_gen;
 	char last_error[512];
+	char state_warning[512]; /* state entries dropped at load ("" if none) */
 
 	/* metrics */
 	struct pf_hist sync_hist, latency_hist;
@@ -147,6 +148,9 @@ void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_re
 /* ---- metrics_render.c */
 
 int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **ret_body, const char **ret_type);
+/* Why the node is not ready (the first sync not programmed yet, the last
+ * sync failed: its error), or NULL when ready. For /readyz and status. */
+const char *pf_daemon_not_ready(const struct pf_daemon *d);
 
 /* ---- source_dir.c, source_kube.c: on failure err says what to fix. */
 

@@ -393,6 +393,16 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 		json_object_set_new(st, "nftMutatingMessages", json_integer((json_int_t)ns.mutating_msgs));
 		json_object_set_new(st, "nftTransactions", json_integer((json_int_t)ns.transactions));
 	}
+	if (st) {
+		const char *why = pf_daemon_not_ready(d);
+
+		/* "ready" is the node's readiness now, as /readyz; the first
+		 * sync alone is "programmedOnce". */
+		json_object_set_new(st, "programmedOnce", json_boolean(d->ready));
+		json_object_set_new(st, "ready", json_boolean(!why));
+		json_object_set_new(st, "notReady", json_string(why ? why : ""));
+		json_object_set_new(st, "stateWarning", json_string(d->state_warning));
+	}
 	pf_daemon_reply(d, conn, st);
 }
 
