@@ -114,9 +114,10 @@ static int program(struct pf_daemon *d, bool *ret_full)
 		pf_ir_diff_free(diff);
 		*ret_full = true;
 		plan = pf_compiler_plan(d->compiler);
-		if (!d->cfg.dry_run && (r = pf_nft_sync(d->nft, plan)) < 0)
+		if (!d->cfg.dry_run && (r = pf_daemon_sync_isolating(d, plan)) < 0)
 			return r;
-		d->need_full = false;
+		/* isolated pods: the compiler's diffs would re-add what failed */
+		d->need_full = d->n_isolated > 0;
 		return 0;
 	}
 	if (!d->cfg.dry_run && (r = apply_diffs(d)) < 0) {

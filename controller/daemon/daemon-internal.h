@@ -82,6 +82,8 @@ struct pf_daemon {
 	uint64_t programmed_gen;
 	char last_error[512];
 	char state_warning[512]; /* state entries dropped at load ("" if none) */
+	struct pf_isolated *isolated; /* pods whose policy the kernel or builder refused */
+	size_t n_isolated;
 
 	/* metrics */
 	struct pf_hist sync_hist, latency_hist;
@@ -103,6 +105,21 @@ void pf_daemon_drop_diffs(struct pf_daemon *d);
 void pf_daemon_compiler_failed(struct pf_daemon *d, const char *what, int r);
 /* The sync timer's callback. */
 void pf_daemon_sync_now(void *ud);
+
+/* ---- isolate.c */
+
+struct pf_isolated {
+	char *key;    /* "ns/name" */
+	char *reason; /* the dataplane's error naming the object */
+};
+/* Full sync of plan; an error that one object causes isolates the pods it
+ * concerns (drop-all) and the rest is synced again. Returns as pf_nft_sync. */
+int pf_daemon_sync_isolating(struct pf_daemon *d, const struct pf_ir_plan *plan);
+bool pf_daemon_pod_isolated(const struct pf_daemon *d, const char *key);
+/* Forgets every isolation (a full resync retries them all). */
+void pf_daemon_isolation_clear(struct pf_daemon *d);
+/* [{pod, reason}] for status. */
+json_t *pf_daemon_isolated_json(const struct pf_daemon *d);
 
 /* ---- ingest.c */
 

@@ -67,6 +67,7 @@ static void on_signal(void *ud, int fd, uint32_t events)
 		if (si.ssi_signo == SIGHUP) {
 			pf_info("SIGHUP: full resync", "%s", "");
 			d->need_full = true;
+			pf_daemon_isolation_clear(d); /* retried */
 			pf_daemon_changed(d);
 		} else {
 			pf_info("shutting down", "signal=%s", strsignal((int)si.ssi_signo));
@@ -230,6 +231,7 @@ void pf_daemon_free(struct pf_daemon *d)
 	if (!d)
 		return;
 	pf_daemon_drop_pendings(d);
+	pf_daemon_isolation_clear(d);
 	pf_dirsrc_free(d->dirsrc);
 	pf_kube_free(d->kube);
 	pf_timer_free(d->kube_timer);

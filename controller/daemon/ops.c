@@ -55,7 +55,8 @@ void pf_daemon_complete_pendings(struct pf_daemon *d)
 		struct pf_pending_register *p = *pp;
 		const struct pf_ir_pod *pod = pf_daemon_plan_pod(plan, p->ns, p->name);
 
-		if (pod && pod->ifname && strcmp(pod->ifname, p->host_if) == 0 && pf_daemon_pod_confirmed(d, p->ns, p->name)) {
+		if (pod && pod->ifname && strcmp(pod->ifname, p->host_if) == 0 && !pf_daemon_pod_isolated(d, pod->key) &&
+		    pf_daemon_pod_confirmed(d, p->ns, p->name)) {
 			*pp = p->next;
 			pf_info("pod programmed", "pod=%s/%s container=%.12s generation=%llu", p->ns, p->name,
 				p->container_id, (unsigned long long)d->programmed_gen);
@@ -165,6 +166,18 @@ static void op_register(struct pf_daemon *d, uint64_t conn, const struct pf_req 
 	 * sync answers it; an idle scheduler fires at once. */
 }
 
+static const char *isolation_reason(struct pf_daemon *d, const char *ns, const char *name)
+{
+	for (size_t i = 0; i < d->n_isolated; i++) {
+		const char *k = d->isolated[i].key;
+		size_t nl = strlen(ns);
+
+		if (strncmp(k, ns, nl) == 0 && k[nl] == '/' && strcmp(k + nl + 1, name) == 0)
+			return d->isolated[i].reason;
+	}
+	return NULL;
+}
+
 void pf_daemon_pending_timeout(void *ud)
 {
 	struct pf_daemon *d = ud;
@@ -186,6 +199,8 @@ void pf_daemon_pending_timeout(void *ud)
 			why = "controller has not finished its first sync";
 		else if (!pf_daemon_pod_confirmed(d, p->ns, p->name))
 			why = "the API does not show the pod scheduled on this node yet";
+		else if (isolation_reason(d, p->ns, p->name))
+			why = isolation_reason(d, p->ns, p->name);
 		else
 			why = d->last_error[0] ? d->last_error : "sync pending";
 		pf_daemon_reply_err(d, p->conn, CODE_TRY_AGAIN,
@@ -309,6 +324,8 @@ static bool is_programmed(struct pf_daemon *d, const struct pf_reg_entry *e)
 	if (!d->ready || d->last_error[0] || !e->host_if)
 		return false;
 	pod = pf_daemon_plan_pod(pf_compiler_plan(d->compiler), e->ns, e->name);
+	if (pod && pf_daemon_pod_isolated(d, pod->key))
+		return false; /* fail closed: its policy is not what the kernel holds */
 	return pod && pod->ifname && strcmp(pod->ifname, e->host_if) == 0 && pf_daemon_pod_confirmed(d, e->ns, e->name);
 }
 
@@ -402,6 +419,7 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 		json_object_set_new(st, "ready", json_boolean(!why));
 		json_object_set_new(st, "notReady", json_string(why ? why : ""));
 		json_object_set_new(st, "stateWarning", json_string(d->state_warning));
+		json_object_set_new(st, "isolated", pf_daemon_isolated_json(d));
 	}
 	pf_daemon_reply(d, conn, st);
 }
