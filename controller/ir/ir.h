@@ -137,8 +137,8 @@ void pf_ir_rule_done(struct pf_ir_rule *r);
  *
  * Chains: the rules, in order. Not dir and pod: the chain's name fixes both
  * (the compiler derives "in_"/"out_" + pod key), and the kernel keeps them in
- * the chain's comment, written once when the chain is created (truncated to
- * the comment limit): a chain replacement flushes the rules and cannot
+ * the chain's comment, written once when the chain is created (encoded to
+ * fit, pf_ir_comment_fit): a chain replacement flushes the rules and cannot
  * rewrite them, so comparing them could only cause a diff nothing applies.
  *
  * Sets: by name and elements (pf_ir_diff); the type is fixed by the name, the
