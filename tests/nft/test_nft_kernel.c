@@ -731,6 +731,40 @@ START_TEST(test_replaces_foreign_set)
 }
 END_TEST
 
+/* What one object breaks is named by object, for the daemon to isolate the
+ * pods it concerns: a rule the builder refuses names its chain; a set the
+ * kernel will not replace (a foreign rule uses the foreign set under our
+ * name) names the set. */
+START_TEST(test_error_names_object)
+{
+	struct pf_ir_plan *p = nt_plan_g1();
+	struct pf_ir_chain *c = (struct pf_ir_chain *)pf_ir_plan_chain(p, "in_a");
+	const char *name = NULL;
+	struct env e;
+
+	env_up(&e, "errobj", 0);
+	ck_assert_ptr_nonnull(c);
+	c->rules[0].port_lo = 90; /* above port_hi: cannot be expressed */
+	ck_assert_int_lt(pf_nft_sync(e.n, p), 0);
+	ck_assert_int_eq(pf_nft_error_object(e.n, &name), PF_NFT_OBJ_CHAIN);
+	ck_assert_str_eq(name, "in_a");
+	c->rules[0].port_lo = 80;
+	ck_assert_int_eq(nt_sh("ip netns exec %s nft -f - <<'EOF'\n"
+			       "add table inet " TABLE "\n"
+			       "add set inet " TABLE " p_web { type ipv6_addr; }\n"
+			       "add chain inet " TABLE " stray\n"
+			       "add rule inet " TABLE " stray ip6 saddr @p_web drop\n"
+			       "EOF",
+			       e.ns),
+			 0);
+	ck_assert_int_lt(pf_nft_sync(e.n, p), 0);
+	ck_assert_msg(pf_nft_error_object(e.n, &name) == PF_NFT_OBJ_SET, "%s", pf_nft_error(e.n));
+	ck_assert_str_eq(name, "p_web");
+	env_down(&e);
+	pf_ir_plan_free(p);
+}
+END_TEST
+
 START_TEST(test_large_set_paged)
 {
 	/* 100k elements: many element messages, several batch pages, one
@@ -768,6 +802,7 @@ int main(int argc, char **argv)
 		test_large_set_paged,
 		test_longest_names,
 		test_replaces_foreign_set,
+		test_error_names_object,
 	};
 
 	(void)argc;
