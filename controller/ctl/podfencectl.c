@@ -66,8 +66,10 @@ static void print_status(json_t *r)
 {
 	printf("node:                  %s\n", str(r, "node"));
 	printf("source:                %s\n", str(r, "source"));
-	printf("ready:                 %s%s\n", yes(r, "ready"),
-	       json_is_true(json_object_get(r, "dryRun")) ? " (dry run: kernel untouched)" : "");
+	printf("ready:                 %s%s%s%s\n", yes(r, "ready"), *str(r, "notReady") ? " (" : "",
+	       str(r, "notReady"), *str(r, "notReady") ? ")" : "");
+	if (json_is_true(json_object_get(r, "dryRun")))
+		printf("dry run:               kernel untouched\n");
 	printf("synced with source:    %s\n", yes(r, "synced"));
 	printf("plan generation:       %lld (programmed: %lld)\n", num(r, "generation"), num(r, "programmedGeneration"));
 	printf("registered pods:       %lld (local in plan: %lld)\n", num(r, "pods"), num(r, "localPods"));
@@ -75,6 +77,13 @@ static void print_status(json_t *r)
 	       num(r, "namespaces"), num(r, "policies"));
 	if (*str(r, "lastError"))
 		printf("last error:            %s\n", str(r, "lastError"));
+	if (*str(r, "stateWarning"))
+		printf("state at start:        %s\n", str(r, "stateWarning"));
+	for (size_t i = 0; i < json_array_size(json_object_get(r, "isolated")); i++) {
+		json_t *p = json_array_get(json_object_get(r, "isolated"), i);
+
+		printf("isolated:              %s: %s\n", str(p, "pod"), str(p, "reason"));
+	}
 }
 
 static void print_pods(json_t *r)

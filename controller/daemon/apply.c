@@ -91,6 +91,9 @@ struct sync_job {
 	int64_t start_ns;
 	size_t n_stamps;     /* event stamps taken before the start */
 	uint64_t msgs;       /* carried over from an incremental attempt */
+	/* in/out: full syncs isolate pods the kernel refuses (isolate.c) */
+	struct pf_isolated *isolated;
+	size_t n_isolated;
 	/* out: written by the worker, read on the loop after the join */
 	int result;
 	char error[1024];
@@ -106,6 +109,7 @@ static void job_free(struct sync_job *j)
 		pf_ir_diff_free(j->diffs[i]);
 	free(j->diffs);
 	pf_ir_plan_free(j->plan);
+	pf_isolated_free(j->isolated, j->n_isolated);
 	free(j);
 }
 
@@ -145,7 +149,8 @@ static void job_run(void *arg)
 
 	if (j->nft) {
 		pf_nft_get_stats(j->nft, &before);
-		j->result = j->full ? pf_nft_sync(j->nft, j->plan) : apply_diffs(j->nft, j->diffs, j->n_diffs);
+		j->result = j->full ? pf_isolate_sync(j->nft, j->plan, &j->isolated, &j->n_isolated)
+				    : apply_diffs(j->nft, j->diffs, j->n_diffs);
 		if (j->result < 0)
 			snprintf(j->error, sizeof(j->error), "%s", pf_nft_error(j->nft));
 		pf_nft_get_stats(j->nft, &j->stats);
@@ -206,6 +211,9 @@ static int job_begin(struct pf_daemon *d, bool full, int64_t start_ns, size_t n_
 			r = -ENOMEM;
 			goto fail;
 		}
+		pf_daemon_isolation_forget_gone(d, pf_compiler_plan(d->compiler));
+		if (j->nft && (r = pf_daemon_isolation_copy(d, &j->isolated, &j->n_isolated)) < 0)
+			goto fail;
 	} else {
 		j->diffs = d->diffs;
 		j->n_diffs = d->n_diffs;
@@ -296,6 +304,12 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 
 	pf_sched_finished(&d->sched, pf_now_ms(), r >= 0);
 	d->syncs++;
+	if (full && j->nft) {
+		/* What the job isolated is the daemon's now, failed or not. */
+		pf_daemon_isolation_adopt(d, j->isolated, j->n_isolated);
+		j->isolated = NULL;
+		j->n_isolated = 0;
+	}
 	if (r < 0) {
 		d->failed_syncs++;
 		d->errors[ERR_SYNC]++;
@@ -308,6 +322,10 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 		return;
 	}
 	d->last_error[0] = '\0';
+	/* With pods isolated, the compiler's diffs would re-add what failed:
+	 * the next sync is a full one over the isolating plan. */
+	if (d->n_isolated)
+		d->need_full = true;
 	if (full) {
 		d->full_syncs++;
 		if (!j->nft)

@@ -89,6 +89,9 @@ struct pf_daemon {
 	struct pf_ir_diff **diffs; /* compiler diffs not yet in the kernel */
 	uint64_t programmed_gen;
 	char last_error[512];
+	char state_warning[512]; /* state entries dropped at load ("" if none) */
+	struct pf_isolated *isolated; /* pods whose policy the kernel or builder refused */
+	size_t n_isolated;
 
 	/* metrics */
 	struct pf_hist sync_hist, latency_hist;
@@ -117,6 +120,28 @@ void pf_daemon_sync_done(struct pf_daemon *d);
 /* The dataplane's counters as of the last sync's end (the context itself
  * belongs to the worker while a sync runs). */
 void pf_daemon_nft_stats(const struct pf_daemon *d, struct pf_nft_stats *ret);
+
+/* ---- isolate.c */
+
+struct pf_isolated {
+	char *key;    /* "ns/name" */
+	char *reason; /* the dataplane's error naming the object */
+};
+/* Worker side (touches only its arguments): full sync of plan; an error that
+ * one object causes adds the pods it concerns to *list (their chains then
+ * drop all) and the rest is synced again. Returns as pf_nft_sync. */
+int pf_isolate_sync(struct pf_nft *nft, const struct pf_ir_plan *plan, struct pf_isolated **list, size_t *n_list);
+void pf_isolated_free(struct pf_isolated *v, size_t n);
+/* Loop side: a copy of the daemon's list for a job; isolated pods no longer
+ * in plan forgotten; a job's list adopted (new ones logged, with an Event). */
+int pf_daemon_isolation_copy(const struct pf_daemon *d, struct pf_isolated **ret, size_t *ret_n);
+void pf_daemon_isolation_forget_gone(struct pf_daemon *d, const struct pf_ir_plan *plan);
+void pf_daemon_isolation_adopt(struct pf_daemon *d, struct pf_isolated *list, size_t n);
+bool pf_daemon_pod_isolated(const struct pf_daemon *d, const char *key);
+/* Forgets every isolation (a full resync retries them all). */
+void pf_daemon_isolation_clear(struct pf_daemon *d);
+/* [{pod, reason}] for status. */
+json_t *pf_daemon_isolated_json(const struct pf_daemon *d);
 
 /* ---- ingest.c */
 
@@ -175,6 +200,9 @@ void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_re
 /* ---- metrics_render.c */
 
 int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **ret_body, const char **ret_type);
+/* Why the node is not ready (the first sync not programmed yet, the last
+ * sync failed: its error), or NULL when ready. For /readyz and status. */
+const char *pf_daemon_not_ready(const struct pf_daemon *d);
 
 /* ---- source_dir.c, source_kube.c: on failure err says what to fix. */
 

@@ -67,6 +67,7 @@ static void on_signal(void *ud, int fd, uint32_t events)
 		if (si.ssi_signo == SIGHUP) {
 			pf_info("SIGHUP: full resync", "%s", "");
 			d->need_full = true;
+			pf_daemon_isolation_clear(d); /* retried */
 			pf_daemon_changed(d);
 		} else {
 			pf_info("shutting down", "signal=%s", strsignal((int)si.ssi_signo));
@@ -79,6 +80,17 @@ static int dupstr(const char *s, char **ret)
 {
 	*ret = strdup(s ? s : "");
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* State entries that failed validation at load were dropped: say which, in
+ * the log and in status, so whoever reads either can act. */
+static void note_state_dropped(struct pf_daemon *d, int n, const char *what)
+{
+	size_t used = strlen(d->state_warning);
+
+	pf_warn("state entries dropped", "count=%d detail=\"%s\"", n, what);
+	d->errors[ERR_REGISTRY] += (uint64_t)n;
+	snprintf(d->state_warning + used, sizeof(d->state_warning) - used, "%s%s", used ? "; " : "", what);
 }
 
 int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, struct pf_daemon **ret)
@@ -131,11 +143,20 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 		r = -ENOMEM;
 		goto fail;
 	}
-	if ((r = pf_registry_load(d->reg, lerr, sizeof(lerr))) < 0 || (r = pf_ipam_load(d->ipam, lerr, sizeof(lerr))) < 0) {
+	if ((r = pf_registry_load(d->reg, lerr, sizeof(lerr))) < 0) {
 		snprintf(err, errlen, "cannot restore state: %s (move the file away to start empty)",
 			 *lerr ? lerr : strerror(-r));
 		goto fail;
 	}
+	if (r > 0)
+		note_state_dropped(d, r, lerr);
+	if ((r = pf_ipam_load(d->ipam, lerr, sizeof(lerr))) < 0) {
+		snprintf(err, errlen, "cannot restore state: %s (move the file away to start empty)",
+			 *lerr ? lerr : strerror(-r));
+		goto fail;
+	}
+	if (r > 0)
+		note_state_dropped(d, r, lerr);
 	if (cfg->n_pod_cidrs && (r = pf_ipam_set_ranges(d->ipam, cfg->pod_cidrs, cfg->n_pod_cidrs)) < 0) {
 		snprintf(err, errlen, "--pod-cidr: ranges must be IPv4 up to /30 or IPv6 up to /126");
 		goto fail;
@@ -213,6 +234,7 @@ void pf_daemon_free(struct pf_daemon *d)
 		return;
 	pf_daemon_sync_done(d);
 	pf_daemon_drop_pendings(d);
+	pf_daemon_isolation_clear(d);
 	pf_dirsrc_free(d->dirsrc);
 	pf_kube_free(d->kube);
 	pf_timer_free(d->kube_timer);

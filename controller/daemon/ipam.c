@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "ipam.h"
 #include "podfence/addr.h"
+#include "req.h"
 #include "statefile.h"
 
 #define IPAM_FILE "ipam.json"
@@ -217,7 +219,8 @@ static int load_order(struct pf_ipam *p, json_t *doc, char *err, size_t errlen)
 int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
 {
 	json_t *doc = NULL, *leases, *item;
-	size_t i;
+	char order_err[256] = "";
+	size_t i, dropped = 0;
 	int ret;
 
 	if (!p->state_dir)
@@ -233,24 +236,37 @@ int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
 		snprintf(err, errlen, "%s/%s: missing version or leases", p->state_dir, IPAM_FILE);
 		goto out;
 	}
+	if (errlen)
+		err[0] = '\0';
 	json_array_foreach(leases, i, item) {
 		const char *cid = NULL, *ifname = NULL, *ip = NULL;
 		struct pf_addr a;
 
+		/* The checks of an allocate request (req.c); one bad lease costs
+		 * only itself: dropped and named, the rest loads. */
 		if (json_unpack(item, "{s:s,s:s,s:s}", "containerId", &cid, "ifname", &ifname, "ip", &ip) < 0 ||
-		    !*cid || !*ifname || pf_addr_parse(ip, &a) < 0 || addr_taken(p, &a)) {
-			snprintf(err, errlen, "%s/%s: leases[%zu] is malformed or a duplicate", p->state_dir,
-				 IPAM_FILE, i);
-			goto out_clear;
+		    pf_valid_container_id(cid) < 0 || pf_valid_ifname(ifname) < 0 || pf_addr_parse(ip, &a) < 0 ||
+		    addr_taken(p, &a)) {
+			size_t used = strnlen(err, errlen);
+
+			if (errlen && used + 3 < errlen)
+				snprintf(err + used, errlen - used, "%s%s/%s: leases[%zu] is malformed or a duplicate, dropped",
+					 used ? "; " : "", p->state_dir, IPAM_FILE, i);
+			dropped++;
+			continue;
 		}
 		if (push(p, cid, ifname, &a) < 0) {
 			ret = -ENOMEM;
 			goto out_clear;
 		}
 	}
-	ret = load_order(p, doc, err, errlen);
-	if (ret == 0)
+	ret = load_order(p, doc, dropped ? order_err : err, dropped ? sizeof(order_err) : errlen);
+	if (ret == 0) {
+		ret = dropped > INT32_MAX ? INT32_MAX : (int)dropped;
 		goto out;
+	}
+	if (dropped)
+		snprintf(err, errlen, "%s", order_err);
 out_clear:
 	for (i = 0; i < p->n; i++)
 		lease_done(&p->v[i]);

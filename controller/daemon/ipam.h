@@ -20,7 +20,10 @@ struct pf_ipam;
 
 struct pf_ipam *pf_ipam_new(const char *state_dir); /* NULL dir: memory only */
 void pf_ipam_free(struct pf_ipam *p);
-/* Missing file = no allocations; corrupt = -EBADMSG with err, nothing loaded. */
+/* Missing file = no allocations; corrupt = -EBADMSG with err, nothing loaded.
+ * A lease that fails the checks of a request (containerId, ifname, address)
+ * or is a duplicate is dropped and named in err ("; "-separated); the rest
+ * loads and the number dropped is returned. */
 int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen);
 
 /* Replaces the ranges (at most PF_IPAM_MAX_RANGES; the first of each family

@@ -97,6 +97,17 @@ static char *render_metrics(struct pf_daemon *d)
 	return pf_text_take(&t);
 }
 
+const char *pf_daemon_not_ready(const struct pf_daemon *d)
+{
+	/* Not ready while syncs fail: the kernel no longer follows the
+	 * cluster, whatever was programmed before. */
+	if (!d->ready)
+		return "first sync not programmed";
+	if (d->last_error[0])
+		return d->last_error;
+	return NULL;
+}
+
 int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **ret_body, const char **ret_type)
 {
 	struct pf_daemon *d = ud;
@@ -105,8 +116,13 @@ int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **r
 		*ret_status = 200;
 		*ret_body = strdup("ok\n");
 	} else if (strcmp(path, "/readyz") == 0) {
-		*ret_status = d->ready ? 200 : 503;
-		*ret_body = strdup(d->ready ? "ready\n" : "not ready: first sync not programmed\n");
+		const char *why = pf_daemon_not_ready(d);
+
+		*ret_status = why ? 503 : 200;
+		if (!why)
+			*ret_body = strdup("ready\n");
+		else if (asprintf(ret_body, "not ready: %s\n", why) < 0)
+			*ret_body = NULL;
 	} else if (strcmp(path, "/metrics") == 0) {
 		*ret_status = 200;
 		*ret_body = render_metrics(d);

@@ -46,6 +46,18 @@ static void arm_pending_timer(struct pf_daemon *d)
 		pf_timer_arm_at(d->pending_timer, first);
 }
 
+static const char *isolation_reason(struct pf_daemon *d, const char *ns, const char *name)
+{
+	for (size_t i = 0; i < d->n_isolated; i++) {
+		const char *k = d->isolated[i].key;
+		size_t nl = strlen(ns);
+
+		if (strncmp(k, ns, nl) == 0 && k[nl] == '/' && strcmp(k + nl + 1, name) == 0)
+			return d->isolated[i].reason;
+	}
+	return NULL;
+}
+
 void pf_daemon_mark_pendings(struct pf_daemon *d)
 {
 	const struct pf_ir_plan *plan = pf_compiler_plan(d->compiler);
@@ -54,7 +66,7 @@ void pf_daemon_mark_pendings(struct pf_daemon *d)
 		const struct pf_ir_pod *pod = pf_daemon_plan_pod(plan, p->ns, p->name);
 
 		p->in_sync = pod && pod->ifname && strcmp(pod->ifname, p->host_if) == 0 &&
-			     pf_daemon_pod_confirmed(d, p->ns, p->name);
+			     !pf_daemon_pod_isolated(d, pod->key) && pf_daemon_pod_confirmed(d, p->ns, p->name);
 	}
 }
 
@@ -65,7 +77,7 @@ void pf_daemon_complete_pendings(struct pf_daemon *d)
 	for (struct pf_pending_register **pp = &d->pendings; *pp;) {
 		struct pf_pending_register *p = *pp;
 
-		if (p->in_sync) {
+		if (p->in_sync && !isolation_reason(d, p->ns, p->name)) {
 			*pp = p->next;
 			pf_info("pod programmed", "pod=%s/%s container=%.12s generation=%llu", p->ns, p->name,
 				p->container_id, (unsigned long long)d->programmed_gen);
@@ -196,6 +208,8 @@ void pf_daemon_pending_timeout(void *ud)
 			why = "controller has not finished its first sync";
 		else if (!pf_daemon_pod_confirmed(d, p->ns, p->name))
 			why = "the API does not show the pod scheduled on this node yet";
+		else if (isolation_reason(d, p->ns, p->name))
+			why = isolation_reason(d, p->ns, p->name);
 		else
 			why = d->last_error[0] ? d->last_error : "sync pending";
 		pf_daemon_reply_err(d, p->conn, CODE_TRY_AGAIN,
@@ -319,6 +333,8 @@ static bool is_programmed(struct pf_daemon *d, const struct pf_reg_entry *e)
 	if (!d->ready || d->last_error[0] || !e->host_if)
 		return false;
 	pod = pf_daemon_plan_pod(pf_compiler_plan(d->compiler), e->ns, e->name);
+	if (pod && pf_daemon_pod_isolated(d, pod->key))
+		return false; /* fail closed: its policy is not what the kernel holds */
 	return pod && pod->ifname && strcmp(pod->ifname, e->host_if) == 0 && pf_daemon_pod_confirmed(d, e->ns, e->name);
 }
 
@@ -402,6 +418,17 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 		pf_daemon_nft_stats(d, &ns);
 		json_object_set_new(st, "nftMutatingMessages", json_integer((json_int_t)ns.mutating_msgs));
 		json_object_set_new(st, "nftTransactions", json_integer((json_int_t)ns.transactions));
+	}
+	if (st) {
+		const char *why = pf_daemon_not_ready(d);
+
+		/* "ready" is the node's readiness now, as /readyz; the first
+		 * sync alone is "programmedOnce". */
+		json_object_set_new(st, "programmedOnce", json_boolean(d->ready));
+		json_object_set_new(st, "ready", json_boolean(!why));
+		json_object_set_new(st, "notReady", json_string(why ? why : ""));
+		json_object_set_new(st, "stateWarning", json_string(d->state_warning));
+		json_object_set_new(st, "isolated", pf_daemon_isolated_json(d));
 	}
 	pf_daemon_reply(d, conn, st);
 }

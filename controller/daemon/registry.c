@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "podfence/addr.h"
 #include "registry.h"
+#include "req.h"
 #include "statefile.h"
 
 #define REGISTRY_FILE "registry.json"
@@ -251,6 +253,43 @@ fail:
 	return r;
 }
 
+/* The checks a register request passes (req.c), for an entry read from
+ * disk: the file is only as trustworthy as the directory. NULL or a reason. */
+static const char *entry_invalid(const struct pf_reg_entry *e)
+{
+	if (pf_valid_container_id(e->container_id) < 0)
+		return "bad containerId";
+	if (pf_valid_ifname(e->ifname) < 0)
+		return "bad interface name";
+	if (e->netns && pf_valid_netns(e->netns) < 0)
+		return "netns is not an absolute path";
+	if (pf_valid_dns_label(e->ns) < 0)
+		return "namespace is not a DNS-1123 label";
+	if (pf_valid_dns_subdomain(e->name) < 0)
+		return "name is not a DNS-1123 subdomain";
+	if (e->uid && pf_valid_uid(e->uid) < 0)
+		return "bad uid";
+	if (e->host_if && pf_valid_ifname(e->host_if) < 0)
+		return "bad host interface name";
+	return NULL;
+}
+
+/* Appends "; what" to err (truncated: the count says how many). */
+static void note_dropped(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note_dropped(char *err, size_t errlen, const char *fmt, ...)
+{
+	size_t used = strnlen(err, errlen);
+	va_list ap;
+
+	if (!errlen || used + 3 >= errlen)
+		return;
+	if (used)
+		used += (size_t)snprintf(err + used, errlen - used, "; ");
+	va_start(ap, fmt);
+	vsnprintf(err + used, errlen - used, fmt, ap);
+	va_end(ap);
+}
+
 static int insert_at(struct pf_registry *r, size_t pos, struct pf_reg_entry *e)
 {
 	if (r->n == r->cap) {
@@ -272,7 +311,7 @@ static int insert_at(struct pf_registry *r, size_t pos, struct pf_reg_entry *e)
 int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
 {
 	json_t *doc = NULL, *pods, *item;
-	size_t i;
+	size_t i, dropped;
 	int ret;
 
 	if (!r->state_dir)
@@ -292,20 +331,37 @@ int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
 		snprintf(err, errlen, "%s/%s: \"pods\" is not an array", r->state_dir, REGISTRY_FILE);
 		goto out;
 	}
+	if (errlen)
+		err[0] = '\0';
+	dropped = 0;
 	json_array_foreach(pods, i, item) {
 		struct pf_reg_entry e;
+		const char *why;
 		size_t pos;
 
+		/* One bad entry costs only itself: it is dropped and named, the
+		 * rest loads. */
 		if (entry_from_json(item, &e) < 0) {
-			snprintf(err, errlen, "%s/%s: pods[%zu] is malformed", r->state_dir, REGISTRY_FILE, i);
-			goto out_clear;
+			note_dropped(err, errlen, "%s/%s: pods[%zu] is malformed, dropped", r->state_dir,
+				     REGISTRY_FILE, i);
+			dropped++;
+			continue;
+		}
+		if ((why = entry_invalid(&e))) {
+			note_dropped(err, errlen, "%s/%s: pods[%zu] (%.64s/%.253s) dropped: %s", r->state_dir,
+				     REGISTRY_FILE, i, e.ns, e.name, why);
+			pf_reg_entry_done(&e);
+			dropped++;
+			continue;
 		}
 		pos = lower_bound(r, e.container_id, e.ifname);
 		if (pos < r->n && key_cmp(r->v[pos].e.container_id, r->v[pos].e.ifname, e.container_id,
 					  e.ifname) == 0) {
-			snprintf(err, errlen, "%s/%s: pods[%zu] is a duplicate", r->state_dir, REGISTRY_FILE, i);
+			note_dropped(err, errlen, "%s/%s: pods[%zu] (%.64s/%.253s) is a duplicate, dropped",
+				     r->state_dir, REGISTRY_FILE, i, e.ns, e.name);
 			pf_reg_entry_done(&e);
-			goto out_clear;
+			dropped++;
+			continue;
 		}
 		if (insert_at(r, pos, &e) < 0) {
 			pf_reg_entry_done(&e);
@@ -318,10 +374,9 @@ int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
 		if (r->v[pos].seq >= r->next_seq)
 			r->next_seq = r->v[pos].seq + 1;
 	}
-	ret = 0;
+	ret = dropped > INT32_MAX ? INT32_MAX : (int)dropped;
 	goto out;
 out_clear:
-	/* All or nothing: a half-loaded registry would silently drop pods. */
 	for (i = 0; i < r->n; i++)
 		pf_reg_entry_done(&r->v[i].e);
 	r->n = 0;

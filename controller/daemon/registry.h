@@ -36,8 +36,11 @@ struct pf_registry *pf_registry_new(const char *state_dir);
 void pf_registry_free(struct pf_registry *r);
 
 /* Loads <state_dir>/registry.json. A missing file is an empty registry.
- * Returns 0, or -EBADMSG with a message in err for a corrupt file (the
- * registry stays empty), or -errno. */
+ * Every entry passes the checks of a register request (req.h); one that
+ * does not, or is malformed or a duplicate, is dropped and named in err
+ * ("; "-separated), and the rest loads. Returns the number of entries
+ * dropped (0: err is ""), or -EBADMSG with a message in err for a file that
+ * is not a registry at all (the registry stays empty), or -errno. */
 int pf_registry_load(struct pf_registry *r, char *err, size_t errlen);
 
 /* Inserts or replaces the entry with the same (container_id, ifname); copies

@@ -106,7 +106,7 @@ int pf_valid_dns_subdomain(const char *s)
 	return 0;
 }
 
-static int valid_netns(const char *s)
+int pf_valid_netns(const char *s)
 {
 	if (s[0] != '/' || strlen(s) > 4095)
 		return -EINVAL;
@@ -116,7 +116,7 @@ static int valid_netns(const char *s)
 	return 0;
 }
 
-static int valid_uid(const char *s)
+int pf_valid_uid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -152,10 +152,10 @@ static const struct str_field {
 	 "1-256 characters of [A-Za-z0-9_.-]"},
 	{F_IFNAME, "ifname", offsetof(struct pf_req, ifname), pf_valid_ifname,
 	 "1-15 characters, no '/', ':' or whitespace"},
-	{F_NETNS, "netns", offsetof(struct pf_req, netns), valid_netns, "an absolute path"},
+	{F_NETNS, "netns", offsetof(struct pf_req, netns), pf_valid_netns, "an absolute path"},
 	{F_NS, "namespace", offsetof(struct pf_req, ns), pf_valid_dns_label, "a DNS-1123 label"},
 	{F_NAME, "name", offsetof(struct pf_req, name), pf_valid_dns_subdomain, "a DNS-1123 subdomain"},
-	{F_UID, "uid", offsetof(struct pf_req, uid), valid_uid, "1-128 printable characters"},
+	{F_UID, "uid", offsetof(struct pf_req, uid), pf_valid_uid, "1-128 printable characters"},
 	{F_HOSTIF, "hostIf", offsetof(struct pf_req, host_if), pf_valid_ifname,
 	 "1-15 characters, no '/', ':' or whitespace"},
 	{F_EXPLAIN, "src", offsetof(struct pf_req, src), valid_peer, "an address or ns/name"},

@@ -64,5 +64,7 @@ int pf_valid_container_id(const char *s);
 int pf_valid_ifname(const char *s);
 int pf_valid_dns_label(const char *s);     /* namespace */
 int pf_valid_dns_subdomain(const char *s); /* pod name */
+int pf_valid_netns(const char *s);        /* an absolute path */
+int pf_valid_uid(const char *s);
 
 #endif

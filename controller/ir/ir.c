@@ -549,13 +549,50 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+void pf_ir_comment_fit(const char *text, size_t room, char *buf)
+{
+	size_t len = text ? strlen(text) : 0;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	if (len <= room) {
+		memcpy(buf, text ? text : "", len + 1);
+		return;
+	}
+	/* FNV-1a with a splitmix64 finalizer, so every input bit reaches the
+	 * digits: names that differ only past the prefix stay apart. */
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)text[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	memcpy(buf, text, room - 17);
+	snprintf(buf + room - 17, 18, "~%016llx", (unsigned long long)h);
+}
+
+/* Policies as the rule comment holds them. */
+static bool policy_eq(const char *a, const char *b)
+{
+	char ea[PF_IR_POLICY_ROOM + 1], eb[PF_IR_POLICY_ROOM + 1];
+
+	a = a ? a : "";
+	b = b ? b : "";
+	if (strcmp(a, b) == 0)
+		return true;
+	pf_ir_comment_fit(a, PF_IR_POLICY_ROOM, ea);
+	pf_ir_comment_fit(b, PF_IR_POLICY_ROOM, eb);
+	return strcmp(ea, eb) == 0;
+}
+
 bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b)
 {
 	/* The kernel keeps a NULL policy as "" in the rule comment. */
 	return a->family == b->family && a->set_has_port == b->set_has_port && a->proto == b->proto &&
 	       a->port_lo == b->port_lo && a->port_hi == b->port_hi && a->verdict == b->verdict &&
-	       a->rule == b->rule && str_eq(a->set, b->set) &&
-	       str_eq(a->policy ? a->policy : "", b->policy ? b->policy : "");
+	       a->rule == b->rule && str_eq(a->set, b->set) && policy_eq(a->policy, b->policy);
 }
 
 bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)

@@ -131,18 +131,35 @@ void pf_ir_rule_done(struct pf_ir_rule *r);
  * written reads back equal and a sync of an unchanged plan sends nothing.
  *
  * Rules: every field. The provenance (policy, rule index) is the rule's
- * comment "<policy>#<rule>", read back exactly; a NULL policy is written as
- * "" and so equals "".
+ * comment "<policy>#<rule>", the policy encoded to fit (pf_ir_comment_fit):
+ * policies compare by that encoded form, which is all the kernel gives back;
+ * a NULL policy is written as "" and so equals "".
  *
  * Chains: the rules, in order. Not dir and pod: the chain's name fixes both
  * (the compiler derives "in_"/"out_" + pod key), and the kernel keeps them in
- * the chain's comment, written once when the chain is created (truncated to
- * the comment limit): a chain replacement flushes the rules and cannot
+ * the chain's comment, written once when the chain is created (encoded to
+ * fit, pf_ir_comment_fit): a chain replacement flushes the rules and cannot
  * rewrite them, so comparing them could only cause a diff nothing applies.
  *
  * Sets: by name and elements (pf_ir_diff); the type is fixed by the name, the
  * comment is written once when the set is created, like a chain's. */
 bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b);
+
+/* ---- Comments: what the kernel can keep of a name ----
+ * nftables keeps at most PF_IR_COMMENT_MAX bytes of comment (NUL included),
+ * less than a valid "namespace/name" (63 + 1 + 253). A text that does not fit
+ * in `room` characters is written as its first room - 17 characters, '~' and
+ * 16 hex digits of a hash of the whole text ('~' is in no Kubernetes name, so
+ * an encoded text never equals a name that fitted). Deterministic, so the
+ * encoded form is what the kernel gives back and what equality compares.
+ * PF_IR_POLICY_ROOM leaves room in a rule comment for '#' and any index;
+ * PF_IR_POD_ROOM for "ingress " in a chain comment. */
+#define PF_IR_COMMENT_MAX 128
+#define PF_IR_POLICY_ROOM (PF_IR_COMMENT_MAX - 1 - 11)
+#define PF_IR_POD_ROOM (PF_IR_COMMENT_MAX - 1 - 8)
+/* Writes the encoded `text` (NULL as "") to buf (at least room + 1 bytes);
+ * room must be at least 17. */
+void pf_ir_comment_fit(const char *text, size_t room, char *buf);
 bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b);
 
 int pf_ir_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);

@@ -65,6 +65,8 @@ struct pf_nft {
 	size_t max_txn_msgs;
 	struct pf_nft_stats stats;
 	char err[1024];
+	enum pf_nft_obj err_obj; /* what err concerns (pf_nft_error_object) */
+	char err_obj_name[256];
 	char *rcvbuf;
 	size_t rcvbuf_len;
 	/* When set, every message added to a transaction is also written here
@@ -128,6 +130,11 @@ int nft_txn_add_chain(struct nft_txn *t, uint16_t type, uint16_t flags, struct n
 int nft_txn_add_rule(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_rule *o, const char *what);
 int nft_txn_add_set(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what);
 int nft_txn_add_elems(struct nft_txn *t, uint16_t type, uint16_t flags, struct nftnl_set *o, const char *what);
+/* The plan object the messages added from now on belong to, so a kernel
+ * error can be traced to it (pf_nft_error_object). */
+void nft_txn_object(struct nft_txn *t, enum pf_nft_obj kind, const char *name);
+/* Sets what the last error concerns (after nft_seterr, which clears it). */
+void nft_seterr_object(struct pf_nft *n, enum pf_nft_obj kind, const char *name);
 size_t nft_txn_msgs(const struct nft_txn *t);
 size_t nft_txn_bytes(const struct nft_txn *t);
 /* Ends the batch, sends it in one sendmsg and reads every ACK. Returns 0

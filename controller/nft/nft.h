@@ -115,6 +115,12 @@ int pf_nft_generation(struct pf_nft *n, uint32_t *ret);
 /* Text of the last failure ("" if none): the object of the failing
  * message and the kernel's reason. Valid until the next call. */
 const char *pf_nft_error(const struct pf_nft *n);
+/* The plan object the last failure concerns, so a caller can tell one bad
+ * object from a broken node: a chain or set (by name) or a dispatch element
+ * (by interface name), or NONE (the table, a read, the socket; unknown).
+ * *ret_name is valid until the next call. */
+enum pf_nft_obj { PF_NFT_OBJ_NONE, PF_NFT_OBJ_CHAIN, PF_NFT_OBJ_SET, PF_NFT_OBJ_DISPATCH };
+enum pf_nft_obj pf_nft_error_object(const struct pf_nft *n, const char **ret_name);
 
 void pf_nft_get_stats(const struct pf_nft *n, struct pf_nft_stats *ret);
 void pf_nft_reset_stats(struct pf_nft *n);

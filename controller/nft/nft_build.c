@@ -289,13 +289,15 @@ struct nftnl_chain *nft_build_chain(const char *table, const struct pf_ir_chain 
 	struct nftnl_chain *c = chain_base(table, ch->name);
 	struct nftnl_udata_buf *buf = NULL;
 	char text[NFTNL_UDATA_COMMENT_MAXLEN];
+	char pod[PF_IR_POD_ROOM + 1];
 
 	if (!c)
 		return NULL;
 	/* The comment says whose chain this is: reading the table back
-	 * rebuilds pods from the dispatch maps and these comments. */
-	snprintf(text, sizeof(text), "%s %s", ch->dir == PF_IR_INGRESS ? "ingress" : "egress",
-		 ch->pod ? ch->pod : "");
+	 * rebuilds pods from the dispatch maps and these comments. A pod key
+	 * may be longer than a comment can be: it is encoded to fit. */
+	pf_ir_comment_fit(ch->pod, PF_IR_POD_ROOM, pod);
+	snprintf(text, sizeof(text), "%s %s", ch->dir == PF_IR_INGRESS ? "ingress" : "egress", pod);
 	buf = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
 	if (!buf || !nftnl_udata_put_strz(buf, NFTNL_UDATA_CHAIN_COMMENT, text) ||
 	    nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(buf),
@@ -542,7 +544,13 @@ struct nftnl_rule *nft_build_base_rule(const char *table, int i)
 
 int nft_rule_comment(const struct pf_ir_rule *r, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s#%u", r->policy ? r->policy : "", r->rule);
+	/* A policy's "namespace/name" can be longer than a comment: the
+	 * encoded form always fits, with '#' and any index. */
+	char policy[PF_IR_POLICY_ROOM + 1];
+	int n;
+
+	pf_ir_comment_fit(r->policy, PF_IR_POLICY_ROOM, policy);
+	n = snprintf(buf, len, "%s#%u", policy, r->rule);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

@@ -179,8 +179,10 @@ static int emit_elems(struct chunker *c, uint16_t type, const char *set, enum pf
 			 type == NFT_MSG_NEWSETELEM ? "add" : "delete", k, k == 1 ? "" : "s", set, first,
 			 k > 1 ? " .. " : "", k > 1 ? last : "");
 		rc = ck_room(c, 1);
-		if (rc == 0)
+		if (rc == 0) {
+			nft_txn_object(c->t, PF_NFT_OBJ_SET, set);
 			rc = nft_txn_add_elems(c->t, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, s, what);
+		}
 		nftnl_set_free(s);
 		if (rc < 0)
 			return rc;
@@ -217,8 +219,10 @@ static int emit_set_add(struct chunker *c, const struct pf_ir_set *set)
 		goto out;
 	snprintf(what, sizeof(what), "set %s (%s)", set->name, set->comment ? set->comment : "");
 	rc = ck_room(c, 1);
-	if (rc == 0)
+	if (rc == 0) {
+		nft_txn_object(c->t, PF_NFT_OBJ_SET, set->name);
 		rc = nft_txn_add_set(c->t, NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, s, what);
+	}
 	if (rc < 0)
 		goto out;
 	v = elem_ptrs(set);
@@ -278,8 +282,10 @@ static int emit_set_del(struct chunker *c, const char *name)
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	snprintf(what, sizeof(what), "delete set %s", name);
 	rc = ck_room(c, 1);
-	if (rc == 0)
+	if (rc == 0) {
+		nft_txn_object(c->t, PF_NFT_OBJ_SET, name);
 		rc = nft_txn_add_set(c->t, NFT_MSG_DELSET, 0, s, what);
+	}
 	nftnl_set_free(s);
 	return rc;
 }
@@ -302,6 +308,7 @@ static int emit_rules(struct chunker *c, const struct pf_ir_chain *ch)
 				 ir->policy ? ir->policy : "?", ch->name, ch->pod ? ch->pod : "?");
 			if (!r) {
 				nft_seterr(c->n, "%s: cannot be expressed", what);
+				nft_seterr_object(c->n, PF_NFT_OBJ_CHAIN, ch->name);
 				return -EINVAL;
 			}
 		} else {
@@ -330,6 +337,7 @@ static int emit_chain_add(struct chunker *c, const struct pf_ir_chain *ch)
 	o = nft_build_chain(tbl(c), ch);
 	if (!o)
 		return -ENOMEM;
+	nft_txn_object(c->t, PF_NFT_OBJ_CHAIN, ch->name);
 	snprintf(what, sizeof(what), "chain %s (pod %s)", ch->name, ch->pod ? ch->pod : "?");
 	rc = nft_txn_add_chain(c->t, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, o, what);
 	nftnl_chain_free(o);
@@ -348,6 +356,7 @@ static int emit_chain_replace(struct chunker *c, const struct pf_ir_chain *ch)
 	f = nft_build_flush(tbl(c), ch->name);
 	if (!f)
 		return -ENOMEM;
+	nft_txn_object(c->t, PF_NFT_OBJ_CHAIN, ch->name);
 	snprintf(what, sizeof(what), "flush of chain %s (pod %s)", ch->name, ch->pod ? ch->pod : "?");
 	rc = nft_txn_add_rule(c->t, NFT_MSG_DELRULE, 0, f, what);
 	nftnl_rule_free(f);
@@ -367,8 +376,10 @@ static int emit_chain_del(struct chunker *c, const char *name)
 	nftnl_chain_set_str(o, NFTNL_CHAIN_NAME, name);
 	snprintf(what, sizeof(what), "delete chain %s", name);
 	rc = ck_room(c, 1);
-	if (rc == 0)
+	if (rc == 0) {
+		nft_txn_object(c->t, PF_NFT_OBJ_CHAIN, name);
 		rc = nft_txn_add_chain(c->t, NFT_MSG_DELCHAIN, 0, o, what);
+	}
 	nftnl_chain_free(o);
 	return rc;
 }
@@ -387,6 +398,7 @@ static int emit_dispatch(struct chunker *c, enum pf_ir_dir dir, const char *ifna
 	rc = ck_room(c, 2);
 	if (rc < 0)
 		return rc;
+	nft_txn_object(c->t, PF_NFT_OBJ_DISPATCH, ifname);
 	if (del != DISP_NONE) {
 		struct nftnl_set *s = nft_build_dispatch(tbl(c), dir, ifname, NULL);
 
@@ -404,6 +416,7 @@ static int emit_dispatch(struct chunker *c, enum pf_ir_dir dir, const char *ifna
 
 		if (!s) {
 			nft_seterr(c->n, "dispatch of %s: bad interface name", ifname);
+			nft_seterr_object(c->n, PF_NFT_OBJ_DISPATCH, ifname);
 			return -EINVAL;
 		}
 		snprintf(what, sizeof(what), "%s dispatch %s -> %s (pod %s)", dn, ifname,
@@ -450,8 +463,12 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		const struct pf_ir_set *s = &want->sets[i], *o = pf_ir_plan_set(cur, s->name);
 
 		if (o && o->type != s->type) {
-			nft_seterr(c->n, "set %s exists with another type or content we did not write", s->name);
-			rc = -EEXIST;
+			/* Another type or content we did not write under one of
+			 * our names (nothing of ours can reference it: the kernel
+			 * checks a lookup's type): replace it. */
+			rc = emit_set_del(c, s->name);
+			if (rc == 0)
+				rc = emit_set_add(c, s);
 		} else if (!o) {
 			rc = emit_set_add(c, s);
 		}
@@ -467,7 +484,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 	for (i = 0; rc == 0 && i < want->n_sets; i++) {
 		const struct pf_ir_set *s = &want->sets[i], *o = pf_ir_plan_set(cur, s->name);
 
-		if (o)
+		if (o && o->type == s->type) /* else replaced in (2) */
 			rc = emit_set_change(c, o, s);
 	}
 	for (i = 0; rc == 0 && i < want->n_chains; i++) {
@@ -540,6 +557,7 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan)
 	int attempt = 0, rounds, rc = -EAGAIN;
 
 	n->err[0] = '\0';
+	n->err_obj = PF_NFT_OBJ_NONE;
 	/* A conflict after some chunks committed still made progress, so only
 	 * attempts that committed nothing count against SYNC_ATTEMPTS. */
 	for (rounds = 0; attempt < SYNC_ATTEMPTS && rounds < 20 * SYNC_ATTEMPTS; rounds++) {

@@ -36,6 +36,8 @@ struct nft_txn {
 	size_t n_msgs;   /* object messages after it */
 	size_t bytes;    /* their size */
 	char **what;     /* what[i] names message seq0 + 1 + i */
+	char **obj;      /* obj[i]: its plan object, kind digit + name, or NULL */
+	char *cur_obj;   /* what nft_txn_object set */
 	size_t cap;
 	int err;         /* sticky build error */
 };
@@ -47,6 +49,28 @@ void nft_seterr(struct pf_nft *n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(n->err, sizeof(n->err), fmt, ap);
 	va_end(ap);
+	n->err_obj = PF_NFT_OBJ_NONE;
+	n->err_obj_name[0] = '\0';
+}
+
+void nft_seterr_object(struct pf_nft *n, enum pf_nft_obj kind, const char *name)
+{
+	n->err_obj = name ? kind : PF_NFT_OBJ_NONE;
+	snprintf(n->err_obj_name, sizeof(n->err_obj_name), "%s", name ? name : "");
+}
+
+enum pf_nft_obj pf_nft_error_object(const struct pf_nft *n, const char **ret_name)
+{
+	*ret_name = n->err_obj_name;
+	return n->err_obj;
+}
+
+void nft_txn_object(struct nft_txn *t, enum pf_nft_obj kind, const char *name)
+{
+	free(t->cur_obj);
+	t->cur_obj = NULL;
+	if (kind != PF_NFT_OBJ_NONE && name && asprintf(&t->cur_obj, "%d%s", (int)kind, name) < 0)
+		t->cur_obj = NULL; /* only the error's provenance is lost */
 }
 
 static uint64_t now_ns(void)
@@ -99,9 +123,13 @@ void nft_txn_free(struct nft_txn *t)
 
 	if (!t)
 		return;
-	for (i = 0; i < t->n_msgs; i++)
+	for (i = 0; i < t->n_msgs; i++) {
 		free(t->what[i]);
+		free(t->obj[i]);
+	}
 	free(t->what);
+	free(t->obj);
+	free(t->cur_obj);
 	nftnl_batch_free(t->b);
 	free(t);
 }
@@ -124,13 +152,19 @@ static struct nlmsghdr *msg_begin(struct nft_txn *t, uint16_t type, uint16_t fla
 		return NULL;
 	if (t->n_msgs == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 64;
-		char **v = realloc(t->what, cap * sizeof(*v));
+		char **v = realloc(t->what, cap * sizeof(*v)), **o;
 
 		if (!v) {
 			t->err = -ENOMEM;
 			return NULL;
 		}
 		t->what = v;
+		o = realloc(t->obj, cap * sizeof(*o));
+		if (!o) {
+			t->err = -ENOMEM;
+			return NULL;
+		}
+		t->obj = o;
 		t->cap = cap;
 	}
 	w = strdup(what);
@@ -139,6 +173,7 @@ static struct nlmsghdr *msg_begin(struct nft_txn *t, uint16_t type, uint16_t fla
 		return NULL;
 	}
 	t->what[t->n_msgs] = w;
+	t->obj[t->n_msgs] = t->cur_obj ? strdup(t->cur_obj) : NULL;
 	return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->b), type, NFPROTO_INET,
 				     flags | NLM_F_ACK, t->seq0 + 1 + (uint32_t)t->n_msgs);
 }
@@ -361,6 +396,14 @@ static bool ack_is_ours(const struct nft_txn *t, const struct nlmsghdr *nlh)
 	return seq >= t->seq0 && seq - t->seq0 <= t->n_msgs + 1;
 }
 
+static void note_error_object(struct nft_txn *t, uint32_t seq)
+{
+	const char *o = seq > t->seq0 && seq - t->seq0 - 1 < t->n_msgs ? t->obj[seq - t->seq0 - 1] : NULL;
+
+	if (o)
+		nft_seterr_object(t->n, (enum pf_nft_obj)(o[0] - '0'), o + 1);
+}
+
 int nft_txn_commit(struct nft_txn *t)
 {
 	struct pf_nft *n = t->n;
@@ -454,6 +497,7 @@ int nft_txn_commit(struct nft_txn *t)
 			nft_seterr(n, "%s: %s%s%s%s (%zu error%s in a transaction of %zu messages; nothing applied)",
 				   what_of(t, st.first_seq), strerror(-ret), st.extack[0] ? " (" : "", st.extack,
 				   st.extack[0] ? ")" : "", st.n_errs, st.n_errs == 1 ? "" : "s", t->n_msgs);
+			note_error_object(t, st.first_seq);
 		}
 		goto out;
 	}

@@ -232,9 +232,6 @@ END_TEST
 static const char *corrupt[] = {
 	"nope",
 	"{\"version\":1}",
-	"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"x\"}]}",
-	("{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"},"
-	 "{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"}]}"),
 	"{\"version\":1,\"leases\":[],\"released\":[\"x\"]}",
 	"{\"version\":1,\"leases\":[],\"lastAllocated\":[\"10.0.0.1\",\"10.0.0.2\"]}",
 	"{\"version\":1,\"leases\":[],\"released\":{}}",
@@ -255,6 +252,38 @@ START_TEST(test_corrupt)
 }
 END_TEST
 
+/* A bad lease costs only itself: dropped and named, the rest loads (as a
+ * request would be refused: ipam.h). */
+static const struct {
+	const char *text;
+	const char *err_has;
+	size_t loaded;
+} bad_lease[] = {
+	{"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"x\"},"
+	 "{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.2\"}]}", "leases[0]", 1},
+	{"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"},"
+	 "{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"}]}", "leases[1]", 1},
+	{"{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"bad name/\",\"ip\":\"10.0.0.1\"},"
+	 "{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.2\"}]}", "leases[0]", 1},
+	{"{\"version\":1,\"leases\":[{\"containerId\":\"../x\",\"ifname\":\"eth0\",\"ip\":\"10.0.0.1\"}]}",
+	 "leases[0]", 0},
+};
+
+START_TEST(test_bad_lease_dropped)
+{
+	char *dir = tmpdir_new();
+	struct pf_ipam *p = pf_ipam_new(dir);
+	char err[512] = "";
+
+	write_file(dir, "ipam.json", bad_lease[_i].text);
+	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 1);
+	ck_assert_msg(strstr(err, bad_lease[_i].err_has) && strstr(err, "ipam.json"), "case %d: %s", _i, err);
+	ck_assert_uint_eq(pf_ipam_count(p), bad_lease[_i].loaded);
+	pf_ipam_free(p);
+	rm_rf(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("daemon.ipam");
@@ -270,6 +299,7 @@ int main(void)
 	tcase_add_test(tc, test_requested);
 	tcase_add_test(tc, test_no_range);
 	tcase_add_loop_test(tc, test_corrupt, 0, sizeof(corrupt) / sizeof(corrupt[0]));
+	tcase_add_loop_test(tc, test_bad_lease_dropped, 0, sizeof(bad_lease) / sizeof(bad_lease[0]));
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

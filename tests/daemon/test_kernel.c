@@ -126,6 +126,58 @@ START_TEST(test_restart_kernel_unchanged)
 }
 END_TEST
 
+/* Names of the longest lengths the API accepts (namespace 63, policy and pod
+ * 253, label value 63): before, the rule comment did not fit, every sync of
+ * the node failed for good and /readyz stayed 200. Now the pod is programmed
+ * end to end, the node is ready (status, as /readyz), and a restart sends
+ * nothing. */
+START_TEST(test_longest_names)
+{
+	char ns[64], pol[254], pod[254], val[64], *yaml, *table;
+	json_t *st, *r;
+
+	memset(ns, 'n', 63), ns[63] = '\0';
+	memset(pol, 'p', 253), pol[253] = '\0';
+	memset(pod, 'q', 253), pod[253] = '\0';
+	memset(val, 'v', 63), val[63] = '\0';
+	ck_assert_int_gt(asprintf(&yaml,
+				  "apiVersion: v1\nkind: Namespace\nmetadata: {name: %s, labels: {team: %s}}\n---\n"
+				  "apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s, labels: {app: %s}}\n"
+				  "spec: {nodeName: node-a}\n---\n"
+				  "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: %s, namespace: %s}\n"
+				  "spec:\n  podSelector: {matchLabels: {app: %s}}\n  policyTypes: [Ingress]\n"
+				  "  ingress:\n  - from: [{namespaceSelector: {matchLabels: {team: %s}}, podSelector: {matchLabels: {app: %s}}}]\n"
+				  "    ports: [{protocol: TCP, port: 8080}]\n",
+				  ns, val, pod, ns, val, pol, ns, val, val, val),
+			 0);
+	dproc_init(&proc);
+	proc.netns = netns;
+	write_file(proc.manifests, "long.yaml", yaml);
+	ck_assert_msg(dproc_start(&proc, 0, NULL), "podfenced did not start; log in %s", proc.log);
+	r = dcall(&proc, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s]}", "op", "register", "containerId", "cid-long",
+				"ifname", "eth0", "netns", "/run/netns/x", "namespace", ns, "name", pod, "hostIf", "pfl0",
+				"ips", "10.244.0.9"));
+	ck_assert_msg(r && json_is_true(json_object_get(r, "ok")), "register: %s",
+		      r ? json_string_value(json_object_get(r, "error")) : "no answer");
+	json_decref(r);
+	table = nft_table();
+	ck_assert_msg(strstr(table, "pfl0") && strstr(table, "tcp dport 8080 accept") && strstr(table, "~"), "%s",
+		      table);
+	free(table);
+	st = status(&proc);
+	ck_assert_msg(json_is_true(json_object_get(st, "ready")) && !*json_string_value(json_object_get(st, "lastError")),
+		      "%s", json_string_value(json_object_get(st, "lastError")));
+	json_decref(st);
+	ck_assert_int_eq(dproc_stop(&proc), 0);
+	ck_assert_msg(dproc_start(&proc, 0, NULL), "restart failed; log in %s", proc.log);
+	st = status(&proc);
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "nftMutatingMessages")), 0);
+	json_decref(st);
+	free(yaml);
+	dproc_done(&proc);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	Suite *s = suite_create("daemon.kernel");
@@ -146,6 +198,7 @@ int main(int argc, char **argv)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, netns_setup, netns_teardown);
 	tcase_add_test(tc, test_restart_kernel_unchanged);
+	tcase_add_test(tc, test_longest_names);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);

@@ -116,12 +116,6 @@ static const struct {
 	{"[1,2]", "not a JSON object"},
 	{"{\"version\":2,\"pods\":[]}", "version"},
 	{"{\"version\":1,\"pods\":{}}", "not an array"},
-	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\"}]}", "pods[0]"},
-	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"x\",\"name\":\"a\",\"ips\":[\"nope\"]}]}", "pods[0]"},
-	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"x\",\"name\":\"a\"},"
-	 "{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"x\",\"name\":\"a\"}]}", "duplicate"},
-	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"x\",\"name\":\"a\"},"
-	 "{\"containerId\":\"d\",\"ifname\":7,\"namespace\":\"x\",\"name\":\"a\"}]}", "pods[1]"},
 	{"{\"version\":1,\"version\":1,\"pods\":[]}", "registry.json"},
 };
 
@@ -135,6 +129,45 @@ START_TEST(test_corrupt)
 	ck_assert_int_eq(pf_registry_load(r, err, sizeof(err)), -EBADMSG);
 	ck_assert_msg(strstr(err, corrupt[_i].err_has), "case %d: err '%s'", _i, err);
 	ck_assert_uint_eq(pf_registry_count(r), 0); /* all or nothing */
+	pf_registry_free(r);
+	rm_rf(dir);
+}
+END_TEST
+
+#define GOOD "{\"containerId\":\"g\",\"ifname\":\"eth0\",\"namespace\":\"x\",\"name\":\"good\"}"
+/* A bad entry costs only itself: it gets the checks of a register request
+ * (req.c), is dropped and named, and the rest loads. */
+static const struct {
+	const char *text;
+	const char *err_has;
+} bad_entry[] = {
+	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\"}," GOOD "]}", "pods[0] is malformed"},
+	{"{\"version\":1,\"pods\":[" GOOD ",{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"x\","
+	 "\"name\":\"a\",\"ips\":[\"nope\"]}]}", "pods[1]"},
+	{"{\"version\":1,\"pods\":[" GOOD "," GOOD "]}", "pods[1] (x/good) is a duplicate"},
+	{"{\"version\":1,\"pods\":[" GOOD ",{\"containerId\":\"d\",\"ifname\":7,\"namespace\":\"x\",\"name\":\"a\"}]}",
+	 "pods[1]"},
+	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"x\",\"name\":\"a\","
+	 "\"hostIf\":\"bad if/name\"}," GOOD "]}", "pods[0] (x/a) dropped: bad host interface name"},
+	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\",\"ifname\":\"eth 0\",\"namespace\":\"x\",\"name\":\"a\"},"
+	 GOOD "]}", "pods[0] (x/a) dropped: bad interface name"},
+	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"x\",\"name\":\"a\","
+	 "\"netns\":\"proc/1/ns/net\"}," GOOD "]}", "pods[0] (x/a) dropped: netns is not an absolute path"},
+	{"{\"version\":1,\"pods\":[{\"containerId\":\"c\",\"ifname\":\"eth0\",\"namespace\":\"X_Y\",\"name\":\"a\"},"
+	 GOOD "]}", "dropped: namespace"},
+};
+
+START_TEST(test_bad_entry_dropped)
+{
+	char *dir = tmpdir_new();
+	struct pf_registry *r = pf_registry_new(dir);
+	char err[512] = "";
+
+	write_file(dir, "registry.json", bad_entry[_i].text);
+	ck_assert_int_eq(pf_registry_load(r, err, sizeof(err)), 1);
+	ck_assert_msg(strstr(err, bad_entry[_i].err_has), "case %d: err '%s'", _i, err);
+	ck_assert_uint_eq(pf_registry_count(r), 1);
+	ck_assert_ptr_nonnull(pf_registry_get(r, "g", "eth0"));
 	pf_registry_free(r);
 	rm_rf(dir);
 }
@@ -194,6 +227,7 @@ int main(void)
 	tcase_add_test(tc, test_newest_attachment_survives_restart);
 	tcase_add_test(tc, test_missing_file_is_empty);
 	tcase_add_loop_test(tc, test_corrupt, 0, sizeof(corrupt) / sizeof(corrupt[0]));
+	tcase_add_loop_test(tc, test_bad_entry_dropped, 0, sizeof(bad_entry) / sizeof(bad_entry[0]));
 	tcase_add_test(tc, test_failed_write_changes_nothing);
 	tcase_add_loop_test(tc, test_parse_ip, 0, sizeof(ips) / sizeof(ips[0]));
 	suite_add_tcase(s, tc);

@@ -250,6 +250,15 @@ struct pf_ir_plan *nt_plan_g1(void)
 	return p;
 }
 
+static void fit(char **text, size_t room)
+{
+	char buf[PF_IR_COMMENT_MAX];
+
+	pf_ir_comment_fit(*text, room, buf);
+	free(*text);
+	*text = xstrdup(buf);
+}
+
 char *nt_plan_kernel_text(const struct pf_ir_plan *p)
 {
 	struct pf_ir_plan *d = pf_ir_plan_dup(p);
@@ -274,6 +283,19 @@ char *nt_plan_kernel_text(const struct pf_ir_plan *p)
 	for (i = 0; i < d->n_sets; i++)
 		if (d->sets[i].comment && strlen(d->sets[i].comment) > 127)
 			d->sets[i].comment[127] = '\0';
+	/* names longer than a comment come back encoded (pf_ir_comment_fit);
+	 * a pod's key is read back from its chain's comment */
+	for (i = 0; i < d->n_chains; i++) {
+		struct pf_ir_chain *c = &d->chains[i];
+
+		if (c->pod)
+			fit(&c->pod, PF_IR_POD_ROOM);
+		for (size_t j = 0; j < c->n_rules; j++)
+			if (c->rules[j].policy)
+				fit(&c->rules[j].policy, PF_IR_POLICY_ROOM);
+	}
+	for (i = 0; i < d->n_pods; i++)
+		fit(&d->pods[i].key, PF_IR_POD_ROOM);
 	t = pf_ir_plan_to_text(d);
 	pf_ir_plan_free(d);
 	return t;

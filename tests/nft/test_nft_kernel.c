@@ -644,6 +644,128 @@ START_TEST(test_repairs_foreign_changes)
 }
 END_TEST
 
+/* "<c x n>" */
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Names of the longest lengths Kubernetes accepts (namespace 63, policy and
+ * pod 253): their rule and chain comments are longer than the kernel keeps.
+ * Before, nft_rule_comment refused the rule (ENAMETOOLONG) and every sync
+ * failed for good. Now they are programmed, read back equal, and a second
+ * sync sends nothing; two policies sharing a long prefix stay apart. */
+START_TEST(test_longest_names)
+{
+	static const char *const web[] = { "10.0.0.5" };
+	char *ns = repeat('n', 63), *pol = repeat('p', 253), *pod = repeat('q', 253);
+	char pol_key[400], pol2_key[400], pod_key[400];
+	struct pf_ir_plan *p = nt_plan(), *p2;
+	struct pf_ir_chain *c;
+	struct env e;
+	char *out;
+
+	snprintf(pol_key, sizeof(pol_key), "%s/%s", ns, pol);
+	snprintf(pol2_key, sizeof(pol2_key), "%s/%.252sx", ns, pol);
+	snprintf(pod_key, sizeof(pod_key), "%s/%s", ns, pod);
+	nt_set(p, "p_web", PF_IR_SET_ADDR4, "pod{app=web}", web, 1);
+	c = nt_chain(p, "in_long", PF_IR_INGRESS, pod_key);
+	nt_rule(c, 4, "p_web", false, 6, 80, 80, pol_key, 4294967295u);
+	nt_rule(c, 4, "p_web", false, 6, 81, 81, pol2_key, 0);
+	c = nt_chain(p, "out_long", PF_IR_EGRESS, pod_key);
+	nt_rule(c, 0, NULL, false, 17, 53, 53, pol_key, 0);
+	nt_pod(p, pod_key, "vlong", "10.0.0.2", "in_long", "out_long");
+	nt_plan_finish(p);
+
+	env_up(&e, "longnames", 0);
+	ck_assert_uint_gt(sync_msgs(e.n, p), 0);
+	assert_kernel_is(e.n, p);
+	assert_nothing_to_do(e.n, p);
+	out = kt_sh_out("ip netns exec %s nft list chain inet " TABLE " in_long", e.ns);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(strstr(out, "#4294967295\"") && strstr(out, "~"), "%s", out);
+	free(out);
+	/* a rule moving to the other long policy is a change */
+	p2 = pf_ir_plan_dup(p);
+	ck_assert_ptr_nonnull(p2);
+	free(p2->chains[0].rules[0].policy);
+	p2->chains[0].rules[0].policy = strdup(pol2_key);
+	ck_assert_uint_gt(sync_msgs(e.n, p2), 0);
+	assert_kernel_is(e.n, p2);
+	assert_nothing_to_do(e.n, p2);
+	env_down(&e);
+	pf_ir_plan_free(p);
+	pf_ir_plan_free(p2);
+	free(ns);
+	free(pol);
+	free(pod);
+}
+END_TEST
+
+/* A set someone else made under one of our names, with another type: it is
+ * replaced in the sync's transaction, not a reason to stop (before: every
+ * sync failed with EEXIST "set p_web exists with another type"). */
+START_TEST(test_replaces_foreign_set)
+{
+	struct pf_ir_plan *p = nt_plan_g1();
+	struct env e;
+
+	env_up(&e, "foreignset", 0);
+	ck_assert_int_eq(kt_sh("ip netns exec %s nft -f - <<'EOF'\n"
+			       "add table inet " TABLE "\n"
+			       "add set inet " TABLE " p_web { type ipv6_addr; }\n"
+			       "add element inet " TABLE " p_web { fd00::99 }\n"
+			       "add set inet " TABLE " b_net { type inet_service; }\n"
+			       "EOF",
+			       e.ns),
+			 0);
+	ck_assert_uint_gt(sync_msgs(e.n, p), 0);
+	assert_kernel_is(e.n, p);
+	assert_nothing_to_do(e.n, p);
+	env_down(&e);
+	pf_ir_plan_free(p);
+}
+END_TEST
+
+/* What one object breaks is named by object, for the daemon to isolate the
+ * pods it concerns: a rule the builder refuses names its chain; a set the
+ * kernel will not replace (a foreign rule uses the foreign set under our
+ * name) names the set. */
+START_TEST(test_error_names_object)
+{
+	struct pf_ir_plan *p = nt_plan_g1();
+	struct pf_ir_chain *c = (struct pf_ir_chain *)pf_ir_plan_chain(p, "in_a");
+	const char *name = NULL;
+	struct env e;
+
+	env_up(&e, "errobj", 0);
+	ck_assert_ptr_nonnull(c);
+	c->rules[0].port_lo = 90; /* above port_hi: cannot be expressed */
+	ck_assert_int_lt(pf_nft_sync(e.n, p), 0);
+	ck_assert_int_eq(pf_nft_error_object(e.n, &name), PF_NFT_OBJ_CHAIN);
+	ck_assert_str_eq(name, "in_a");
+	c->rules[0].port_lo = 80;
+	ck_assert_int_eq(kt_sh("ip netns exec %s nft -f - <<'EOF'\n"
+			       "add table inet " TABLE "\n"
+			       "add set inet " TABLE " p_web { type ipv6_addr; }\n"
+			       "add chain inet " TABLE " stray\n"
+			       "add rule inet " TABLE " stray ip6 saddr @p_web drop\n"
+			       "EOF",
+			       e.ns),
+			 0);
+	ck_assert_int_lt(pf_nft_sync(e.n, p), 0);
+	ck_assert_msg(pf_nft_error_object(e.n, &name) == PF_NFT_OBJ_SET, "%s", pf_nft_error(e.n));
+	ck_assert_str_eq(name, "p_web");
+	env_down(&e);
+	pf_ir_plan_free(p);
+}
+END_TEST
+
 START_TEST(test_large_set_paged)
 {
 	/* 100k elements: many element messages, several batch pages, one
@@ -730,6 +852,9 @@ int main(int argc, char **argv)
 		test_read_interrupted_dump,
 		test_large_set_paged,
 		test_lost_acks_resync,
+		test_longest_names,
+		test_replaces_foreign_set,
+		test_error_names_object,
 	};
 
 	(void)argc;
