@@ -192,6 +192,8 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
+	/* Check's 4 s default is short on a loaded 2-core machine (system("rm -rf")). */
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_get);
 	tcase_add_test(tc, test_enable_v4);
 	tcase_add_test(tc, test_enable_v6);
