@@ -476,7 +476,7 @@ static struct pf_policy *b5_policy(const char *client_ip, size_t n_peers, size_t
 		struct pf_peer *pe = &r->peers[i];
 
 		pe->kind = PF_PEER_IPBLOCK;
-		pe->cidr.addr = filler(i);
+		pe->cidr.addr = filler(2 * i); /* not adjacent: one interval each */
 		pe->cidr.prefix = 32;
 		if (i == n_peers - 1)
 			pf_addr_parse(client_ip, &pe->cidr.addr);

@@ -151,7 +151,7 @@ static void build_port_set(struct pf_ir_plan *p)
 {
 	/* many ports of one policy rule: one rule with a PORTS set lookup */
 	const char *cli[] = { ips[A] };
-	const char *ports[] = { "tcp 80", "tcp 8000-8100", "udp 53" };
+	const char *ports[] = { "tcp 80", "tcp 9000-9010", "udp 53" };
 	struct pf_ir_chain *c;
 
 	nt_set(p, "p_cli", PF_IR_SET_ADDR4, "pod{app=a}", cli, 1);
@@ -186,8 +186,8 @@ static const struct tcase_def cases[] = {
 	    { A, C, 80, "tcp", 0 }, { C, A, 80, "tcp", 1 },
 	    { S, A, 80, "tcp", 0 }, { C, S, 80, "tcp", 0 } } },
 	{ "port set", build_port_set,
-	  { { A, S, 80, "tcp", 1 }, { A, S, 8000, "tcp", 1 }, { A, S, 8100, "tcp", 1 }, { A, S, 53, "udp", 1 },
-	    { A, S, 81, "tcp", 0 }, { A, S, 8101, "tcp", 0 }, { A, S, 80, "udp", 0 }, { A, S, 53, "tcp", 0 },
+	  { { A, S, 80, "tcp", 1 }, { A, S, 9000, "tcp", 1 }, { A, S, 9005, "tcp", 1 }, { A, S, 9010, "tcp", 1 },
+	    { A, S, 53, "udp", 1 }, { A, S, 9011, "tcp", 0 }, { A, S, 8080, "tcp", 0 }, { A, S, 54, "udp", 0 },
 	    { B, S, 80, "tcp", 0 } } },
 	{ "udp only", build_udp_only,
 	  { { A, S, 53, "udp", 1 }, { A, S, 54, "udp", 0 }, { A, S, 80, "tcp", 0 }, { B, S, 53, "udp", 0 } } },
