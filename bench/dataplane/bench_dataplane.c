@@ -549,15 +549,32 @@ static void b5_program(struct b5_cfg *c)
 
 static void bench_b5(const struct opts *o)
 {
-	struct b5_cfg cfgs[] = {
+	struct b5_cfg cfgs[8] = {
 		{ .peers = 1, .ports = 1 },     { .peers = 100, .ports = 1 },   { .peers = 10000, .ports = 1 },
 		{ .peers = 1, .ports = 300 },   { .peers = 100, .ports = 300 }, { .peers = 10000, .ports = 300 },
 	};
-	enum { NC = sizeof(cfgs) / sizeof(cfgs[0]) };
-	static double rate[NC][MAX_ROUNDS], ratio[NC][MAX_ROUNDS];
-	struct worker w[NC];
+	/* PF_B5_CONFIGS="1x1,100x1": other sizes (e.g. to measure an older
+	 * compiler, for which 10k x 300 would be 3 million rules); the first is
+	 * the reference */
+	const char *env = getenv("PF_B5_CONFIGS");
+	size_t NC = 6;
+	static double rate[8][MAX_ROUNDS], ratio[8][MAX_ROUNDS];
+	struct worker w[8];
 	int r, k;
 	size_t i;
+
+	if (env) {
+		char buf[256], *save = NULL, *tok;
+
+		snprintf(buf, sizeof(buf), "%s", env);
+		NC = 0;
+		for (tok = strtok_r(buf, ",", &save); tok && NC < 8; tok = strtok_r(NULL, ",", &save)) {
+			cfgs[NC] = (struct b5_cfg){ 0 };
+			if (sscanf(tok, "%zux%zu", &cfgs[NC].peers, &cfgs[NC].ports) != 2)
+				die("PF_B5_CONFIGS");
+			NC++;
+		}
+	}
 
 	for (i = 0; i < NC; i++) {
 		struct b5_cfg *c = &cfgs[i];
