@@ -13,8 +13,12 @@
  *       wall time, transactions, longest transaction; warm restart.
  *   B4  one set-element update through pf_nft_apply vs `nft add element`
  *       run as a process, at set sizes 100 and 100k.
+ *   B5  one policy rule with 1 / 100 / 10k ipBlock /32 peers and 1 / 300
+ *       ports, through the real compiler: rules emitted, compile and program
+ *       time, compiler RSS, and the TCP new-connection rate through the pod
+ *       it selects, as a ratio to the 1-peer 1-port policy in the same round.
  *
- * usage: bench_dataplane PFAGENT [--window-ms W] [--rounds R] [--only b1|b3|b4]
+ * usage: bench_dataplane PFAGENT [--window-ms W] [--rounds R] [--only b1|b3|b4|b5]
  * Needs root (namespaces); touches nothing outside its own namespaces. */
 
 #include <errno.h>
@@ -32,6 +36,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "compile.h"
+#include "model.h"
 #include "nft.h"
 #include "nfttest.h"
 
@@ -399,6 +405,226 @@ static void bench_b1(const struct opts *o)
 	}
 }
 
+/* ---- B5 ---- */
+
+static char *xdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		die("strdup");
+	return d;
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0, res = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static struct pf_pod *b5_pod(const char *name, const char *ip, const char *app)
+{
+	struct pf_pod *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		die("calloc");
+	p->ns = xdup("b");
+	p->name = xdup(name);
+	p->uid = xdup(name);
+	p->node = xdup("node");
+	p->phase = PF_PHASE_RUNNING;
+	pf_labels_add(&p->labels, "app", app);
+	pf_labels_normalize(&p->labels);
+	p->n_ips = 1;
+	pf_addr_parse(ip, &p->ips[0]);
+	return p;
+}
+
+/* "b/allow": selects the server, one ingress rule of n_peers ipBlock /32
+ * (fillers, the client's address last) and n_ports TCP ports (80 among
+ * them, the others spread so that they do not merge into ranges). */
+static struct pf_policy *b5_policy(const char *client_ip, size_t n_peers, size_t n_ports)
+{
+	struct pf_policy *p = calloc(1, sizeof(*p));
+	struct pf_rule *r;
+	size_t i;
+
+	if (!p || !(r = calloc(1, sizeof(*r))))
+		die("calloc");
+	p->ns = xdup("b");
+	p->name = xdup("allow");
+	p->uid = xdup("allow");
+	if (pf_selector_parse("app=srv", &p->pod_sel) < 0)
+		die("selector");
+	p->isolate_ingress = true;
+	p->n_ingress = 1;
+	p->ingress = r;
+	r->n_peers = n_peers;
+	r->peers = calloc(n_peers, sizeof(*r->peers));
+	r->n_ports = n_ports;
+	r->ports = calloc(n_ports, sizeof(*r->ports));
+	if (!r->peers || !r->ports)
+		die("calloc");
+	for (i = 0; i < n_peers; i++) {
+		struct pf_peer *pe = &r->peers[i];
+
+		pe->kind = PF_PEER_IPBLOCK;
+		pe->cidr.addr = filler(2 * i); /* not adjacent: one interval each */
+		pe->cidr.prefix = 32;
+		if (i == n_peers - 1)
+			pf_addr_parse(client_ip, &pe->cidr.addr);
+	}
+	for (i = 0; i < n_ports; i++) {
+		r->ports[i].proto = PF_PROTO_TCP;
+		r->ports[i].has_port = true;
+		r->ports[i].port = (uint16_t)(i == 0 ? 80 : 1000 + 2 * i);
+	}
+	return p;
+}
+
+struct b5_cfg {
+	size_t peers, ports;
+	struct nt_topo t;
+	struct pf_nft *nft;
+	size_t rules, sets, elems;
+	double compile_s, program_s;
+	long rss_kib;
+};
+
+static void b5_program(struct b5_cfg *c)
+{
+	struct pf_model *m = pf_model_new();
+	struct pf_compiler *comp = NULL;
+	struct pf_attachment a = { .ns = "b", .name = "srv", .ifname = c->t.pods[1].ifname, .n_ips = 1 };
+	struct pf_namespace *ns = calloc(1, sizeof(*ns));
+	const struct pf_ir_plan *plan;
+	struct pf_nft_opts no = { .table = TABLE };
+	char path[160];
+	long rss0;
+	double t0;
+	size_t i;
+
+	if (!m || !ns)
+		die("model");
+	ns->name = xdup("b");
+	ns->uid = xdup("b");
+	pf_labels_add(&ns->labels, "kubernetes.io/metadata.name", "b");
+	pf_labels_normalize(&ns->labels);
+	if (pf_model_put_namespace(m, ns) < 0 || pf_model_put_pod(m, b5_pod("cli", c->t.pods[0].ip, "cli")) < 0 ||
+	    pf_model_put_pod(m, b5_pod("srv", c->t.pods[1].ip, "srv")) < 0)
+		die("model put");
+	rss0 = rss_kib();
+	if (pf_model_put_policy(m, b5_policy(c->t.pods[0].ip, c->peers, c->ports)) < 0)
+		die("model put policy");
+	pf_addr_parse(c->t.pods[1].ip, &a.ips[0]);
+	t0 = now_s();
+	if (pf_compiler_new(m, "node", &comp) < 0 || pf_compiler_put_attachment(comp, &a, NULL) < 0 ||
+	    pf_compiler_rebuild(comp, NULL) < 0)
+		die("compile");
+	c->compile_s = now_s() - t0;
+	c->rss_kib = rss_kib() - rss0;
+	plan = pf_compiler_plan(comp);
+	for (i = 0; i < plan->n_chains; i++)
+		c->rules += plan->chains[i].n_rules;
+	c->sets = plan->n_sets;
+	for (i = 0; i < plan->n_sets; i++)
+		c->elems += plan->sets[i].n_elems;
+	snprintf(path, sizeof(path), "/run/netns/%s", c->t.node);
+	if (pf_nft_new_in_netns(path, &no, &c->nft) < 0)
+		die("nft context");
+	t0 = now_s();
+	if (pf_nft_sync(c->nft, plan) < 0)
+		die(pf_nft_error(c->nft));
+	c->program_s = now_s() - t0;
+	pf_compiler_free(comp);
+	pf_model_free(m);
+}
+
+static void bench_b5(const struct opts *o)
+{
+	struct b5_cfg cfgs[8] = {
+		{ .peers = 1, .ports = 1 },     { .peers = 100, .ports = 1 },   { .peers = 10000, .ports = 1 },
+		{ .peers = 1, .ports = 300 },   { .peers = 100, .ports = 300 }, { .peers = 10000, .ports = 300 },
+	};
+	/* PF_B5_CONFIGS="1x1,100x1": other sizes (e.g. to measure an older
+	 * compiler, for which 10k x 300 would be 3 million rules); the first is
+	 * the reference */
+	const char *env = getenv("PF_B5_CONFIGS");
+	size_t NC = 6;
+	static double rate[8][MAX_ROUNDS], ratio[8][MAX_ROUNDS];
+	struct worker w[8];
+	int r, k;
+	size_t i;
+
+	if (env) {
+		char buf[256], *save = NULL, *tok;
+
+		snprintf(buf, sizeof(buf), "%s", env);
+		NC = 0;
+		for (tok = strtok_r(buf, ",", &save); tok && NC < 8; tok = strtok_r(NULL, ",", &save)) {
+			cfgs[NC] = (struct b5_cfg){ 0 };
+			if (sscanf(tok, "%zux%zu", &cfgs[NC].peers, &cfgs[NC].ports) != 2)
+				die("PF_B5_CONFIGS");
+			NC++;
+		}
+	}
+
+	for (i = 0; i < NC; i++) {
+		struct b5_cfg *c = &cfgs[i];
+		char tag[16];
+
+		snprintf(tag, sizeof(tag), "b5c%zu", i);
+		if (nt_topo_up(&c->t, 2, tag) < 0)
+			die("topology");
+		kt_sh("ip netns exec %s sysctl -qw net.ipv4.ip_local_port_range='1024 65000'", c->t.pods[0].ns);
+		if (nt_serve(o->pfagent, c->t.pods[1].ns, "80", "53", "srv") < 0)
+			die("pfagent serve");
+		b5_program(c);
+		w[i] = worker_start(c->t.pods[0].ns, c->t.pods[1].ip);
+		worker_run(&w[i], M_TCP, 100);
+	}
+	for (r = 0; r < o->rounds; r++) {
+		if (r % 5 == 0)
+			for (i = 0; i < NC; i++)
+				kt_sh("ip netns exec %s conntrack -F >/dev/null 2>&1", cfgs[i].t.node);
+		for (k = 0; k < (int)NC; k++) {
+			i = (size_t)(k + r) % NC;
+			rate[i][r] = worker_run(&w[i], M_TCP, o->window_ms);
+		}
+		for (i = 0; i < NC; i++)
+			ratio[i][r] = rate[0][r] > 0 ? rate[i][r] / rate[0][r] : 0;
+	}
+	printf("### B5: one policy rule, many ipBlock peers x many ports\n\n");
+	printf("Policy `b/allow`: one ingress rule with N ipBlock /32 peers (the client last) and M TCP ports "
+	       "(80 first), compiled by the real compiler and synced into a fresh namespace. %d rounds of %d ms "
+	       "TCP new-connection windows; ratio = median of the per-round ratio to the 1 peer / 1 port "
+	       "policy.\n\n",
+	       o->rounds, o->window_ms);
+	printf("| peers x ports | chain rules | sets / elements | compile | program (sync) | compiler RSS | "
+	       "TCP conn/s | ratio (p25-p75) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+	for (i = 0; i < NC; i++) {
+		double med = median(ratio[i], o->rounds);
+
+		printf("| %zu x %zu | %zu | %zu / %zu | %.1f ms | %.1f ms | %ld KiB | %.0f | %.2f (%.2f-%.2f) |\n",
+		       cfgs[i].peers, cfgs[i].ports, cfgs[i].rules, cfgs[i].sets, cfgs[i].elems,
+		       cfgs[i].compile_s * 1e3, cfgs[i].program_s * 1e3, cfgs[i].rss_kib, median(rate[i], o->rounds),
+		       med, pct(ratio[i], o->rounds, 25), pct(ratio[i], o->rounds, 75));
+	}
+	printf("\n");
+	for (i = 0; i < NC; i++) {
+		worker_stop(&w[i]);
+		pf_nft_free(cfgs[i].nft);
+		nt_topo_down(&cfgs[i].t);
+	}
+}
+
 /* ---- B3 ---- */
 
 static void bench_b3(void)
@@ -560,7 +786,7 @@ int main(int argc, char **argv)
 	int i;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s PFAGENT [--window-ms W] [--rounds R] [--only b1|b3|b4]\n", argv[0]);
+		fprintf(stderr, "usage: %s PFAGENT [--window-ms W] [--rounds R] [--only b1|b3|b4|b5]\n", argv[0]);
 		return 2;
 	}
 	o.pfagent = argv[1];
@@ -583,6 +809,8 @@ int main(int argc, char **argv)
 		bench_b3();
 	if (!o.only || strcmp(o.only, "b4") == 0)
 		bench_b4();
+	if (!o.only || strcmp(o.only, "b5") == 0)
+		bench_b5(&o);
 	kt_sweep();
 	return 0;
 }

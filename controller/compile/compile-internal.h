@@ -44,11 +44,35 @@
 #define NAME_LABEL "kubernetes.io/metadata.name"
 
 enum peer_set_kind {
-	SET_SELECTED_PODS, /* podSelector and/or namespaceSelector peer */
+	SET_SELECTED_PODS, /* pods matching any of the entries (selectors), or inside any block */
 	SET_ALL_PODS,      /* no peer: "any destination" with a named port */
-	SET_IPBLOCK,
+	SET_IPBLOCK,       /* static: the union of the blocks minus their excepts */
+	SET_PORTS,         /* static: a rule's port entries (proto . port range) */
 };
 
+/* One podSelector/namespaceSelector peer of a set. */
+struct sel_entry {
+	char *ns; /* pod selector only: the policy's namespace */
+	struct pf_selector *pod_sel, *ns_sel;
+};
+
+/* A named port (egress): the set holds addr . proto . port of the pods having it. */
+struct named_port {
+	const char *name;
+	uint8_t proto;
+};
+
+/* A numeric port entry: proto with the inclusive range lo..hi (0..65535: every port). */
+struct port_range {
+	uint8_t proto;
+	uint16_t lo, hi;
+};
+
+/* One lookup merges every peer of a policy rule (per family): the
+ * selector peers become one hash set of their pods' addresses, the ipBlock
+ * peers one interval set, the named ports one addr . proto . port set, the
+ * port entries one PORTS set. So a rule costs a few nft rules whatever its
+ * number of peers and ports. */
 struct peer_set {
 	uint32_t id;
 	char *key;  /* type + family + canonical content: the identity */
@@ -56,21 +80,21 @@ struct peer_set {
 	enum pf_ir_set_type type;
 	enum peer_set_kind kind;
 	uint8_t family;
-	bool pod_dep; /* elements come from pods (all but plain ipBlock sets) */
-	/* SET_SELECTED_PODS */
-	char *ns; /* pod selector only: the policy's namespace */
-	struct pf_selector *pod_sel, *ns_sel;
-	/* SET_IPBLOCK */
-	struct pf_cidr cidr;
-	size_t n_except;
-	struct pf_cidr *except;
-	/* named port (egress): *_PORT sets */
-	char *port_name;
-	uint8_t proto;
+	bool pod_dep; /* elements come from pods (all but ipBlock and port sets) */
+	/* SET_SELECTED_PODS: sorted by canonical text, unique */
+	size_t n_entries;
+	struct sel_entry *entries;
+	/* SET_IPBLOCK, and pods inside them for SET_SELECTED_PODS with named ports */
+	size_t n_blocks;
+	struct pf_peer *blocks; /* cidr and excepts copied (except owned) */
+	/* named ports (egress): *_PORT sets */
+	size_t n_named;
+	struct named_port *named; /* names owned */
 
 	size_t refs;     /* chain rules using the set */
 	uint32_t *cnt;   /* per element of the plan set: pods contributing it */
 	size_t elem_cap; /* capacity of the plan set's elems and of cnt */
+	uint64_t stamp;  /* last pod resync that looked at it (a set sits in several buckets) */
 	/* per notification */
 	bool touched, created;
 	size_t n_add, cap_add, n_del, cap_del;
@@ -81,11 +105,15 @@ struct peer_set {
 struct set_want {
 	enum peer_set_kind kind;
 	uint8_t family;
-	const char *ns;
-	const struct pf_selector *pod_sel, *ns_sel;
-	const struct pf_peer *block;
-	const char *port_name;
-	uint8_t proto;
+	const char *ns;                    /* the policy's namespace (podSelector-only peers) */
+	size_t n_sels;
+	const struct pf_peer *const *sels; /* selector peers */
+	size_t n_blocks;
+	const struct pf_peer *const *blocks; /* ipBlock peers of the family */
+	size_t n_named;
+	const struct named_port *named;
+	size_t n_ports;
+	const struct port_range *ports; /* SET_PORTS: sorted, merged */
 };
 
 /* The pod-dependent sets that can hold pods of one namespace (by policy
@@ -98,6 +126,7 @@ struct set_bucket {
 
 struct membership {
 	uint32_t set; /* peer_set id */
+	uint8_t proto; /* *_PORT sets: the named port's */
 	uint16_t port;
 };
 
@@ -147,6 +176,7 @@ struct pf_compiler {
 	size_t n_touched, cap_touched;
 	struct intent *intents;
 	size_t n_intents, cap_intents;
+	uint64_t resync_stamp; /* a set may sit in several buckets: visited once per resync */
 	bool quiet; /* rebuild: no intents, the diff comes from comparing plans */
 };
 

@@ -52,12 +52,12 @@ const struct pf_addr *pf_compile_ip_of_family(size_t n, const struct pf_addr *ip
 	return NULL;
 }
 
-static bool in_block(const struct peer_set *cs, const struct pf_addr *a)
+static bool in_block(const struct pf_peer *blk, const struct pf_addr *a)
 {
-	if (!pf_cidr_contains(&cs->cidr, a))
+	if (!pf_cidr_contains(&blk->cidr, a))
 		return false;
-	for (size_t i = 0; i < cs->n_except; i++)
-		if (pf_cidr_contains(&cs->except[i], a))
+	for (size_t i = 0; i < blk->n_except; i++)
+		if (pf_cidr_contains(&blk->except[i], a))
 			return false;
 	return true;
 }
@@ -72,54 +72,100 @@ bool pf_compile_named_port(const struct pf_pod *p, const char *name, uint8_t pro
 	return false;
 }
 
-/* Does pod p (with addresses ips) belong to cs? Writes the port for *_PORT sets. */
-static bool pod_matches(const struct pf_compiler *c, const struct peer_set *cs, const struct pf_pod *p, size_t n_ips,
-			const struct pf_addr *ips, uint16_t *ret_port)
+static bool entry_matches(const struct pf_compiler *c, const struct sel_entry *e, const struct pf_pod *p)
 {
-	const struct pf_addr *a = pf_compile_ip_of_family(n_ips, ips, cs->family);
-
-	*ret_port = 0;
-	if (!a)
+	if (e->ns && strcmp(e->ns, p->ns) != 0)
 		return false;
-	switch (cs->kind) {
-	case SET_SELECTED_PODS:
-		if (cs->ns && strcmp(cs->ns, p->ns) != 0)
-			return false;
-		if (cs->pod_sel && !pf_selector_matches(cs->pod_sel, &p->labels))
-			return false;
-		if (cs->ns_sel) {
-			const struct pf_namespace *n = pf_model_namespace(c->m, p->ns);
+	if (e->pod_sel && !pf_selector_matches(e->pod_sel, &p->labels))
+		return false;
+	if (e->ns_sel) {
+		const struct pf_namespace *n = pf_model_namespace(c->m, p->ns);
 
-			if (!pf_selector_matches(cs->ns_sel, n ? &n->labels : &no_labels))
-				return false;
-		}
-		break;
-	case SET_ALL_PODS:
-		break;
-	case SET_IPBLOCK:
-		if (!in_block(cs, a))
+		if (!pf_selector_matches(e->ns_sel, n ? &n->labels : &no_labels))
 			return false;
-		break;
 	}
-	if (cs->port_name)
-		return pf_compile_named_port(p, cs->port_name, cs->proto, ret_port);
 	return true;
 }
 
-/* The element pod addresses ips (and port) contribute to cs. */
+/* Is pod p (with addresses ips) one of cs's peers? The named ports it
+ * has are a separate question (pod_ports). */
+static bool pod_matches(const struct pf_compiler *c, const struct peer_set *cs, const struct pf_pod *p, size_t n_ips,
+			const struct pf_addr *ips)
+{
+	const struct pf_addr *a = pf_compile_ip_of_family(n_ips, ips, cs->family);
+
+	if (!a)
+		return false;
+	if (cs->kind == SET_ALL_PODS)
+		return true;
+	for (size_t i = 0; i < cs->n_entries; i++)
+		if (entry_matches(c, &cs->entries[i], p))
+			return true;
+	for (size_t i = 0; i < cs->n_blocks; i++)
+		if (in_block(&cs->blocks[i], a))
+			return true;
+	return false;
+}
+
+/* The (proto, port) memberships a matching pod has in cs: one with 0/0 for
+ * address sets, one per named port the pod has for *_PORT sets. Returns how
+ * many were written to out (at most cs->n_named, or 1). */
+static size_t pod_ports(const struct peer_set *cs, const struct pf_pod *p, struct membership *out)
+{
+	size_t n = 0;
+
+	if (!cs->n_named) {
+		out[0] = (struct membership){cs->id, 0, 0};
+		return 1;
+	}
+	for (size_t i = 0; i < cs->n_named; i++) {
+		uint16_t port;
+
+		if (pf_compile_named_port(p, cs->named[i].name, cs->named[i].proto, &port))
+			out[n++] = (struct membership){cs->id, cs->named[i].proto, port};
+	}
+	return n;
+}
+
+/* The element pod addresses ips contribute to cs through membership m. */
 static struct pf_ir_elem membership_elem(const struct peer_set *cs, size_t n_ips, const struct pf_addr *ips,
-					 uint16_t port)
+					 const struct membership *m)
 {
 	const struct pf_addr *a = pf_compile_ip_of_family(n_ips, ips, cs->family);
 	struct pf_ir_elem e = {0};
 
 	if (a)
 		e.lo = e.hi = *a;
-	if (cs->port_name) {
-		e.proto = cs->proto;
-		e.port = port;
+	if (cs->n_named) {
+		e.proto = m->proto;
+		e.port = m->port;
 	}
 	return e;
+}
+
+/* Adds pod mp's memberships in cs (the pod matched): elements and records. */
+static int add_memberships(struct pf_compiler *c, struct peer_set *cs, const struct pf_pod *p,
+			   struct member_pod *mp, size_t n_ips, const struct pf_addr *ips)
+{
+	struct membership one, *mv = &one;
+	size_t n;
+	int ret = 0;
+
+	if (cs->n_named > 1 && !(mv = malloc(cs->n_named * sizeof(*mv))))
+		return -ENOMEM;
+	n = pod_ports(cs, p, mv);
+	for (size_t i = 0; i < n && ret >= 0; i++) {
+		struct pf_ir_elem e = membership_elem(cs, n_ips, ips, &mv[i]);
+
+		ret = pf_compile_elem_inc(c, cs, &e);
+		if (ret >= 0)
+			ret = pf_compile_grow((void **)&mp->mem, &mp->cap_mem, mp->n_mem + 1, sizeof(*mp->mem));
+		if (ret >= 0)
+			mp->mem[mp->n_mem++] = mv[i];
+	}
+	if (mv != &one)
+		free(mv);
+	return ret;
 }
 
 static void member_pod_free(struct member_pod *mp)
@@ -129,16 +175,6 @@ static void member_pod_free(struct member_pod *mp)
 	free(mp->key);
 	free(mp->mem);
 	free(mp);
-}
-
-static int member_pod_add(struct member_pod *mp, uint32_t id, uint16_t port)
-{
-	int ret = pf_compile_grow((void **)&mp->mem, &mp->cap_mem, mp->n_mem + 1, sizeof(*mp->mem));
-
-	if (ret < 0)
-		return ret;
-	mp->mem[mp->n_mem++] = (struct membership){id, port};
-	return 0;
 }
 
 static int member_pod_get(struct pf_compiler *c, const char *key, const struct pf_pod *p, struct member_pod **ret)
@@ -182,7 +218,7 @@ int pf_compile_pod_resync(struct pf_compiler *c, const char *ns, const char *nam
 
 			if (!cs)
 				continue;
-			e = membership_elem(cs, mp->n_ips, mp->ips, mp->mem[i].port);
+			e = membership_elem(cs, mp->n_ips, mp->ips, &mp->mem[i]);
 			ret = pf_compile_elem_dec(c, cs, &e);
 			if (ret < 0)
 				goto out;
@@ -200,10 +236,9 @@ int pf_compile_pod_resync(struct pf_compiler *c, const char *ns, const char *nam
 		size_t n1 = b1 ? b1->n : 0, n2 = b2 ? b2->n : 0;
 
 		pf_compile_pod_ips(c, p, pf_hmap_get(&c->attached, key), &n_ips, ips);
+		c->resync_stamp++;
 		for (size_t i = 0; i < n1 + n2 + c->n_podsets_other; i++) {
 			struct peer_set *cs;
-			struct pf_ir_elem e;
-			uint16_t port;
 
 			if (i < n1)
 				cs = b1->v[i];
@@ -211,7 +246,11 @@ int pf_compile_pod_resync(struct pf_compiler *c, const char *ns, const char *nam
 				cs = b2->v[i - n1];
 			else
 				cs = c->podsets_other[i - n1 - n2];
-			if (!pod_matches(c, cs, p, n_ips, ips, &port))
+			/* a set of several peers may sit in both buckets */
+			if (cs->stamp == c->resync_stamp)
+				continue;
+			cs->stamp = c->resync_stamp;
+			if (!pod_matches(c, cs, p, n_ips, ips))
 				continue;
 			if (!mp) {
 				ret = member_pod_get(c, key, p, &mp);
@@ -220,11 +259,7 @@ int pf_compile_pod_resync(struct pf_compiler *c, const char *ns, const char *nam
 			}
 			mp->n_ips = n_ips;
 			memcpy(mp->ips, ips, sizeof(ips));
-			e = membership_elem(cs, n_ips, ips, port);
-			ret = pf_compile_elem_inc(c, cs, &e);
-			if (ret < 0)
-				goto out;
-			ret = member_pod_add(mp, cs->id, port);
+			ret = add_memberships(c, cs, p, mp, n_ips, ips);
 			if (ret < 0)
 				goto out;
 		}
@@ -266,8 +301,6 @@ static int populate_pod(const struct pf_pod *p, void *ud)
 	const char *key = buf;
 	size_t n_ips;
 	struct pf_addr ips[PF_POD_MAX_IPS];
-	struct pf_ir_elem e;
-	uint16_t port;
 	bool local;
 	int ret = 0;
 
@@ -284,7 +317,7 @@ static int populate_pod(const struct pf_pod *p, void *ud)
 		key = heap ? heap : buf;
 	}
 	pf_compile_pod_ips(c, p, local ? pf_hmap_get(&c->attached, key) : NULL, &n_ips, ips);
-	if (!pod_matches(c, cs, p, n_ips, ips, &port))
+	if (!pod_matches(c, cs, p, n_ips, ips))
 		goto out;
 	if (!local) {
 		ret = fmt_key(buf, sizeof(buf), p, &heap);
@@ -306,10 +339,7 @@ static int populate_pod(const struct pf_pod *p, void *ud)
 		if (ret < 0)
 			goto out;
 	}
-	e = membership_elem(cs, n_ips, ips, port);
-	ret = pf_compile_elem_inc(c, cs, &e);
-	if (ret >= 0)
-		ret = member_pod_add(mp, cs->id, port);
+	ret = add_memberships(c, cs, p, mp, n_ips, ips);
 out:
 	free(heap);
 	if (ret < 0)
@@ -317,29 +347,61 @@ out:
 	return 0;
 }
 
+/* Does any entry of cs select pods of namespace n? */
+static bool ns_candidate(const struct peer_set *cs, const struct pf_namespace *n)
+{
+	for (size_t i = 0; i < cs->n_entries; i++) {
+		const struct sel_entry *e = &cs->entries[i];
+
+		if (e->ns ? strcmp(e->ns, n->name) == 0 : pf_selector_matches(e->ns_sel, &n->labels))
+			return true;
+	}
+	return false;
+}
+
+static bool ns_listed(const struct peer_set *cs, size_t upto, const char *ns)
+{
+	for (size_t i = 0; i < upto; i++)
+		if (cs->entries[i].ns && strcmp(cs->entries[i].ns, ns) == 0)
+			return true;
+	return false;
+}
+
 static int populate_ns(const struct pf_namespace *n, void *ud)
 {
 	struct populate_ctx *u = ud;
 
-	if (!pf_selector_matches(u->cs->ns_sel, &n->labels))
+	/* namespaces named by a podSelector-only entry were walked already */
+	if (ns_listed(u->cs, u->cs->n_entries, n->name) || !ns_candidate(u->cs, n))
 		return 0;
 	return pf_model_each_pod_in_ns(u->c->m, n->name, populate_pod, ud);
 }
 
-
 int pf_compile_set_populate(struct pf_compiler *c, struct peer_set *cs)
 {
 	struct populate_ctx u = {c, cs, 0};
-	int r;
+	bool any_ns_sel = false;
+	int r = 0;
 
-	/* Only the candidates: the policy's namespace, the matching namespaces,
-	 * or (any destination, ipBlock with a named port) every pod. */
-	if (cs->kind == SET_SELECTED_PODS && cs->ns_sel)
-		r = pf_model_each_namespace(c->m, populate_ns, &u);
-	else if (cs->kind == SET_SELECTED_PODS)
-		r = pf_model_each_pod_in_ns(c->m, cs->ns, populate_pod, &u);
-	else
+	/* Only the candidates: the namespaces of podSelector-only entries (each
+	 * once), the namespaces matching a namespaceSelector, or (any
+	 * destination, ipBlock with a named port) every pod. Each pod is
+	 * visited at most once. */
+	if (cs->kind != SET_SELECTED_PODS || cs->n_blocks) {
 		r = pf_model_each_pod(c->m, populate_pod, &u);
+		goto out;
+	}
+	for (size_t i = 0; i < cs->n_entries && r >= 0 && u.err >= 0; i++) {
+		if (!cs->entries[i].ns) {
+			any_ns_sel = true;
+			continue;
+		}
+		if (!ns_listed(cs, i, cs->entries[i].ns))
+			r = pf_model_each_pod_in_ns(c->m, cs->entries[i].ns, populate_pod, &u);
+	}
+	if (any_ns_sel && r >= 0 && u.err >= 0)
+		r = pf_model_each_namespace(c->m, populate_ns, &u);
+out:
 	if (u.err < 0)
 		return u.err;
 	return r > 0 ? 0 : r;

@@ -4,11 +4,14 @@
  * For each local pod and direction (ingress, egress):
  *   collect_policy()  the policies of the pod's namespace that select it and
  *                     isolate it in that direction, in name order;
- *   expand_rule()     each policy rule -> one IR rule per (peer, port entry,
- *                     address family of the pod); a peer becomes a reference
- *                     to a content-named peer set (sets.c), a named port is
- *                     resolved on the pod (ingress) or through an
- *                     address . proto . port set (egress);
+ *   expand_rule()     each policy rule -> a few IR rules per address family
+ *                     of the pod, whatever its number of peers and ports:
+ *                     its selector peers become one content-named set of
+ *                     pod addresses, its ipBlock peers one interval set
+ *                     (sets.c), its port entries one PORTS set (or a rule
+ *                     each when there are few); a named port is resolved on
+ *                     the pod (ingress) or through one address . proto .
+ *                     port set of all the rule's named ports (egress);
  *   build_chain()     the pod's chain: those rules in order; the chain ends
  *                     with an implicit drop (ir.h). No policy, no chain: the
  *                     pod is not isolated in that direction.
@@ -39,41 +42,49 @@ static void rule_vec_release(struct pf_compiler *c, struct rule_vec *rv)
 	for (size_t i = 0; i < rv->n; i++) {
 		if (rv->v[i].set)
 			pf_compile_set_unref(c, rv->v[i].set);
+		if (rv->v[i].ports)
+			pf_compile_set_unref(c, rv->v[i].ports);
 		free(rv->v[i].set);
+		free(rv->v[i].ports);
 		free(rv->v[i].policy);
 	}
 	free(rv->v);
 	*rv = (struct rule_vec){0};
 }
 
+/* Appends a rule like tmpl (its ports field, if any, is a want for the
+ * PORTS set) matching the peer set w (NULL: any peer). */
 static int rule_vec_push(struct pf_compiler *c, struct rule_vec *rv, const struct pf_ir_rule *tmpl,
-			 const struct set_want *w, const struct pf_policy *pol)
+			 const struct set_want *w, const struct set_want *wports, const struct pf_policy *pol)
 {
 	struct pf_ir_rule *r;
-	struct peer_set *cs = NULL;
+	struct peer_set *cs = NULL, *ps = NULL;
 	int ret;
 
 	ret = pf_compile_grow((void **)&rv->v, &rv->cap, rv->n + 1, sizeof(*rv->v));
 	if (ret < 0)
 		return ret;
-	if (w) {
+	if (w)
 		ret = pf_compile_set_ref(c, w, &cs);
-		if (ret < 0) {
-			if (cs)
-				pf_compile_set_unref(c, cs->name);
-			return ret;
-		}
-	}
+	if (ret >= 0 && wports)
+		ret = pf_compile_set_ref(c, wports, &ps);
 	r = &rv->v[rv->n];
 	*r = *tmpl;
 	r->set = cs ? strdup(cs->name) : NULL;
+	r->ports = ps ? strdup(ps->name) : NULL;
 	r->policy = pf_compile_pod_key(pol->ns, pol->name);
-	if ((cs && !r->set) || !r->policy) {
+	if (ret >= 0 && ((cs && !r->set) || (ps && !r->ports) || !r->policy))
+		ret = -ENOMEM;
+	if (ret < 0) {
+		/* a set is returned (referenced) even when populating it failed */
 		if (cs)
 			pf_compile_set_unref(c, cs->name);
+		if (ps)
+			pf_compile_set_unref(c, ps->name);
 		free(r->set);
+		free(r->ports);
 		free(r->policy);
-		return -ENOMEM;
+		return ret;
 	}
 	rv->n++;
 	return 0;
@@ -100,76 +111,202 @@ static int collect_policy(const struct pf_policy *pol, void *ud)
 	return 0;
 }
 
-/* Expands one policy rule into IR rules for the chain of pod p. */
+/* Up to this many port ranges, a rule each ("meta l4proto tcp th dport 80");
+ * more, one rule with a PORTS set lookup. */
+#define PORTS_INLINE_MAX 4
+
+static int cmp_port_range(const void *a, const void *b)
+{
+	const struct port_range *x = a, *y = b;
+
+	if (x->proto != y->proto)
+		return x->proto < y->proto ? -1 : 1;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return (x->hi > y->hi) - (x->hi < y->hi);
+}
+
+/* Sorts and merges overlapping and adjacent ranges of one protocol. */
+static size_t port_ranges_merge(struct port_range *v, size_t n)
+{
+	size_t m = 0;
+
+	qsort(v, n, sizeof(*v), cmp_port_range);
+	for (size_t i = 0; i < n; i++) {
+		struct port_range *last = m ? &v[m - 1] : NULL;
+
+		if (last && last->proto == v[i].proto && (uint32_t)v[i].lo <= (uint32_t)last->hi + 1) {
+			if (v[i].hi > last->hi)
+				last->hi = v[i].hi;
+			continue;
+		}
+		v[m++] = v[i];
+	}
+	return m;
+}
+
+/* A policy rule's pieces, sorted out once for all its IR rules. */
+struct rule_parts {
+	bool any_peer, any_port;
+	size_t n_sels, n_blocks, n_ranges, n_named;
+	const struct pf_peer **sels, **blocks;
+	struct port_range *ranges;
+	struct named_port *named;
+};
+
+static void rule_parts_free(struct rule_parts *rp)
+{
+	free(rp->sels);
+	free(rp->blocks);
+	free(rp->ranges);
+	free(rp->named);
+}
+
+static int rule_parts_get(const struct pf_pod *p, enum pf_ir_dir dir, const struct pf_rule *rule,
+			  struct rule_parts *rp)
+{
+	*rp = (struct rule_parts){.any_peer = rule->n_peers == 0, .any_port = rule->n_ports == 0};
+	rp->sels = calloc(rule->n_peers + 1, sizeof(*rp->sels));
+	rp->blocks = calloc(rule->n_peers + 1, sizeof(*rp->blocks));
+	rp->ranges = calloc(rule->n_ports + 1, sizeof(*rp->ranges));
+	rp->named = calloc(rule->n_ports + 1, sizeof(*rp->named));
+	if (!rp->sels || !rp->blocks || !rp->ranges || !rp->named)
+		return -ENOMEM;
+	for (size_t i = 0; i < rule->n_peers; i++) {
+		const struct pf_peer *pe = &rule->peers[i];
+
+		if (pe->kind == PF_PEER_IPBLOCK)
+			rp->blocks[rp->n_blocks++] = pe;
+		else
+			rp->sels[rp->n_sels++] = pe;
+	}
+	for (size_t j = 0; j < rule->n_ports; j++) {
+		const struct pf_port *pt = &rule->ports[j];
+		struct port_range r = {.proto = (uint8_t)pt->proto, .lo = 0, .hi = 65535};
+
+		if (pt->has_port && pt->name) {
+			if (dir == PF_IR_EGRESS) {
+				/* Resolved per destination pod: a *_PORT set. */
+				rp->named[rp->n_named++] = (struct named_port){pt->name, (uint8_t)pt->proto};
+				continue;
+			}
+			if (!pf_compile_named_port(p, pt->name, (uint8_t)pt->proto, &r.lo))
+				continue; /* the target pod has no such port: matches nothing */
+			r.hi = r.lo;
+		} else if (pt->has_port) {
+			r.lo = pt->port;
+			r.hi = pt->end_port ? pt->end_port : pt->port;
+		}
+		rp->ranges[rp->n_ranges++] = r;
+	}
+	rp->n_ranges = port_ranges_merge(rp->ranges, rp->n_ranges);
+	return 0;
+}
+
+/* The blocks of rp of family f, into out. */
+static size_t blocks_of_family(const struct rule_parts *rp, uint8_t f, const struct pf_peer **out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rp->n_blocks; i++)
+		if (rp->blocks[i]->cidr.addr.family == f)
+			out[n++] = rp->blocks[i];
+	return n;
+}
+
+/* Expands one policy rule into IR rules for the chain of pod p: per port
+ * template (every port; one per range when few; one PORTS set lookup), a
+ * rule for any peer, else per family one for the selector peers' set and one
+ * for the ipBlock peers' set; then per family one for the named ports
+ * (egress). */
 static int expand_rule(struct pf_compiler *c, struct rule_vec *rv, const struct pf_pod *p, const bool fams[2],
 		       enum pf_ir_dir dir, const struct pf_policy *pol, uint32_t idx, const struct pf_rule *rule)
 {
-	size_t n_peers = rule->n_peers ? rule->n_peers : 1;
-	size_t n_ports = rule->n_ports ? rule->n_ports : 1;
 	static const uint8_t famv[2] = {4, 6};
+	struct rule_parts rp;
+	const struct pf_peer **fblocks = NULL;
+	size_t n_tmpl;
+	bool use_set;
 	int r;
 
-	for (size_t i = 0; i < n_peers; i++) {
-		const struct pf_peer *peer = rule->n_peers ? &rule->peers[i] : NULL;
+	r = rule_parts_get(p, dir, rule, &rp);
+	if (r < 0)
+		goto out;
+	fblocks = calloc(rule->n_peers + 1, sizeof(*fblocks));
+	if (!fblocks) {
+		r = -ENOMEM;
+		goto out;
+	}
+	use_set = rp.n_ranges > PORTS_INLINE_MAX;
+	n_tmpl = rp.any_port ? 1 : use_set ? 1 : rp.n_ranges;
+	for (size_t j = 0; j < n_tmpl; j++) {
+		struct pf_ir_rule t = {.rule = idx, .verdict = dir == PF_IR_INGRESS ? PF_IR_ACCEPT : PF_IR_RETURN};
+		struct set_want wp = {.kind = SET_PORTS, .n_ports = rp.n_ranges, .ports = rp.ranges};
+		const struct set_want *wports = use_set && !rp.any_port ? &wp : NULL;
 
-		for (size_t j = 0; j < n_ports; j++) {
-			const struct pf_port *pt = rule->n_ports ? &rule->ports[j] : NULL;
-			struct pf_ir_rule t = {.rule = idx, .verdict = dir == PF_IR_INGRESS ? PF_IR_ACCEPT : PF_IR_RETURN};
-			const char *egress_name = NULL;
+		if (!rp.any_port && !use_set) {
+			const struct port_range *pr = &rp.ranges[j];
 
-			if (pt) {
-				t.proto = (uint8_t)pt->proto;
-				if (pt->has_port && pt->name) {
-					uint16_t num;
-
-					if (dir == PF_IR_EGRESS) {
-						/* Resolved per destination pod: a *_PORT set. */
-						egress_name = pt->name;
-						t.proto = 0;
-						t.set_has_port = true;
-					} else if (pf_compile_named_port(p, pt->name, (uint8_t)pt->proto, &num)) {
-						t.port_lo = t.port_hi = num;
-					} else {
-						continue; /* the target pod has no such port: matches nothing */
-					}
-				} else if (pt->has_port) {
-					t.port_lo = pt->port;
-					t.port_hi = pt->end_port ? pt->end_port : pt->port;
-				}
+			t.proto = pr->proto;
+			if (pr->lo != 0 || pr->hi != 65535) {
+				t.port_lo = pr->lo;
+				t.port_hi = pr->hi;
 			}
-			if (!peer && !egress_name) {
-				r = rule_vec_push(c, rv, &t, NULL, pol);
-				if (r < 0)
-					return r;
+		}
+		if (rp.any_peer) {
+			r = rule_vec_push(c, rv, &t, NULL, wports, pol);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		for (int f = 0; f < 2; f++) {
+			size_t nb = blocks_of_family(&rp, famv[f], fblocks);
+
+			if (!fams[f])
 				continue;
-			}
-			for (int f = 0; f < 2; f++) {
-				struct set_want w = {.family = famv[f], .port_name = egress_name,
-						     .proto = egress_name ? (uint8_t)pt->proto : 0};
+			t.family = famv[f];
+			if (rp.n_sels) {
+				struct set_want w = {.kind = SET_SELECTED_PODS, .family = famv[f], .ns = pol->ns,
+						     .n_sels = rp.n_sels, .sels = rp.sels};
 
-				if (!fams[f])
-					continue;
-				if (!peer) {
-					w.kind = SET_ALL_PODS;
-				} else if (peer->kind == PF_PEER_IPBLOCK) {
-					if (peer->cidr.addr.family != famv[f])
-						continue; /* a v4 block never matches v6 */
-					w.kind = SET_IPBLOCK;
-					w.block = peer;
-				} else {
-					w.kind = SET_SELECTED_PODS;
-					w.pod_sel = peer->pod_sel;
-					w.ns_sel = peer->ns_sel;
-					w.ns = peer->ns_sel ? NULL : pol->ns;
-				}
-				t.family = famv[f];
-				r = rule_vec_push(c, rv, &t, &w, pol);
+				r = rule_vec_push(c, rv, &t, &w, wports, pol);
 				if (r < 0)
-					return r;
+					goto out;
+			}
+			if (nb) { /* a v4 block never matches v6 */
+				struct set_want w = {.kind = SET_IPBLOCK, .family = famv[f], .n_blocks = nb,
+						     .blocks = fblocks};
+
+				r = rule_vec_push(c, rv, &t, &w, wports, pol);
+				if (r < 0)
+					goto out;
 			}
 		}
 	}
-	return 0;
+	for (int f = 0; f < 2 && rp.n_named; f++) {
+		struct pf_ir_rule t = {.rule = idx, .verdict = PF_IR_RETURN, .family = famv[f], .set_has_port = true};
+		struct set_want w = {.kind = rp.any_peer ? SET_ALL_PODS : SET_SELECTED_PODS, .family = famv[f],
+				     .ns = pol->ns, .n_named = rp.n_named, .named = rp.named};
+
+		if (!fams[f])
+			continue;
+		if (!rp.any_peer) {
+			w.n_sels = rp.n_sels;
+			w.sels = rp.sels;
+			w.n_blocks = blocks_of_family(&rp, famv[f], fblocks);
+			w.blocks = fblocks;
+			if (!w.n_sels && !w.n_blocks)
+				continue;
+		}
+		r = rule_vec_push(c, rv, &t, &w, NULL, pol);
+		if (r < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	free(fblocks);
+	rule_parts_free(&rp);
+	return r;
 }
 
 static char *chain_name(enum pf_ir_dir dir, const char *key)
@@ -256,6 +393,7 @@ void pf_compile_chain_free_contents(struct pf_ir_chain *ch)
 	free(ch->pod);
 	for (size_t i = 0; i < ch->n_rules; i++) {
 		free(ch->rules[i].set);
+		free(ch->rules[i].ports);
 		free(ch->rules[i].policy);
 	}
 	free(ch->rules);
@@ -279,7 +417,8 @@ static bool rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b
 		if (x->family != y->family || x->set_has_port != y->set_has_port || x->proto != y->proto ||
 		    x->port_lo != y->port_lo || x->port_hi != y->port_hi || x->verdict != y->verdict ||
 		    x->rule != y->rule || (x->set == NULL) != (y->set == NULL) ||
-		    (x->set && strcmp(x->set, y->set) != 0) || strcmp(x->policy, y->policy) != 0)
+		    (x->set && strcmp(x->set, y->set) != 0) || (x->ports == NULL) != (y->ports == NULL) ||
+		    (x->ports && strcmp(x->ports, y->ports) != 0) || strcmp(x->policy, y->policy) != 0)
 			return false;
 	}
 	return true;
@@ -287,9 +426,12 @@ static bool rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b
 
 static void chain_unref(struct pf_compiler *c, const struct pf_ir_chain *ch)
 {
-	for (size_t i = 0; i < ch->n_rules; i++)
+	for (size_t i = 0; i < ch->n_rules; i++) {
 		if (ch->rules[i].set)
 			pf_compile_set_unref(c, ch->rules[i].set);
+		if (ch->rules[i].ports)
+			pf_compile_set_unref(c, ch->rules[i].ports);
+	}
 }
 
 /* Puts new chain nch (may be NULL) in place of the chain named old_name (may be NULL). */

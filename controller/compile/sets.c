@@ -46,17 +46,26 @@ static void peer_set_free(struct peer_set *cs)
 		return;
 	free(cs->key);
 	free(cs->name);
-	free(cs->ns);
-	if (cs->pod_sel) {
-		pf_selector_done(cs->pod_sel);
-		free(cs->pod_sel);
+	for (size_t i = 0; i < cs->n_entries; i++) {
+		struct sel_entry *e = &cs->entries[i];
+
+		free(e->ns);
+		if (e->pod_sel) {
+			pf_selector_done(e->pod_sel);
+			free(e->pod_sel);
+		}
+		if (e->ns_sel) {
+			pf_selector_done(e->ns_sel);
+			free(e->ns_sel);
+		}
 	}
-	if (cs->ns_sel) {
-		pf_selector_done(cs->ns_sel);
-		free(cs->ns_sel);
-	}
-	free(cs->except);
-	free(cs->port_name);
+	free(cs->entries);
+	for (size_t i = 0; i < cs->n_blocks; i++)
+		free(cs->blocks[i].except);
+	free(cs->blocks);
+	for (size_t i = 0; i < cs->n_named; i++)
+		free((char *)cs->named[i].name);
+	free(cs->named);
 	free(cs->cnt);
 	free(cs->add);
 	free(cs->del);
@@ -116,93 +125,194 @@ static int cmp_cidr(const void *a, const void *b)
 	return r ? r : (int)x->prefix - (int)y->prefix;
 }
 
-static char *want_text(const struct set_want *w)
+/* ---- canonical text: the identity of a set and its comment ---- */
+
+/* A growing string; oom sticks. */
+struct text {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void text_add(struct text *t, const char *s)
 {
-	char *sel1 = NULL, *sel2 = NULL, *base = NULL, *out = NULL;
+	size_t n = strlen(s);
+
+	if (t->oom)
+		return;
+	if (pf_compile_grow((void **)&t->s, &t->cap, t->len + n + 1, 1) < 0) {
+		t->oom = true;
+		return;
+	}
+	memcpy(t->s + t->len, s, n + 1);
+	t->len += n;
+}
+
+static char *selector_peer_text(const struct pf_peer *pe, const char *ns)
+{
+	char *sel1 = NULL, *sel2 = NULL, *out = NULL;
 	int r = -1;
 
-	switch (w->kind) {
-	case SET_ALL_PODS:
-		base = strdup("all pods");
-		break;
-	case SET_SELECTED_PODS:
-		if (w->pod_sel && !(sel1 = pf_selector_to_string(w->pod_sel)))
-			break;
-		if (w->ns_sel && !(sel2 = pf_selector_to_string(w->ns_sel)))
-			break;
-		if (sel1 && sel2)
-			r = asprintf(&base, "ns{%s} pod{%s}", sel2, sel1);
-		else if (sel2)
-			r = asprintf(&base, "ns{%s}", sel2);
-		else
-			r = asprintf(&base, "pod{%s} in %s", sel1 ? sel1 : "", w->ns);
-		if (r < 0)
-			base = NULL;
-		break;
-	case SET_IPBLOCK: {
-		const struct pf_peer *pe = w->block;
-		size_t nex = pe->n_except, len;
-		char cb[PF_CIDR_STRLEN];
-		struct pf_cidr *ex = malloc((nex + 1) * sizeof(*ex));
-
-		if (!ex)
-			break;
-		/* Canonical except order so equal blocks share a set. */
-		if (nex) {
-			memcpy(ex, pe->except, nex * sizeof(*ex));
-			qsort(ex, nex, sizeof(*ex), cmp_cidr);
-		}
-		len = 16 + (nex + 1) * (PF_CIDR_STRLEN + 1);
-		base = malloc(len);
-		if (!base) {
-			free(ex);
-			break;
-		}
-		snprintf(base, len, "ip{%s", pf_cidr_format(&pe->cidr, cb));
-		for (size_t i = 0; i < nex; i++) {
-			strcat(base, i ? "," : " except ");
-			strcat(base, pf_cidr_format(&ex[i], cb));
-		}
-		strcat(base, "}");
-		free(ex);
-		break;
-	}
-	}
-	if (base && w->port_name) {
-		if (asprintf(&out, "%s port %s/%s", base, w->port_name, proto_name(w->proto)) < 0)
-			out = NULL;
-		free(base);
-	} else {
-		out = base;
-	}
+	if (pe->pod_sel && !(sel1 = pf_selector_to_string(pe->pod_sel)))
+		goto out;
+	if (pe->ns_sel && !(sel2 = pf_selector_to_string(pe->ns_sel)))
+		goto out;
+	if (sel1 && sel2)
+		r = asprintf(&out, "ns{%s} pod{%s}", sel2, sel1);
+	else if (sel2)
+		r = asprintf(&out, "ns{%s}", sel2);
+	else
+		r = asprintf(&out, "pod{%s} in %s", sel1 ? sel1 : "", ns);
+	if (r < 0)
+		out = NULL;
+out:
 	free(sel1);
 	free(sel2);
 	return out;
 }
 
-static int ipblock_fill(struct pf_ir_set *s, const struct peer_set *cs)
+static char *block_text(const struct pf_peer *pe)
+{
+	size_t nex = pe->n_except, len = 16 + (nex + 1) * (PF_CIDR_STRLEN + 1);
+	char cb[PF_CIDR_STRLEN];
+	struct pf_cidr *ex = malloc((nex + 1) * sizeof(*ex));
+	char *base = malloc(len);
+
+	if (!ex || !base) {
+		free(ex);
+		free(base);
+		return NULL;
+	}
+	/* Canonical except order so equal blocks share a set. */
+	if (nex) {
+		memcpy(ex, pe->except, nex * sizeof(*ex));
+		qsort(ex, nex, sizeof(*ex), cmp_cidr);
+	}
+	snprintf(base, len, "ip{%s", pf_cidr_format(&pe->cidr, cb));
+	for (size_t i = 0; i < nex; i++) {
+		strcat(base, i ? "," : " except ");
+		strcat(base, pf_cidr_format(&ex[i], cb));
+	}
+	strcat(base, "}");
+	free(ex);
+	return base;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the texts (n of them, taken), sorted and without duplicates. */
+static void text_add_sorted(struct text *t, char **v, size_t n, const char *sep, bool *first)
+{
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (i && strcmp(v[i], v[i - 1]) == 0)
+			continue;
+		if (!*first)
+			text_add(t, sep);
+		*first = false;
+		text_add(t, v[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
+static char *want_text(const struct set_want *w)
+{
+	struct text t = {0};
+	size_t n = w->n_sels + w->n_blocks + w->n_named + w->n_ports;
+	char **v = calloc(n ? n : 1, sizeof(*v));
+	bool first = true;
+	size_t k = 0;
+
+	if (!v)
+		return NULL;
+	if (w->kind == SET_ALL_PODS) {
+		text_add(&t, "all pods");
+		first = false;
+	}
+	for (size_t i = 0; i < w->n_sels; i++)
+		if (!(v[k++] = selector_peer_text(w->sels[i], w->ns)))
+			t.oom = true;
+	text_add_sorted(&t, v, k, ", ", &first);
+	k = 0;
+	for (size_t i = 0; i < w->n_blocks; i++)
+		if (!(v[k++] = block_text(w->blocks[i])))
+			t.oom = true;
+	text_add_sorted(&t, v, k, ", ", &first);
+	k = 0;
+	for (size_t i = 0; i < w->n_named; i++)
+		if (asprintf(&v[k++], "%s/%s", w->named[i].name, proto_name(w->named[i].proto)) < 0)
+			v[k - 1] = NULL, t.oom = true;
+	if (k) {
+		bool f2 = true;
+
+		text_add(&t, first ? "port " : " port ");
+		text_add_sorted(&t, v, k, ",", &f2);
+		first = false;
+	}
+	/* Port ranges come sorted and merged (rules.c). */
+	for (size_t i = 0; i < w->n_ports; i++) {
+		const struct port_range *pr = &w->ports[i];
+		char buf[32];
+
+		if (pr->lo == 0 && pr->hi == 65535)
+			snprintf(buf, sizeof(buf), "%s", proto_name(pr->proto));
+		else if (pr->lo == pr->hi)
+			snprintf(buf, sizeof(buf), "%s/%u", proto_name(pr->proto), pr->lo);
+		else
+			snprintf(buf, sizeof(buf), "%s/%u-%u", proto_name(pr->proto), pr->lo, pr->hi);
+		text_add(&t, first ? "ports " : ",");
+		text_add(&t, buf);
+		first = false;
+	}
+	free(v);
+	if (t.oom) {
+		free(t.s);
+		return NULL;
+	}
+	return t.s ? t.s : strdup("");
+}
+
+/* The set comment: the canonical text, shortened (nft keeps 127 bytes). */
+static char *comment_text(const char *text)
+{
+	char *c;
+
+	if (strlen(text) <= 120)
+		return strdup(text);
+	if (asprintf(&c, "%.100s ... (%zu bytes)", text, strlen(text)) < 0)
+		return NULL;
+	return c;
+}
+
+/* ---- static contents ---- */
+
+/* Appends cidr minus its excepts as disjoint sorted intervals. */
+static int block_intervals(const struct pf_peer *blk, uint8_t family, struct pf_ir_elem **v, size_t *n, size_t *cap)
 {
 	struct pf_addr cur, last;
 	struct pf_cidr *ex = NULL;
 	bool done = false;
 	int r = -ENOMEM;
 
-	s->elems = calloc(cs->n_except + 1, sizeof(*s->elems));
-	if (!s->elems)
+	if (pf_compile_grow((void **)v, cap, *n + blk->n_except + 1, sizeof(**v)) < 0)
 		goto out;
-	if (cs->n_except) {
-		ex = malloc(cs->n_except * sizeof(*ex));
+	if (blk->n_except) {
+		ex = malloc(blk->n_except * sizeof(*ex));
 		if (!ex)
 			goto out;
-		memcpy(ex, cs->except, cs->n_except * sizeof(*ex));
-		qsort(ex, cs->n_except, sizeof(*ex), cmp_cidr);
+		memcpy(ex, blk->except, blk->n_except * sizeof(*ex));
+		qsort(ex, blk->n_except, sizeof(*ex), cmp_cidr);
 	}
-	pf_cidr_first(&cs->cidr, &cur);
-	pf_cidr_last(&cs->cidr, &last);
-	for (size_t i = 0; i < cs->n_except && !done; i++) {
+	pf_cidr_first(&blk->cidr, &cur);
+	pf_cidr_last(&blk->cidr, &last);
+	for (size_t i = 0; i < blk->n_except && !done; i++) {
 		struct pf_addr lo, hi;
 
-		if (ex[i].addr.family != cs->family)
+		if (ex[i].addr.family != family)
 			continue;
 		pf_cidr_first(&ex[i], &lo);
 		pf_cidr_last(&ex[i], &hi);
@@ -212,49 +322,112 @@ static int ipblock_fill(struct pf_ir_set *s, const struct peer_set *cs)
 			struct pf_addr end = lo;
 
 			pf_addr_dec(&end);
-			s->elems[s->n_elems++] = (struct pf_ir_elem){.lo = cur, .hi = end};
+			(*v)[(*n)++] = (struct pf_ir_elem){.lo = cur, .hi = end};
 		}
 		cur = hi;
 		if (pf_addr_cmp(&hi, &last) >= 0 || !pf_addr_inc(&cur))
 			done = true;
 	}
 	if (!done)
-		s->elems[s->n_elems++] = (struct pf_ir_elem){.lo = cur, .hi = last};
+		(*v)[(*n)++] = (struct pf_ir_elem){.lo = cur, .hi = last};
 	r = 0;
 out:
 	free(ex);
 	return r;
 }
 
-/* The bucket keys of a pod-dependent set: its policy namespace (map
- * podsets_by_ns), or the name values of a namespaceSelector that is exactly
- * "name In (...)" (podsets_by_ns_name), or none (podsets_other). The name bucket is matched against
- * the namespace's actual label, so it stays exact whatever that label says. */
-static size_t bucket_keys(const struct peer_set *cs, const char *const **keys, const char **one)
+static int cmp_interval(const void *a, const void *b)
 {
-	if (cs->kind == SET_SELECTED_PODS && cs->ns) {
-		*one = cs->ns;
-		*keys = one;
+	const struct pf_ir_elem *x = a, *y = b;
+	int r = pf_addr_cmp(&x->lo, &y->lo);
+
+	return r ? r : pf_addr_cmp(&x->hi, &y->hi);
+}
+
+/* The union of the set's blocks (each minus its excepts): sorted, with
+ * overlapping and adjacent intervals merged, as ir.h wants interval sets. */
+static int ipblock_fill(struct pf_ir_set *s, const struct peer_set *cs)
+{
+	struct pf_ir_elem *v = NULL;
+	size_t n = 0, cap = 0, m = 0;
+
+	for (size_t i = 0; i < cs->n_blocks; i++)
+		if (block_intervals(&cs->blocks[i], cs->family, &v, &n, &cap) < 0) {
+			free(v);
+			return -ENOMEM;
+		}
+	qsort(v, n, sizeof(*v), cmp_interval);
+	for (size_t i = 0; i < n; i++) {
+		struct pf_ir_elem *last = m ? &v[m - 1] : NULL;
+		struct pf_addr next;
+
+		if (last) {
+			next = last->hi;
+			/* overlapping, or adjacent (last->hi + 1 == lo); a last
+			 * interval reaching the top absorbs everything after it */
+			if (!pf_addr_inc(&next) || pf_addr_cmp(&v[i].lo, &next) <= 0) {
+				if (pf_addr_cmp(&v[i].hi, &last->hi) > 0)
+					last->hi = v[i].hi;
+				continue;
+			}
+		}
+		v[m++] = v[i];
+	}
+	s->elems = v;
+	s->n_elems = m;
+	return 0;
+}
+
+static int ports_fill(struct pf_ir_set *s, const struct set_want *w)
+{
+	s->elems = calloc(w->n_ports ? w->n_ports : 1, sizeof(*s->elems));
+	if (!s->elems)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->n_ports; i++)
+		s->elems[i] = (struct pf_ir_elem){.proto = w->ports[i].proto, .port = w->ports[i].lo,
+						  .port_hi = w->ports[i].hi};
+	s->n_elems = w->n_ports;
+	return 0;
+}
+
+/* The bucket keys of one selector entry: its policy namespace (map
+ * podsets_by_ns), or the name values of a namespaceSelector that is exactly
+ * "name In (...)" (podsets_by_ns_name), or none. The name bucket is matched
+ * against the namespace's actual label, so it stays exact whatever that label
+ * says. */
+static size_t entry_bucket_keys(const struct sel_entry *e, const char *const **keys)
+{
+	if (e->ns) {
+		*keys = (const char *const *)&e->ns;
 		return 1;
 	}
-	if (cs->kind == SET_SELECTED_PODS && cs->ns_sel && cs->ns_sel->n_reqs == 1 &&
-	    cs->ns_sel->reqs[0].op == PF_SEL_IN &&
-	    strcmp(cs->ns_sel->reqs[0].key, NAME_LABEL) == 0) {
-		*keys = (const char *const *)cs->ns_sel->reqs[0].values;
-		return cs->ns_sel->reqs[0].n_values;
+	if (e->ns_sel && e->ns_sel->n_reqs == 1 && e->ns_sel->reqs[0].op == PF_SEL_IN &&
+	    strcmp(e->ns_sel->reqs[0].key, NAME_LABEL) == 0) {
+		*keys = (const char *const *)e->ns_sel->reqs[0].values;
+		return e->ns_sel->reqs[0].n_values;
 	}
 	return 0;
 }
 
+/* A set goes to the buckets of its entries when every entry has bucket
+ * keys; else (any pod, blocks, a general selector) to podsets_other. */
+static bool in_buckets(const struct peer_set *cs)
+{
+	const char *const *keys;
+
+	if (cs->kind != SET_SELECTED_PODS || cs->n_blocks || !cs->n_entries)
+		return false;
+	for (size_t i = 0; i < cs->n_entries; i++)
+		if (entry_bucket_keys(&cs->entries[i], &keys) == 0)
+			return false;
+	return true;
+}
+
 static int buckets_add(struct pf_compiler *c, struct peer_set *cs)
 {
-	struct pf_hmap *map = cs->ns ? &c->podsets_by_ns : &c->podsets_by_ns_name;
-	const char *const *keys;
-	const char *one;
-	size_t n = bucket_keys(cs, &keys, &one);
 	int r;
 
-	if (n == 0) {
+	if (!in_buckets(cs)) {
 		r = pf_compile_grow((void **)&c->podsets_other, &c->cap_podsets_other, c->n_podsets_other + 1,
 				    sizeof(*c->podsets_other));
 		if (r < 0)
@@ -262,22 +435,29 @@ static int buckets_add(struct pf_compiler *c, struct peer_set *cs)
 		c->podsets_other[c->n_podsets_other++] = cs;
 		return 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct set_bucket *b = pf_hmap_get(map, keys[i]);
+	for (size_t k = 0; k < cs->n_entries; k++) {
+		const struct sel_entry *en = &cs->entries[k];
+		struct pf_hmap *map = en->ns ? &c->podsets_by_ns : &c->podsets_by_ns_name;
+		const char *const *keys;
+		size_t n = entry_bucket_keys(en, &keys);
 
-		if (!b) {
-			b = calloc(1, sizeof(*b));
-			if (!b || !(b->key = strdup(keys[i])) || pf_hmap_put(map, b->key, b, NULL) < 0) {
-				if (b)
-					free(b->key);
-				free(b);
-				return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			struct set_bucket *b = pf_hmap_get(map, keys[i]);
+
+			if (!b) {
+				b = calloc(1, sizeof(*b));
+				if (!b || !(b->key = strdup(keys[i])) || pf_hmap_put(map, b->key, b, NULL) < 0) {
+					if (b)
+						free(b->key);
+					free(b);
+					return -ENOMEM;
+				}
 			}
+			r = pf_compile_grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v));
+			if (r < 0)
+				return r;
+			b->v[b->n++] = cs;
 		}
-		r = pf_compile_grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v));
-		if (r < 0)
-			return r;
-		b->v[b->n++] = cs;
 	}
 	return 0;
 }
@@ -294,26 +474,28 @@ static void vec_remove(struct peer_set **v, size_t *n, const struct peer_set *cs
 /* Removes cs wherever buckets_add() put it (also after a partial buckets_add). */
 static void buckets_del(struct pf_compiler *c, struct peer_set *cs)
 {
-	struct pf_hmap *map = cs->ns ? &c->podsets_by_ns : &c->podsets_by_ns_name;
-	const char *const *keys;
-	const char *one;
-	size_t n = bucket_keys(cs, &keys, &one);
-
-	if (n == 0) {
+	if (!in_buckets(cs)) {
 		vec_remove(c->podsets_other, &c->n_podsets_other, cs);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct set_bucket *b = pf_hmap_get(map, keys[i]);
+	for (size_t k = 0; k < cs->n_entries; k++) {
+		const struct sel_entry *en = &cs->entries[k];
+		struct pf_hmap *map = en->ns ? &c->podsets_by_ns : &c->podsets_by_ns_name;
+		const char *const *keys;
+		size_t n = entry_bucket_keys(en, &keys);
 
-		if (!b)
-			continue;
-		vec_remove(b->v, &b->n, cs);
-		if (b->n == 0) {
-			pf_hmap_del(map, b->key);
-			free(b->key);
-			free(b->v);
-			free(b);
+		for (size_t i = 0; i < n; i++) {
+			struct set_bucket *b = pf_hmap_get(map, keys[i]);
+
+			if (!b)
+				continue;
+			vec_remove(b->v, &b->n, cs);
+			if (b->n == 0) {
+				pf_hmap_del(map, b->key);
+				free(b->key);
+				free(b->v);
+				free(b);
+			}
 		}
 	}
 }
@@ -332,12 +514,61 @@ static void buckets_free(struct pf_hmap *map)
 	pf_hmap_done(map);
 }
 
+static int copy_want(struct peer_set *cs, const struct set_want *w)
+{
+	if (w->n_sels && !(cs->entries = calloc(w->n_sels, sizeof(*cs->entries))))
+		return -ENOMEM;
+	for (size_t i = 0; i < w->n_sels; i++) {
+		const struct pf_peer *pe = w->sels[i];
+		struct sel_entry *e = &cs->entries[cs->n_entries++];
+
+		if (!pe->ns_sel && !(e->ns = strdup(w->ns)))
+			return -ENOMEM;
+		if (pe->pod_sel) {
+			e->pod_sel = calloc(1, sizeof(*e->pod_sel));
+			if (!e->pod_sel || pf_selector_copy(pe->pod_sel, e->pod_sel) < 0)
+				return -ENOMEM;
+		}
+		if (pe->ns_sel) {
+			e->ns_sel = calloc(1, sizeof(*e->ns_sel));
+			if (!e->ns_sel || pf_selector_copy(pe->ns_sel, e->ns_sel) < 0)
+				return -ENOMEM;
+		}
+	}
+	if (w->n_blocks && !(cs->blocks = calloc(w->n_blocks, sizeof(*cs->blocks))))
+		return -ENOMEM;
+	for (size_t i = 0; i < w->n_blocks; i++) {
+		const struct pf_peer *pe = w->blocks[i];
+		struct pf_peer *b = &cs->blocks[cs->n_blocks++];
+
+		b->kind = PF_PEER_IPBLOCK;
+		b->cidr = pe->cidr;
+		if (pe->n_except) {
+			b->except = malloc(pe->n_except * sizeof(*b->except));
+			if (!b->except)
+				return -ENOMEM;
+			memcpy(b->except, pe->except, pe->n_except * sizeof(*b->except));
+			b->n_except = pe->n_except;
+		}
+	}
+	if (w->n_named && !(cs->named = calloc(w->n_named, sizeof(*cs->named))))
+		return -ENOMEM;
+	for (size_t i = 0; i < w->n_named; i++) {
+		cs->named[i].proto = w->named[i].proto;
+		if (!(cs->named[i].name = strdup(w->named[i].name)))
+			return -ENOMEM;
+		cs->n_named = i + 1;
+	}
+	return 0;
+}
+
 static int peer_set_create(struct pf_compiler *c, const struct set_want *w, char *key, const char *text,
 			   struct peer_set **ret)
 {
 	static const char *const prefix[PF_IR_SET_TYPE_MAX] = {
 		[PF_IR_SET_ADDR4] = "a4_", [PF_IR_SET_ADDR6] = "a6_", [PF_IR_SET_NET4] = "n4_",
 		[PF_IR_SET_NET6] = "n6_", [PF_IR_SET_ADDR4_PORT] = "p4_", [PF_IR_SET_ADDR6_PORT] = "p6_",
+		[PF_IR_SET_PORTS] = "pt_",
 	};
 	struct peer_set *cs = calloc(1, sizeof(*cs));
 	struct pf_ir_set ps = {0};
@@ -351,36 +582,17 @@ static int peer_set_create(struct pf_compiler *c, const struct set_want *w, char
 	cs->key = key;
 	cs->kind = w->kind;
 	cs->family = w->family;
-	cs->proto = w->proto;
-	if (w->port_name)
+	if (w->kind == SET_PORTS)
+		cs->type = PF_IR_SET_PORTS;
+	else if (w->n_named)
 		cs->type = w->family == 4 ? PF_IR_SET_ADDR4_PORT : PF_IR_SET_ADDR6_PORT;
 	else if (w->kind == SET_IPBLOCK)
 		cs->type = w->family == 4 ? PF_IR_SET_NET4 : PF_IR_SET_NET6;
 	else
 		cs->type = w->family == 4 ? PF_IR_SET_ADDR4 : PF_IR_SET_ADDR6;
-	cs->pod_dep = cs->type != PF_IR_SET_NET4 && cs->type != PF_IR_SET_NET6;
-	if ((w->ns && !(cs->ns = strdup(w->ns))) || (w->port_name && !(cs->port_name = strdup(w->port_name))))
+	cs->pod_dep = w->kind != SET_IPBLOCK && w->kind != SET_PORTS;
+	if (copy_want(cs, w) < 0)
 		goto fail;
-	if (w->pod_sel) {
-		cs->pod_sel = calloc(1, sizeof(*cs->pod_sel));
-		if (!cs->pod_sel || pf_selector_copy(w->pod_sel, cs->pod_sel) < 0)
-			goto fail;
-	}
-	if (w->ns_sel) {
-		cs->ns_sel = calloc(1, sizeof(*cs->ns_sel));
-		if (!cs->ns_sel || pf_selector_copy(w->ns_sel, cs->ns_sel) < 0)
-			goto fail;
-	}
-	if (w->block) {
-		cs->cidr = w->block->cidr;
-		if (w->block->n_except) {
-			cs->except = malloc(w->block->n_except * sizeof(*cs->except));
-			if (!cs->except)
-				goto fail;
-			memcpy(cs->except, w->block->except, w->block->n_except * sizeof(*cs->except));
-			cs->n_except = w->block->n_except;
-		}
-	}
 	cs->name = pf_compile_name(prefix[cs->type], text, key, 45, 12);
 	if (!cs->name)
 		goto fail;
@@ -389,11 +601,13 @@ static int peer_set_create(struct pf_compiler *c, const struct set_want *w, char
 		goto fail;
 	}
 	ps.name = strdup(cs->name);
-	ps.comment = strdup(text);
+	ps.comment = comment_text(text);
 	ps.type = cs->type;
 	if (!ps.name || !ps.comment)
 		goto fail_ps;
-	if (!cs->pod_dep && ipblock_fill(&ps, cs) < 0)
+	if (w->kind == SET_IPBLOCK && ipblock_fill(&ps, cs) < 0)
+		goto fail_ps;
+	if (w->kind == SET_PORTS && ports_fill(&ps, w) < 0)
 		goto fail_ps;
 	if (pf_compile_grow((void **)&c->by_id, &c->cap_ids, c->n_ids + 1, sizeof(*c->by_id)) < 0 ||
 	    pf_compile_grow((void **)&c->plan->sets, &(size_t){c->plan->n_sets}, c->plan->n_sets + 1, sizeof(ps)) < 0)
@@ -438,11 +652,12 @@ int pf_compile_set_ref(struct pf_compiler *c, const struct set_want *w, struct p
 {
 	char *text = want_text(w), *key = NULL;
 	struct peer_set *cs;
+	int kind = w->kind == SET_PORTS ? 3 : w->n_named ? 2 : w->kind == SET_IPBLOCK ? 1 : 0;
 	int r = 0;
 
 	if (!text)
 		return -ENOMEM;
-	if (asprintf(&key, "%u:%d:%s", w->family, w->port_name ? 2 : w->kind == SET_IPBLOCK ? 1 : 0, text) < 0) {
+	if (asprintf(&key, "%u:%d:%s", w->family, kind, text) < 0) {
 		free(text);
 		return -ENOMEM;
 	}

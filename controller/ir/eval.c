@@ -12,7 +12,23 @@ bool pf_eval_set_has(const struct pf_ir_set *s, const struct pf_addr *a, uint8_t
 	size_t lo = 0, hi;
 	bool interval, with_port;
 
-	if (!s || !a)
+	if (!s)
+		return false;
+	if (s->type == PF_IR_SET_PORTS) {
+		/* Last range of proto starting at or below port. */
+		hi = s->n_elems;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			const struct pf_ir_elem *e = &s->elems[mid];
+
+			if (e->proto < proto || (e->proto == proto && e->port <= port))
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return lo > 0 && s->elems[lo - 1].proto == proto && port <= s->elems[lo - 1].port_hi;
+	}
+	if (!a)
 		return false;
 	interval = s->type == PF_IR_SET_NET4 || s->type == PF_IR_SET_NET6;
 	with_port = s->type == PF_IR_SET_ADDR4_PORT || s->type == PF_IR_SET_ADDR6_PORT;
@@ -65,6 +81,8 @@ static bool rule_matches(const struct pf_ir_plan *plan, enum pf_ir_dir dir, cons
 		if (!s || !pf_eval_set_has(s, peer, q->proto, q->port))
 			return false;
 	}
+	if (r->ports && !pf_eval_set_has(pf_ir_plan_set(plan, r->ports), NULL, q->proto, q->port))
+		return false;
 	if (r->proto && r->proto != q->proto)
 		return false;
 	if (r->proto && (r->port_lo || r->port_hi) && (q->port < r->port_lo || q->port > r->port_hi))

@@ -27,6 +27,7 @@ void pf_ir_set_done(struct pf_ir_set *s)
 void pf_ir_rule_done(struct pf_ir_rule *r)
 {
 	free(r->set);
+	free(r->ports);
 	free(r->policy);
 	*r = (struct pf_ir_rule){0};
 }
@@ -113,9 +114,11 @@ static bool chain_copy(const struct pf_ir_chain *c, bool with_rules, struct pf_i
 		for (size_t i = 0; ok && i < c->n_rules; i++) {
 			ret->rules[i] = c->rules[i];
 			ret->rules[i].set = NULL;
+			ret->rules[i].ports = NULL;
 			ret->rules[i].policy = NULL;
 			ret->n_rules = i + 1;
 			ret->rules[i].set = xdup(c->rules[i].set, &ok);
+			ret->rules[i].ports = xdup(c->rules[i].ports, &ok);
 			ret->rules[i].policy = xdup(c->rules[i].policy, &ok);
 		}
 	}
@@ -185,6 +188,8 @@ int pf_ir_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b)
 		return a->proto < b->proto ? -1 : 1;
 	if (a->port != b->port)
 		return a->port < b->port ? -1 : 1;
+	if (a->port_hi != b->port_hi)
+		return a->port_hi < b->port_hi ? -1 : 1;
 	return 0;
 }
 
@@ -315,6 +320,7 @@ const char *pf_ir_set_type_name(enum pf_ir_set_type t)
 		[PF_IR_SET_ADDR4] = "addr4",	       [PF_IR_SET_ADDR6] = "addr6",
 		[PF_IR_SET_NET4] = "net4",	       [PF_IR_SET_NET6] = "net6",
 		[PF_IR_SET_ADDR4_PORT] = "addr4_port", [PF_IR_SET_ADDR6_PORT] = "addr6_port",
+		[PF_IR_SET_PORTS] = "ports",
 	};
 
 	return (unsigned)t < PF_IR_SET_TYPE_MAX ? names[t] : "?";
@@ -349,6 +355,13 @@ static void sb_elem(struct sbuf *b, enum pf_ir_set_type t, const struct pf_ir_el
 		sb_proto(b, e->proto);
 		sb_printf(b, " . %u", e->port);
 		break;
+	case PF_IR_SET_PORTS:
+		sb_proto(b, e->proto);
+		if (e->port == e->port_hi)
+			sb_printf(b, " . %u", e->port);
+		else
+			sb_printf(b, " . %u-%u", e->port, e->port_hi);
+		break;
 	default:
 		sb_printf(b, "%s", lo);
 		break;
@@ -371,6 +384,10 @@ static void sb_rule(struct sbuf *b, enum pf_ir_dir dir, const struct pf_ir_rule 
 		sp = true;
 	} else if (r->set) {
 		sb_printf(b, "%s %s @%s", fam, addr, r->set);
+		sp = true;
+	}
+	if (r->ports) {
+		sb_printf(b, "%smeta l4proto . th dport @%s", sp ? " " : "", r->ports);
 		sp = true;
 	}
 	if (r->proto) {
@@ -592,7 +609,8 @@ bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b)
 	/* The kernel keeps a NULL policy as "" in the rule comment. */
 	return a->family == b->family && a->set_has_port == b->set_has_port && a->proto == b->proto &&
 	       a->port_lo == b->port_lo && a->port_hi == b->port_hi && a->verdict == b->verdict &&
-	       a->rule == b->rule && str_eq(a->set, b->set) && policy_eq(a->policy, b->policy);
+	       a->rule == b->rule && str_eq(a->set, b->set) && str_eq(a->ports, b->ports) &&
+	       policy_eq(a->policy, b->policy);
 }
 
 bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)

@@ -41,16 +41,19 @@ enum pf_ir_set_type {
 	PF_IR_SET_NET6,       /* interval: ipv6_addr                         */
 	PF_IR_SET_ADDR4_PORT, /* hash:    ipv4_addr . inet_proto . inet_service (named ports) */
 	PF_IR_SET_ADDR6_PORT, /* hash:    ipv6_addr . inet_proto . inet_service */
+	PF_IR_SET_PORTS,      /* interval: inet_proto . inet_service (a rule's many ports) */
 	PF_IR_SET_TYPE_MAX,
 };
 
 /* One element. Hash sets: lo == hi. Interval sets: [lo, hi] inclusive.
- * *_PORT sets: lo == hi plus proto and port. */
+ * *_PORT sets: lo == hi plus proto and port. PORTS sets: no address (lo, hi
+ * zero), proto and the inclusive range port..port_hi. */
 struct pf_ir_elem {
 	struct pf_addr lo;
 	struct pf_addr hi;
 	uint8_t proto;
 	uint16_t port;
+	uint16_t port_hi; /* PORTS sets only; 0 elsewhere */
 };
 
 struct pf_ir_set {
@@ -75,11 +78,14 @@ enum pf_ir_verdict {
  *   proto 0: any protocol; else "meta l4proto P"
  *   port_lo..port_hi: "th dport lo-hi" (only with proto != 0); 0..0 = every port
  *   set_has_port: the set is *_PORT, matched as "addr . meta l4proto . th dport @set";
- *   proto/port fields are then 0. */
+ *   proto/port fields are then 0.
+ *   ports: a PORTS set, matched as "meta l4proto . th dport @ports"; proto/port
+ *   fields are then 0. One rule covers all of a policy rule's port entries. */
 struct pf_ir_rule {
 	uint8_t family;
 	char *set; /* peer set name, or NULL = any peer */
 	bool set_has_port;
+	char *ports; /* PORTS set name, or NULL */
 	uint8_t proto;
 	uint16_t port_lo;
 	uint16_t port_hi;

@@ -118,6 +118,8 @@ static const struct set_shape set_shapes[PF_IR_SET_TYPE_MAX] = {
 	/* each concatenated field takes whole 32-bit registers */
 	[PF_IR_SET_ADDR4_PORT] = { 0, 12, 0 },
 	[PF_IR_SET_ADDR6_PORT] = { 0, 24, 0 },
+	/* proto . port ranges: an interval concatenation (pipapo) */
+	[PF_IR_SET_PORTS] = { 0, 8, NFT_SET_INTERVAL | NFT_SET_CONCAT },
 };
 
 static uint32_t shape_key_type(enum pf_ir_set_type t)
@@ -126,6 +128,8 @@ static uint32_t shape_key_type(enum pf_ir_set_type t)
 		return concat_type(NFT_TYPE_IPADDR, NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE);
 	if (t == PF_IR_SET_ADDR6_PORT)
 		return concat_type(NFT_TYPE_IP6ADDR, NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE);
+	if (t == PF_IR_SET_PORTS)
+		return concat_type(0, NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE);
 	return set_shapes[t].key_type;
 }
 
@@ -142,7 +146,17 @@ struct nftnl_set *nft_build_set(const char *table, const struct pf_ir_set *set)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, set_shapes[set->type].key_len);
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, set_shapes[set->type].flags);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, set_id(set->name));
-	if (set_udata(s, set->type == PF_IR_SET_ADDR4_PORT || set->type == PF_IR_SET_ADDR6_PORT ? 0 : NFT_BYTEORDER_BIG,
+	if (set->type == PF_IR_SET_PORTS) {
+		/* the kernel's interval concatenations need the field lengths */
+		static const uint8_t field_len[] = {1, 2};
+
+		if (nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, field_len, sizeof(field_len)) < 0) {
+			nftnl_set_free(s);
+			return NULL;
+		}
+	}
+	if (set_udata(s, set->type == PF_IR_SET_ADDR4_PORT || set->type == PF_IR_SET_ADDR6_PORT ||
+				 set->type == PF_IR_SET_PORTS ? 0 : NFT_BYTEORDER_BIG,
 		      set->comment) < 0) {
 		nftnl_set_free(s);
 		return NULL;
@@ -169,7 +183,8 @@ struct nftnl_set *nft_build_map(const char *table, const char *name)
 }
 
 /* Key bytes of an element: the address, or the concatenation
- * addr | proto (padded to 4) | port (network order, padded to 4). */
+ * addr | proto (padded to 4) | port (network order, padded to 4); for PORTS
+ * sets proto | port, the range's start with a, its end (port_hi) with a NULL. */
 static size_t elem_key(enum pf_ir_set_type type, const struct pf_addr *a, const struct pf_ir_elem *e,
 		       uint8_t *key)
 {
@@ -177,6 +192,12 @@ static size_t elem_key(enum pf_ir_set_type type, const struct pf_addr *a, const 
 	uint16_t port;
 
 	memset(key, 0, 32);
+	if (type == PF_IR_SET_PORTS) {
+		key[0] = e->proto;
+		port = htons(a ? e->port : e->port_hi);
+		memcpy(key + 4, &port, 2);
+		return 8;
+	}
 	memcpy(key, a->bytes, alen);
 	if (type != PF_IR_SET_ADDR4_PORT && type != PF_IR_SET_ADDR6_PORT)
 		return alen;
@@ -186,13 +207,14 @@ static size_t elem_key(enum pf_ir_set_type type, const struct pf_addr *a, const 
 	return alen + 8;
 }
 
-static int add_elem(struct nftnl_set *s, const void *key, size_t len, uint32_t flags)
+static int add_elem(struct nftnl_set *s, const void *key, const void *key_end, size_t len, uint32_t flags)
 {
 	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 
 	if (!e)
 		return -ENOMEM;
-	if (nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, len) < 0) {
+	if (nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, len) < 0 ||
+	    (key_end && nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY_END, key_end, len) < 0)) {
 		nftnl_set_elem_free(e);
 		return -ENOMEM;
 	}
@@ -207,7 +229,7 @@ struct nftnl_set *nft_build_elems(const char *table, const char *name, enum pf_i
 {
 	bool interval = type == PF_IR_SET_NET4 || type == PF_IR_SET_NET6;
 	struct nftnl_set *s = set_base(table, name);
-	uint8_t key[32];
+	uint8_t key[32], key_end[32];
 	size_t i, len;
 
 	if (!s)
@@ -217,7 +239,14 @@ struct nftnl_set *nft_build_elems(const char *table, const char *name, enum pf_i
 		struct pf_addr end;
 
 		len = elem_key(type, &e->lo, e, key);
-		if (add_elem(s, key, len, 0) < 0)
+		if (type == PF_IR_SET_PORTS) {
+			/* interval concatenations carry both ends in one element */
+			elem_key(type, NULL, e, key_end);
+			if (add_elem(s, key, key_end, len, 0) < 0)
+				goto fail;
+			continue;
+		}
+		if (add_elem(s, key, NULL, len, 0) < 0)
 			goto fail;
 		if (!interval)
 			continue;
@@ -227,7 +256,7 @@ struct nftnl_set *nft_build_elems(const char *table, const char *name, enum pf_i
 		if (!pf_addr_inc(&end))
 			continue;
 		len = elem_key(type, &end, e, key);
-		if (add_elem(s, key, len, NFT_SET_ELEM_INTERVAL_END) < 0)
+		if (add_elem(s, key, NULL, len, NFT_SET_ELEM_INTERVAL_END) < 0)
 			goto fail;
 	}
 	return s;
@@ -573,7 +602,8 @@ struct nftnl_rule *nft_build_rule(const char *table, const char *chain, const st
 		return NULL;
 	if ((ir->family != 0 && ir->family != 4 && ir->family != 6) || (ir->family == 0) != (ir->set == NULL) ||
 	    (ir->set_has_port && (ir->proto || ir->port_lo || ir->port_hi)) ||
-	    ((ir->port_lo || ir->port_hi) && !ir->proto) || ir->port_lo > ir->port_hi)
+	    ((ir->port_lo || ir->port_hi) && !ir->proto) || ir->port_lo > ir->port_hi ||
+	    (ir->ports && (ir->proto || ir->port_lo || ir->port_hi)))
 		goto fail;
 	if (ir->family) {
 		ret = e_meta(r, NFT_META_NFPROTO, NFT_REG_1);
@@ -588,6 +618,14 @@ struct nftnl_rule *nft_build_rule(const char *table, const char *chain, const st
 		}
 		if (ret == 0)
 			ret = e_lookup(r, ir->set, false);
+	}
+	if (ret == 0 && ir->ports) {
+		/* meta l4proto . th dport @ports */
+		ret = e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+		if (ret == 0)
+			ret = e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG32(1));
+		if (ret == 0)
+			ret = e_lookup(r, ir->ports, false);
 	}
 	if (ret == 0 && ir->proto) {
 		ret = e_meta(r, NFT_META_L4PROTO, NFT_REG_1);

@@ -104,11 +104,33 @@ static int elem_cb(struct nftnl_set_elem *se, void *data)
 	struct elems_acc *acc = data;
 	uint32_t len = 0;
 	const uint8_t *key = nftnl_set_elem_get(se, NFTNL_SET_ELEM_KEY, &len);
+	uint32_t end_len = 0;
+	const uint8_t *key_end;
 	bool v6 = acc->type == PF_IR_SET_ADDR6 || acc->type == PF_IR_SET_NET6 || acc->type == PF_IR_SET_ADDR6_PORT;
 	bool port = acc->type == PF_IR_SET_ADDR4_PORT || acc->type == PF_IR_SET_ADDR6_PORT;
 	size_t alen = v6 ? 16 : 4, want = port ? alen + 8 : alen;
 	struct raw_elem r = { 0 };
 
+	if (acc->type == PF_IR_SET_PORTS) {
+		/* proto . port, both ends in one element */
+		uint16_t lo, hi;
+
+		key_end = nftnl_set_elem_get(se, NFTNL_SET_ELEM_KEY_END, &end_len);
+		if (!key || len != 8 || !key_end || end_len != 8 || key[0] != key_end[0]) {
+			acc->err = -ENOTSUP;
+			return -1;
+		}
+		r.e.proto = key[0];
+		memcpy(&lo, key + 4, 2);
+		memcpy(&hi, key_end + 4, 2);
+		r.e.port = ntohs(lo);
+		r.e.port_hi = ntohs(hi);
+		if (r.e.port > r.e.port_hi) {
+			acc->err = -ENOTSUP;
+			return -1;
+		}
+		goto push;
+	}
 	if (!key || len != want) {
 		acc->err = -ENOTSUP;
 		return -1;
@@ -126,6 +148,7 @@ static int elem_cb(struct nftnl_set_elem *se, void *data)
 	if (nftnl_set_elem_is_set(se, NFTNL_SET_ELEM_FLAGS) &&
 	    (nftnl_set_elem_get_u32(se, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END))
 		r.end = true;
+push:
 	if (acc->n == acc->cap) {
 		size_t cap = acc->cap ? acc->cap * 2 : 64;
 		struct raw_elem *v = realloc(acc->v, cap * sizeof(*v));
@@ -332,6 +355,22 @@ int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret)
 			goto out;
 		out.set = strdup(nftnl_expr_get_str(l.v[i], NFTNL_EXPR_LOOKUP_SET));
 		if (!out.set) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		i++;
+	}
+	/* port set: meta l4proto . th dport @ports */
+	if (i + 2 < l.n && is_meta(l.v[i], NFT_META_L4PROTO, NFT_REG_1) &&
+	    is_payload(l.v[i + 1], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01)) {
+		i += 2;
+		if (!is(l.v[i], "lookup") || nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_LOOKUP_SREG) != NFT_REG_1 ||
+		    nftnl_expr_is_set(l.v[i], NFTNL_EXPR_LOOKUP_DREG) ||
+		    (nftnl_expr_is_set(l.v[i], NFTNL_EXPR_LOOKUP_FLAGS) &&
+		     nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_LOOKUP_FLAGS) != 0))
+			goto out;
+		out.ports = strdup(nftnl_expr_get_str(l.v[i], NFTNL_EXPR_LOOKUP_SET));
+		if (!out.ports) {
 			rc = -ENOMEM;
 			goto out;
 		}

@@ -155,6 +155,8 @@ static void elem_text(enum pf_ir_set_type type, const struct pf_ir_elem *e, char
 		snprintf(buf, len, "%s-%s", lo, pf_addr_format(&e->hi, hi));
 	else if (type == PF_IR_SET_ADDR4_PORT || type == PF_IR_SET_ADDR6_PORT)
 		snprintf(buf, len, "%s . %u . %u", lo, e->proto, e->port);
+	else if (type == PF_IR_SET_PORTS)
+		snprintf(buf, len, "%u . %u-%u", e->proto, e->port, e->port_hi);
 	else
 		snprintf(buf, len, "%s", lo);
 }

@@ -239,7 +239,7 @@ END_TEST
 START_TEST(test_local_pod_relabel_and_policy_edit)
 {
 	static const struct tpol wider = {"x", "from-b", "pod=a", "I", 1,
-					  {{.peers = {{.pod = "pod=b"}}, .ports = {{"TCP", 80}, {"TCP", 81}}}}};
+					  {{.peers = {{.pod = "pod=b"}}, .ports = {{"TCP", 80}, {"TCP", 443}}}}};
 
 	scenario(&fx);
 	/* A policy edit rebuilds only the chain; the set is shared and stays. */

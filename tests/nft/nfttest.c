@@ -68,6 +68,19 @@ static void parse_elem(enum pf_ir_set_type type, const char *text, struct pf_ir_
 
 	memset(e, 0, sizeof(*e));
 	snprintf(buf, sizeof(buf), "%s", text);
+	if (type == PF_IR_SET_PORTS) {
+		/* "tcp 80" or "tcp 8000-8100" */
+		char proto[8];
+		unsigned lo, hi;
+		int n = sscanf(buf, "%7s %u-%u", proto, &lo, &hi);
+
+		if (n < 2)
+			abort();
+		e->proto = strcmp(proto, "udp") == 0 ? 17 : strcmp(proto, "sctp") == 0 ? 132 : 6;
+		e->port = (uint16_t)lo;
+		e->port_hi = (uint16_t)(n == 3 ? hi : lo);
+		return;
+	}
 	if (type == PF_IR_SET_ADDR4_PORT || type == PF_IR_SET_ADDR6_PORT) {
 		char proto[8];
 		unsigned port;
@@ -223,6 +236,7 @@ struct pf_ir_plan *nt_plan_g1(void)
 	static const char *const net6[] = { "fd00::/64" };
 	static const char *const http[] = { "10.0.0.3 tcp 8080", "10.0.0.4 tcp 8081" };
 	static const char *const dns6[] = { "fd00::3 udp 53" };
+	static const char *const ports[] = { "tcp 80", "tcp 8000-8100", "udp 53" };
 	struct pf_ir_plan *p = nt_plan();
 	struct pf_ir_chain *c;
 
@@ -232,16 +246,21 @@ struct pf_ir_plan *nt_plan_g1(void)
 	nt_set(p, "b_net6", PF_IR_SET_NET6, "ipBlock fd00::/64", net6, 1);
 	nt_set(p, "np_http", PF_IR_SET_ADDR4_PORT, "port http", http, 2);
 	nt_set(p, "np_dns6", PF_IR_SET_ADDR6_PORT, "port dns", dns6, 1);
+	nt_set(p, "pt_many", PF_IR_SET_PORTS, "ports tcp/80,tcp/8000-8100,udp/53", ports, 3);
 	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
 	nt_rule(c, 4, "p_web", false, 6, 80, 80, "ns/allow-web", 0);
 	nt_rule(c, 6, "p_v6", false, 0, 0, 0, "ns/allow-web", 1);
 	nt_rule(c, 4, "b_net", false, 0, 0, 0, "ns/ipblock", 0);
 	nt_rule(c, 0, NULL, false, 6, 8000, 8100, "ns/range", 0);
+	nt_rule(c, 4, "p_web", false, 0, 0, 0, "ns/many-ports", 0);
+	c->rules[c->n_rules - 1].ports = xstrdup("pt_many");
 	c = nt_chain(p, "out_a", PF_IR_EGRESS, "ns/a");
 	nt_rule(c, 4, "np_http", true, 0, 0, 0, "ns/named", 0);
 	nt_rule(c, 6, "np_dns6", true, 0, 0, 0, "ns/named", 1);
 	nt_rule(c, 0, NULL, false, 17, 53, 53, "ns/dns", 0);
 	nt_rule(c, 6, "b_net6", false, 0, 0, 0, "ns/ipblock6", 0);
+	nt_rule(c, 0, NULL, false, 0, 0, 0, "ns/many-ports", 1);
+	c->rules[c->n_rules - 1].ports = xstrdup("pt_many");
 	nt_chain(p, "in_b", PF_IR_INGRESS, "ns/b"); /* isolated, nothing allowed */
 	nt_pod(p, "ns/a", "va", "10.0.0.2", "in_a", "out_a");
 	nt_pod(p, "ns/b", "vb", "10.0.0.3", "in_b", NULL);

@@ -85,6 +85,7 @@ static const struct {
 	{ "p_np4", PF_IR_SET_ADDR4_PORT, "port http", { "10.0.0.1 tcp 8080", "10.0.0.2 udp 53" }, 2 },
 	{ "p_np6", PF_IR_SET_ADDR6_PORT, "port dns", { "fd00::1 udp 53", "fd00::2 tcp 65535" }, 2 },
 	{ "p_empty", PF_IR_SET_ADDR4, "nobody", { NULL }, 0 },
+	{ "p_ports", PF_IR_SET_PORTS, "ports", { "tcp 80", "tcp 8000-8100", "udp 0-65535", "sctp 65535" }, 4 },
 };
 
 START_TEST(test_set_roundtrip)
@@ -137,18 +138,22 @@ static const struct {
 	uint8_t proto;
 	uint16_t lo, hi;
 	enum pf_ir_dir dir;
+	const char *ports;
 } rule_cases[] = {
-	{ 4, "s4", false, 0, 0, 0, PF_IR_INGRESS },
-	{ 4, "s4", false, 0, 0, 0, PF_IR_EGRESS },
-	{ 6, "s6", false, 0, 0, 0, PF_IR_INGRESS },
-	{ 6, "s6", false, 17, 53, 53, PF_IR_EGRESS },
-	{ 4, "s4", false, 6, 80, 80, PF_IR_INGRESS },
-	{ 4, "s4", false, 6, 8000, 8100, PF_IR_INGRESS },
-	{ 0, NULL, false, 0, 0, 0, PF_IR_INGRESS },
-	{ 0, NULL, false, 17, 0, 0, PF_IR_EGRESS },
-	{ 0, NULL, false, 132, 1, 65535, PF_IR_INGRESS },
-	{ 4, "np4", true, 0, 0, 0, PF_IR_INGRESS },
-	{ 6, "np6", true, 0, 0, 0, PF_IR_EGRESS },
+	{ 4, "s4", false, 0, 0, 0, PF_IR_INGRESS, NULL },
+	{ 4, "s4", false, 0, 0, 0, PF_IR_EGRESS, NULL },
+	{ 6, "s6", false, 0, 0, 0, PF_IR_INGRESS, NULL },
+	{ 6, "s6", false, 17, 53, 53, PF_IR_EGRESS, NULL },
+	{ 4, "s4", false, 6, 80, 80, PF_IR_INGRESS, NULL },
+	{ 4, "s4", false, 6, 8000, 8100, PF_IR_INGRESS, NULL },
+	{ 0, NULL, false, 0, 0, 0, PF_IR_INGRESS, NULL },
+	{ 0, NULL, false, 17, 0, 0, PF_IR_EGRESS, NULL },
+	{ 0, NULL, false, 132, 1, 65535, PF_IR_INGRESS, NULL },
+	{ 4, "np4", true, 0, 0, 0, PF_IR_INGRESS, NULL },
+	{ 6, "np6", true, 0, 0, 0, PF_IR_EGRESS, NULL },
+	{ 4, "s4", false, 0, 0, 0, PF_IR_INGRESS, "pt" },
+	{ 6, "s6", false, 0, 0, 0, PF_IR_EGRESS, "pt" },
+	{ 0, NULL, false, 0, 0, 0, PF_IR_INGRESS, "pt" },
 };
 
 START_TEST(test_rule_roundtrip)
@@ -160,6 +165,8 @@ START_TEST(test_rule_roundtrip)
 
 	nt_rule(c, rule_cases[_i].family, rule_cases[_i].set, rule_cases[_i].has_port, rule_cases[_i].proto,
 		rule_cases[_i].lo, rule_cases[_i].hi, "ns/pol", (uint32_t)_i);
+	if (rule_cases[_i].ports)
+		c->rules[0].ports = strdup(rule_cases[_i].ports);
 	o = nft_build_rule("t", "in_x", &c->rules[0]);
 	ck_assert_ptr_nonnull(o);
 	back = rt_rule(o);
@@ -182,6 +189,7 @@ START_TEST(test_rule_invalid)
 		{ .family = 0, .proto = 0, .port_lo = 80, .port_hi = 80 },      /* port without protocol */
 		{ .family = 0, .proto = 6, .port_lo = 90, .port_hi = 80 },      /* inverted range */
 		{ .family = 4, .set = (char *)"s", .set_has_port = true, .proto = 6 },
+		{ .family = 0, .ports = (char *)"pt", .proto = 6 },              /* port set and protocol */
 	};
 	size_t i;
 

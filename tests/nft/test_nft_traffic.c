@@ -147,6 +147,22 @@ static void build_udp_only(struct pf_ir_plan *p)
 	pod(p, S, "in_s", NULL);
 }
 
+static void build_port_set(struct pf_ir_plan *p)
+{
+	/* many ports of one policy rule: one rule with a PORTS set lookup */
+	const char *cli[] = { ips[A] };
+	const char *ports[] = { "tcp 80", "tcp 9000-9010", "udp 53" };
+	struct pf_ir_chain *c;
+
+	nt_set(p, "p_cli", PF_IR_SET_ADDR4, "pod{app=a}", cli, 1);
+	nt_set(p, "pt_many", PF_IR_SET_PORTS, "ports", ports, 3);
+	c = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+	nt_rule(c, 4, "p_cli", false, 0, 0, 0, "t/ports", 0);
+	c->rules[0].ports = strdup("pt_many");
+	plain_pods(p, S);
+	pod(p, S, "in_s", NULL);
+}
+
 static const struct tcase_def cases[] = {
 	{ "default deny", build_default_deny,
 	  { { A, S, 80, "tcp", 0 }, { A, S, 53, "udp", 0 }, { B, S, 80, "tcp", 0 },
@@ -169,6 +185,10 @@ static const struct tcase_def cases[] = {
 	    { B, S, 80, "tcp", 0 }, /* egress allows, S's ingress still denies */
 	    { A, C, 80, "tcp", 0 }, { C, A, 80, "tcp", 1 },
 	    { S, A, 80, "tcp", 0 }, { C, S, 80, "tcp", 0 } } },
+	{ "port set", build_port_set,
+	  { { A, S, 80, "tcp", 1 }, { A, S, 9000, "tcp", 1 }, { A, S, 9005, "tcp", 1 }, { A, S, 9010, "tcp", 1 },
+	    { A, S, 53, "udp", 1 }, { A, S, 9011, "tcp", 0 }, { A, S, 8080, "tcp", 0 }, { A, S, 54, "udp", 0 },
+	    { B, S, 80, "tcp", 0 } } },
 	{ "udp only", build_udp_only,
 	  { { A, S, 53, "udp", 1 }, { A, S, 54, "udp", 0 }, { A, S, 80, "tcp", 0 }, { B, S, 53, "udp", 0 } } },
 };
