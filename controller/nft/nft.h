@@ -10,7 +10,7 @@
  * never touches any other table. Not thread-safe: one caller at a time.
  *
  * Kernel shape: see ir.h. The fixed parts (table, the two dispatch maps, the
- * forward base chain) are created by the first sync and never deleted by
+ * forward base chain, the anti-spoofing sets and prerouting chain) are created by the first sync and never deleted by
  * sync or apply; the table is never deleted and re-added (that would drop the
  * established-connection fast path).
  *
@@ -31,6 +31,12 @@
 #define PF_NFT_MAP_INGRESS "ingress_dispatch"
 #define PF_NFT_MAP_EGRESS "egress_dispatch"
 #define PF_NFT_BASE_CHAIN "forward"
+/* Anti-spoofing (docs/design.md, invariant 8): a prerouting chain at raw
+ * priority, before conntrack, NAT and any policy, and the sets it reads. */
+#define PF_NFT_SPOOF_CHAIN "antispoof"
+#define PF_NFT_SET_POD_IFS "pod_ifs"
+#define PF_NFT_SET_POD_SRC4 "pod_src4"
+#define PF_NFT_SET_POD_SRC6 "pod_src6"
 
 struct pf_nft;
 
@@ -105,6 +111,11 @@ int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff);
  * not write are returned with policy "?" so they never match a plan.
  * The caller frees *ret with pf_ir_plan_free. */
 int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret);
+
+/* Packets the anti-spoofing chain dropped (forged source address from a
+ * pod's interface), from its counter: one dump of that chain's rules.
+ * Missing table or chain: 0 and *ret = 0. */
+int pf_nft_spoofed_packets(struct pf_nft *n, uint64_t *ret);
 
 /* Deletes the table (uninstall, tests). Missing table: 0. */
 int pf_nft_delete_table(struct pf_nft *n);
