@@ -78,7 +78,8 @@ void pf_nft_free(struct pf_nft *n);
  *
  * One transaction when the change is at most max_txn_msgs messages (and
  * max_txn_msgs/4 KiB); larger changes (cold start) are chunked, in an order where every
- * committed state is safe: (1) fixed parts, and every pod the plan isolates
+ * committed state is safe: (1) fixed parts, every pod's anti-spoofing
+ * elements (one transaction per pod), and every pod the plan isolates
  * whose dispatch element is missing gets a "drop" dispatch element
  * (isolated, never open); (2) new sets with their elements, new chains with
  * their rules (nothing references them yet); (3) in one transaction,
@@ -91,7 +92,7 @@ void pf_nft_free(struct pf_nft *n);
  * the kernel refuses the batch and sync reads again; attempts that commit
  * nothing are limited (5): the last one goes without the generation check
  * so a busy neighbour (another table changing all the time) cannot starve
- * the sync. Pods' ips are not used (the kernel does not hold them). */
+ * the sync. */
 int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan);
 
 /* Incremental apply of a diff (ir.h) in one transaction, assuming the kernel
@@ -104,8 +105,8 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan);
 int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff);
 
 /* Kernel -> IR. The table missing is an empty plan. Pods are rebuilt from
- * the dispatch maps (key from the chain comment, ifname from the element;
- * no ips); a pod whose dispatch element is "drop" (chunked cold start in
+ * the dispatch maps and the anti-spoofing sets (key from the chain comment,
+ * "" for a pod with no chain; ifname from the element; ips sorted); a pod whose dispatch element is "drop" (chunked cold start in
  * progress) has chain[dir] set to "" (empty string), one with any other
  * verdict than jump (not written by us) to "?". Rules the dataplane did
  * not write are returned with policy "?" so they never match a plan.
