@@ -153,6 +153,7 @@ struct intent {
 	enum pf_ir_dir dir;
 	char *ifname;
 	struct pf_ir_chain *gone; /* CHAIN_DEL: the removed chain */
+	struct pf_ir_pod *gone_pod; /* POD_DEL: the pod as it was (ifname, key, ips) */
 };
 
 struct pf_compiler {
@@ -235,6 +236,11 @@ void pf_compile_chain_free_contents(struct pf_ir_chain *ch);
  * the compiler is quiet). */
 int pf_compile_note_op(struct pf_compiler *c, enum pf_ir_op_type type, const char *name, enum pf_ir_dir dir,
 		       const char *ifname, struct pf_ir_chain *gone);
+/* Records a pod's anti-spoofing change: POD_DEL copies pod (as it was),
+ * POD_ADD names its ifname, resolved against the final plan. At the end the
+ * pod intents of one interface are netted: its state before the notification
+ * against its state after. */
+int pf_compile_note_pod(struct pf_compiler *c, enum pf_ir_op_type type, const struct pf_ir_pod *pod);
 /* Records cs as changed in this notification. */
 int pf_compile_note_set(struct pf_compiler *c, struct peer_set *cs);
 /* Ends a notification: see diff.c. */

@@ -53,11 +53,42 @@ fail:
 	return r;
 }
 
+int pf_compile_note_pod(struct pf_compiler *c, enum pf_ir_op_type type, const struct pf_ir_pod *pod)
+{
+	struct pf_ir_pod *gone = NULL;
+	int r;
+
+	if (c->quiet)
+		return 0;
+	if (type == PF_IR_OP_POD_DEL) {
+		gone = malloc(sizeof(*gone));
+		if (!gone)
+			return -ENOMEM;
+		if (!pf_ir_pod_copy(pod, gone)) {
+			free(gone);
+			return -ENOMEM;
+		}
+	}
+	r = pf_compile_note_op(c, type, NULL, 0, pod->ifname, NULL);
+	if (r < 0) {
+		if (gone)
+			pf_ir_pod_done(gone);
+		free(gone);
+		return r;
+	}
+	c->intents[c->n_intents - 1].gone_pod = gone;
+	return 0;
+}
+
 void pf_compile_intents_clear(struct pf_compiler *c)
 {
 	for (size_t i = 0; i < c->n_intents; i++) {
 		free(c->intents[i].name);
 		free(c->intents[i].ifname);
+		if (c->intents[i].gone_pod) {
+			pf_ir_pod_done(c->intents[i].gone_pod);
+			free(c->intents[i].gone_pod);
+		}
 		if (c->intents[i].gone) {
 			pf_compile_chain_free_contents(c->intents[i].gone);
 			free(c->intents[i].gone);
@@ -134,6 +165,34 @@ static void settle_elements(struct peer_set *cs, struct pf_ir_set *s)
 	}
 	cs->n_del = nd;
 	cs->n_add = na;
+}
+
+static bool is_pod_intent(const struct intent *in)
+{
+	return in->type == PF_IR_OP_POD_DEL || in->type == PF_IR_OP_POD_ADD;
+}
+
+/* The anti-spoofing ops of the interface of intent i, unless an earlier
+ * intent named it already: its pod before the notification (the first
+ * intent's, if that was a removal) against its pod in the final plan. */
+static int emit_pod_ops(struct pf_compiler *c, size_t i, struct pf_ir_op **ops, size_t *n_ops, size_t *cap_ops)
+{
+	const struct intent *in = &c->intents[i];
+	const struct pf_ir_pod *before, *after;
+	int r = 0;
+
+	for (size_t k = 0; k < i; k++)
+		if (is_pod_intent(&c->intents[k]) && strcmp(c->intents[k].ifname, in->ifname) == 0)
+			return 0;
+	before = in->type == PF_IR_OP_POD_DEL ? in->gone_pod : NULL;
+	after = pf_ir_plan_pod_by_ifname(c->plan, in->ifname);
+	if (before && after && pf_ir_pod_src_equal(before, after))
+		return 0;
+	if (before)
+		r = push_op(ops, n_ops, cap_ops, &(struct pf_ir_op){.type = PF_IR_OP_POD_DEL, .pod = before});
+	if (r == 0 && after)
+		r = push_op(ops, n_ops, cap_ops, &(struct pf_ir_op){.type = PF_IR_OP_POD_ADD, .pod = after});
+	return r;
 }
 
 /* Stable by type: the order ir.h promises the dataplane. An insertion sort:
@@ -241,6 +300,12 @@ int pf_compile_settle_and_emit(struct pf_compiler *c, struct pf_ir_diff **ret_di
 		struct intent *in = &c->intents[i];
 		struct pf_ir_op op = {.type = in->type, .dir = in->dir, .ifname = in->ifname};
 
+		if (is_pod_intent(in)) {
+			r = emit_pod_ops(c, i, &ops, &n_ops, &cap_ops);
+			if (r < 0)
+				goto out;
+			continue;
+		}
 		switch (in->type) {
 		case PF_IR_OP_CHAIN_DEL:
 			op.chain = in->gone;

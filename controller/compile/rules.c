@@ -552,6 +552,16 @@ int pf_compile_sync_local(struct pf_compiler *c, const char *key)
 		if (r < 0)
 			goto out;
 	}
+	/* Anti-spoofing: the interface and addresses of every attached pod,
+	 * isolated or not (docs/design.md, invariant 8). */
+	if (!(old.ifname && np.ifname && pf_ir_pod_src_equal(&old, &np))) {
+		if (old.ifname)
+			r = pf_compile_note_pod(c, PF_IR_OP_POD_DEL, &old);
+		if (r >= 0 && np.ifname)
+			r = pf_compile_note_pod(c, PF_IR_OP_POD_ADD, &np);
+		if (r < 0)
+			goto out;
+	}
 	for (int d = 0; d < PF_IR_DIR_MAX; d++) {
 		bool same_if = old.ifname && np.ifname && strcmp(old.ifname, np.ifname) == 0;
 

@@ -93,6 +93,14 @@ static char *render_metrics(struct pf_daemon *d)
 		pf_metric_header(&t, "podfence_nft_reads_across_commits_total", "counter",
 				 "Read-backs that stood though other tables were committed meanwhile.");
 		pf_metric_sample(&t, "podfence_nft_reads_across_commits_total", NULL, (double)ns.reads_across_commits);
+		/* the kernel's counter: one dump of the anti-spoofing chain's few rules */
+		uint64_t spoofed = 0;
+
+		if (pf_nft_spoofed_packets(d->nft, &spoofed) == 0) {
+			pf_metric_header(&t, "podfence_spoofed_packets_total", "counter",
+					 "Packets dropped because a pod sent them with a source address not its own.");
+			pf_metric_sample(&t, "podfence_spoofed_packets_total", NULL, (double)spoofed);
+		}
 	}
 	return pf_text_take(&t);
 }

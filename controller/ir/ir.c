@@ -42,12 +42,13 @@ void pf_ir_chain_done(struct pf_ir_chain *c)
 	*c = (struct pf_ir_chain){0};
 }
 
-static void pod_done(struct pf_ir_pod *p)
+void pf_ir_pod_done(struct pf_ir_pod *p)
 {
 	free(p->key);
 	free(p->ifname);
 	for (int d = 0; d < PF_IR_DIR_MAX; d++)
 		free(p->chain[d]);
+	*p = (struct pf_ir_pod){0};
 }
 
 void pf_ir_plan_free(struct pf_ir_plan *p)
@@ -59,7 +60,7 @@ void pf_ir_plan_free(struct pf_ir_plan *p)
 	for (size_t i = 0; i < p->n_chains; i++)
 		pf_ir_chain_done(&p->chains[i]);
 	for (size_t i = 0; i < p->n_pods; i++)
-		pod_done(&p->pods[i]);
+		pf_ir_pod_done(&p->pods[i]);
 	free(p->sets);
 	free(p->chains);
 	free(p->pods);
@@ -127,7 +128,7 @@ static bool chain_copy(const struct pf_ir_chain *c, bool with_rules, struct pf_i
 	return ok;
 }
 
-static bool pod_copy(const struct pf_ir_pod *p, struct pf_ir_pod *ret)
+bool pf_ir_pod_copy(const struct pf_ir_pod *p, struct pf_ir_pod *ret)
 {
 	bool ok = true;
 
@@ -137,7 +138,7 @@ static bool pod_copy(const struct pf_ir_pod *p, struct pf_ir_pod *ret)
 	for (int d = 0; d < PF_IR_DIR_MAX; d++)
 		ret->chain[d] = xdup(p->chain[d], &ok);
 	if (!ok)
-		pod_done(ret);
+		pf_ir_pod_done(ret);
 	return ok;
 }
 
@@ -163,7 +164,7 @@ struct pf_ir_plan *pf_ir_plan_dup(const struct pf_ir_plan *p)
 		d->n_chains++;
 	}
 	for (size_t i = 0; i < p->n_pods; i++) {
-		if (!pod_copy(&p->pods[i], &d->pods[i]))
+		if (!pf_ir_pod_copy(&p->pods[i], &d->pods[i]))
 			goto fail;
 		d->n_pods++;
 	}
@@ -499,6 +500,10 @@ static void op_done(struct pf_ir_op *op, bool owned)
 			free((void *)op->chain);
 		}
 		free((void *)op->ifname);
+		if (op->pod) {
+			pf_ir_pod_done((struct pf_ir_pod *)op->pod);
+			free((void *)op->pod);
+		}
 	}
 	/* The pointer array is always ours; owned diffs keep the elements in the same block. */
 	free(op->elems);
@@ -623,6 +628,27 @@ bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_cha
 	return true;
 }
 
+static bool pod_has_ip(const struct pf_ir_pod *p, const struct pf_addr *a)
+{
+	for (size_t i = 0; i < p->n_ips; i++)
+		if (pf_addr_cmp(&p->ips[i], a) == 0)
+			return true;
+	return false;
+}
+
+bool pf_ir_pod_src_equal(const struct pf_ir_pod *a, const struct pf_ir_pod *b)
+{
+	if (!str_eq(a->ifname, b->ifname) || !str_eq(a->key ? a->key : "", b->key ? b->key : ""))
+		return false;
+	for (size_t i = 0; i < a->n_ips; i++)
+		if (!pod_has_ip(b, &a->ips[i]))
+			return false;
+	for (size_t i = 0; i < b->n_ips; i++)
+		if (!pod_has_ip(a, &b->ips[i]))
+			return false;
+	return true;
+}
+
 int pf_ir_diff(const struct pf_ir_plan *from, const struct pf_ir_plan *to, struct pf_ir_diff **ret)
 {
 	static const struct pf_ir_plan empty;
@@ -679,6 +705,16 @@ int pf_ir_diff(const struct pf_ir_plan *from, const struct pf_ir_plan *to, struc
 			fp = &from->pods[i++];
 		if (c >= 0)
 			tp = &to->pods[j++];
+		/* anti-spoofing: a changed pod leaves and comes back */
+		if (!(fp && tp && pf_ir_pod_src_equal(fp, tp))) {
+			r = 0;
+			if (fp)
+				r = opvec_push(&ops, &(struct pf_ir_op){.type = PF_IR_OP_POD_DEL, .pod = fp});
+			if (r == 0 && tp)
+				r = opvec_push(&ops, &(struct pf_ir_op){.type = PF_IR_OP_POD_ADD, .pod = tp});
+			if (r < 0)
+				goto fail;
+		}
 		for (int dir = 0; dir < PF_IR_DIR_MAX; dir++) {
 			const char *fc = fp ? fp->chain[dir] : NULL, *tc = tp ? tp->chain[dir] : NULL;
 
@@ -759,6 +795,14 @@ int pf_ir_diff_detach(struct pf_ir_diff *d)
 		}
 		if (ok && o->ifname)
 			n->ifname = xdup(o->ifname, &ok);
+		if (ok && o->pod) {
+			struct pf_ir_pod *p = malloc(sizeof(*p));
+
+			if (p && pf_ir_pod_copy(o->pod, p))
+				n->pod = p;
+			else
+				free(p), ok = false;
+		}
 		if (ok && o->n_elems) {
 			void *blk = malloc(o->n_elems * (sizeof(struct pf_ir_elem *) + sizeof(struct pf_ir_elem)));
 
@@ -799,6 +843,8 @@ char *pf_ir_diff_to_text(const struct pf_ir_diff *d)
 		[PF_IR_OP_ELEM_DEL] = "elem-del",
 		[PF_IR_OP_CHAIN_ADD] = "chain-add",
 		[PF_IR_OP_CHAIN_REPLACE] = "chain-replace",
+		[PF_IR_OP_POD_DEL] = "pod-del",
+		[PF_IR_OP_POD_ADD] = "pod-add",
 		[PF_IR_OP_DISPATCH_SET] = "dispatch-set",
 		[PF_IR_OP_DISPATCH_DEL] = "dispatch-del",
 		[PF_IR_OP_CHAIN_DEL] = "chain-del",
@@ -838,6 +884,17 @@ char *pf_ir_diff_to_text(const struct pf_ir_diff *d)
 		case PF_IR_OP_DISPATCH_DEL:
 			sb_printf(&b, " %s %s", dir_name(o->dir), o->ifname);
 			break;
+		case PF_IR_OP_POD_DEL:
+		case PF_IR_OP_POD_ADD: {
+			char a[PF_ADDR_STRLEN];
+
+			sb_printf(&b, " %s %s", o->pod->ifname, o->pod->key ? o->pod->key : "-");
+			if (!o->pod->n_ips)
+				sb_printf(&b, " -");
+			for (size_t k = 0; k < o->pod->n_ips; k++)
+				sb_printf(&b, "%s%s", k ? "," : " ", pf_addr_format(&o->pod->ips[k], a));
+			break;
+		}
 		default:
 			break;
 		}

@@ -19,6 +19,16 @@
  *       iifname vmap @egress_dispatch     # leaving a local pod: egress chain RETURNs on allow
  *       oifname vmap @ingress_dispatch    # entering a local pod: ingress chain ACCEPTs on allow
  *     }
+ *     set pod_ifs  { type ifname }                     # every local pod's host veth
+ *     set pod_src4 { type ifname . ipv4_addr }         # host veth . one of its pod's addresses
+ *     set pod_src6 { type ifname . ipv6_addr }
+ *     chain antispoof { type filter hook prerouting priority raw; policy accept;
+ *       iifname != @pod_ifs accept                     # not from a local pod
+ *       iifname . ip saddr @pod_src4 accept            # from a pod, with its own address
+ *       iifname . ip6 saddr @pod_src6 accept
+ *       ip6 saddr fe80::/10 | :: and ICMPv6 ND/RS/MLD types: accept  # neighbour discovery, DAD
+ *       counter drop                                   # anything else: a forged source
+ *     }
  *     set <content-named peer set> ...                 # pf_ir_set
  *     chain in_<pod> / out_<pod> { <pf_ir_rule>...; drop }  # pf_ir_chain
  *   }
@@ -26,7 +36,9 @@
  * Traffic the node originates takes the output hook, never forward, so it is
  * always allowed (kubelet probes). Forward runs after prerouting DNAT, so
  * Service traffic is judged on the post-DNAT pod address and target port.
- * A pod not isolated in a direction has no dispatch element for it. */
+ * A pod not isolated in a direction has no dispatch element for it; every
+ * pod of the plan, isolated or not, has its interface and addresses in the
+ * anti-spoofing sets (docs/design.md, invariant 8). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -108,7 +120,7 @@ struct pf_ir_pod {
 	char *key;        /* "ns/name" */
 	char *ifname;     /* host-side interface: the dispatch key */
 	size_t n_ips;
-	struct pf_addr ips[2];
+	struct pf_addr ips[2]; /* the only sources accepted from ifname (anti-spoofing) */
 	char *chain[PF_IR_DIR_MAX]; /* NULL: not isolated in that direction (no dispatch element) */
 };
 
@@ -130,6 +142,9 @@ struct pf_ir_plan *pf_ir_plan_dup(const struct pf_ir_plan *p); /* NULL on OOM */
 void pf_ir_set_done(struct pf_ir_set *s);
 void pf_ir_chain_done(struct pf_ir_chain *c);
 void pf_ir_rule_done(struct pf_ir_rule *r);
+void pf_ir_pod_done(struct pf_ir_pod *p);
+/* Copies key, ifname, ips and chains. false on OOM (ret then holds nothing). */
+bool pf_ir_pod_copy(const struct pf_ir_pod *p, struct pf_ir_pod *ret);
 
 /* ---- Equality: one definition for the compiler's diff and the dataplane's
  * comparison of a kernel read-back with the wanted plan ----
@@ -167,6 +182,10 @@ bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b);
  * room must be at least 17. */
 void pf_ir_comment_fit(const char *text, size_t room, char *buf);
 bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b);
+/* Pods: the anti-spoofing state, i.e. ifname, key (the element comment) and
+ * the addresses as a set (their order does not matter). Chains are dispatch,
+ * compared on their own. */
+bool pf_ir_pod_src_equal(const struct pf_ir_pod *a, const struct pf_ir_pod *b);
 
 int pf_ir_elem_cmp(const struct pf_ir_elem *a, const struct pf_ir_elem *b);
 /* Binary search of an array sorted by a string member (name_off: offsetof the
@@ -185,7 +204,9 @@ char *pf_ir_plan_to_text(const struct pf_ir_plan *p);
 /* ---- Diff: the operations that turn `from` into `to` ----
  * Ordered so that applying them in sequence inside one transaction is always
  * valid for the kernel: set adds, element adds/deletes, chain adds and
- * replacements, dispatch changes, chain deletes, set deletes.
+ * replacements, pods' anti-spoofing entries (removals before additions, so a
+ * pod whose addresses change is removed and added again), dispatch changes,
+ * chain deletes, set deletes.
  * Pointers refer into `from` (deletes) and `to` (adds); the diff is valid
  * while both plans live.
  * Added: several consecutive diffs may share one transaction only if their
@@ -194,13 +215,16 @@ char *pf_ir_plan_to_text(const struct pf_ir_plan *p);
  * by the next would be deleted before it exists; a set deleted and re-created
  * would end up deleted). Inside one diff an element or set appears in at
  * most one op, and interval sets never get element ops, so any type order
- * that keeps set adds first and chain/set deletes last also works there. */
+ * that keeps set adds first, a pod's POD_DEL before its POD_ADD and chain/set
+ * deletes last also works there. */
 enum pf_ir_op_type {
 	PF_IR_OP_SET_ADD,       /* set, with all its elements */
 	PF_IR_OP_ELEM_ADD,      /* set name + elements */
 	PF_IR_OP_ELEM_DEL,
 	PF_IR_OP_CHAIN_ADD,     /* chain with its rules */
 	PF_IR_OP_CHAIN_REPLACE, /* flush chain, then its rules */
+	PF_IR_OP_POD_DEL,       /* pod: its interface and addresses leave the anti-spoofing sets */
+	PF_IR_OP_POD_ADD,       /* pod: its interface and addresses enter them (before its dispatch) */
 	PF_IR_OP_DISPATCH_SET,  /* map element ifname -> jump chain (add or replace) */
 	PF_IR_OP_DISPATCH_DEL,
 	PF_IR_OP_CHAIN_DEL,
@@ -216,6 +240,7 @@ struct pf_ir_op {
 	const struct pf_ir_chain *chain; /* CHAIN_*: the chain; DISPATCH_SET: the target chain */
 	enum pf_ir_dir dir;              /* DISPATCH_* */
 	const char *ifname;              /* DISPATCH_* */
+	const struct pf_ir_pod *pod;     /* POD_*: ifname, key, ips (chains not used) */
 };
 
 struct pf_ir_diff {

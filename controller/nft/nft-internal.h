@@ -103,6 +103,26 @@ const char *nft_dispatch_map(enum pf_ir_dir dir);
 #define NFT_DROP_COMMENT "podfence: default deny"
 int nft_rule_comment(const struct pf_ir_rule *r, char *buf, size_t len);
 
+/* Anti-spoofing state, one entry per element of the three sets: family 0 is
+ * the interface's element of pod_ifs, 4 and 6 an element ifname . addr of
+ * pod_src4 / pod_src6. */
+struct nft_src_elem {
+	char ifname[NFT_IFNAMSIZ + 1];
+	struct pf_addr addr; /* family 0, 4 or 6 */
+};
+int nft_src_elem_cmp(const struct nft_src_elem *a, const struct nft_src_elem *b);
+/* The set holding elements of family fam (0, 4, 6). */
+const char *nft_src_set_name(int fam);
+struct nftnl_set *nft_build_src_set(const char *table, int fam);
+/* A set object naming the set of family fam, carrying v[0..n) (all of that
+ * family). NULL on OOM or an interface name too long. */
+struct nftnl_set *nft_build_src_elems(const char *table, int fam, const struct nft_src_elem *const *v, size_t n);
+struct nftnl_chain *nft_build_spoof_chain(const char *table);
+/* Rule i of the anti-spoofing chain, 0 <= i < NFT_SPOOF_RULES. */
+#define NFT_SPOOF_RULES 10
+#define NFT_SPOOF_COMMENT "podfence: spoofed source"
+struct nftnl_rule *nft_build_spoof_rule(const char *table, int i);
+
 /* ---- parsers (nft_parse.c): libnftnl object -> IR, no socket ---- */
 /* Fills *ret (fields malloc'd). -ENOTSUP: a set the dataplane did not write. */
 int nft_parse_set(const struct nftnl_set *s, struct pf_ir_set *ret);
@@ -113,6 +133,13 @@ int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set);
 int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret);
 /* Whether r equals base rule i (expressions and verdict). */
 bool nft_base_rule_matches(struct nftnl_rule *r, int i);
+/* Whether r equals rule i of the anti-spoofing chain (a counter's values aside). */
+bool nft_spoof_rule_matches(struct nftnl_rule *r, int i);
+/* Whether s has the shape nft_build_src_set(fam) writes. */
+bool nft_src_set_ok(const struct nftnl_set *s, int fam);
+/* Appends the elements of s (the set of family fam) to *v. -ENOTSUP: an
+ * element we did not write. */
+int nft_parse_src_elems(struct nftnl_set *s, int fam, struct nft_src_elem **v, size_t *n);
 /* Dispatch element: key ifname, jump chain (or "" for drop). */
 int nft_parse_dispatch_elem(struct nftnl_set_elem *e, char *ifname, size_t ifname_len, char **ret_chain);
 
@@ -157,7 +184,13 @@ struct nft_kstate {
 	bool base_present;          /* base chain exists */
 	bool base_ok;               /* base chain hook and rules as we write them */
 	uint32_t gen;
-	struct pf_ir_plan *plan;    /* sets, chains, pods from dispatch */
+	struct pf_ir_plan *plan;    /* sets, chains, pods from dispatch and anti-spoofing sets */
+	bool src_present[3];        /* pod_ifs, pod_src4, pod_src6 exist */
+	bool src_bad;               /* one of them has another shape */
+	bool spoof_present;         /* anti-spoofing chain exists */
+	bool spoof_ok;              /* its hook and rules as we write them */
+	size_t n_src;
+	struct nft_src_elem *src;   /* their elements, sorted (nft_src_elem_cmp) */
 };
 int nft_read_state(struct pf_nft *n, struct nft_kstate *ret);
 void nft_kstate_done(struct nft_kstate *k);

@@ -22,6 +22,7 @@
 #include <linux/netlink.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/udata.h>
 
@@ -786,6 +787,74 @@ static bool base_chain_ok(struct nftnl_chain *c, struct reader *r)
 	return k == NFT_BASE_RULES;
 }
 
+static bool spoof_chain_ok(struct nftnl_chain *c, struct reader *r)
+{
+	size_t i;
+	int k = 0;
+
+	if (!nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) ||
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM) != NF_INET_PRE_ROUTING ||
+	    nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO) != -300 ||
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) != NF_ACCEPT)
+		return false;
+	for (i = 0; i < r->n_rules; i++) {
+		if (strcmp(nftnl_rule_get_str(r->rules[i], NFTNL_RULE_CHAIN), PF_NFT_SPOOF_CHAIN) != 0)
+			continue;
+		if (k >= NFT_SPOOF_RULES || !nft_spoof_rule_matches(r->rules[i], k))
+			return false;
+		k++;
+	}
+	return k == NFT_SPOOF_RULES;
+}
+
+/* One of the anti-spoofing sets: 1 if s is one (its elements appended to
+ * k->src), 0 if s is another set. A set of that name with another shape is
+ * left out of k->src (sync reports it). */
+static int read_src_set(struct nftnl_set *s, struct nft_kstate *k)
+{
+	const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
+	int fams[] = { 0, 4, 6 };
+
+	for (int i = 0; i < 3; i++) {
+		int rc;
+
+		if (strcmp(name, nft_src_set_name(fams[i])) != 0)
+			continue;
+		k->src_present[i] = true;
+		if (!nft_src_set_ok(s, fams[i])) {
+			k->src_bad = true;
+			return 1;
+		}
+		rc = nft_parse_src_elems(s, fams[i], &k->src, &k->n_src);
+		if (rc == -ENOTSUP) {
+			k->src_bad = true;
+			return 1;
+		}
+		return rc < 0 ? rc : 1;
+	}
+	return 0;
+}
+
+static int src_elem_qcmp(const void *a, const void *b)
+{
+	return nft_src_elem_cmp(a, b);
+}
+
+/* Pods the anti-spoofing sets name: their addresses (at most two, as the
+ * IR holds them), and a plan pod for those not dispatched. */
+static int src_to_pods(struct nft_kstate *k)
+{
+	for (size_t i = 0; i < k->n_src; i++) {
+		struct pf_ir_pod *pod = pod_get(k->plan, k->src[i].ifname);
+
+		if (!pod)
+			return -ENOMEM;
+		if (k->src[i].addr.family && pod->n_ips < 2)
+			pod->ips[pod->n_ips++] = k->src[i].addr;
+	}
+	return 0;
+}
+
 static int build_state(struct reader *r, struct nft_kstate *k)
 {
 	struct pf_ir_plan *p = k->plan;
@@ -799,6 +868,12 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 		const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
 		struct pf_ir_set set = { 0 }, *v;
 		int d = -1;
+
+		rc = read_src_set(s, k);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			continue;
 
 		if (strcmp(name, PF_NFT_MAP_INGRESS) == 0)
 			d = PF_IR_INGRESS;
@@ -854,12 +929,21 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 			k->base_ok = base_chain_ok(r->chains[i], r);
 			continue;
 		}
+		if (strcmp(name, PF_NFT_SPOOF_CHAIN) == 0) {
+			k->spoof_present = true;
+			k->spoof_ok = spoof_chain_ok(r->chains[i], r);
+			continue;
+		}
 		rc = plan_add_chain(p, r->chains[i], r);
 		if (rc < 0)
 			return rc;
 	}
 	nft_sort(p->sets, p->n_sets, sizeof(*p->sets), set_name_cmp);
 	nft_sort(p->chains, p->n_chains, sizeof(*p->chains), chain_name_cmp);
+	nft_sort(k->src, k->n_src, sizeof(*k->src), src_elem_qcmp);
+	rc = src_to_pods(k);
+	if (rc < 0)
+		return rc;
 	/* pods: key from the chain their dispatch element jumps to */
 	for (i = 0; i < p->n_pods; i++) {
 		struct pf_ir_pod *pod = &p->pods[i];
@@ -891,6 +975,7 @@ static int build_state(struct reader *r, struct nft_kstate *k)
 void nft_kstate_done(struct nft_kstate *k)
 {
 	pf_ir_plan_free(k->plan);
+	free(k->src);
 	memset(k, 0, sizeof(*k));
 }
 
@@ -970,6 +1055,52 @@ int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret)
 	*ret = k.plan;
 	k.plan = NULL;
 	nft_kstate_done(&k);
+	return 0;
+}
+
+static int spoof_counter_cb(const struct nlmsghdr *nlh, void *data)
+{
+	uint64_t *ret = data;
+	struct nftnl_rule *ru = nftnl_rule_alloc();
+	struct nftnl_expr_iter *it;
+	struct nftnl_expr *e;
+
+	if (!ru)
+		return -1;
+	if (nftnl_rule_nlmsg_parse(nlh, ru) == 0 &&
+	    strcmp(nftnl_rule_get_str(ru, NFTNL_RULE_CHAIN), PF_NFT_SPOOF_CHAIN) == 0 &&
+	    (it = nftnl_expr_iter_create(ru))) {
+		while ((e = nftnl_expr_iter_next(it)))
+			if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0)
+				*ret += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		nftnl_expr_iter_destroy(it);
+	}
+	nftnl_rule_free(ru);
+	return 0;
+}
+
+int pf_nft_spoofed_packets(struct pf_nft *n, uint64_t *ret)
+{
+	char buf[1024];
+	struct nftnl_rule *q = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+	uint64_t packets = 0;
+	int rc;
+
+	if (!q)
+		return -ENOMEM;
+	/* a dump of the one chain: a few rules, whatever the table holds */
+	nftnl_rule_set_str(q, NFTNL_RULE_TABLE, n->table);
+	nftnl_rule_set_str(q, NFTNL_RULE_CHAIN, PF_NFT_SPOOF_CHAIN);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+	nftnl_rule_nlmsg_build_payload(nlh, q);
+	nftnl_rule_free(q);
+	rc = talk(n, nlh, spoof_counter_cb, &packets);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc < 0)
+		return rc;
+	*ret = packets;
 	return 0;
 }
 

@@ -10,7 +10,7 @@
  * never touches any other table. Not thread-safe: one caller at a time.
  *
  * Kernel shape: see ir.h. The fixed parts (table, the two dispatch maps, the
- * forward base chain) are created by the first sync and never deleted by
+ * forward base chain, the anti-spoofing sets and prerouting chain) are created by the first sync and never deleted by
  * sync or apply; the table is never deleted and re-added (that would drop the
  * established-connection fast path).
  *
@@ -31,6 +31,12 @@
 #define PF_NFT_MAP_INGRESS "ingress_dispatch"
 #define PF_NFT_MAP_EGRESS "egress_dispatch"
 #define PF_NFT_BASE_CHAIN "forward"
+/* Anti-spoofing (docs/design.md, invariant 8): a prerouting chain at raw
+ * priority, before conntrack, NAT and any policy, and the sets it reads. */
+#define PF_NFT_SPOOF_CHAIN "antispoof"
+#define PF_NFT_SET_POD_IFS "pod_ifs"
+#define PF_NFT_SET_POD_SRC4 "pod_src4"
+#define PF_NFT_SET_POD_SRC6 "pod_src6"
 
 struct pf_nft;
 
@@ -72,7 +78,8 @@ void pf_nft_free(struct pf_nft *n);
  *
  * One transaction when the change is at most max_txn_msgs messages (and
  * max_txn_msgs/4 KiB); larger changes (cold start) are chunked, in an order where every
- * committed state is safe: (1) fixed parts, and every pod the plan isolates
+ * committed state is safe: (1) fixed parts, every pod's anti-spoofing
+ * elements (one transaction per pod), and every pod the plan isolates
  * whose dispatch element is missing gets a "drop" dispatch element
  * (isolated, never open); (2) new sets with their elements, new chains with
  * their rules (nothing references them yet); (3) in one transaction,
@@ -85,7 +92,7 @@ void pf_nft_free(struct pf_nft *n);
  * the kernel refuses the batch and sync reads again; attempts that commit
  * nothing are limited (5): the last one goes without the generation check
  * so a busy neighbour (another table changing all the time) cannot starve
- * the sync. Pods' ips are not used (the kernel does not hold them). */
+ * the sync. */
 int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan);
 
 /* Incremental apply of a diff (ir.h) in one transaction, assuming the kernel
@@ -98,13 +105,18 @@ int pf_nft_sync(struct pf_nft *n, const struct pf_ir_plan *plan);
 int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff);
 
 /* Kernel -> IR. The table missing is an empty plan. Pods are rebuilt from
- * the dispatch maps (key from the chain comment, ifname from the element;
- * no ips); a pod whose dispatch element is "drop" (chunked cold start in
+ * the dispatch maps and the anti-spoofing sets (key from the chain comment,
+ * "" for a pod with no chain; ifname from the element; ips sorted); a pod whose dispatch element is "drop" (chunked cold start in
  * progress) has chain[dir] set to "" (empty string), one with any other
  * verdict than jump (not written by us) to "?". Rules the dataplane did
  * not write are returned with policy "?" so they never match a plan.
  * The caller frees *ret with pf_ir_plan_free. */
 int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret);
+
+/* Packets the anti-spoofing chain dropped (forged source address from a
+ * pod's interface), from its counter: one dump of that chain's rules.
+ * Missing table or chain: 0 and *ret = 0. */
+int pf_nft_spoofed_packets(struct pf_nft *n, uint64_t *ret);
 
 /* Deletes the table (uninstall, tests). Missing table: 0. */
 int pf_nft_delete_table(struct pf_nft *n);

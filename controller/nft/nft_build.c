@@ -675,3 +675,211 @@ struct nftnl_rule *nft_build_flush(const char *table, const char *chain)
 {
 	return rule_base(table, chain);
 }
+
+/* ---- anti-spoofing (docs/design.md, invariant 8) ---- */
+
+int nft_src_elem_cmp(const struct nft_src_elem *a, const struct nft_src_elem *b)
+{
+	int c = strcmp(a->ifname, b->ifname);
+
+	if (c)
+		return c;
+	if (a->addr.family != b->addr.family)
+		return a->addr.family < b->addr.family ? -1 : 1;
+	return a->addr.family ? pf_addr_cmp(&a->addr, &b->addr) : 0;
+}
+
+const char *nft_src_set_name(int fam)
+{
+	return fam == 4 ? PF_NFT_SET_POD_SRC4 : fam == 6 ? PF_NFT_SET_POD_SRC6 : PF_NFT_SET_POD_IFS;
+}
+
+static uint32_t src_alen(int fam)
+{
+	return fam == 4 ? 4 : fam == 6 ? 16 : 0;
+}
+
+struct nftnl_set *nft_build_src_set(const char *table, int fam)
+{
+	const char *name = nft_src_set_name(fam);
+	struct nftnl_set *s = set_base(table, name);
+	uint32_t type = fam == 4 ? NFT_TYPE_IPADDR : NFT_TYPE_IP6ADDR;
+
+	if (!s)
+		return NULL;
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, fam ? (NFT_TYPE_IFNAME << NFT_TYPE_BITS) | type : NFT_TYPE_IFNAME);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, NFT_IFNAMSIZ + src_alen(fam));
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, 0);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, set_id(name));
+	if (set_udata(s, fam ? 0 : NFT_BYTEORDER_HOST,
+		      fam ? "local pods' interface . address: the sources they may use" : "local pods' interfaces") < 0) {
+		nftnl_set_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct nftnl_set *nft_build_src_elems(const char *table, int fam, const struct nft_src_elem *const *v, size_t n)
+{
+	struct nftnl_set *s = set_base(table, nft_src_set_name(fam));
+	uint8_t key[NFT_IFNAMSIZ + 16];
+	size_t i, len;
+
+	if (!s)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		len = strlen(v[i]->ifname);
+		if (len >= NFT_IFNAMSIZ || v[i]->addr.family != fam)
+			goto fail;
+		memset(key, 0, sizeof(key));
+		memcpy(key, v[i]->ifname, len);
+		memcpy(key + NFT_IFNAMSIZ, v[i]->addr.bytes, src_alen(fam));
+		if (add_elem(s, key, NULL, NFT_IFNAMSIZ + src_alen(fam), 0) < 0)
+			goto fail;
+	}
+	return s;
+fail:
+	nftnl_set_free(s);
+	return NULL;
+}
+
+/* raw: before conntrack (no entry is created for a forged packet), before
+ * NAT (the source is the one the pod wrote) and before every policy. */
+#define NFT_PRIO_RAW (-300)
+
+struct nftnl_chain *nft_build_spoof_chain(const char *table)
+{
+	struct nftnl_chain *c = chain_base(table, PF_NFT_SPOOF_CHAIN);
+
+	if (!c)
+		return NULL;
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_PRIO_RAW);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
+		nftnl_chain_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int e_bitwise(struct nftnl_rule *r, const void *mask, const void *xor, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
+	}
+	return add_expr(r, e);
+}
+
+static int e_nfproto(struct nftnl_rule *r, uint8_t nfproto)
+{
+	int ret = e_meta(r, NFT_META_NFPROTO, NFT_REG_1);
+
+	return ret ? ret : e_cmp(r, NFT_CMP_EQ, &nfproto, 1);
+}
+
+/* "iifname . ip[6] saddr @pod_src[46] accept": the interface in the first
+ * four 32-bit registers, the address after it. */
+static int spoof_src_rule(struct nftnl_rule *r, int fam)
+{
+	int ret = e_nfproto(r, fam == 4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+
+	if (ret == 0)
+		ret = e_meta(r, NFT_META_IIFNAME, NFT_REG_1);
+	if (ret == 0)
+		ret = e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, fam == 4 ? 12 : 8, src_alen(fam), REG32(4));
+	if (ret == 0)
+		ret = e_lookup(r, nft_src_set_name(fam), false);
+	return ret;
+}
+
+/* The ICMPv6 a pod sends from fe80::/10 or :: while its addresses are not
+ * usable yet or to find its neighbour, the node: router solicitation (133),
+ * neighbour solicitation (135, from :: for duplicate address detection) and
+ * advertisement (136), MLD reports and done (131, 132, 143) that DAD's
+ * solicited-node group joins send. Nothing else from those sources. */
+static const struct {
+	bool link_local; /* fe80::/10, else :: */
+	uint8_t lo, hi;
+} nd_rules[] = {
+	{ true, 131, 133 }, { true, 135, 136 }, { true, 143, 143 },
+	{ false, 133, 133 }, { false, 135, 135 }, { false, 143, 143 },
+};
+
+static int spoof_nd_rule(struct nftnl_rule *r, int k)
+{
+	static const uint8_t ll_mask[2] = { 0xff, 0xc0 }, ll_val[2] = { 0xfe, 0x80 }, zero[16] = { 0 };
+	uint8_t icmp6 = 58;
+	int ret = e_nfproto(r, NFPROTO_IPV6);
+
+	if (ret == 0 && nd_rules[k].link_local) {
+		ret = e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 8, 2, NFT_REG_1);
+		if (ret == 0)
+			ret = e_bitwise(r, ll_mask, zero, 2);
+		if (ret == 0)
+			ret = e_cmp(r, NFT_CMP_EQ, ll_val, 2);
+	} else if (ret == 0) {
+		ret = e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16, NFT_REG_1);
+		if (ret == 0)
+			ret = e_cmp(r, NFT_CMP_EQ, zero, 16);
+	}
+	if (ret == 0)
+		ret = e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+	if (ret == 0)
+		ret = e_cmp(r, NFT_CMP_EQ, &icmp6, 1);
+	if (ret == 0)
+		ret = e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+	if (ret == 0 && nd_rules[k].lo == nd_rules[k].hi) {
+		ret = e_cmp(r, NFT_CMP_EQ, &nd_rules[k].lo, 1);
+	} else if (ret == 0) {
+		ret = e_cmp(r, NFT_CMP_GTE, &nd_rules[k].lo, 1);
+		if (ret == 0)
+			ret = e_cmp(r, NFT_CMP_LTE, &nd_rules[k].hi, 1);
+	}
+	return ret;
+}
+
+struct nftnl_rule *nft_build_spoof_rule(const char *table, int i)
+{
+	struct nftnl_rule *r = rule_base(table, PF_NFT_SPOOF_CHAIN);
+	int n_nd = (int)(sizeof(nd_rules) / sizeof(nd_rules[0]));
+	int ret = -EINVAL, verdict = NF_ACCEPT;
+
+	if (!r)
+		return NULL;
+	if (i == 0) { /* "iifname != @pod_ifs accept": not from a local pod */
+		struct nftnl_expr *e;
+
+		ret = e_meta(r, NFT_META_IIFNAME, NFT_REG_1);
+		e = ret == 0 ? nftnl_expr_alloc("lookup") : NULL;
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+			nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, PF_NFT_SET_POD_IFS);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+		}
+		if (ret == 0)
+			ret = add_expr(r, e);
+	} else if (i == 1 || i == 2) {
+		ret = spoof_src_rule(r, i == 1 ? 4 : 6);
+	} else if (i - 3 < n_nd) {
+		ret = spoof_nd_rule(r, i - 3);
+	} else if (i == 3 + n_nd) {
+		ret = add_expr(r, nftnl_expr_alloc("counter"));
+		verdict = NF_DROP;
+		if (ret == 0)
+			ret = set_rule_comment(r, NFT_SPOOF_COMMENT);
+	}
+	if (ret == 0)
+		ret = e_verdict(r, verdict);
+	if (ret < 0) {
+		nftnl_rule_free(r);
+		return NULL;
+	}
+	return r;
+}

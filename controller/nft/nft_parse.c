@@ -511,3 +511,118 @@ int nft_parse_dispatch_elem(struct nftnl_set_elem *e, char *ifname, size_t ifnam
 	*ret_chain = c;
 	return 0;
 }
+
+/* ---- anti-spoofing ---- */
+
+static uint32_t lookup_u32(struct nftnl_expr *e, uint16_t attr)
+{
+	return nftnl_expr_is_set(e, attr) ? nftnl_expr_get_u32(e, attr) : 0;
+}
+
+bool nft_spoof_rule_matches(struct nftnl_rule *r, int i)
+{
+	struct nftnl_rule *want = nft_build_spoof_rule("x", i);
+	struct expr_list a = { 0 }, b = { 0 };
+	char ba[256], bb[256];
+	bool ok = false;
+	int k;
+
+	if (!want)
+		return false;
+	if (nftnl_expr_foreach(r, collect_cb, &a) < 0 || nftnl_expr_foreach(want, collect_cb, &b) < 0 ||
+	    a.n != b.n)
+		goto out;
+	for (k = 0; k < a.n; k++) {
+		if (strcmp(nftnl_expr_get_str(a.v[k], NFTNL_EXPR_NAME), nftnl_expr_get_str(b.v[k], NFTNL_EXPR_NAME)))
+			goto out;
+		if (is(a.v[k], "counter"))
+			continue; /* its values count */
+		if (is(a.v[k], "lookup")) {
+			if (lookup_u32(a.v[k], NFTNL_EXPR_LOOKUP_FLAGS) != lookup_u32(b.v[k], NFTNL_EXPR_LOOKUP_FLAGS) ||
+			    reg_slot(lookup_u32(a.v[k], NFTNL_EXPR_LOOKUP_SREG)) != NFT_REG_1 * 4 ||
+			    nftnl_expr_is_set(a.v[k], NFTNL_EXPR_LOOKUP_DREG) ||
+			    strcmp(nftnl_expr_get_str(a.v[k], NFTNL_EXPR_LOOKUP_SET),
+				   nftnl_expr_get_str(b.v[k], NFTNL_EXPR_LOOKUP_SET)))
+				goto out;
+			continue;
+		}
+		if (is(a.v[k], "payload") || is(a.v[k], "meta")) {
+			/* registers compare as slots (see reg_slot) */
+			bool pl = is(a.v[k], "payload");
+			uint16_t dreg = pl ? NFTNL_EXPR_PAYLOAD_DREG : NFTNL_EXPR_META_DREG;
+
+			if (reg_slot(lookup_u32(a.v[k], dreg)) != reg_slot(lookup_u32(b.v[k], dreg)) ||
+			    (pl ? !is_payload(a.v[k], lookup_u32(b.v[k], NFTNL_EXPR_PAYLOAD_BASE),
+					      lookup_u32(b.v[k], NFTNL_EXPR_PAYLOAD_OFFSET),
+					      lookup_u32(b.v[k], NFTNL_EXPR_PAYLOAD_LEN), lookup_u32(b.v[k], dreg))
+				: !is_meta(a.v[k], lookup_u32(b.v[k], NFTNL_EXPR_META_KEY), lookup_u32(b.v[k], dreg))))
+				goto out;
+			continue;
+		}
+		nftnl_expr_snprintf(ba, sizeof(ba), a.v[k], NFTNL_OUTPUT_DEFAULT, 0);
+		nftnl_expr_snprintf(bb, sizeof(bb), b.v[k], NFTNL_OUTPUT_DEFAULT, 0);
+		if (strcmp(ba, bb) != 0)
+			goto out;
+	}
+	ok = true;
+out:
+	nftnl_rule_free(want);
+	return ok;
+}
+
+bool nft_src_set_ok(const struct nftnl_set *s, int fam)
+{
+	struct nftnl_set *want = nft_build_src_set("x", fam);
+	uint32_t flags = nftnl_set_is_set(s, NFTNL_SET_FLAGS) ? nftnl_set_get_u32(s, NFTNL_SET_FLAGS) : 0;
+	bool ok;
+
+	if (!want)
+		return false;
+	ok = nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE) == nftnl_set_get_u32(want, NFTNL_SET_KEY_TYPE) &&
+	     nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == nftnl_set_get_u32(want, NFTNL_SET_KEY_LEN) &&
+	     !(flags & (NFT_SET_MAP | NFT_SET_INTERVAL | NFT_SET_OBJECT | NFT_SET_ANONYMOUS));
+	nftnl_set_free(want);
+	return ok;
+}
+
+struct src_acc {
+	int fam;
+	struct nft_src_elem **v;
+	size_t *n;
+	int err;
+};
+
+static int src_elem_cb(struct nftnl_set_elem *se, void *data)
+{
+	struct src_acc *acc = data;
+	uint32_t len = 0, alen = acc->fam == 4 ? 4 : acc->fam == 6 ? 16 : 0;
+	const uint8_t *key = nftnl_set_elem_get(se, NFTNL_SET_ELEM_KEY, &len);
+	struct nft_src_elem e = { 0 }, *nv;
+
+	if (!key || len != NFT_IFNAMSIZ + alen) {
+		acc->err = -ENOTSUP;
+		return -1;
+	}
+	memcpy(e.ifname, key, NFT_IFNAMSIZ);
+	e.ifname[NFT_IFNAMSIZ] = '\0';
+	if (alen) {
+		e.addr.family = (uint8_t)acc->fam;
+		memcpy(e.addr.bytes, key + NFT_IFNAMSIZ, alen);
+	}
+	nv = realloc(*acc->v, (*acc->n + 1) * sizeof(*nv));
+	if (!nv) {
+		acc->err = -ENOMEM;
+		return -1;
+	}
+	nv[(*acc->n)++] = e;
+	*acc->v = nv;
+	return 0;
+}
+
+int nft_parse_src_elems(struct nftnl_set *s, int fam, struct nft_src_elem **v, size_t *n)
+{
+	struct src_acc acc = { .fam = fam, .v = v, .n = n };
+
+	nftnl_set_elem_foreach(s, src_elem_cb, &acc);
+	return acc.err;
+}

@@ -429,6 +429,207 @@ static int emit_dispatch(struct chunker *c, enum pf_ir_dir dir, const char *ifna
 	return rc;
 }
 
+/* ---- anti-spoofing (docs/design.md, invariant 8) ---- */
+
+/* The sets and the prerouting chain, created like the other fixed parts;
+ * a chain someone rewrote is repaired in place. */
+static int emit_fixed_spoof(struct chunker *c, const struct nft_kstate *k)
+{
+	static const int fams[3] = { 0, 4, 6 };
+	char what[320];
+	int rc, i;
+
+	if (k->src_bad) {
+		nft_seterr(c->n, "table inet %s: an anti-spoofing set exists with another type", tbl(c));
+		return -EEXIST;
+	}
+	rc = ck_room(c, 3 + 1 + NFT_SPOOF_RULES);
+	for (i = 0; rc == 0 && i < 3; i++) {
+		struct nftnl_set *s;
+
+		if (k->src_present[i])
+			continue;
+		s = nft_build_src_set(tbl(c), fams[i]);
+		if (!s)
+			return -ENOMEM;
+		snprintf(what, sizeof(what), "set %s", nft_src_set_name(fams[i]));
+		rc = nft_txn_add_set(c->t, NFT_MSG_NEWSET, NLM_F_CREATE, s, what);
+		nftnl_set_free(s);
+	}
+	if (rc < 0 || (k->spoof_present && k->spoof_ok))
+		return rc;
+	if (!k->spoof_present) {
+		struct nftnl_chain *ch = nft_build_spoof_chain(tbl(c));
+
+		if (!ch)
+			return -ENOMEM;
+		rc = nft_txn_add_chain(c->t, NFT_MSG_NEWCHAIN, NLM_F_CREATE, ch, "base chain " PF_NFT_SPOOF_CHAIN);
+		nftnl_chain_free(ch);
+	} else {
+		struct nftnl_rule *f = nft_build_flush(tbl(c), PF_NFT_SPOOF_CHAIN);
+
+		if (!f)
+			return -ENOMEM;
+		rc = nft_txn_add_rule(c->t, NFT_MSG_DELRULE, 0, f, "flush of base chain " PF_NFT_SPOOF_CHAIN);
+		nftnl_rule_free(f);
+	}
+	for (i = 0; rc == 0 && i < NFT_SPOOF_RULES; i++) {
+		struct nftnl_rule *r = nft_build_spoof_rule(tbl(c), i);
+
+		if (!r)
+			return -ENOMEM;
+		snprintf(what, sizeof(what), "rule %d of base chain %s", i, PF_NFT_SPOOF_CHAIN);
+		rc = nft_txn_add_rule(c->t, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, r, what);
+		nftnl_rule_free(r);
+	}
+	return rc;
+}
+
+/* A pod's elements: its interface, and interface . address per address. */
+static size_t pod_src_elems(const struct pf_ir_pod *p, struct nft_src_elem *out)
+{
+	size_t n = 0;
+
+	memset(out, 0, 3 * sizeof(*out));
+	snprintf(out[n++].ifname, sizeof(out->ifname), "%s", p->ifname);
+	for (size_t i = 0; i < p->n_ips && i < 2; i++) {
+		snprintf(out[n].ifname, sizeof(out->ifname), "%s", p->ifname);
+		out[n++].addr = p->ips[i];
+	}
+	return n;
+}
+
+/* Anti-spoofing elements v[0..n), any families, in one message per set and
+ * NFT_ELEMS_PER_MSG elements. */
+static int emit_src_elems(struct chunker *c, uint16_t type, const struct nft_src_elem *const *v, size_t n,
+			  const char *pod)
+{
+	static const int fams[3] = { 0, 4, 6 };
+	const struct nft_src_elem **batch;
+	char what[400], a[PF_ADDR_STRLEN];
+	int rc = 0;
+
+	if (!n)
+		return 0;
+	batch = malloc(n * sizeof(*batch));
+	if (!batch)
+		return -ENOMEM;
+	for (int f = 0; rc == 0 && f < 3; f++) {
+		size_t m = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (v[i]->addr.family == fams[f])
+				batch[m++] = v[i];
+		for (size_t i = 0; rc == 0 && i < m; i += NFT_ELEMS_PER_MSG) {
+			size_t k = m - i < NFT_ELEMS_PER_MSG ? m - i : NFT_ELEMS_PER_MSG;
+			struct nftnl_set *s = nft_build_src_elems(tbl(c), fams[f], batch + i, k);
+
+			if (fams[f])
+				pf_addr_format(&batch[i]->addr, a);
+			snprintf(what, sizeof(what), "%s %zu anti-spoofing element%s of set %s (%s%s%s%s%s)",
+				 type == NFT_MSG_NEWSETELEM ? "add" : "delete", k, k == 1 ? "" : "s",
+				 nft_src_set_name(fams[f]), batch[i]->ifname, fams[f] ? " . " : "", fams[f] ? a : "",
+				 pod ? ", pod " : "", pod ? pod : "");
+			if (!s) {
+				nft_seterr(c->n, "%s: bad interface name", what);
+				rc = -EINVAL;
+				break;
+			}
+			rc = ck_room(c, 1);
+			if (rc == 0)
+				rc = nft_txn_add_elems(c->t, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, s, what);
+			nftnl_set_free(s);
+		}
+	}
+	free(batch);
+	return rc;
+}
+
+/* First element of ifname in the sorted k->src. */
+static size_t src_first(const struct nft_kstate *k, const char *ifname)
+{
+	size_t lo = 0, hi = k->n_src;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(k->src[mid].ifname, ifname) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* One wanted pod: its stale elements (addresses it no longer has) go, its
+ * missing ones come, in one transaction. */
+static int emit_pod_src_sync(struct chunker *c, const struct nft_kstate *k, const struct pf_ir_pod *p)
+{
+	struct nft_src_elem w[3];
+	const struct nft_src_elem *add[3], *del[16];
+	size_t nw = pod_src_elems(p, w), na = 0, nd = 0, i, j, first = src_first(k, w[0].ifname);
+	int rc;
+
+	for (i = 0; i < nw; i++) {
+		for (j = first; j < k->n_src && strcmp(k->src[j].ifname, w[0].ifname) == 0; j++)
+			if (nft_src_elem_cmp(&k->src[j], &w[i]) == 0)
+				break;
+		if (!(j < k->n_src && nft_src_elem_cmp(&k->src[j], &w[i]) == 0))
+			add[na++] = &w[i];
+	}
+	for (j = first; j < k->n_src && strcmp(k->src[j].ifname, w[0].ifname) == 0; j++) {
+		for (i = 0; i < nw && nft_src_elem_cmp(&k->src[j], &w[i]) != 0; i++)
+			;
+		if (i == nw) {
+			del[nd++] = &k->src[j];
+			if (nd == sizeof(del) / sizeof(del[0])) {
+				rc = emit_src_elems(c, NFT_MSG_DELSETELEM, del, nd, p->key);
+				if (rc < 0)
+					return rc;
+				nd = 0;
+			}
+		}
+	}
+	if (!na && !nd)
+		return 0;
+	rc = ck_room(c, 4);
+	if (rc == 0)
+		rc = emit_src_elems(c, NFT_MSG_DELSETELEM, del, nd, p->key);
+	if (rc == 0)
+		rc = emit_src_elems(c, NFT_MSG_NEWSETELEM, add, na, p->key);
+	return rc;
+}
+
+/* Elements of interfaces no pod of the plan has: removed with the
+ * dispatch of their pods. */
+static int emit_src_gone(struct chunker *c, const struct nft_kstate *k, const struct pf_ir_plan *want)
+{
+	const struct nft_src_elem **del = malloc((k->n_src ? k->n_src : 1) * sizeof(*del));
+	size_t nd = 0;
+	int rc;
+
+	if (!del)
+		return -ENOMEM;
+	for (size_t i = 0; i < k->n_src; i++)
+		if (!pf_ir_plan_pod_by_ifname(want, k->src[i].ifname))
+			del[nd++] = &k->src[i];
+	rc = emit_src_elems(c, NFT_MSG_DELSETELEM, del, nd, NULL);
+	free(del);
+	return rc;
+}
+
+/* Apply: a pod's elements in or out. */
+static int emit_pod_src(struct chunker *c, const struct pf_ir_pod *p, bool add)
+{
+	struct nft_src_elem w[3];
+	const struct nft_src_elem *v[3];
+	size_t n = pod_src_elems(p, w);
+
+	for (size_t i = 0; i < n; i++)
+		v[i] = &w[i];
+	return emit_src_elems(c, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, v, n, p->key);
+}
+
 /* ---- sync ---- */
 
 /* Lookups in both plans are binary searches: the kernel read-back is sorted
@@ -451,6 +652,11 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 	/* (1) fixed parts; in chunked mode every pod about to be isolated is
 	 * dropped until its chain is complete */
 	rc = emit_fixed(c, k);
+	if (rc == 0)
+		rc = emit_fixed_spoof(c, k);
+	/* every pod's anti-spoofing elements, before (or with) its dispatch */
+	for (i = 0; rc == 0 && i < want->n_pods; i++)
+		rc = emit_pod_src_sync(c, k, &want->pods[i]);
 	for (i = 0; rc == 0 && chunked && i < want->n_pods; i++) {
 		const struct pf_ir_pod *p = &want->pods[i];
 
@@ -509,6 +715,8 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 				rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, wc, w->key, DISP_DEL, true);
 		}
 	}
+	if (rc == 0)
+		rc = emit_src_gone(c, k, want);
 	/* placeholders of an interrupted cold start that the plan no longer isolates */
 	for (i = 0; rc == 0 && i < cur->n_pods; i++) {
 		const struct pf_ir_pod *p = &cur->pods[i], *w = pf_ir_plan_pod_by_ifname(want, p->ifname);
@@ -761,6 +969,9 @@ static int apply_op(struct chunker *c, const struct pf_ir_op *op)
 		return emit_dispatch(c, op->dir, op->ifname, op->chain->name, op->chain->pod, DISP_DESTROY, true);
 	case PF_IR_OP_DISPATCH_DEL:
 		return emit_dispatch(c, op->dir, op->ifname, NULL, NULL, DISP_DEL, false);
+	case PF_IR_OP_POD_ADD:
+	case PF_IR_OP_POD_DEL:
+		return emit_pod_src(c, op->pod, op->type == PF_IR_OP_POD_ADD);
 	case PF_IR_OP_CHAIN_DEL:
 		return emit_chain_del(c, op->chain->name);
 	case PF_IR_OP_SET_DEL:

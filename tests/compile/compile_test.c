@@ -279,8 +279,34 @@ static char *dispatch_text(char **lines, size_t n)
 	return out;
 }
 
+/* A pod's anti-spoofing state as one line: "ifname key ip ip" (ips sorted). */
+static char *src_line(const struct pf_ir_pod *p)
+{
+	char a[2][PF_ADDR_STRLEN] = {"", ""}, *l;
+	int sw;
+
+	ck_assert(p->n_ips <= 2);
+	for (size_t i = 0; i < p->n_ips; i++)
+		pf_addr_format(&p->ips[i], a[i]);
+	sw = p->n_ips == 2 && pf_addr_cmp(&p->ips[0], &p->ips[1]) > 0;
+	ck_assert(asprintf(&l, "%s %s %s %s", p->ifname, p->key ? p->key : "", a[sw], a[!sw]) > 0);
+	return l;
+}
+
+static size_t src_find_if(char **v, size_t n, const char *ifname)
+{
+	size_t len = strlen(ifname);
+
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(v[i], ifname, len) == 0 && v[i][len] == ' ')
+			return i;
+	return n;
+}
+
 void t_check_diff(const struct pf_ir_plan *before, const struct pf_ir_diff *d, const struct pf_ir_plan *after)
 {
+	static char *srcs[1024];
+	size_t n_srcs = 0;
 	static struct shadow s; /* large; tests run one at a time per process */
 	struct pf_ir_plan empty = {0};
 	char *lines[1024];
@@ -297,6 +323,10 @@ void t_check_diff(const struct pf_ir_plan *before, const struct pf_ir_diff *d, c
 				s.disp[s.n_disp++] = (struct disp){xstrdup(s.p->pods[i].ifname), dir,
 								   xstrdup(s.p->pods[i].chain[dir])};
 			}
+	for (size_t i = 0; i < s.p->n_pods; i++) {
+		ck_assert(n_srcs < 1024);
+		srcs[n_srcs++] = src_line(&s.p->pods[i]);
+	}
 	for (size_t k = 0; k < d->n_ops; k++) {
 		const struct pf_ir_op *o = &d->ops[k];
 		ssize_t i;
@@ -362,6 +392,24 @@ void t_check_diff(const struct pf_ir_plan *before, const struct pf_ir_diff *d, c
 			s.disp[j].chain = xstrdup(o->chain->name);
 			break;
 		}
+		case PF_IR_OP_POD_DEL: {
+			char *l = src_line(o->pod);
+			size_t j;
+
+			for (j = 0; j < n_srcs && strcmp(srcs[j], l) != 0; j++)
+				;
+			ck_assert_msg(j < n_srcs, "pod-del of absent %s", l);
+			free(srcs[j]);
+			srcs[j] = srcs[--n_srcs];
+			free(l);
+			break;
+		}
+		case PF_IR_OP_POD_ADD:
+			ck_assert_msg(src_find_if(srcs, n_srcs, o->pod->ifname) == n_srcs, "pod-add of present %s",
+				      o->pod->ifname);
+			ck_assert(n_srcs < 1024);
+			srcs[n_srcs++] = src_line(o->pod);
+			break;
 		case PF_IR_OP_DISPATCH_DEL: {
 			size_t j;
 
@@ -444,6 +492,17 @@ void t_check_diff(const struct pf_ir_plan *before, const struct pf_ir_diff *d, c
 			}
 	d2 = dispatch_text(lines, n_lines);
 	ck_assert_msg(strcmp(d1, d2) == 0, "dispatch after diff:\n%s\nexpected:\n%s", d1, d2);
+	free(d1);
+	free(d2);
+	/* anti-spoofing: every pod of after, with its addresses */
+	d1 = dispatch_text(srcs, n_srcs);
+	n_lines = 0;
+	for (size_t i = 0; i < after->n_pods; i++) {
+		ck_assert(n_lines < 1024);
+		lines[n_lines++] = src_line(&after->pods[i]);
+	}
+	d2 = dispatch_text(lines, n_lines);
+	ck_assert_msg(strcmp(d1, d2) == 0, "anti-spoofing after diff:\n%s\nexpected:\n%s", d1, d2);
 	free(d1);
 	free(d2);
 	pf_ir_plan_free(s.p);

@@ -255,7 +255,7 @@ START_TEST(test_local_pod_relabel_and_policy_edit)
 	fx_begin(&fx);
 	ck_assert_int_eq(pf_compiler_del_attachment(fx.c, "x", "a", &fx.d), 0);
 	fx.n_atts = 0;
-	expect_diff(&fx, "");
+	expect_diff(&fx, "pod-del veth-xa x/a 10.0.1.1\n"); /* its interface is no longer checked */
 	expect_plan(&fx, "");
 	ck_assert_int_eq(pf_compiler_del_attachment(fx.c, "x", "a", NULL), -ENOENT);
 }
@@ -472,6 +472,7 @@ START_TEST(test_attachment_before_pod_fails_closed)
 	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
 	expect_diff(&fx, "chain-add in_x_a_805521a8 0\n"
 			"chain-add out_x_a_805521a8 0\n"
+			"pod-add vxa x/a 10.0.1.1\n"
 			"dispatch-set ingress vxa in_x_a_805521a8\n"
 			"dispatch-set egress vxa out_x_a_805521a8\n");
 	ck_assert(!allowed(pf_compiler_plan(fx.c), "10.0.1.2", "10.0.1.1", 6, 80));
@@ -483,6 +484,13 @@ START_TEST(test_attachment_before_pod_fails_closed)
 			"chain-del out_x_a_805521a8\n");
 	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.1.2", "10.0.1.1", 6, 80));
 	ck_assert(allowed(pf_compiler_plan(fx.c), "10.0.1.1", "10.0.1.2", 6, 80));
+	/* The same attachment again: nothing; with another address: its
+	 * anti-spoofing entry leaves and comes back (docs/design.md, invariant 8). */
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.1");
+	expect_diff(&fx, "");
+	fx_attach(&fx, "x", "a", "vxa", "10.0.1.9");
+	expect_diff(&fx, "pod-del vxa x/a 10.0.1.1\n"
+			"pod-add vxa x/a 10.0.1.9\n");
 }
 END_TEST
 
@@ -686,13 +694,15 @@ START_TEST(test_ir_diff_generic)
 	t = pf_ir_diff_to_text(d);
 	ck_assert_str_eq(t, "set-add a4_pod_pod_in_b_in_x_dde1577c7663 addr4 1\n"
 			    "chain-add in_x_a_805521a8 1\n"
+			    "pod-add veth-xa x/a 10.0.1.1\n"
 			    "dispatch-set ingress veth-xa in_x_a_805521a8\n");
 	free(t);
 	t_check_diff(NULL, d, a);
 	pf_ir_diff_free(d);
 	ck_assert_int_eq(pf_ir_diff(a, NULL, &d), 0);
 	t = pf_ir_diff_to_text(d);
-	ck_assert_str_eq(t, "dispatch-del ingress veth-xa\n"
+	ck_assert_str_eq(t, "pod-del veth-xa x/a 10.0.1.1\n"
+			    "dispatch-del ingress veth-xa\n"
 			    "chain-del in_x_a_805521a8\n"
 			    "set-del a4_pod_pod_in_b_in_x_dde1577c7663\n");
 	free(t);

@@ -289,11 +289,18 @@ char *nt_plan_kernel_text(const struct pf_ir_plan *p)
 	for (i = 0; i < d->n_pods; i++) {
 		struct pf_ir_pod *pod = &d->pods[i];
 
-		d->pods[i].n_ips = 0;
+		/* every pod is in the anti-spoofing sets, which hold its
+		 * addresses (read back sorted) but not its key: only a chain's
+		 * comment does */
+		if (pod->n_ips == 2 && pf_addr_cmp(&pod->ips[0], &pod->ips[1]) > 0) {
+			struct pf_addr a = pod->ips[0];
+
+			pod->ips[0] = pod->ips[1];
+			pod->ips[1] = a;
+		}
 		if (!pod->chain[0] && !pod->chain[1]) {
 			free(pod->key);
-			free(pod->ifname);
-			continue;
+			pod->key = xstrdup("");
 		}
 		d->pods[k++] = *pod;
 	}

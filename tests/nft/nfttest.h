@@ -33,8 +33,8 @@ void nt_plan_finish(struct pf_ir_plan *p);
 /* G1: every set type, rules of every shape, an isolated pod with no rule and
  * a pod not isolated. The golden plan of nft.kernel and nft.golden_text. */
 struct pf_ir_plan *nt_plan_g1(void);
-/* Text of a plan as the kernel can hold it: pods without ips, pods with no
- * chain dropped. Caller frees. */
+/* Text of a plan as the kernel can hold it: pods' addresses sorted, pods
+ * with no chain without their key. Caller frees. */
 char *nt_plan_kernel_text(const struct pf_ir_plan *p);
 
 /* Synthetic plan: n_local pods each isolated both ways, n_peer_sets peer
