@@ -92,6 +92,7 @@ struct pf_daemon {
 	char state_warning[512]; /* state entries dropped at load ("" if none) */
 	struct pf_isolated *isolated; /* pods whose policy the kernel or builder refused */
 	size_t n_isolated;
+	uint64_t spoofed_seen; /* podfence_spoofed_packets_total as last read */
 
 	/* metrics */
 	struct pf_hist sync_hist, latency_hist;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon-internal.h"
+#include "worker.h"
 
 static const char *const err_kind_names[ERR_KIND_MAX] = {"sync", "decode", "socket", "manifest", "registry", "api"};
 
@@ -93,14 +94,16 @@ static char *render_metrics(struct pf_daemon *d)
 		pf_metric_header(&t, "podfence_nft_reads_across_commits_total", "counter",
 				 "Read-backs that stood though other tables were committed meanwhile.");
 		pf_metric_sample(&t, "podfence_nft_reads_across_commits_total", NULL, (double)ns.reads_across_commits);
-		/* the kernel's counter: one dump of the anti-spoofing chain's few rules */
+		/* The kernel's counter: one dump of the anti-spoofing chain's few
+		 * rules. The netlink socket is the sync worker's while a job runs:
+		 * then the value read last is shown. */
 		uint64_t spoofed = 0;
 
-		if (pf_nft_spoofed_packets(d->nft, &spoofed) == 0) {
-			pf_metric_header(&t, "podfence_spoofed_packets_total", "counter",
-					 "Packets dropped because a pod sent them with a source address not its own.");
-			pf_metric_sample(&t, "podfence_spoofed_packets_total", NULL, (double)spoofed);
-		}
+		if ((!d->worker || !pf_worker_busy(d->worker)) && pf_nft_spoofed_packets(d->nft, &spoofed) == 0)
+			d->spoofed_seen = spoofed;
+		pf_metric_header(&t, "podfence_spoofed_packets_total", "counter",
+				 "Packets dropped because a pod sent them with a source address not its own.");
+		pf_metric_sample(&t, "podfence_spoofed_packets_total", NULL, (double)d->spoofed_seen);
 	}
 	return pf_text_take(&t);
 }
