@@ -24,6 +24,8 @@
 #define RETRY_AFTER_MAX_S 600
 #define FORBIDDEN_BACKOFF_FACTOR 4
 #define LIST_TIMEOUT_S 120L
+/* A list without its items: kind, apiVersion, metadata (continue token). */
+#define LIST_REST_MAX ((size_t)1 << 20)
 
 static const struct pf_kube_resource resources[PF_KUBE_KIND_MAX] = {
 	[PF_KUBE_POD] = {"/api/v1/pods", "Pod", "v1", true},
@@ -314,6 +316,11 @@ static int start_list(struct pf_kube_informer *inf)
 		return -ENOMEM;
 	if ((r = pf_kube_xfer_new(k, PF_KUBE_XFER_LIST, inf, url, &x)) < 0)
 		return r;
+	x->list = pf_kube_list_scanner_new(k->o.max_event_bytes, LIST_REST_MAX, pf_kube_informer_list_item, inf);
+	if (!x->list) {
+		pf_kube_xfer_free(x);
+		return -ENOMEM;
+	}
 	/* A LIST page is bounded: a server that never answers is a failure. */
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT, LIST_TIMEOUT_S);
 	if ((r = pf_kube_xfer_start(x)) < 0) {
@@ -565,12 +572,41 @@ static void list_refused(struct pf_kube_informer *inf, struct pf_kube_xfer *x)
 	     (x->status == 429 || x->status >= 500) ? retry_after(x) : 0, "list failed");
 }
 
+int pf_kube_informer_list_item(void *ud, const char *text, size_t len)
+{
+	struct pf_kube_informer *inf = ud;
+	json_t *item = json_loadb(text, len, 0, NULL);
+	int r = 0;
+
+	/* Parsed, applied and freed before the next item is read: memory holds
+	 * one item, whatever the page. */
+	if (!json_is_object(item) || !rv_of(item))
+		inf->k->m.errors[PF_KUBE_ERR_DECODE]++;
+	else if (apply_upsert(inf, item) < 0)
+		r = -ENOMEM;
+	json_decref(item);
+	return r;
+}
+
 void pf_kube_informer_done_list(struct pf_kube_informer *inf, struct pf_kube_xfer *x, CURLcode res)
 {
-	json_t *root = NULL, *items, *meta, *item;
+	json_t *root = NULL, *items, *meta;
 	const char *list_rv, *cont;
-	size_t i;
 
+	/* Items of this page may already be applied: a failed page is retried
+	 * from page 1 (fail() drops the continue token), like a failed page
+	 * after applied ones, so nothing is taken for deleted. */
+	if (x->list_error == -EFBIG) {
+		pf_warn("kube: list item or list too large", "kind=%s max_item=%zu", kind_name(inf),
+			inf->k->o.max_event_bytes);
+		fail(inf, PF_KUBE_ERR_OVERSIZE, PF_KUBE_NEXT_LIST, 0, "list item too large");
+		return;
+	}
+	if (x->list_error < 0) {
+		/* A list applied in part would end in false deletes: retry it whole. */
+		fail(inf, PF_KUBE_ERR_DECODE, PF_KUBE_NEXT_LIST, 0, "out of memory applying the list");
+		return;
+	}
 	if (res != CURLE_OK) {
 		pf_warn("kube: list failed", "kind=%s err=\"%s\"", kind_name(inf), curl_easy_strerror(res));
 		fail(inf, PF_KUBE_ERR_TRANSPORT, PF_KUBE_NEXT_LIST, 0, curl_easy_strerror(res));
@@ -580,12 +616,9 @@ void pf_kube_informer_done_list(struct pf_kube_informer *inf, struct pf_kube_xfe
 		list_refused(inf, x);
 		return;
 	}
-	if (x->overflow) {
-		pf_warn("kube: list page too large", "kind=%s max=%zu", kind_name(inf), inf->k->o.max_event_bytes);
-		fail(inf, PF_KUBE_ERR_OVERSIZE, PF_KUBE_NEXT_LIST, 0, "list page too large");
-		return;
-	}
-	root = x->body.p ? json_loadb(x->body.p, x->body.len, 0, NULL) : NULL;
+	/* The list with its items cut out: only the metadata is left to read. */
+	if (!x->list || pf_kube_list_scanner_finish(x->list, &root) < 0)
+		root = NULL;
 	meta = json_object_get(root, "metadata");
 	items = json_object_get(root, "items");
 	list_rv = json_string_value(json_object_get(meta, "resourceVersion"));
@@ -595,17 +628,6 @@ void pf_kube_informer_done_list(struct pf_kube_informer *inf, struct pf_kube_xfe
 		goto out;
 	}
 	inf->auth_retried = false;
-	json_array_foreach(items, i, item) {
-		if (!json_is_object(item) || !rv_of(item)) {
-			inf->k->m.errors[PF_KUBE_ERR_DECODE]++;
-			continue;
-		}
-		if (apply_upsert(inf, item) < 0) {
-			/* A list applied in part would end in false deletes: retry it whole. */
-			fail(inf, PF_KUBE_ERR_DECODE, PF_KUBE_NEXT_LIST, 0, "out of memory applying the list");
-			goto out;
-		}
-	}
 	cont = json_string_value(json_object_get(meta, "continue"));
 	if (cont && *cont) {
 		pf_kube_set_str(&inf->cont, cont);

@@ -4,6 +4,7 @@
  * events, token rotation, TLS, Events, and the epoll integration.
  * Usage: test_kube_live TCASE (one ctest per tcase). */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -731,6 +732,101 @@ START_TEST(test_watchdog_stall)
 }
 END_TEST
 
+/* ---- memory: large policies ---- */
+
+/* A NetworkPolicy of n /32 ipBlock peers selecting no pod: 1.44 MB at 35k,
+ * what the API server accepts (issue: 5 of them cost 150 MB parsed whole). */
+static char *big_policy(int i, int n)
+{
+	size_t cap = (size_t)n * 48 + 512, len;
+	char *s = malloc(cap);
+
+	ck_assert_ptr_nonnull(s);
+	len = (size_t)snprintf(s, cap,
+			       "{\"kind\":\"NetworkPolicy\",\"metadata\":{\"name\":\"big-%03d\",\"namespace\":\"ns0\"},"
+			       "\"spec\":{\"podSelector\":{\"matchLabels\":{\"selects\":\"nothing\"}},"
+			       "\"ingress\":[{\"from\":[",
+			       i);
+	for (int j = 0; j < n; j++)
+		len += (size_t)snprintf(s + len, cap - len, "%s{\"ipBlock\":{\"cidr\":\"172.%d.%d.%d/32\"}}",
+					j ? "," : "", 16 + (j >> 16), (j >> 8) & 255, j & 255);
+	snprintf(s + len, cap - len, "]}]}}");
+	return s;
+}
+
+/* VmHWM / VmRSS of this process, KiB. */
+static long proc_status_kib(const char *field)
+{
+	FILE *fp = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+
+	ck_assert_ptr_nonnull(fp);
+	while (fgets(line, sizeof(line), fp))
+		if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
+			v = atol(line + strlen(field) + 1);
+	fclose(fp);
+	return v;
+}
+
+static void reset_peak_rss(void)
+{
+	FILE *fp = fopen("/proc/self/clear_refs", "w");
+
+	/* "5" resets VmHWM to the current RSS (Linux >= 4.0). */
+	ck_assert_ptr_nonnull(fp);
+	fputs("5", fp);
+	fclose(fp);
+}
+
+#define BIG_POLICIES 8
+#define BIG_POLICY_PEERS 35000
+/* One such policy parsed by jansson is ~26 MiB; the whole page ~210 MiB. */
+#define BIG_PEAK_MAX_KIB (48L << 10)
+
+START_TEST(test_large_policies_bounded)
+{
+	long before, peak;
+	struct pf_kube_metrics m;
+
+	ck_assert_int_eq(fixture_start(&api, 0, NULL), 0);
+	for (int i = 0; i < BIG_POLICIES; i++) {
+		char *body = big_policy(i, BIG_POLICY_PEERS);
+
+		if (i == 0)
+			fprintf(stderr, "policy size %zu bytes\n", strlen(body));
+		ck_assert_int_eq(fixture_call(&api, "POST", "/_admin/apply", body, NULL), 200);
+		free(body);
+	}
+	malloc_trim(0);
+	reset_peak_rss();
+	before = proc_status_kib("VmRSS");
+	client_plain(&client, &api, (struct pf_kube_options){.kinds = 1u << PF_KUBE_NETWORKPOLICY});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert_uint_eq(pf_kube_count(client.k, PF_KUBE_NETWORKPOLICY), BIG_POLICIES);
+	ck_assert_uint_eq(count_prefix(&client.rec, "ADDED NetworkPolicy ns0/big-"), BIG_POLICIES);
+	/* A relist (410 at re-watch) parses them all again. */
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	fixture_post(&api, "/_admin/apply", "{\"kind\":\"NetworkPolicy\",\"metadata\":{\"name\":\"small\","
+					    "\"namespace\":\"ns1\"},\"spec\":{\"podSelector\":{}}}");
+	ck_assert(eventually(&client, p_logged, "ADDED NetworkPolicy ns1/small"));
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"stall\"}");
+	fixture_post(&api, "/_admin/delete", "{\"kind\":\"NetworkPolicy\",\"namespace\":\"ns1\",\"name\":\"small\"}");
+	fixture_post(&api, "/_admin/compact", "{}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"drop\"}");
+	fixture_post(&api, "/_admin/stream", "{\"action\":\"unstall\"}");
+	ck_assert(eventually(&client, p_logged, "DELETED NetworkPolicy ns1/small"));
+	pf_kube_get_metrics(client.k, &m);
+	ck_assert_uint_eq(m.relists, 1);
+	ck_assert_uint_eq(count_prefix(&client.rec, "MODIFIED"), 0);
+	peak = proc_status_kib("VmHWM");
+	fprintf(stderr, "large policies: %d x %d ipBlocks, rss before %ld KiB, peak %ld KiB (+%ld KiB)\n",
+		BIG_POLICIES, BIG_POLICY_PEERS, before, peak, peak - before);
+	ck_assert_msg(peak - before <= BIG_PEAK_MAX_KIB, "peak RSS grew by %ld KiB (max %ld)", peak - before,
+		      BIG_PEAK_MAX_KIB);
+}
+END_TEST
+
 START_TEST(test_token_rotation)
 {
 	char server_tokens[512], client_token[512];
@@ -1250,6 +1346,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_insecure_token_refused);
 	TC("tls", test_tls);
 	tcase_add_loop_test(tc, test_tls, 1, TLS_CASE_MAX);
+	TC("memory", test_large_policies_bounded);
 	TC("events", test_post_event);
 	TC("loop", test_epoll_integration);
 #undef TC
