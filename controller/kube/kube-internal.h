@@ -81,6 +81,10 @@ struct pf_kube_informer {
 	bool list_restarted; /* one immediate retry after a 410 on continue */
 	bool auth_retried;   /* one immediate retry after a 401 */
 	unsigned failures;
+	/* The last failure got no HTTP response (server unreachable): the next
+	 * answer, whatever it is, restarts the backoff. */
+	bool unreachable;
+	bool recovered; /* answered again after unreachable: a 410 relists with jitter only */
 	uint64_t internal_since_ms; /* first of a run of in-stream 500s, 0 = none */
 	enum pf_kube_next next;
 	uint64_t due_ms;

@@ -150,6 +150,14 @@ struct pf_kube_options {
 	unsigned watch_timeout_min_s, watch_timeout_max_s; /* default [300, 600) */
 	unsigned watch_slack_s;     /* client deadline = timeout + slack, default 30 */
 	unsigned backoff_initial_ms, backoff_max_ms; /* default 800, 30000 */
+	/* Connection refused (nothing listening: a retry costs the server
+	 * nothing) is retried after at most this, default 500, so a server that
+	 * comes back is noticed at once, however long it was down. */
+	unsigned reconnect_max_ms;
+	/* The first answer after the server was unreachable restarts the
+	 * backoff; a relist it calls for (410) waits a random 0..this ms,
+	 * default 1000, so a thousand nodes do not relist in the same second. */
+	unsigned relist_jitter_ms;
 	unsigned token_reload_s;    /* default 60 */
 	size_t max_event_bytes;     /* one watch event / list body cap, default 64 MiB */
 	bool keep_objects;          /* cache full objects (else key -> RV and uid, ~100 B) */

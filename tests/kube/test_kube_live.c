@@ -600,6 +600,70 @@ START_TEST(test_server_restart_empty)
 }
 END_TEST
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Writes that happened elsewhere while the server was down (leases, events):
+ * the restarted server's RV is past the client's, so every watch gets 410. */
+static void bump_saved_rv(const char *path, long by)
+{
+	size_t len;
+	char *text = read_all(path, &len);
+	json_t *d = json_loadb(text, len, 0, NULL);
+	char *out;
+
+	ck_assert_ptr_nonnull(d);
+	json_object_set_new(d, "rv", json_integer(json_integer_value(json_object_get(d, "rv")) + by));
+	out = json_dumps(d, JSON_COMPACT);
+	ck_assert_int_eq(write_file(path, out), 0);
+	free(out);
+	free(text);
+	json_decref(d);
+}
+
+#define RECOVERY_MAX_S 2.0
+
+START_TEST(test_server_back_relists_at_once)
+{
+	/* The API server is down long enough for the backoff to reach its cap,
+	 * comes back with every watch expired (410): a change made as soon as
+	 * it is ready reaches the client within 2 s, not after the cap. */
+	char data[512], label[160];
+	const char *args[] = {"--data", data, NULL};
+	double t0, took;
+	int port;
+
+	snprintf(data, sizeof(data), "%s/state.json", tmpdir);
+	ck_assert_int_eq(fixture_start(&api, 0, args), 0);
+	seed(&api, 3);
+	client_plain(&client, &api,
+		     (struct pf_kube_options){.kinds = 1u << PF_KUBE_POD, .backoff_initial_ms = 200,
+					      .backoff_max_ms = 6000});
+	ck_assert(eventually(&client, p_synced, NULL));
+	ck_assert(eventually(&client, p_open_watches, WATCHES(&api, 1)));
+	port = api.port;
+	fixture_stop(&api);
+	/* 0.2 + 0.4 + ... : at the 6 s cap after ~6 s of connection errors. */
+	ck_assert_int_eq(pf_kube_run(client.k, 9000, NULL), 0);
+	bump_saved_rv(data, 10);
+	ck_assert_int_eq(fixture_start(&api, port, args), 0);
+	t0 = mono_s();
+	fixture_post(&api, "/_admin/label", "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"pod00\","
+				       "\"labels\":{\"back\":\"1\"}}");
+	snprintf(label, sizeof(label), "MODIFIED Pod ns0/pod00");
+	ck_assert(eventually(&client, p_logged, label));
+	took = mono_s() - t0;
+	fprintf(stderr, "server back: change delivered after %.3f s\n", took);
+	ck_assert_msg(took <= RECOVERY_MAX_S, "change arrived %.3f s after the server was back", took);
+	assert_converged(&client, &api);
+}
+END_TEST
+
 START_TEST(test_throttled_retry_after)
 {
 	struct pf_kube_metrics m;
@@ -1333,6 +1397,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_instream_internal_error);
 	TC("restart", test_server_restart);
 	tcase_add_test(tc, test_server_restart_empty);
+	tcase_add_test(tc, test_server_back_relists_at_once);
 	TC("faults", test_throttled_429);
 	tcase_add_test(tc, test_throttled_retry_after);
 	tcase_add_test(tc, test_malformed_event_skipped);
