@@ -5,8 +5,12 @@
  *     of the already-split lines;
  *  2. informer initial sync of N pods from the fixture API server (paged
  *     LIST, cache), vs one un-paged GET of the same list + json_loadb;
- *  3. cache memory per pod: key -> stub (default) vs keep_objects. */
+ *  3. cache memory per pod: key -> stub (default) vs keep_objects;
+ *  4. (bench_kube recovery [clients] [rounds]) the API server restarted
+ *     with every watch expired: how long until a change made as soon as it
+ *     is ready reaches each of N clients (the relist jitter spreads them). */
 #include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +156,142 @@ static void bench_sync(const struct fixture *f, int npods, bool keep, double *re
 	pf_kube_free(k);
 }
 
+/* ---- 4. recovery after an API server restart ---- */
+
+struct rclient {
+	struct pf_kube *k;
+	bool synced;
+	char want[32]; /* label value of the round in progress */
+	double got_at; /* 0 until the change arrived */
+};
+
+static void r_event(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *obj)
+{
+	struct rclient *c = ud;
+	const char *v = json_string_value(
+		json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), "round"));
+
+	(void)kind;
+	if (type == PF_KUBE_MODIFIED && v && c->want[0] && strcmp(v, c->want) == 0 && c->got_at == 0)
+		c->got_at = now_s();
+}
+
+static void r_synced(void *ud, enum pf_kube_kind kind)
+{
+	(void)kind;
+	((struct rclient *)ud)->synced = true;
+}
+
+static void drive(struct rclient *c, int n, double seconds)
+{
+	double end = now_s() + seconds;
+
+	while (now_s() < end)
+		for (int i = 0; i < n; i++)
+			pf_kube_run(c[i].k, 1, NULL);
+}
+
+/* Writes elsewhere while the server was down (leases, events): the
+ * restarted server's RV is past every client's, each watch gets 410. */
+static void bump_rv(const char *path)
+{
+	json_t *d = json_load_file(path, 0, NULL);
+
+	json_object_set_new(d, "rv", json_integer(json_integer_value(json_object_get(d, "rv")) + 10));
+	json_dump_file(d, path, JSON_COMPACT);
+	json_decref(d);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void bench_recovery(int nclients, int rounds, double down_s)
+{
+	char dir[256], data[512];
+	const char *args[] = {"--data", data, NULL};
+	struct rclient *c = calloc((size_t)nclients, sizeof(*c));
+	double *lat = calloc((size_t)(nclients * rounds), sizeof(*lat));
+	size_t nlat = 0, late = 0, within2 = 0;
+	struct fixture f;
+
+	if (tmpdir_make(dir, sizeof(dir)) < 0)
+		return;
+	snprintf(data, sizeof(data), "%s/state.json", dir);
+	if (fixture_start(&f, 0, args) < 0) {
+		fprintf(stderr, "cannot start the fixture\n");
+		return;
+	}
+	fixture_call(&f, "POST", "/_admin/apply",
+		     "{\"items\":[{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"ns0\"}},"
+		     "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"target\",\"namespace\":\"ns0\"}}]}",
+		     NULL);
+	for (int i = 0; i < nclients; i++) {
+		struct pf_kube_config cfg = {.server = f.url};
+		/* Defaults (backoff 800 ms -> 30 s, reconnect 500 ms, jitter 1 s),
+		 * one seed per "node". */
+		struct pf_kube_options o = {.kinds = 1u << PF_KUBE_POD, .node_name = "n1", .seed = (uint64_t)i + 1};
+		struct pf_kube_ops ops = {.event = r_event, .synced = r_synced};
+
+		c[i].k = pf_kube_new(&cfg, &o, &ops, &c[i]);
+		pf_kube_start(c[i].k);
+	}
+	drive(c, nclients, 3);
+	for (int r = 0; r < rounds; r++) {
+		int port = f.port;
+		double t0;
+		char body[256];
+
+		fixture_stop(&f);
+		drive(c, nclients, down_s);
+		bump_rv(data);
+		if (fixture_start(&f, port, args) < 0) {
+			fprintf(stderr, "cannot restart the fixture\n");
+			break;
+		}
+		t0 = now_s();
+		for (int i = 0; i < nclients; i++) {
+			snprintf(c[i].want, sizeof(c[i].want), "r%d", r);
+			c[i].got_at = 0;
+		}
+		snprintf(body, sizeof(body),
+			 "{\"kind\":\"Pod\",\"namespace\":\"ns0\",\"name\":\"target\",\"labels\":{\"round\":\"r%d\"}}", r);
+		fixture_call(&f, "POST", "/_admin/label", body, NULL);
+		for (double end = t0 + 40; now_s() < end;) {
+			int missing = 0;
+
+			for (int i = 0; i < nclients; i++)
+				missing += c[i].got_at == 0;
+			if (!missing)
+				break;
+			drive(c, nclients, 0.001);
+		}
+		for (int i = 0; i < nclients; i++) {
+			if (c[i].got_at == 0) {
+				late++;
+				continue;
+			}
+			lat[nlat++] = c[i].got_at - t0;
+			within2 += c[i].got_at - t0 <= 2.0;
+		}
+	}
+	qsort(lat, nlat, sizeof(*lat), cmp_double);
+	if (nlat)
+		printf("recovery: clients=%d rounds=%d down=%.0f s samples=%zu min=%.3f p50=%.3f p90=%.3f p99=%.3f "
+		       "max=%.3f s within_2s=%zu/%zu never=%zu\n",
+		       nclients, rounds, down_s, nlat, lat[0], lat[nlat / 2], lat[nlat * 9 / 10], lat[nlat * 99 / 100],
+		       lat[nlat - 1], within2, nlat + late, late);
+	for (int i = 0; i < nclients; i++)
+		pf_kube_free(c[i].k);
+	fixture_stop(&f);
+	tmpdir_rm(dir);
+	free(c);
+	free(lat);
+}
+
 int main(int argc, char **argv)
 {
 	int npods = argc > 1 ? atoi(argv[1]) : 10000;
@@ -161,6 +301,13 @@ int main(int argc, char **argv)
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	pf_log_set_level(PF_LOG_WARN);
+	if (argc > 1 && strcmp(argv[1], "recovery") == 0) {
+		pf_log_set_level(PF_LOG_ERROR);
+		bench_recovery(argc > 2 ? atoi(argv[2]) : 20, argc > 3 ? atoi(argv[3]) : 5,
+			       argc > 4 ? atof(argv[4]) : 40);
+		curl_global_cleanup();
+		return 0;
+	}
 	bench_ingest(20000);
 
 	if (fixture_start(&f, 0, NULL) < 0) {

@@ -223,6 +223,10 @@ static void options_defaults(struct pf_kube_options *o, const struct pf_kube *k)
 		o->backoff_initial_ms = 800;
 	if (!o->backoff_max_ms)
 		o->backoff_max_ms = 30000;
+	if (!o->reconnect_max_ms)
+		o->reconnect_max_ms = 500;
+	if (!o->relist_jitter_ms)
+		o->relist_jitter_ms = 1000;
 	if (!o->token_reload_s)
 		o->token_reload_s = 60;
 	if (!o->max_event_bytes)

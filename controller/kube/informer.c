@@ -24,6 +24,8 @@
 #define RETRY_AFTER_MAX_S 600
 #define FORBIDDEN_BACKOFF_FACTOR 4
 #define LIST_TIMEOUT_S 120L
+/* A list without its items: kind, apiVersion, metadata (continue token). */
+#define LIST_REST_MAX ((size_t)1 << 20)
 
 static const struct pf_kube_resource resources[PF_KUBE_KIND_MAX] = {
 	[PF_KUBE_POD] = {"/api/v1/pods", "Pod", "v1", true},
@@ -99,14 +101,57 @@ static void fail(struct pf_kube_informer *inf, enum pf_kube_error err, enum pf_k
 	pf_kube_informer_schedule(inf, next, d, reason);
 }
 
-/* 410 on a relist/re-watch: the first in a row relists at once, repeated ones back off. */
+/* A request that got no HTTP response: the server is unreachable. Nothing
+ * listening (connection refused) is retried within reconnect_max_ms however
+ * long it lasts: the attempt costs the server nothing, and a server that
+ * comes back must not wait for a backoff grown to its cap (it took 30 s
+ * after an API server restart). Other errors (timeouts, resets: maybe an
+ * overloaded server) back off as usual. */
+static void unreachable(struct pf_kube_informer *inf, enum pf_kube_next next, CURLcode res)
+{
+	struct pf_kube *k = inf->k;
+	uint64_t d, cap = k->o.reconnect_max_ms;
+
+	k->m.errors[PF_KUBE_ERR_TRANSPORT]++;
+	inf->failures++;
+	inf->unreachable = true;
+	d = backoff_ms(inf);
+	if (res == CURLE_COULDNT_CONNECT && d > cap)
+		d = cap / 2 + pf_kube_rand(k) % (cap - cap / 2 + 1);
+	if (next == PF_KUBE_NEXT_LIST)
+		pf_kube_set_str(&inf->cont, NULL);
+	pf_kube_informer_schedule(inf, next, d, curl_easy_strerror(res));
+}
+
+/* Any HTTP response after the server was unreachable: it is back, the
+ * backoff starts over (a 410 now relists at once, a 5xx waits the first
+ * step, not the cap). */
+static void answered(struct pf_kube_informer *inf, const struct pf_kube_xfer *x)
+{
+	if (x->status == 0 || !inf->unreachable)
+		return;
+	pf_info("kube: API server answers again", "kind=%s status=%ld after_failures=%u", kind_name(inf),
+		x->status, inf->failures);
+	inf->unreachable = false;
+	inf->recovered = true;
+	inf->failures = 0;
+}
+
+/* 410 on a relist/re-watch: the first in a row relists at once, repeated ones
+ * back off. Right after the server came back, every node's watch expires at
+ * the same moment: the relist is spread over relist_jitter_ms. */
 static void expired(struct pf_kube_informer *inf)
 {
-	inf->k->m.errors[PF_KUBE_ERR_EXPIRED]++;
-	if (inf->failures++ == 0)
-		pf_kube_informer_schedule(inf, PF_KUBE_NEXT_LIST, 0, "410 Expired");
-	else
+	struct pf_kube *k = inf->k;
+
+	k->m.errors[PF_KUBE_ERR_EXPIRED]++;
+	if (inf->failures++ > 0)
 		pf_kube_informer_schedule(inf, PF_KUBE_NEXT_LIST, backoff_ms(inf), "410 Expired");
+	else if (inf->recovered)
+		pf_kube_informer_schedule(inf, PF_KUBE_NEXT_LIST, pf_kube_rand(k) % ((uint64_t)k->o.relist_jitter_ms + 1),
+					  "410 Expired after the server came back (relist jitter)");
+	else
+		pf_kube_informer_schedule(inf, PF_KUBE_NEXT_LIST, 0, "410 Expired");
 }
 
 /* ------------------------------------------------------------ cache */
@@ -314,6 +359,11 @@ static int start_list(struct pf_kube_informer *inf)
 		return -ENOMEM;
 	if ((r = pf_kube_xfer_new(k, PF_KUBE_XFER_LIST, inf, url, &x)) < 0)
 		return r;
+	x->list = pf_kube_list_scanner_new(k->o.max_event_bytes, LIST_REST_MAX, pf_kube_informer_list_item, inf);
+	if (!x->list) {
+		pf_kube_xfer_free(x);
+		return -ENOMEM;
+	}
 	/* A LIST page is bounded: a server that never answers is a failure. */
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT, LIST_TIMEOUT_S);
 	if ((r = pf_kube_xfer_start(x)) < 0) {
@@ -405,6 +455,7 @@ static void frame_line(void *ud, const char *line, size_t len)
 		inf->failures = 0;
 		inf->auth_retried = false;
 		inf->internal_since_ms = 0;
+		inf->recovered = false;
 	}
 	switch (t) {
 	case PF_KUBE_WATCH_ADDED:
@@ -519,6 +570,7 @@ static int list_complete(struct pf_kube_informer *inf, const char *list_rv)
 	pf_kube_set_str(&inf->cont, NULL);
 	inf->listed_once = true;
 	inf->list_restarted = false;
+	inf->recovered = false;
 	inf->first_watch = true;
 	pf_info("kube: list synced", "kind=%s objects=%zu rv=%s", kind_name(inf), json_object_size(inf->cache),
 		list_rv);
@@ -565,27 +617,59 @@ static void list_refused(struct pf_kube_informer *inf, struct pf_kube_xfer *x)
 	     (x->status == 429 || x->status >= 500) ? retry_after(x) : 0, "list failed");
 }
 
+int pf_kube_informer_list_item(void *ud, const char *text, size_t len)
+{
+	struct pf_kube_informer *inf = ud;
+	json_t *item = json_loadb(text, len, 0, NULL);
+	int r = 0;
+
+	/* Parsed, applied and freed before the next item is read: memory holds
+	 * one item, whatever the page. */
+	if (!json_is_object(item) || !rv_of(item))
+		inf->k->m.errors[PF_KUBE_ERR_DECODE]++;
+	else if (apply_upsert(inf, item) < 0)
+		r = -ENOMEM;
+	json_decref(item);
+	return r;
+}
+
 void pf_kube_informer_done_list(struct pf_kube_informer *inf, struct pf_kube_xfer *x, CURLcode res)
 {
-	json_t *root = NULL, *items, *meta, *item;
+	json_t *root = NULL, *items, *meta;
 	const char *list_rv, *cont;
-	size_t i;
 
+	/* Items of this page may already be applied: a failed page is retried
+	 * from page 1 (fail() drops the continue token), like a failed page
+	 * after applied ones, so nothing is taken for deleted. */
+	if (x->list_error < 0)
+		answered(inf, x);
+	if (x->list_error == -EFBIG) {
+		pf_warn("kube: list item or list too large", "kind=%s max_item=%zu", kind_name(inf),
+			inf->k->o.max_event_bytes);
+		fail(inf, PF_KUBE_ERR_OVERSIZE, PF_KUBE_NEXT_LIST, 0, "list item too large");
+		return;
+	}
+	if (x->list_error < 0) {
+		/* A list applied in part would end in false deletes: retry it whole. */
+		fail(inf, PF_KUBE_ERR_DECODE, PF_KUBE_NEXT_LIST, 0, "out of memory applying the list");
+		return;
+	}
+	answered(inf, x);
 	if (res != CURLE_OK) {
 		pf_warn("kube: list failed", "kind=%s err=\"%s\"", kind_name(inf), curl_easy_strerror(res));
-		fail(inf, PF_KUBE_ERR_TRANSPORT, PF_KUBE_NEXT_LIST, 0, curl_easy_strerror(res));
+		if (x->status == 0)
+			unreachable(inf, PF_KUBE_NEXT_LIST, res);
+		else
+			fail(inf, PF_KUBE_ERR_TRANSPORT, PF_KUBE_NEXT_LIST, 0, curl_easy_strerror(res));
 		return;
 	}
 	if (x->status != 200) {
 		list_refused(inf, x);
 		return;
 	}
-	if (x->overflow) {
-		pf_warn("kube: list page too large", "kind=%s max=%zu", kind_name(inf), inf->k->o.max_event_bytes);
-		fail(inf, PF_KUBE_ERR_OVERSIZE, PF_KUBE_NEXT_LIST, 0, "list page too large");
-		return;
-	}
-	root = x->body.p ? json_loadb(x->body.p, x->body.len, 0, NULL) : NULL;
+	/* The list with its items cut out: only the metadata is left to read. */
+	if (!x->list || pf_kube_list_scanner_finish(x->list, &root) < 0)
+		root = NULL;
 	meta = json_object_get(root, "metadata");
 	items = json_object_get(root, "items");
 	list_rv = json_string_value(json_object_get(meta, "resourceVersion"));
@@ -595,17 +679,6 @@ void pf_kube_informer_done_list(struct pf_kube_informer *inf, struct pf_kube_xfe
 		goto out;
 	}
 	inf->auth_retried = false;
-	json_array_foreach(items, i, item) {
-		if (!json_is_object(item) || !rv_of(item)) {
-			inf->k->m.errors[PF_KUBE_ERR_DECODE]++;
-			continue;
-		}
-		if (apply_upsert(inf, item) < 0) {
-			/* A list applied in part would end in false deletes: retry it whole. */
-			fail(inf, PF_KUBE_ERR_DECODE, PF_KUBE_NEXT_LIST, 0, "out of memory applying the list");
-			goto out;
-		}
-	}
 	cont = json_string_value(json_object_get(meta, "continue"));
 	if (cont && *cont) {
 		pf_kube_set_str(&inf->cont, cont);
@@ -676,6 +749,7 @@ void pf_kube_informer_done_watch(struct pf_kube_informer *inf, struct pf_kube_xf
 {
 	uint64_t lasted = pf_kube_now_ms() - x->started_ms;
 
+	answered(inf, x);
 	if (x->stream_error) {
 		watch_stream_error(inf, x);
 		return;
@@ -685,7 +759,10 @@ void pf_kube_informer_done_watch(struct pf_kube_informer *inf, struct pf_kube_xf
 		 * so re-watch (a 410 then turns it into a relist). */
 		pf_warn("kube: watch ended", "kind=%s err=\"%s\" events=%u", kind_name(inf), curl_easy_strerror(res),
 			x->n_events);
-		fail(inf, PF_KUBE_ERR_TRANSPORT, PF_KUBE_NEXT_WATCH, 0, curl_easy_strerror(res));
+		if (x->status == 0)
+			unreachable(inf, PF_KUBE_NEXT_WATCH, res);
+		else
+			fail(inf, PF_KUBE_ERR_TRANSPORT, PF_KUBE_NEXT_WATCH, 0, curl_easy_strerror(res));
 		return;
 	}
 	if (x->status != 200) {

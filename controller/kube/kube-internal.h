@@ -11,7 +11,8 @@
  *   events.c    best-effort Events (rate limit, queue, POST)
  *   request.c   the blocking one-shot request helper
  *   config.c    kubeconfig / in-cluster settings
- *   framer.c    watch-stream framing and event decoding */
+ *   framer.c    watch-stream framing and event decoding
+ *   liststream.c list bodies cut into items as they arrive */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,7 +54,9 @@ struct pf_kube_xfer {
 	struct curl_slist *connect_to;
 	char *url;
 	char *post; /* EVENT body */
-	struct pf_kube_buf body;
+	struct pf_kube_buf body; /* error bodies and Event replies (LIST 200 bodies stream through list) */
+	struct pf_kube_list_scanner *list; /* LIST: cuts items out of the body as it arrives */
+	int list_error;                    /* LIST: the scanner's or an item's error (transfer aborted) */
 	long status; /* 0 until the first body byte */
 	bool overflow;
 	uint64_t started_ms;
@@ -78,6 +81,10 @@ struct pf_kube_informer {
 	bool list_restarted; /* one immediate retry after a 410 on continue */
 	bool auth_retried;   /* one immediate retry after a 401 */
 	unsigned failures;
+	/* The last failure got no HTTP response (server unreachable): the next
+	 * answer, whatever it is, restarts the backoff. */
+	bool unreachable;
+	bool recovered; /* answered again after unreachable: a 410 relists with jitter only */
 	uint64_t internal_since_ms; /* first of a run of in-stream 500s, 0 = none */
 	enum pf_kube_next next;
 	uint64_t due_ms;
@@ -181,6 +188,9 @@ int pf_kube_informer_init(struct pf_kube_informer *inf, struct pf_kube *k, enum 
 void pf_kube_informer_done(struct pf_kube_informer *inf);
 /* Watch body bytes (status 200). 0, or -ENOMEM to abort the transfer. */
 int pf_kube_informer_stream(struct pf_kube_informer *inf, const char *data, size_t n);
+/* One item of a LIST page (status 200), as the scanner cut it out. 0, or
+ * -errno to abort the page. */
+int pf_kube_informer_list_item(void *ud, const char *item, size_t len);
 /* A LIST or WATCH transfer ended (x->status is set). */
 void pf_kube_informer_done_list(struct pf_kube_informer *inf, struct pf_kube_xfer *x, CURLcode res);
 void pf_kube_informer_done_watch(struct pf_kube_informer *inf, struct pf_kube_xfer *x, CURLcode res);

@@ -150,6 +150,14 @@ struct pf_kube_options {
 	unsigned watch_timeout_min_s, watch_timeout_max_s; /* default [300, 600) */
 	unsigned watch_slack_s;     /* client deadline = timeout + slack, default 30 */
 	unsigned backoff_initial_ms, backoff_max_ms; /* default 800, 30000 */
+	/* Connection refused (nothing listening: a retry costs the server
+	 * nothing) is retried after at most this, default 500, so a server that
+	 * comes back is noticed at once, however long it was down. */
+	unsigned reconnect_max_ms;
+	/* The first answer after the server was unreachable restarts the
+	 * backoff; a relist it calls for (410) waits a random 0..this ms,
+	 * default 1000, so a thousand nodes do not relist in the same second. */
+	unsigned relist_jitter_ms;
 	unsigned token_reload_s;    /* default 60 */
 	size_t max_event_bytes;     /* one watch event / list body cap, default 64 MiB */
 	bool keep_objects;          /* cache full objects (else key -> RV and uid, ~100 B) */
@@ -244,6 +252,29 @@ int pf_kube_framer_push(struct pf_kube_framer *f, const char *data, size_t len);
 size_t pf_kube_framer_pending(const struct pf_kube_framer *f);
 size_t pf_kube_framer_oversize(const struct pf_kube_framer *f);
 void pf_kube_framer_reset(struct pf_kube_framer *f);
+
+/* ---- List-body streaming (exposed for tests and fuzzing) ---- */
+
+/* Cuts the elements of a list body's top-level "items" array out as the
+ * bytes arrive (chunk boundaries arbitrary) and calls fn for each one, in
+ * order; the rest of the list is kept with "items" emptied. fn returns 0, or
+ * -errno to stop (push then returns it). Memory: the largest item plus the
+ * rest, never the whole body. */
+struct pf_kube_list_scanner;
+typedef int (*pf_kube_list_item_fn)(void *ud, const char *item, size_t len);
+/* max_item_bytes: an item longer fails the push with -EFBIG (0 = 64 MiB);
+ * max_rest_bytes: the list without its items (0 = 1 MiB), -EFBIG beyond. */
+struct pf_kube_list_scanner *pf_kube_list_scanner_new(size_t max_item_bytes, size_t max_rest_bytes,
+						      pf_kube_list_item_fn fn, void *ud);
+void pf_kube_list_scanner_free(struct pf_kube_list_scanner *s);
+/* 0, or -EFBIG / -ENOMEM / fn's error; errors are sticky. */
+int pf_kube_list_scanner_push(struct pf_kube_list_scanner *s, const char *data, size_t len);
+/* After the last byte: *ret_list gets the list object with "items" emptied
+ * ([] or as sent when not an array). -EINVAL when the body was not one
+ * complete JSON object, or the sticky error. */
+int pf_kube_list_scanner_finish(struct pf_kube_list_scanner *s, json_t **ret_list);
+/* Items handed to fn so far. */
+size_t pf_kube_list_scanner_items(const struct pf_kube_list_scanner *s);
 
 /* Decodes one watch event line. On success *ret_type is one of
  * PF_KUBE_WATCH_{ADDED,MODIFIED,DELETED,BOOKMARK,ERROR} and *ret_object a new

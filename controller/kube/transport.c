@@ -258,6 +258,7 @@ void pf_kube_xfer_free(struct pf_kube_xfer *x)
 	free(x->url);
 	free(x->post);
 	free(x->body.p);
+	pf_kube_list_scanner_free(x->list);
 	free(x);
 }
 
@@ -270,11 +271,20 @@ size_t pf_kube_on_write(char *data, size_t size, size_t nmemb, void *ud)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->type == PF_KUBE_XFER_WATCH && x->status == 200)
 		return pf_kube_informer_stream(x->inf, data, n) < 0 ? 0 : n; /* 0: abort; the informer retries */
-	/* LIST bodies and error bodies are buffered (capped). */
+	if (x->type == PF_KUBE_XFER_LIST && x->status == 200) {
+		/* Never buffered whole: items go to the informer one by one. */
+		int r = x->list ? pf_kube_list_scanner_push(x->list, data, n) : -ENOMEM;
+
+		if (r < 0) {
+			x->list_error = r;
+			return 0; /* abort; done_list reads list_error */
+		}
+		return n;
+	}
+	/* Error bodies are buffered (capped). */
 	if (x->overflow)
 		return n;
-	if (x->body.len + n >
-	    (x->status == 200 && x->type == PF_KUBE_XFER_LIST ? x->k->o.max_event_bytes : ERROR_BODY_MAX)) {
+	if (x->body.len + n > ERROR_BODY_MAX) {
 		x->overflow = true;
 		return n;
 	}

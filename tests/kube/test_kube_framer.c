@@ -130,6 +130,124 @@ START_TEST(test_decode)
 }
 END_TEST
 
+/* ---- list bodies: items cut out one by one ---- */
+
+static int collect_item(void *ud, const char *item, size_t len)
+{
+	json_array_append_new(((struct lines *)ud)->got, json_stringn(item, len));
+	return 0;
+}
+
+/* Strings holding brackets, quotes and escapes, nested arrays, literals,
+ * "items" as a value and as a nested key, pretty-printed whitespace. */
+static const char list_body[] =
+	"{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"note\":\"items\",\n"
+	" \"metadata\":{\"resourceVersion\":\"42\",\"continue\":\"c[}\\\"\",\"items\":[1]},\n"
+	" \"items\" : [ {\"metadata\":{\"name\":\"a]\\\\\",\"resourceVersion\":\"1\"},\"x\":[[1,{}],\"}\"]} ,\n"
+	"   {\"metadata\":{\"name\":\"b\",\"resourceVersion\":\"2\"},\"s\":\"\\\"{[\"}, 17, \"str]\", null,[] ],\n"
+	" \"tail\":{\"items\":[{\"no\":1}]}}";
+
+static const char *const list_items[] = {
+	"{\"metadata\":{\"name\":\"a]\\\\\",\"resourceVersion\":\"1\"},\"x\":[[1,{}],\"}\"]}",
+	"{\"metadata\":{\"name\":\"b\",\"resourceVersion\":\"2\"},\"s\":\"\\\"{[\"}",
+	"17",
+	"\"str]\"",
+	"null",
+	"[]",
+};
+
+static void check_list(const struct lines *l, json_t *rest)
+{
+	ck_assert_uint_eq(json_array_size(l->got), sizeof(list_items) / sizeof(list_items[0]));
+	for (size_t i = 0; i < json_array_size(l->got); i++)
+		ck_assert_str_eq(json_string_value(json_array_get(l->got, i)), list_items[i]);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rest, "metadata"), "resourceVersion")), "42");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rest, "metadata"), "continue")), "c[}\"");
+	ck_assert(json_is_array(json_object_get(rest, "items")));
+	ck_assert_uint_eq(json_array_size(json_object_get(rest, "items")), 0);
+	ck_assert_uint_eq(json_array_size(json_object_get(json_object_get(rest, "tail"), "items")), 1);
+}
+
+START_TEST(test_list_every_split)
+{
+	size_t n = strlen(list_body);
+
+	for (size_t cut = 0; cut <= n; cut++) {
+		struct lines l = {json_array()};
+		struct pf_kube_list_scanner *sc = pf_kube_list_scanner_new(0, 0, collect_item, &l);
+		json_t *rest = NULL;
+
+		ck_assert_int_eq(pf_kube_list_scanner_push(sc, list_body, cut), 0);
+		ck_assert_int_eq(pf_kube_list_scanner_push(sc, list_body + cut, n - cut), 0);
+		ck_assert_int_eq(pf_kube_list_scanner_finish(sc, &rest), 0);
+		check_list(&l, rest);
+		json_decref(rest);
+		json_decref(l.got);
+		pf_kube_list_scanner_free(sc);
+	}
+	{
+		struct lines l = {json_array()};
+		struct pf_kube_list_scanner *sc = pf_kube_list_scanner_new(0, 0, collect_item, &l);
+		json_t *rest = NULL;
+
+		for (size_t i = 0; i < n; i++)
+			ck_assert_int_eq(pf_kube_list_scanner_push(sc, list_body + i, 1), 0);
+		ck_assert_int_eq(pf_kube_list_scanner_finish(sc, &rest), 0);
+		check_list(&l, rest);
+		ck_assert_uint_eq(pf_kube_list_scanner_items(sc), 6);
+		json_decref(rest);
+		json_decref(l.got);
+		pf_kube_list_scanner_free(sc);
+	}
+}
+END_TEST
+
+static int stop_at_second(void *ud, const char *item, size_t len)
+{
+	(void)item;
+	(void)len;
+	return ++*(int *)ud == 2 ? -ECANCELED : 0;
+}
+
+START_TEST(test_list_limits)
+{
+	static const char *const bad[] = {
+		"", "{\"items\":[{}", "{\"items\":[]", "[1,2]", "{\"metadata\":{}} x", "{\"items\":[\"abc",
+	};
+	struct pf_kube_list_scanner *sc;
+	json_t *rest = NULL;
+	int calls = 0;
+
+	/* An item over the cap, the rest over its cap: -EFBIG, sticky. */
+	sc = pf_kube_list_scanner_new(8, 0, NULL, NULL);
+	ck_assert_int_eq(pf_kube_list_scanner_push(sc, "{\"items\":[{\"a\":1},{\"abc\":12345}]}", 33), -EFBIG);
+	ck_assert_int_eq(pf_kube_list_scanner_finish(sc, &rest), -EFBIG);
+	pf_kube_list_scanner_free(sc);
+	sc = pf_kube_list_scanner_new(0, 16, NULL, NULL);
+	ck_assert_int_eq(pf_kube_list_scanner_push(sc, "{\"metadata\":{\"continue\":\"0123456789\"}}", 38), -EFBIG);
+	pf_kube_list_scanner_free(sc);
+	/* The callback's error stops the scan. */
+	sc = pf_kube_list_scanner_new(0, 0, stop_at_second, &calls);
+	ck_assert_int_eq(pf_kube_list_scanner_push(sc, "{\"items\":[1,2,3]}", 17), -ECANCELED);
+	ck_assert_int_eq(calls, 2);
+	pf_kube_list_scanner_free(sc);
+	/* Not one complete object: -EINVAL at the end. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sc = pf_kube_list_scanner_new(0, 0, NULL, NULL);
+		pf_kube_list_scanner_push(sc, bad[i], strlen(bad[i]));
+		ck_assert_msg(pf_kube_list_scanner_finish(sc, &rest) == -EINVAL, "accepted: %s", bad[i]);
+		pf_kube_list_scanner_free(sc);
+	}
+	/* "items": null stays as sent. */
+	sc = pf_kube_list_scanner_new(0, 0, NULL, NULL);
+	ck_assert_int_eq(pf_kube_list_scanner_push(sc, "{\"metadata\":{},\"items\":null}", 28), 0);
+	ck_assert_int_eq(pf_kube_list_scanner_finish(sc, &rest), 0);
+	ck_assert(json_is_null(json_object_get(rest, "items")));
+	json_decref(rest);
+	pf_kube_list_scanner_free(sc);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("kube_framer");
@@ -139,6 +257,8 @@ int main(void)
 
 	tcase_add_test(tc, test_every_split);
 	tcase_add_test(tc, test_oversize_skipped);
+	tcase_add_test(tc, test_list_every_split);
+	tcase_add_test(tc, test_list_limits);
 	tcase_add_loop_test(tc, test_decode, 0, (int)(sizeof(decode_cases) / sizeof(decode_cases[0])));
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
