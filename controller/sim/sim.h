@@ -42,6 +42,14 @@ struct pf_sim_pod {
 	bool synthetic;           /* the manifest had no status.podIPs: address made up */
 };
 
+/* A Service of the manifests with its cluster IPs (lint: ipBlocks that
+ * cover them never match, service addresses are translated first). */
+struct pf_sim_service {
+	char *key; /* "ns/name" */
+	size_t n_ips;
+	struct pf_addr ips[PF_POD_MAX_IPS];
+};
+
 struct pf_sim_port {
 	uint8_t proto; /* 6, 17, 132 */
 	uint16_t port;
@@ -60,12 +68,20 @@ void pf_sim_free(struct pf_sim *s);
  *   object: one Kubernetes object (a List's items are loaded one by one).
  * Kinds: Namespace, Pod, NetworkPolicy, and the workloads Deployment,
  * StatefulSet, DaemonSet, ReplicaSet, Job, CronJob (one pod per template,
- * named after the workload). Other kinds are skipped with a note. Namespaced
+ * named after the workload). Services with spec.clusterIP(s) are kept for
+ * lint (pf_sim_service), not simulated. Other kinds (and Services without a
+ * cluster IP) are skipped with a note. Namespaced
  * objects without a namespace go to "default". A later object with the same
  * kind and name replaces the earlier one, with a note. */
 int pf_sim_load_path(struct pf_sim *s, const char *path, char **ret_err);
 int pf_sim_load_text(struct pf_sim *s, const char *origin, const char *text, size_t len, char **ret_err);
 int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, char **ret_err);
+
+/* Before finish: when no pod of the manifests is the cluster DNS (namespace
+ * kube-system, label k8s-app: kube-dns), adds one, kube-system/kube-dns,
+ * serving 53/UDP and 53/TCP, with a note, so that "can this pod resolve
+ * names" is a question the evaluator can answer. 0 or -ENOMEM. */
+int pf_sim_assume_dns(struct pf_sim *s);
 
 /* Ends loading: namespaces that objects use but no manifest gave are created
  * (with their kubernetes.io/metadata.name label, as the API server would);
@@ -82,6 +98,11 @@ size_t pf_sim_n_pods(const struct pf_sim *s);
 const struct pf_sim_pod *pf_sim_pod(const struct pf_sim *s, size_t i);
 /* Index of "ns/name" among the pods, or -ENOENT. */
 int pf_sim_pod_index(const struct pf_sim *s, const char *key);
+/* Services with a cluster IP, in load order. */
+size_t pf_sim_n_services(const struct pf_sim *s);
+const struct pf_sim_service *pf_sim_service(const struct pf_sim *s, size_t i);
+/* Whether a manifest gave Namespace name (not created implicitly). */
+bool pf_sim_namespace_given(const struct pf_sim *s, const char *name);
 /* Notes for the user (skipped kinds, replaced objects, left-out pods). */
 size_t pf_sim_n_notes(const struct pf_sim *s);
 const char *pf_sim_note(const struct pf_sim *s, size_t i);
@@ -111,6 +132,10 @@ struct pf_sim_cell {
 };
 
 struct pf_sim_table;
+
+/* One cell outside a table: pods client and server (indexes), one port. */
+int pf_sim_eval_pair(const struct pf_sim *s, size_t client, size_t server, const struct pf_sim_port *port,
+		     struct pf_sim_cell *ret);
 
 /* Evaluates every (client, server) pair on one port. Pods the plan cannot
  * tell apart (same chains, same memberships in every set) are evaluated once
