@@ -537,6 +537,7 @@ int pf_sim_assume_dns(struct pf_sim *s)
 	free(err);
 	if (r < 0)
 		return r == -EINVAL ? -EIO : r;
+	s->dns_assumed = true;
 	return pf_sim_add_note(s, "no cluster DNS in the manifests: assumed kube-system/kube-dns (k8s-app: kube-dns) "
 				  "serving 53/UDP and 53/TCP");
 }

@@ -30,6 +30,7 @@ struct pf_sim {
 	struct pf_sim_service *services;
 	size_t n_given_ns;
 	char **given_ns;
+	bool dns_assumed; /* pf_sim_assume_dns added kube-system/kube-dns */
 };
 
 __attribute__((format(printf, 2, 3))) int pf_sim_add_note(struct pf_sim *s, const char *fmt, ...);

@@ -177,6 +177,61 @@ void pf_sim_expect_free(struct pf_sim_expect *e);
  * *ret_checked (if not NULL): the number of cells checked. */
 int pf_sim_expect_check(const struct pf_sim *s, const struct pf_sim_expect *e, FILE *out, size_t *ret_checked);
 
+/* ---- lint ----
+ * The pitfalls of a set of policies, judged over the loaded cluster by the
+ * same evaluator (an allow that the other end's isolation defeats, DNS cut
+ * off by a default-deny egress, selectors and named ports that match
+ * nothing, ipBlocks over pod or service addresses, SCTP, policies in
+ * namespaces that do not exist, policies another one makes redundant).
+ * Load with pf_sim_assume_dns before pf_sim_finish so that the DNS check has
+ * a DNS pod to ask about. */
+enum pf_lint_severity { PF_LINT_INFO, PF_LINT_WARNING, PF_LINT_ERROR, PF_LINT_SEVERITY_MAX };
+
+struct pf_lint_finding {
+	enum pf_lint_severity severity;
+	const char *check; /* stable id, e.g. "egress-not-allowed" */
+	const char *kind;  /* "NetworkPolicy" */
+	char *ns;
+	char *name;
+	char *field;       /* e.g. "spec.ingress[0].from[1]"; "spec" for the whole policy */
+	char *message;     /* what was found, naming pods and policies */
+	const char *why;   /* why it matters */
+	char *fix;         /* what to do, one sentence */
+	char *fix_yaml;    /* NULL, or manifests that do it */
+};
+
+struct pf_lint_options {
+	size_t n_pod_cidrs;
+	const struct pf_cidr *pod_cidrs;
+	size_t n_service_cidrs;
+	const struct pf_cidr *service_cidrs;
+	/* NULL: the node kernel is not checked (SCTP rules get an info). Else
+	 * the root ("/") under which proc/net/protocols and
+	 * lib/modules/<release>/ tell whether the kernel has SCTP. */
+	const char *node_root;
+};
+
+struct pf_lint;
+
+/* Runs every check over a finished sim. 0, -ENOMEM, -EINVAL (not finished). */
+int pf_lint_run(const struct pf_sim *s, const struct pf_lint_options *o, struct pf_lint **ret);
+void pf_lint_free(struct pf_lint *l);
+/* Findings in (namespace, policy) order, each policy's in check order. */
+size_t pf_lint_n_findings(const struct pf_lint *l);
+const struct pf_lint_finding *pf_lint_finding(const struct pf_lint *l, size_t i);
+/* Notes about the run itself (checks skipped and why). */
+size_t pf_lint_n_notes(const struct pf_lint *l);
+const char *pf_lint_note(const struct pf_lint *l, size_t i);
+/* Number of findings at or above severity. */
+size_t pf_lint_count(const struct pf_lint *l, enum pf_lint_severity at_least);
+const char *pf_lint_severity_name(enum pf_lint_severity sev); /* "error", "warning", "info" */
+int pf_lint_severity_parse(const char *text, enum pf_lint_severity *ret);
+/* Text: one block per finding, then a summary line. */
+int pf_lint_print(const struct pf_lint *l, FILE *out);
+/* {"findings": [{severity, check, object: {kind, namespace, name}, field,
+ * message, why, fix, fixYaml?}], "summary": {error, warning, info}, "notes"} */
+json_t *pf_lint_json(const struct pf_lint *l);
+
 /* The one place manifests become JSON: YAML documents (JSON is YAML) ->
  * array of objects, "*List" items flattened. 0 or -EINVAL (*ret_err). */
 int pf_sim_yaml_objects(const char *text, size_t len, json_t **ret, char **ret_err);
