@@ -564,7 +564,8 @@ static int check_dns(struct lctx *c, const struct pf_policy *p)
 	static const struct pf_port dns_ports[] = {{PF_PROTO_UDP, true, NULL, 53, 0}, {PF_PROTO_TCP, true, NULL, 53, 0}};
 	size_t n = pf_sim_n_pods(c->s), denied_pods = 0;
 	bool udp_denied = false, tcp_denied = false, have_dns = false;
-	const char *first = NULL, *dns_key = NULL;
+	const char *shown[3] = {NULL}, *dns_key = NULL;
+	char pods_text[1024] = "";
 	struct pf_lint_finding f = {0};
 	struct pf_selector dns_sel = {0};
 	int r = 0;
@@ -599,8 +600,8 @@ static int check_dns(struct lctx *c, const struct pf_policy *p)
 			continue;
 		udp_denied |= !udp_ok;
 		tcp_denied |= !tcp_ok;
-		if (!first)
-			first = pf_sim_pod(c->s, i)->key;
+		if (denied_pods < 3)
+			shown[denied_pods] = pf_sim_pod(c->s, i)->key;
 		denied_pods++;
 	}
 	if (r < 0 || denied_pods == 0)
@@ -608,9 +609,14 @@ static int check_dns(struct lctx *c, const struct pf_policy *p)
 	f.severity = udp_denied ? PF_LINT_WARNING : PF_LINT_INFO;
 	f.check = "dns-denied";
 	f.field = fmt("spec.policyTypes");
-	f.message = fmt("isolates the egress of %s%s%s and nothing allows it to reach the cluster DNS (%s) on %s",
-			first, denied_pods > 1 ? " and " : "",
-			denied_pods > 1 ? (denied_pods == 2 ? "1 more pod" : "more pods") : "", dns_key,
+	for (size_t i = 0; i < denied_pods && i < 3; i++)
+		snprintf(pods_text + strlen(pods_text), sizeof(pods_text) - strlen(pods_text), "%s%s",
+			 i == 0 ? "" : i + 1 == denied_pods ? " and " : ", ", shown[i]);
+	if (denied_pods > 3)
+		snprintf(pods_text + strlen(pods_text), sizeof(pods_text) - strlen(pods_text), " and %zu more pods",
+			 denied_pods - 3);
+	f.message = fmt("isolates the egress of %s and nothing allows it to reach the cluster DNS (%s) on %s",
+			pods_text, dns_key,
 			udp_denied && tcp_denied ? "53/UDP and 53/TCP" : udp_denied ? "53/UDP" : "53/TCP");
 	f.why = udp_denied ? "every name lookup of these pods fails (or times out), so connections to Services by "
 			     "name fail even where a policy allows them"
