@@ -205,7 +205,8 @@ static const char *port_name(const struct pf_port *p, char *buf, size_t len)
 /* The ports of a rule to try against server: numbers as written (a
  * range's first port), names as server declares them, "every port" as the
  * ports server declares (80/TCP when it declares none). */
-static size_t probe_ports(const struct pf_rule *r, const struct pf_pod *server, struct pf_sim_port *out, size_t cap)
+static size_t probe_ports(const struct pf_rule *r, const struct pf_pod *server, struct pf_sim_port *out,
+			  size_t *entry, size_t cap)
 {
 	size_t n = 0;
 
@@ -214,21 +215,27 @@ static size_t probe_ports(const struct pf_rule *r, const struct pf_pod *server, 
 			out[n++] = (struct pf_sim_port){(uint8_t)server->ports[i].proto, server->ports[i].port};
 		if (n == 0)
 			out[n++] = (struct pf_sim_port){PF_PROTO_TCP, 80};
+		for (size_t i = 0; i < n; i++)
+			entry[i] = 0;
 		return n;
 	}
 	for (size_t k = 0; k < r->n_ports && n < cap; k++) {
 		const struct pf_port *p = &r->ports[k];
+		size_t first = n;
 
 		if (p->has_port && !p->name) {
 			out[n++] = (struct pf_sim_port){(uint8_t)p->proto, p->port};
-			continue;
+		} else {
+			for (size_t i = 0; i < server->n_ports && n < cap; i++)
+				if (server->ports[i].proto == p->proto &&
+				    (!p->has_port ||
+				     (server->ports[i].name && strcmp(server->ports[i].name, p->name) == 0)))
+					out[n++] = (struct pf_sim_port){(uint8_t)p->proto, server->ports[i].port};
+			if (!p->has_port && n < cap)
+				out[n++] = (struct pf_sim_port){(uint8_t)p->proto, 80};
 		}
-		for (size_t i = 0; i < server->n_ports && n < cap; i++)
-			if (server->ports[i].proto == p->proto &&
-			    (!p->has_port || (server->ports[i].name && strcmp(server->ports[i].name, p->name) == 0)))
-				out[n++] = (struct pf_sim_port){(uint8_t)p->proto, server->ports[i].port};
-		if (!p->has_port && n < cap)
-			out[n++] = (struct pf_sim_port){(uint8_t)p->proto, 80};
+		for (size_t i = first; i < n; i++)
+			entry[i] = k;
 	}
 	return n;
 }
@@ -373,6 +380,7 @@ struct blocked {
 	char *first_reason;        /* of the first blocked connection */
 	char (*namespaces)[254];   /* where the blocked other ends live */
 	size_t n_namespaces;
+	bool *entry_blocked;       /* per port entry of the rule (one when it has none) */
 };
 
 static int add_namespace(struct blocked *b, const char *ns)
@@ -408,11 +416,11 @@ static int check_peer_pairs(struct lctx *c, const struct pf_policy *p, const str
 			const struct pf_pod *other = pf_sim_pod(c->s, j)->pod;
 			size_t client = egress ? i : j, server = egress ? j : i;
 			struct pf_sim_port ports[32];
-			size_t n_ports;
+			size_t n_ports, entry[32];
 
 			if (i == j || !peer_names(m, p, peer, other))
 				continue;
-			n_ports = probe_ports(rule, pf_sim_pod(c->s, server)->pod, ports, 32);
+			n_ports = probe_ports(rule, pf_sim_pod(c->s, server)->pod, ports, entry, 32);
 			for (size_t k = 0; k < n_ports && r == 0; k++) {
 				struct pf_sim_cell cell;
 				enum pf_eval_verdict mine, theirs;
@@ -428,6 +436,7 @@ static int check_peer_pairs(struct lctx *c, const struct pf_policy *p, const str
 				if (theirs != PF_EVAL_DENIED)
 					continue;
 				b->n_blocked++;
+				b->entry_blocked[entry[k]] = true;
 				r = add_namespace(b, other->ns);
 				if (r == 0 && !b->first_reason) {
 					char *why = pf_sim_cell_reason(c->s, client, server, &cell);
@@ -451,12 +460,19 @@ static int check_peer_pairs(struct lctx *c, const struct pf_policy *p, const str
 static char *blocked_fix_yaml(const struct pf_policy *p, const struct pf_rule *rule, const struct pf_peer *peer,
 			      bool egress, const struct blocked *b)
 {
+	struct pf_port *ports = calloc(rule->n_ports + 1, sizeof(*ports));
 	char *buf = NULL, name[300];
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	size_t len = 0, n_ports = 0;
+	FILE *f = ports ? open_memstream(&buf, &len) : NULL;
 
-	if (!f)
+	if (!f) {
+		free(ports);
 		return NULL;
+	}
+	/* Only the port entries that were blocked: the rest already passes. */
+	for (size_t k = 0; k < rule->n_ports; k++)
+		if (b->entry_blocked[k])
+			ports[n_ports++] = rule->ports[k];
 	for (size_t i = 0; i < b->n_namespaces; i++) {
 		struct fix_policy fp = {
 			.ns = b->namespaces[i],
@@ -464,8 +480,8 @@ static char *blocked_fix_yaml(const struct pf_policy *p, const struct pf_rule *r
 			.egress = !egress,
 			.peer_sel = &p->pod_sel,
 			.peer_ns = p->ns,
-			.ports = rule->ports,
-			.n_ports = rule->n_ports,
+			.ports = ports,
+			.n_ports = n_ports,
 		};
 
 		/* The other end's missing half: the sources' egress toward the
@@ -481,6 +497,7 @@ static char *blocked_fix_yaml(const struct pf_policy *p, const struct pf_rule *r
 			fputs("---\n", f);
 		yaml_policy(f, &fp);
 	}
+	free(ports);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -507,6 +524,9 @@ static int check_other_end(struct lctx *c, const struct pf_policy *p)
 
 				if (peer->kind != PF_PEER_SELECT)
 					continue;
+				b.entry_blocked = calloc(rules[i].n_ports + 1, sizeof(*b.entry_blocked));
+				if (!b.entry_blocked)
+					return -ENOMEM;
 				r = check_peer_pairs(c, p, &rules[i], peer, egress, &b);
 				if (r == 0 && b.n_blocked) {
 					f.severity = b.n_blocked == b.n_tested ? PF_LINT_ERROR : PF_LINT_WARNING;
@@ -536,6 +556,7 @@ static int check_other_end(struct lctx *c, const struct pf_policy *p)
 				}
 				free(b.first_reason);
 				free(b.namespaces);
+				free(b.entry_blocked);
 			}
 		}
 	}
@@ -1374,8 +1395,11 @@ static int per_policy(struct lctx *c, size_t idx)
 	int r = 0;
 
 	if (c->have_cluster) {
+		size_t before = c->l->n;
+
 		r = check_namespace(c, p);
-		if (r == 0 && count_selected(c, p) == 0) {
+		/* In a namespace that does not exist nothing is selected: said once. */
+		if (r == 0 && c->l->n == before && count_selected(c, p) == 0) {
 			struct pf_lint_finding f = {.severity = PF_LINT_WARNING, .check = "selects-nothing"};
 
 			f.field = fmt("spec.podSelector");
