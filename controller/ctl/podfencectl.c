@@ -41,7 +41,7 @@ static int bad(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s%s", usage, pf_ctl_simulate_usage);
+	fprintf(stderr, "\n%s%s%s", usage, pf_ctl_simulate_usage, pf_ctl_lint_usage);
 	return 2;
 }
 
@@ -376,6 +376,8 @@ int main(int argc, char **argv)
 	/* Offline commands take their own options and need no daemon. */
 	if (argc > 1 && strcmp(argv[1], "simulate") == 0)
 		return pf_ctl_simulate(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "lint") == 0)
+		return pf_ctl_lint(argc - 1, argv + 1);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (c) {
@@ -398,6 +400,7 @@ int main(int argc, char **argv)
 		case 'h':
 			fputs(usage, stdout);
 			fputs(pf_ctl_simulate_usage, stdout);
+			fputs(pf_ctl_lint_usage, stdout);
 			return 0;
 		default:
 			return bad("unknown option or missing argument: %s", argv[optind - 1]);

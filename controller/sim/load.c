@@ -79,6 +79,12 @@ void pf_sim_free(struct pf_sim *s)
 	free(s->notes);
 	for (size_t i = 0; i < s->n_pods; i++)
 		free((char *)s->pods[i].key);
+	for (size_t i = 0; i < s->n_services; i++)
+		free(s->services[i].key);
+	free(s->services);
+	for (size_t i = 0; i < s->n_given_ns; i++)
+		free(s->given_ns[i]);
+	free(s->given_ns);
 	free(s->pods);
 	free(s->plan_pods);
 	free(s->group_of);
@@ -234,6 +240,89 @@ static int apply(struct pf_sim *s, const char *origin, const char *kind, const j
 	return r < 0 ? r : 0;
 }
 
+static int note_given_ns(struct pf_sim *s, const char *name)
+{
+	char **v;
+
+	if (!name || pf_sim_namespace_given(s, name))
+		return 0;
+	v = realloc(s->given_ns, (s->n_given_ns + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	s->given_ns = v;
+	s->given_ns[s->n_given_ns] = strdup(name);
+	if (!s->given_ns[s->n_given_ns])
+		return -ENOMEM;
+	s->n_given_ns++;
+	return 0;
+}
+
+/* spec.clusterIPs (dual-stack) or spec.clusterIP; "None" (headless) and ""
+ * are no address. Returns the number kept (0..2) or -EINVAL (*ret_err). */
+static int service_ips(const char *origin, const char *key, const json_t *spec, struct pf_sim_service *ret,
+		       char **ret_err)
+{
+	const json_t *ips = json_object_get(spec, "clusterIPs"), *v;
+	json_t *single = NULL;
+	size_t i;
+	int r = 0;
+
+	if (!json_is_array(ips)) {
+		single = json_pack("[O?]", json_object_get(spec, "clusterIP"));
+		if (!single)
+			return -ENOMEM;
+		ips = single;
+	}
+	json_array_foreach(ips, i, v) {
+		const char *text = json_string_value(v);
+
+		if (!text || !*text || strcmp(text, "None") == 0 || ret->n_ips == PF_POD_MAX_IPS)
+			continue;
+		if (pf_addr_parse(text, &ret->ips[ret->n_ips]) < 0) {
+			r = pf_sim_err(ret_err, "%s: service %s: spec.clusterIPs[%zu]: \"%s\" is not an IP address", origin,
+				       key, i, text);
+			break;
+		}
+		ret->n_ips++;
+	}
+	json_decref(single);
+	return r < 0 ? r : (int)ret->n_ips;
+}
+
+static int add_service(struct pf_sim *s, const char *origin, const json_t *obj, const char *name, char **ret_err)
+{
+	struct pf_sim_service svc = {0}, *v;
+	int r;
+
+	if (!name)
+		return pf_sim_add_note(s, "%s: a Service without metadata.name skipped", origin);
+	if (asprintf(&svc.key, "%s/%s", ns_of(obj), name) < 0)
+		return -ENOMEM;
+	r = service_ips(origin, svc.key, json_object_get(obj, "spec"), &svc, ret_err);
+	if (r <= 0) {
+		if (r == 0)
+			r = pf_sim_add_note(s, "%s: Service %s skipped (no cluster IP; the simulator reads Namespace, Pod, "
+					       "NetworkPolicy and workloads)", origin, name);
+		free(svc.key);
+		return r;
+	}
+	for (size_t i = 0; i < s->n_services; i++) {
+		if (strcmp(s->services[i].key, svc.key) == 0) {
+			free(s->services[i].key);
+			s->services[i] = svc;
+			return pf_sim_add_note(s, "%s: service %s given again: the later one is used", origin, svc.key);
+		}
+	}
+	v = realloc(s->services, (s->n_services + 1) * sizeof(*v));
+	if (!v) {
+		free(svc.key);
+		return -ENOMEM;
+	}
+	s->services = v;
+	s->services[s->n_services++] = svc;
+	return 0;
+}
+
 int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, char **ret_err)
 {
 	const char *kind = json_string_value(json_object_get(obj, "kind"));
@@ -250,8 +339,12 @@ int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, 
 	if (strcmp(kind, "Namespace") == 0) {
 		if (name && pf_model_namespace(s->model, name))
 			r = pf_sim_add_note(s, "%s: namespace %s given again: the later one is used", origin, name);
-		return r < 0 ? r : apply(s, origin, "Namespace", obj, ret_err);
+		if (r == 0)
+			r = apply(s, origin, "Namespace", obj, ret_err);
+		return r < 0 ? r : note_given_ns(s, name);
 	}
+	if (strcmp(kind, "Service") == 0)
+		return add_service(s, origin, obj, name, ret_err);
 	if (strcmp(kind, "NetworkPolicy") == 0 || strcmp(kind, "Pod") == 0) {
 		copy = with_namespace(obj);
 		if (!copy)
@@ -418,6 +511,36 @@ int pf_sim_load_path(struct pf_sim *s, const char *path, char **ret_err)
 }
 
 /* ---- finish ---- */
+
+int pf_sim_assume_dns(struct pf_sim *s)
+{
+	json_t *obj;
+	char *err = NULL;
+	int r;
+
+	if (s->finished)
+		return -EINVAL;
+	for (size_t i = 0; i < s->n_pending; i++) {
+		const char *app = pf_labels_get(&s->pending[i]->labels, "k8s-app");
+
+		if (strcmp(s->pending[i]->ns, "kube-system") == 0 && app && strcmp(app, "kube-dns") == 0)
+			return 0;
+	}
+	obj = json_pack("{s:s,s:{s:s,s:s,s:{s:s}},s:{s:[{s:s,s:[{s:i,s:s,s:s},{s:i,s:s,s:s}]}]}}", "kind", "Pod",
+			"metadata", "name", "kube-dns", "namespace", "kube-system", "labels", "k8s-app", "kube-dns",
+			"spec", "containers", "name", "coredns", "ports", "containerPort", 53, "protocol", "UDP", "name",
+			"dns", "containerPort", 53, "protocol", "TCP", "name", "dns-tcp");
+	if (!obj)
+		return -ENOMEM;
+	r = add_pod(s, "assumed", "", obj, &err);
+	json_decref(obj);
+	free(err);
+	if (r < 0)
+		return r == -EINVAL ? -EIO : r;
+	s->dns_assumed = true;
+	return pf_sim_add_note(s, "no cluster DNS in the manifests: assumed kube-system/kube-dns (k8s-app: kube-dns) "
+				  "serving 53/UDP and 53/TCP");
+}
 
 static int pending_cmp(const void *a, const void *b)
 {
@@ -668,6 +791,24 @@ int pf_sim_pod_index(const struct pf_sim *s, const char *key)
 		if (strcmp(s->pods[i].key, key) == 0)
 			return (int)i;
 	return -ENOENT;
+}
+
+size_t pf_sim_n_services(const struct pf_sim *s)
+{
+	return s->n_services;
+}
+
+const struct pf_sim_service *pf_sim_service(const struct pf_sim *s, size_t i)
+{
+	return i < s->n_services ? &s->services[i] : NULL;
+}
+
+bool pf_sim_namespace_given(const struct pf_sim *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_given_ns; i++)
+		if (strcmp(s->given_ns[i], name) == 0)
+			return true;
+	return false;
 }
 
 size_t pf_sim_n_notes(const struct pf_sim *s)

@@ -25,6 +25,12 @@ struct pf_sim {
 	size_t *group_of;
 	size_t n_groups;
 	size_t *group_rep; /* per group: its first pod */
+	/* Kept for lint: Services with a cluster IP, namespaces a manifest gave. */
+	size_t n_services;
+	struct pf_sim_service *services;
+	size_t n_given_ns;
+	char **given_ns;
+	bool dns_assumed; /* pf_sim_assume_dns added kube-system/kube-dns */
 };
 
 __attribute__((format(printf, 2, 3))) int pf_sim_add_note(struct pf_sim *s, const char *fmt, ...);

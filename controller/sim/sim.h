@@ -42,6 +42,14 @@ struct pf_sim_pod {
 	bool synthetic;           /* the manifest had no status.podIPs: address made up */
 };
 
+/* A Service of the manifests with its cluster IPs (lint: ipBlocks that
+ * cover them never match, service addresses are translated first). */
+struct pf_sim_service {
+	char *key; /* "ns/name" */
+	size_t n_ips;
+	struct pf_addr ips[PF_POD_MAX_IPS];
+};
+
 struct pf_sim_port {
 	uint8_t proto; /* 6, 17, 132 */
 	uint16_t port;
@@ -60,12 +68,20 @@ void pf_sim_free(struct pf_sim *s);
  *   object: one Kubernetes object (a List's items are loaded one by one).
  * Kinds: Namespace, Pod, NetworkPolicy, and the workloads Deployment,
  * StatefulSet, DaemonSet, ReplicaSet, Job, CronJob (one pod per template,
- * named after the workload). Other kinds are skipped with a note. Namespaced
+ * named after the workload). Services with spec.clusterIP(s) are kept for
+ * lint (pf_sim_service), not simulated. Other kinds (and Services without a
+ * cluster IP) are skipped with a note. Namespaced
  * objects without a namespace go to "default". A later object with the same
  * kind and name replaces the earlier one, with a note. */
 int pf_sim_load_path(struct pf_sim *s, const char *path, char **ret_err);
 int pf_sim_load_text(struct pf_sim *s, const char *origin, const char *text, size_t len, char **ret_err);
 int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, char **ret_err);
+
+/* Before finish: when no pod of the manifests is the cluster DNS (namespace
+ * kube-system, label k8s-app: kube-dns), adds one, kube-system/kube-dns,
+ * serving 53/UDP and 53/TCP, with a note, so that "can this pod resolve
+ * names" is a question the evaluator can answer. 0 or -ENOMEM. */
+int pf_sim_assume_dns(struct pf_sim *s);
 
 /* Ends loading: namespaces that objects use but no manifest gave are created
  * (with their kubernetes.io/metadata.name label, as the API server would);
@@ -82,6 +98,11 @@ size_t pf_sim_n_pods(const struct pf_sim *s);
 const struct pf_sim_pod *pf_sim_pod(const struct pf_sim *s, size_t i);
 /* Index of "ns/name" among the pods, or -ENOENT. */
 int pf_sim_pod_index(const struct pf_sim *s, const char *key);
+/* Services with a cluster IP, in load order. */
+size_t pf_sim_n_services(const struct pf_sim *s);
+const struct pf_sim_service *pf_sim_service(const struct pf_sim *s, size_t i);
+/* Whether a manifest gave Namespace name (not created implicitly). */
+bool pf_sim_namespace_given(const struct pf_sim *s, const char *name);
 /* Notes for the user (skipped kinds, replaced objects, left-out pods). */
 size_t pf_sim_n_notes(const struct pf_sim *s);
 const char *pf_sim_note(const struct pf_sim *s, size_t i);
@@ -111,6 +132,10 @@ struct pf_sim_cell {
 };
 
 struct pf_sim_table;
+
+/* One cell outside a table: pods client and server (indexes), one port. */
+int pf_sim_eval_pair(const struct pf_sim *s, size_t client, size_t server, const struct pf_sim_port *port,
+		     struct pf_sim_cell *ret);
 
 /* Evaluates every (client, server) pair on one port. Pods the plan cannot
  * tell apart (same chains, same memberships in every set) are evaluated once
@@ -151,6 +176,61 @@ void pf_sim_expect_free(struct pf_sim_expect *e);
  * with the reason). Returns the number of failing cells (>= 0) or -ENOMEM.
  * *ret_checked (if not NULL): the number of cells checked. */
 int pf_sim_expect_check(const struct pf_sim *s, const struct pf_sim_expect *e, FILE *out, size_t *ret_checked);
+
+/* ---- lint ----
+ * The pitfalls of a set of policies, judged over the loaded cluster by the
+ * same evaluator (an allow that the other end's isolation defeats, DNS cut
+ * off by a default-deny egress, selectors and named ports that match
+ * nothing, ipBlocks over pod or service addresses, SCTP, policies in
+ * namespaces that do not exist, policies another one makes redundant).
+ * Load with pf_sim_assume_dns before pf_sim_finish so that the DNS check has
+ * a DNS pod to ask about. */
+enum pf_lint_severity { PF_LINT_INFO, PF_LINT_WARNING, PF_LINT_ERROR, PF_LINT_SEVERITY_MAX };
+
+struct pf_lint_finding {
+	enum pf_lint_severity severity;
+	const char *check; /* stable id, e.g. "egress-not-allowed" */
+	const char *kind;  /* "NetworkPolicy" */
+	char *ns;
+	char *name;
+	char *field;       /* e.g. "spec.ingress[0].from[1]"; "spec" for the whole policy */
+	char *message;     /* what was found, naming pods and policies */
+	const char *why;   /* why it matters */
+	char *fix;         /* what to do, one sentence */
+	char *fix_yaml;    /* NULL, or manifests that do it */
+};
+
+struct pf_lint_options {
+	size_t n_pod_cidrs;
+	const struct pf_cidr *pod_cidrs;
+	size_t n_service_cidrs;
+	const struct pf_cidr *service_cidrs;
+	/* NULL: the node kernel is not checked (SCTP rules get an info). Else
+	 * the root ("/") under which proc/net/protocols and
+	 * lib/modules/<release>/ tell whether the kernel has SCTP. */
+	const char *node_root;
+};
+
+struct pf_lint;
+
+/* Runs every check over a finished sim. 0, -ENOMEM, -EINVAL (not finished). */
+int pf_lint_run(const struct pf_sim *s, const struct pf_lint_options *o, struct pf_lint **ret);
+void pf_lint_free(struct pf_lint *l);
+/* Findings in (namespace, policy) order, each policy's in check order. */
+size_t pf_lint_n_findings(const struct pf_lint *l);
+const struct pf_lint_finding *pf_lint_finding(const struct pf_lint *l, size_t i);
+/* Notes about the run itself (checks skipped and why). */
+size_t pf_lint_n_notes(const struct pf_lint *l);
+const char *pf_lint_note(const struct pf_lint *l, size_t i);
+/* Number of findings at or above severity. */
+size_t pf_lint_count(const struct pf_lint *l, enum pf_lint_severity at_least);
+const char *pf_lint_severity_name(enum pf_lint_severity sev); /* "error", "warning", "info" */
+int pf_lint_severity_parse(const char *text, enum pf_lint_severity *ret);
+/* Text: one block per finding, then a summary line. */
+int pf_lint_print(const struct pf_lint *l, FILE *out);
+/* {"findings": [{severity, check, object: {kind, namespace, name}, field,
+ * message, why, fix, fixYaml?}], "summary": {error, warning, info}, "notes"} */
+json_t *pf_lint_json(const struct pf_lint *l);
 
 /* The one place manifests become JSON: YAML documents (JSON is YAML) ->
  * array of objects, "*List" items flattened. 0 or -EINVAL (*ret_err). */

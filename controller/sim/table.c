@@ -181,6 +181,62 @@ static const struct pf_addr *common_family(const struct pf_sim_pod *a, const str
 	return NULL;
 }
 
+/* One pair through the evaluator. view is a shallow copy of the plan whose
+ * pods array (room for two) this fills with just the pair: the evaluator
+ * finds pods by address with a scan of the plan's pods. */
+static void eval_pair(const struct pf_sim *s, struct pf_ir_plan *view, struct pf_ir_pod *reps, size_t client,
+		      size_t server, const struct pf_sim_port *port, struct pf_sim_cell *c)
+{
+	struct pf_eval_query q = {.proto = port->proto, .port = port->port};
+	const struct pf_addr *src, *dst = NULL;
+	struct pf_eval_result res;
+
+	*c = (struct pf_sim_cell){0};
+	src = common_family(&s->pods[client], &s->pods[server], &dst);
+	if (!src) {
+		c->no_family = true;
+		return;
+	}
+	q.src = *src;
+	q.dst = *dst;
+	view->pods = reps;
+	view->n_pods = 0;
+	if (s->plan_pods[client])
+		reps[view->n_pods++] = *s->plan_pods[client];
+	if (s->plan_pods[server])
+		reps[view->n_pods++] = *s->plan_pods[server];
+	if (pf_eval(view, view, &q, &res) < 0) {
+		c->no_family = true;
+		return;
+	}
+	*c = (struct pf_sim_cell){
+		.allowed = res.allowed,
+		.egress = res.egress.verdict,
+		.ingress = res.ingress.verdict,
+		.egress_policy = res.egress.policy,
+		.ingress_policy = res.ingress.policy,
+		.egress_rule = res.egress.rule,
+		.ingress_rule = res.ingress.rule,
+	};
+}
+
+int pf_sim_eval_pair(const struct pf_sim *s, size_t client, size_t server, const struct pf_sim_port *port,
+		     struct pf_sim_cell *ret)
+{
+	struct pf_ir_pod reps[2];
+	struct pf_ir_plan view;
+
+	if (!s->finished || !s->plan || !port || client >= s->n_pods || server >= s->n_pods)
+		return -EINVAL;
+	if (client == server) {
+		*ret = (struct pf_sim_cell){.allowed = true, .self = true};
+		return 0;
+	}
+	view = *s->plan;
+	eval_pair(s, &view, reps, client, server, port, ret);
+	return 0;
+}
+
 int pf_sim_table_new(const struct pf_sim *s, const struct pf_sim_port *port, bool naive, struct pf_sim_table **ret)
 {
 	struct pf_sim_table *t;
@@ -204,48 +260,12 @@ int pf_sim_table_new(const struct pf_sim *s, const struct pf_sim_port *port, boo
 		pf_sim_table_free(t);
 		return -ENOMEM;
 	}
-	/* The plan as seen by one pair: the evaluator finds the two pods by
-	 * address with a scan of the plan's pods, so each query gets a view
-	 * holding just those two. Shallow: sets and chains are the plan's. */
+	/* Shallow: sets and chains are the plan's. */
 	view = *s->plan;
-	view.pods = reps;
-	for (size_t gc = 0; gc < n; gc++) {
-		const struct pf_sim_pod *client = &s->pods[naive ? gc : s->group_rep[gc]];
-
-		for (size_t gs = 0; gs < n; gs++) {
-			const struct pf_sim_pod *server = &s->pods[naive ? gs : s->group_rep[gs]];
-			struct pf_sim_cell *c = &t->cells[gc * n + gs];
-			struct pf_eval_query q = {.proto = port->proto, .port = port->port};
-			const struct pf_addr *src, *dst = NULL;
-			struct pf_eval_result res;
-
-			src = common_family(client, server, &dst);
-			if (!src) {
-				c->no_family = true;
-				continue;
-			}
-			q.src = *src;
-			q.dst = *dst;
-			view.n_pods = 0;
-			if (s->plan_pods[client - s->pods])
-				reps[view.n_pods++] = *s->plan_pods[client - s->pods];
-			if (s->plan_pods[server - s->pods])
-				reps[view.n_pods++] = *s->plan_pods[server - s->pods];
-			if (pf_eval(&view, &view, &q, &res) < 0) {
-				c->no_family = true;
-				continue;
-			}
-			*c = (struct pf_sim_cell){
-				.allowed = res.allowed,
-				.egress = res.egress.verdict,
-				.ingress = res.ingress.verdict,
-				.egress_policy = res.egress.policy,
-				.ingress_policy = res.ingress.policy,
-				.egress_rule = res.egress.rule,
-				.ingress_rule = res.ingress.rule,
-			};
-		}
-	}
+	for (size_t gc = 0; gc < n; gc++)
+		for (size_t gs = 0; gs < n; gs++)
+			eval_pair(s, &view, reps, naive ? gc : s->group_rep[gc], naive ? gs : s->group_rep[gs], port,
+				  &t->cells[gc * n + gs]);
 	free(reps);
 	*ret = t;
 	return 0;
