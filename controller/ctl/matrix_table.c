@@ -27,21 +27,31 @@ static int digits(size_t n)
 	return d;
 }
 
-/* One grid row: each cell in a column as wide as the largest server number,
- * plus one for the mismatch mark. */
-static void grid_row(const struct pf_mx *m, size_t port, size_t row, const char *cells, int w, FILE *out)
+/* One grid row: each cell in a column as wide as the largest server number
+ * plus one, the observed cell followed by '!' when it contradicts. Returns
+ * the length written to line (at most n_cols * (w + 1)). */
+static size_t grid_row(const struct pf_mx *m, size_t port, size_t row, const char *cells, int w, char *line)
 {
+	size_t n = 0;
+
 	for (size_t c = 0; c < m->n_cols; c++) {
 		size_t i = pf_mx_at(m, port, row, c);
 
-		fprintf(out, "%c%c%*s", cells[i], cells == m->observed && pf_mx_mismatch(m, i) ? '!' : ' ', w - 1, "");
+		line[n] = cells[i];
+		line[n + 1] = cells == m->observed && pf_mx_mismatch(m, i) ? '!' : ' ';
+		memset(line + n + 2, ' ', (size_t)w - 1);
+		n += (size_t)w + 1;
 	}
+	return n;
 }
 
 int pf_mx_print(const struct pf_mx *m, FILE *out)
 {
 	int w = digits(m->n_cols) + 1, kw = 1, gw = (int)m->n_cols * (w + 1);
+	char *line = malloc(2 * (size_t)gw + 4);
 
+	if (!line)
+		return -ENOMEM;
 	for (size_t r = 0; r < m->n_rows; r++)
 		if ((int)strlen(m->rows[r]) > kw)
 			kw = (int)strlen(m->rows[r]);
@@ -59,24 +69,31 @@ int pf_mx_print(const struct pf_mx *m, FILE *out)
 		fprintf(out, "%-*s  ", kw, "");
 		for (int g = 0; g < 2; g++) {
 			fputc(' ', out);
-			for (size_t c = 0; c < m->n_cols; c++)
-				fprintf(out, "%-*zu ", w, c + 1);
+			for (size_t c = 0; c < m->n_cols; c++) {
+				if (g && c + 1 == m->n_cols)
+					fprintf(out, "%zu", c + 1);
+				else
+					fprintf(out, "%-*zu ", w, c + 1);
+			}
 			if (!g)
 				fputs("  ", out);
 		}
 		fputc('\n', out);
 		for (size_t r = 0; r < m->n_rows; r++) {
-			fprintf(out, "%-*s   ", kw, m->rows[r]);
-			grid_row(m, p, r, m->observed, w, out);
-			fputs("   ", out);
-			grid_row(m, p, r, m->expected, w, out);
-			fputc('\n', out);
+			size_t n = grid_row(m, p, r, m->observed, w, line);
+
+			memcpy(line + n, "   ", 3);
+			n = n + 3 + grid_row(m, p, r, m->expected, w, line + n + 3);
+			while (n && line[n - 1] == ' ')
+				n--;
+			fprintf(out, "%-*s   %.*s\n", kw, m->rows[r], (int)n, line);
 		}
 	}
 	fputs("servers:", out);
 	for (size_t c = 0; c < m->n_cols; c++)
 		fprintf(out, "%s %zu %s", c ? "," : "", c + 1, m->cols[c]);
 	fputc('\n', out);
+	free(line);
 	return ferror(out) ? -EIO : 0;
 }
 
