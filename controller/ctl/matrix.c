@@ -145,7 +145,7 @@ static int run_jobs(struct job *jobs, size_t n_jobs, const int *netns_fds, int p
 	if (self < 0)
 		return -errno;
 	while (next < n_jobs || n_flight) {
-		int64_t now = now_ms(), wait = probe_ms;
+		int64_t now = now_ms(), wait_ms = probe_ms;
 
 		while (next < n_jobs && n_flight < MX_MAX_IN_FLIGHT) {
 			struct job *j = &jobs[next++];
@@ -169,10 +169,10 @@ static int run_jobs(struct job *jobs, size_t n_jobs, const int *netns_fds, int p
 		}
 		for (size_t i = 0; i < n_flight; i++) {
 			pfds[i] = (struct pollfd){.fd = flight[i]->probe.fd, .events = flight[i]->probe.events};
-			if (flight[i]->deadline_ms - now < wait)
-				wait = flight[i]->deadline_ms - now;
+			if (flight[i]->deadline_ms - now < wait_ms)
+				wait_ms = flight[i]->deadline_ms - now;
 		}
-		if (n_flight && poll(pfds, n_flight, wait < 0 ? 0 : (int)wait) < 0 && errno != EINTR) {
+		if (n_flight && poll(pfds, n_flight, wait_ms < 0 ? 0 : (int)wait_ms) < 0 && errno != EINTR) {
 			r = -errno;
 			goto out;
 		}
