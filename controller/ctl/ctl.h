@@ -2,6 +2,8 @@
 #ifndef PODFENCE_CTL_H
 #define PODFENCE_CTL_H
 
+#include <stdbool.h>
+
 /* podfencectl's offline commands (no daemon, no socket). */
 
 extern const char pf_ctl_simulate_usage[];
@@ -13,5 +15,22 @@ int pf_ctl_simulate(int argc, char **argv);
 /* argv[0] is "lint". Returns the exit code: 0 no finding at or above
  * --fail-on, 1 some, 2 bad usage or input. */
 int pf_ctl_lint(int argc, char **argv);
+
+/* podfencectl matrix: on a node, against podfenced (root). */
+
+extern const char pf_ctl_matrix_usage[];
+
+struct pf_ctl_matrix_opts {
+	const char *sock;
+	int timeout_ms;    /* each socket call */
+	int probe_ms;      /* each probe */
+	const char *ns;    /* clients only from this namespace; NULL: every local pod */
+	const char *ports; /* "80/TCP,53/UDP"; NULL: declared and named ports */
+	bool json;
+};
+
+/* Returns the exit code: 0 observed == expected, 1 a mismatch, 2 bad usage,
+ * no daemon, or nothing to probe from. */
+int pf_ctl_matrix(const struct pf_ctl_matrix_opts *o);
 
 #endif

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "netprobe.h"
 #include "podfence/proto.h"
 
 static const char usage[] =
@@ -41,7 +42,7 @@ static int bad(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s%s%s", usage, pf_ctl_simulate_usage, pf_ctl_lint_usage);
+	fprintf(stderr, "\n%s%s%s%s", usage, pf_ctl_matrix_usage, pf_ctl_simulate_usage, pf_ctl_lint_usage);
 	return 2;
 }
 
@@ -181,16 +182,6 @@ static int parse_port_proto(const char *s, long *ret_port, const char **ret_prot
 
 /* ---- probe ---- */
 
-enum probe_outcome { P_CONNECTED, P_ANSWERED, P_REFUSED, P_NO_ANSWER, P_ERROR };
-
-static const char *const outcome_names[] = {
-	[P_CONNECTED] = "connected",
-	[P_ANSWERED] = "answered",
-	[P_REFUSED] = "refused (the packet reached the destination: nothing listens there)",
-	[P_NO_ANSWER] = "no answer",
-	[P_ERROR] = "error",
-};
-
 /* The network namespace of a pod registered on this node: by ns/name, or
  * by one of its addresses. */
 static const char *pod_netns(json_t *pods, const char *src, char *who, size_t wholen)
@@ -216,66 +207,6 @@ static const char *pod_netns(json_t *pods, const char *src, char *who, size_t wh
 	return NULL;
 }
 
-/* Connects (TCP, SCTP) or sends one datagram and waits for any reply (UDP)
- * in the current network namespace. *err gets errno for P_ERROR. */
-static enum probe_outcome probe_once(const char *ip, long port, const char *proto, int timeout_ms, int *err)
-{
-	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *ai = NULL;
-	bool udp = strcasecmp(proto, "udp") == 0;
-	struct pollfd pfd = {.fd = -1};
-	enum probe_outcome o = P_ERROR;
-	char portstr[8];
-	int r;
-
-	*err = 0;
-	snprintf(portstr, sizeof(portstr), "%ld", port);
-	hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
-	if (getaddrinfo(ip, portstr, &hints, &ai) != 0 || !ai) {
-		*err = EINVAL;
-		return P_ERROR;
-	}
-	pfd.fd = socket(ai->ai_family, hints.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			udp ? IPPROTO_UDP : strcasecmp(proto, "sctp") == 0 ? IPPROTO_SCTP : IPPROTO_TCP);
-	if (pfd.fd < 0) {
-		*err = errno;
-		goto out;
-	}
-	r = connect(pfd.fd, ai->ai_addr, ai->ai_addrlen);
-	if (r < 0 && errno != EINPROGRESS) {
-		*err = errno;
-		goto out;
-	}
-	if (udp && send(pfd.fd, "podfencectl probe\n", 18, 0) < 0) {
-		*err = errno;
-		goto out;
-	}
-	pfd.events = udp ? POLLIN : POLLOUT;
-	r = poll(&pfd, 1, timeout_ms);
-	if (r == 0) {
-		o = P_NO_ANSWER;
-	} else if (r > 0) {
-		socklen_t len = sizeof(*err);
-		char buf[64];
-
-		if (udp) {
-			/* A reply, or the ICMP port unreachable of a closed port. */
-			o = recv(pfd.fd, buf, sizeof(buf), 0) >= 0 ? P_ANSWERED : errno == ECONNREFUSED ? P_REFUSED : P_ERROR;
-			*err = o == P_ERROR ? errno : 0;
-		} else if (getsockopt(pfd.fd, SOL_SOCKET, SO_ERROR, err, &len) == 0) {
-			o = *err == 0 ? P_CONNECTED : *err == ECONNREFUSED ? P_REFUSED : P_ERROR;
-		} else {
-			*err = errno;
-		}
-	} else {
-		*err = errno;
-	}
-out:
-	if (pfd.fd >= 0)
-		close(pfd.fd);
-	freeaddrinfo(ai);
-	return o;
-}
-
 /* explain's verdict, then the packet's. Returns the exit status. */
 static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src, const char *dst, long port,
 		 const char *proto, bool as_json)
@@ -283,7 +214,7 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 	json_t *ex = NULL, *pods = NULL, *out, *q_ex, *q_pods;
 	const char *netns, *dst_ip;
 	char who[320], why_e[512], why_i[512];
-	enum probe_outcome o;
+	enum pf_probe_outcome o;
 	bool allowed, reached, agree;
 	int fd, err = 0, r, rc = 1;
 
@@ -319,15 +250,15 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 	}
 	close(fd);
 	dst_ip = str(ex, "dstIp");
-	o = probe_once(dst_ip, port, proto, probe_ms, &err);
+	o = pf_probe_once(dst_ip, port, proto, probe_ms, &err);
 	allowed = json_is_true(json_object_get(ex, "allowed"));
-	reached = o == P_CONNECTED || o == P_ANSWERED || o == P_REFUSED;
-	agree = o != P_ERROR && allowed == reached;
+	reached = pf_probe_reached(o);
+	agree = o != PF_PROBE_ERROR && allowed == reached;
 	rc = agree ? 0 : 1;
 	if (as_json) {
 		json_object_del(ex, "ok");
 		out = json_pack("{s:o,s:s,s:b,s:b}", "policy", json_incref(ex), "probe",
-				o == P_REFUSED ? "refused" : outcome_names[o], "reached", reached, "agree", agree);
+				pf_probe_outcome_name(o), "reached", reached, "agree", agree);
 		if (out && err)
 			json_object_set_new(out, "error", json_string(strerror(err)));
 		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -340,7 +271,7 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 	/* First line is the summary (scripts take it with head -n 1). */
 	if (agree)
 		printf("AGREE: policy %s, probe %s\n", allowed ? "allows" : "denies", reached ? "got through" : "got no answer");
-	else if (o == P_ERROR)
+	else if (o == PF_PROBE_ERROR)
 		printf("PROBE FAILED: %s\n", strerror(err));
 	else if (reached)
 		printf("MISMATCH: the policy denies it, but the probe got through\n");
@@ -348,8 +279,10 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 		printf("MISMATCH: the policy allows it, but the probe got no answer (server down, a silent UDP "
 		       "listener, or something else drops it)\n");
 	printf("  policy: %s; %s\n", why_e, why_i);
-	printf("  probe:  %s -> %s %ld/%s from inside %s: %s%s%s\n", str(ex, "srcIp"), dst_ip, port, proto, who,
-	       outcome_names[o], err ? ": " : "", err ? strerror(err) : "");
+	printf("  probe:  %s -> %s %ld/%s from inside %s: %s%s%s%s\n", str(ex, "srcIp"), dst_ip, port, proto, who,
+	       pf_probe_outcome_name(o),
+	       o == PF_PROBE_REFUSED ? " (the packet reached the destination: nothing listens there)" : "",
+	       err ? ": " : "", err ? strerror(err) : "");
 done:
 	json_decref(ex);
 	json_decref(pods);
@@ -363,12 +296,16 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"timeout-ms", required_argument, NULL, 't'},
 		{"probe-timeout-ms", required_argument, NULL, 'p'},
+		{"namespace", required_argument, NULL, 'n'},
+		{"ports", required_argument, NULL, 'P'},
+		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *sock = PF_DEFAULT_SOCKET, *cmd, *proto = "tcp";
+	const char *mx_ns = NULL, *mx_ports = NULL;
 	bool as_json = false;
-	long timeout = 15000, probe_ms = 2000, port = 0;
+	long timeout = 15000, probe_ms = -1, port = 0;
 	json_t *req = NULL, *resp = NULL;
 	int c, r, rc = 1;
 	char *end;
@@ -379,7 +316,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "lint") == 0)
 		return pf_ctl_lint(argc - 1, argv + 1);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:o:", options, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock = optarg;
@@ -397,8 +334,20 @@ int main(int argc, char **argv)
 			if (*end || probe_ms <= 0 || probe_ms > 60000)
 				return bad("--probe-timeout-ms %s: expected 1..60000", optarg);
 			break;
+		case 'n':
+			mx_ns = optarg;
+			break;
+		case 'P':
+			mx_ports = optarg;
+			break;
+		case 'o':
+			if (strcmp(optarg, "json") && strcmp(optarg, "text"))
+				return bad("-o %s: expected text or json", optarg);
+			as_json = strcmp(optarg, "json") == 0;
+			break;
 		case 'h':
 			fputs(usage, stdout);
+			fputs(pf_ctl_matrix_usage, stdout);
 			fputs(pf_ctl_simulate_usage, stdout);
 			fputs(pf_ctl_lint_usage, stdout);
 			return 0;
@@ -409,6 +358,8 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return bad("no command");
 	cmd = argv[optind++];
+	if ((mx_ns || mx_ports) && strcmp(cmd, "matrix") != 0)
+		return bad("-n and --ports are options of matrix");
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "pods") == 0) {
 		if (optind != argc)
 			return bad("%s takes no arguments", cmd);
@@ -425,7 +376,21 @@ int main(int argc, char **argv)
 			return bad("probe needs SRC DST PORT/PROTO");
 		if (parse_port_proto(argv[optind + 2], &port, &proto) < 0)
 			return bad("%s: expected PORT/PROTO, e.g. 8080/tcp", argv[optind + 2]);
-		return probe(sock, (int)timeout, (int)probe_ms, argv[optind], argv[optind + 1], port, proto, as_json);
+		return probe(sock, (int)timeout, probe_ms > 0 ? (int)probe_ms : 2000, argv[optind], argv[optind + 1], port,
+			     proto, as_json);
+	} else if (strcmp(cmd, "matrix") == 0) {
+		struct pf_ctl_matrix_opts mo = {
+			.sock = sock,
+			.timeout_ms = (int)timeout,
+			.probe_ms = probe_ms > 0 ? (int)probe_ms : 1000,
+			.ns = mx_ns,
+			.ports = mx_ports,
+			.json = as_json,
+		};
+
+		if (optind != argc)
+			return bad("matrix takes no arguments (-n NS, --ports LIST, -o json)");
+		return pf_ctl_matrix(&mo);
 	} else {
 		return bad("unknown command %s", cmd);
 	}

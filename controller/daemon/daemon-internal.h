@@ -198,6 +198,10 @@ void pf_daemon_revoke_free(struct pf_daemon *d);
 
 void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_req *q);
 
+/* ---- cluster.c */
+
+void pf_daemon_op_cluster(struct pf_daemon *d, uint64_t conn);
+
 /* ---- metrics_render.c */
 
 int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **ret_body, const char **ret_type);

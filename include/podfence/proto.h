@@ -36,6 +36,9 @@
  *   explain    src, dst (addresses or "ns/name"), proto ("tcp"|"udp"|"sctp"), port
  *              -> {allowed, egress:{...}, ingress:{...}}  (verdict, deciding policy and rule;
  *                 a denied check also lists isolatedBy: the policies isolating that pod)
+ *   cluster    -> {node, objects:[...]}  every Namespace, Pod and NetworkPolicy the controller
+ *              holds, as Kubernetes objects (only the fields policy reads; a local pod's
+ *              addresses are its registration's), for `podfencectl matrix`'s expected table
  */
 
 #include <jansson.h>

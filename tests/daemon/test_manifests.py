@@ -155,21 +155,47 @@ class Manifests(unittest.TestCase):
         self.assertNotIn("/bin/sh", final)
 
     def test_examples(self):
+        """The article's two policies exactly as written, plus the one that completes them."""
         ex = os.path.join(MAN, "examples")
         pols = {}
         for name in os.listdir(ex):
             with open(os.path.join(ex, name)) as f:
-                for doc in yaml.safe_load_all(f):
-                    pols[doc["metadata"]["name"]] = doc
-        deny = pols["default-deny-all"]
-        self.assertEqual(deny["metadata"]["namespace"], "production")
-        self.assertEqual(deny["spec"]["podSelector"], {})
-        self.assertEqual(sorted(deny["spec"]["policyTypes"]), ["Egress", "Ingress"])
-        self.assertNotIn("ingress", deny["spec"])
-        allow = pols["allow-frontend-to-backend"]
-        self.assertEqual(allow["metadata"]["namespace"], "production")
-        self.assertEqual(allow["spec"]["ingress"][0]["ports"], [{"protocol": "TCP", "port": 8080}])
-        self.assertEqual(allow["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"], {"app": "frontend"})
+                docs = [d for d in yaml.safe_load_all(f) if d]
+            self.assertEqual(len(docs), 1, name)
+            self.assertEqual(name, docs[0]["metadata"]["name"] + ".yaml")
+            pols[docs[0]["metadata"]["name"]] = docs[0]
+        self.assertEqual(sorted(pols), ["allow-frontend-egress-to-backend", "allow-frontend-to-backend",
+                                        "default-deny-all"])
+        for p in pols.values():
+            self.assertEqual(p["metadata"]["namespace"], "production")
+        self.assertEqual(pols["default-deny-all"]["spec"],
+                         {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+        # As the article writes it: backend only, Ingress only; no egress for frontend.
+        self.assertEqual(pols["allow-frontend-to-backend"]["spec"], {
+            "podSelector": {"matchLabels": {"app": "backend"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "frontend"}}}],
+                         "ports": [{"protocol": "TCP", "port": 8080}]}],
+        })
+        self.assertEqual(pols["allow-frontend-egress-to-backend"]["spec"], {
+            "podSelector": {"matchLabels": {"app": "frontend"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "backend"}}}],
+                        "ports": [{"protocol": "TCP", "port": 8080}]}],
+        })
+
+    def test_examples_match_the_simulator_fixtures(self):
+        """tests/sim/data holds the same policies: the golden tables judge these files."""
+        def load(path):
+            with open(path) as f:
+                return {d["metadata"]["name"]: d for d in yaml.safe_load_all(f) if d}
+        sim = os.path.join(TOP, "tests", "sim", "data")
+        want = {**load(os.path.join(sim, "article-policies.yaml")), **load(os.path.join(sim, "article-fix.yaml"))}
+        ex = os.path.join(MAN, "examples")
+        got = {}
+        for name in os.listdir(ex):
+            got.update(load(os.path.join(ex, name)))
+        self.assertEqual(got, want)
 
     @unittest.skipUnless(PODFENCED, "podfenced path not given")
     def test_examples_accepted_by_podfenced(self):
@@ -202,7 +228,7 @@ class Manifests(unittest.TestCase):
             p.send_signal(signal.SIGTERM)
             self.assertEqual(p.wait(10), 0)
             self.assertIsNotNone(status)
-            self.assertEqual(status["policies"], 2, open(os.path.join(tmp, "log")).read())
+            self.assertEqual(status["policies"], 3, open(os.path.join(tmp, "log")).read())
         finally:
             shutil.rmtree(tmp)
 

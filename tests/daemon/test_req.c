@@ -27,6 +27,7 @@ static const struct {
 	{"{\"op\":\"gc\",\"valid\":[]}", 0, PF_REQ_GC, NULL},
 	{"{\"op\":\"explain\",\"src\":\"x/a\",\"dst\":\"10.0.0.2\",\"proto\":\"TCP\",\"port\":80}", 0,
 	 PF_REQ_EXPLAIN, NULL},
+	{"{\"op\":\"cluster\"}", 0, PF_REQ_CLUSTER, NULL},
 	/* Bad requests: each names what is wrong. */
 	{"", -EINVAL, 0, "not JSON"},
 	{"{", -EINVAL, 0, "not JSON"},

@@ -439,6 +439,66 @@ def run_faults(conf, results):
     results.append({"id": "P1", "ok": ok, "msg": msg, "wall": round(time.monotonic() - t0, 1)})
     pc.log(f"{'PASS' if ok else 'FAIL'} {msg}")
 
+    run_matrix_case(conf, results)
+
+
+def run_matrix_case(conf, results):
+    """P2: podfencectl matrix on both nodes, under the guard policy. From
+    every local pod to every pod of the cluster (local and remote), the
+    observed table must equal the expected one; a drop the policies do not
+    explain must come out as exactly that mismatched cell, with exit 1."""
+    c = conf.c
+    t0 = time.monotonic()
+    notes, errs = [], []
+    ports = "80/TCP,80/UDP"
+
+    def matrix(node):
+        p = c.ctl(node, "matrix", "-o", "json", "--ports", ports, check=False, timeout=120)
+        try:
+            return p.returncode, json.loads(p.stdout), p.stderr.strip()
+        except ValueError:
+            return p.returncode, None, f"{p.stdout.strip()} {p.stderr.strip()}"
+
+    for node in c.nodes:
+        rc, out, err = matrix(node)
+        if out is None:
+            errs.append(f"{node.name}: exit {rc}, no JSON: {err}")
+            continue
+        local = sorted(p.key for p in conf.pods.values() if p.node is node)
+        missing = [k for k in local if k not in out["clients"]]
+        servers = [k for k in (p.key for p in conf.pods.values()) if k not in out["servers"]]
+        udp = next(t for t in out["tables"] if t["protocol"] == "UDP")
+        unknown = sum(row.count("?") for row in udp["observed"])
+        cells = sum(len(r) - r.count("-") for t in out["tables"] for r in t["observed"])
+        if rc != 0 or out["mismatches"] or missing or servers:
+            errs.append(f"{node.name}: exit {rc}, {out['mismatches']} mismatches "
+                        f"{out.get('mismatchedCells')}, clients missing {missing}, servers missing {servers}: {err}")
+        elif unknown:
+            errs.append(f"{node.name}: {unknown} UDP cells unknown though every pod serves 80/UDP")
+        else:
+            notes.append(f"{node.name}: {len(out['clients'])} clients x {len(out['servers'])} servers x 2 ports, "
+                         f"{cells} cells agree")
+    # A deliberate drop on xa's node: the one cell it hides must be the only mismatch.
+    node = conf.pods["xa"].node
+    node.sh(["nft", "-f", "-"], input=(
+        "table inet e2e-matrix-drop { chain f { type filter hook forward priority -10; "
+        f"ip saddr {conf.pods['xa'].ip} ip daddr {conf.pods['yb'].ip} tcp dport 80 drop; }}; }}\n"))
+    try:
+        rc, out, err = matrix(node)
+    finally:
+        node.sh(["nft", "delete", "table", "inet", "e2e-matrix-drop"], check=False)
+    bad = (out or {}).get("mismatchedCells") or []
+    want = {"from": conf.pods["xa"].key, "to": conf.pods["yb"].key, "port": 80, "protocol": "TCP"}
+    if rc != 1 or len(bad) != 1 or any(bad[0].get(k) != v for k, v in want.items()) \
+            or not bad[0].get("expectedAllowed") or bad[0].get("probe") != "no answer":
+        errs.append(f"with xa->yb 80/tcp dropped: exit {rc}, mismatches {bad}: {err}")
+    else:
+        notes.append("a drop the policies do not explain: exactly that cell mismatched, exit 1")
+    ok = not errs
+    msg = "P2 podfencectl matrix: " + ("; ".join(errs) if errs else "; ".join(notes))
+    results.append({"id": "P2", "ok": ok, "msg": msg, "wall": round(time.monotonic() - t0, 1)})
+    pc.log(f"{'PASS' if ok else 'FAIL'} {msg}")
+
 
 def run_churn(conf, results, n=100):
     c = conf.c
