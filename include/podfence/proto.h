@@ -36,6 +36,10 @@
  *   explain    src, dst (addresses or "ns/name"), proto ("tcp"|"udp"|"sctp"), port
  *              -> {allowed, egress:{...}, ingress:{...}}  (verdict, deciding policy and rule;
  *                 a denied check also lists isolatedBy: the policies isolating that pod)
+ *   policies   namespace?                -> {policies:[{namespace, name, uid, mode, state, generation,
+ *              programmedGeneration, programmedPlanGeneration, pods, errors, pendingSeconds?}],
+ *              programmedGeneration}  (the policies selecting pods on this node; state is
+ *              programmed|pending|rejected|failed|unsupported)
  */
 
 #include <jansson.h>

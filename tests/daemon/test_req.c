@@ -27,6 +27,8 @@ static const struct {
 	{"{\"op\":\"gc\",\"valid\":[]}", 0, PF_REQ_GC, NULL},
 	{"{\"op\":\"explain\",\"src\":\"x/a\",\"dst\":\"10.0.0.2\",\"proto\":\"TCP\",\"port\":80}", 0,
 	 PF_REQ_EXPLAIN, NULL},
+	{"{\"op\":\"policies\"}", 0, PF_REQ_POLICIES, NULL},
+	{"{\"op\":\"policies\",\"namespace\":\"production\"}", 0, PF_REQ_POLICIES, NULL},
 	/* Bad requests: each names what is wrong. */
 	{"", -EINVAL, 0, "not JSON"},
 	{"{", -EINVAL, 0, "not JSON"},
@@ -68,6 +70,8 @@ static const struct {
 	 "\"namespace\":\"x\",\"name\":\"a\",\"timeoutMs\":1.5}", -EINVAL, 0, "\"timeoutMs\""},
 	{"{\"op\":\"register\",\"containerId\":\"abc\",\"ifname\":\"eth0\",\"netns\":\"/p\","
 	 "\"namespace\":\"x\",\"name\":\"a\",\"hostIf\":\"\"}", -EINVAL, 0, "\"hostIf\""},
+	{"{\"op\":\"policies\",\"namespace\":\"Prod\"}", -EINVAL, 0, "\"namespace\""},
+	{"{\"gc\":1,\"op\":\"policies\",\"namespace\":7}", -EINVAL, 0, "\"namespace\""},
 	{"{\"op\":\"gc\"}", -EINVAL, 0, "\"valid\""},
 	{"{\"op\":\"gc\",\"valid\":[{\"containerId\":\"a\"}]}", -EINVAL, 0, "valid[0]"},
 	{"{\"op\":\"gc\",\"valid\":[7]}", -EINVAL, 0, "valid[0]"},
