@@ -515,10 +515,11 @@ void pf_daemon_op_policies(struct pf_daemon *d, uint64_t conn, const struct pf_r
 	for (size_t i = 0; ps && i < ps->n; i++) {
 		struct pol_entry *e = &ps->v[i];
 		enum pol_state st = entry_state(ps, e);
-		json_t *pods = json_object_get(pods_by_key, e->key), *errors = json_array(), *p;
+		json_t *pods = json_object_get(pods_by_key, e->key), *errors, *p;
 
 		if (!relevant(e) || (q->ns && strcmp(q->ns, e->ns) != 0))
 			continue;
+		errors = json_array();
 		if (e->rejected)
 			json_array_append_new(errors, json_sprintf("rejected: %s", e->rejected_error ? e->rejected_error : "?"));
 		if (e->failed_error && e->pending_since_ns)
