@@ -35,7 +35,7 @@ struct pol_entry {
 	char *rejected_error;
 	uint64_t want_plan_gen;      /* the plan generation holding the accepted version */
 	int64_t pending_since_ns;    /* 0: the accepted version is in the kernel */
-	uint64_t programmed_plan_gen;  /* 0: never programmed */
+	uint64_t programmed_plan_gen;  /* valid once programmed */
 	int64_t programmed_generation; /* -1: never programmed */
 	char *failed_error;          /* the sync carrying its change failed; NULL: none */
 	char *sctp_rules;            /* rules with SCTP ports ("ingress[0].ports[1] 5000/SCTP"), or NULL */
@@ -426,7 +426,7 @@ void pf_daemon_policy_seen(struct pf_daemon *d, const char *type, json_t *obj, b
 	free(e->sctp_rules);
 	e->sctp_rules = sctp_rules_text(pf_model_policy(d->model, ns, name));
 	e->accepted_generation = e->generation;
-	if (changed || e->programmed_plan_gen == 0) {
+	if (changed) {
 		/* The compiler has it (notified before this call): the sync of
 		 * this plan generation or a later one programs it. */
 		e->want_plan_gen = pf_compiler_plan(d->compiler)->generation;
@@ -436,8 +436,13 @@ void pf_daemon_policy_seen(struct pf_daemon *d, const char *type, json_t *obj, b
 	}
 	/* Nothing the kernel holds changed: the new generation is in force as
 	 * soon as the old one is. */
-	if (!e->pending_since_ns)
+	if (!e->pending_since_ns && e->programmed_generation >= 0) {
 		e->programmed_generation = e->generation;
+		if (d->ready) {
+			mark_local(d, NULL);
+			report(d, e);
+		}
+	}
 }
 
 void pf_daemon_policy_rejected(struct pf_daemon *d, json_t *obj, const char *err)
@@ -531,7 +536,7 @@ void pf_daemon_op_policies(struct pf_daemon *d, uint64_t conn, const struct pf_r
 			      "programmedGeneration",
 			      e->programmed_generation >= 0 ? json_integer(e->programmed_generation) : json_null(),
 			      "programmedPlanGeneration",
-			      e->programmed_plan_gen ? json_integer((json_int_t)e->programmed_plan_gen) : json_null(), "pods",
+			      e->programmed_generation >= 0 ? json_integer((json_int_t)e->programmed_plan_gen) : json_null(), "pods",
 			      pods ? json_incref(pods) : json_array(), "errors", errors);
 		if (p && e->pending_since_ns)
 			json_object_set_new(p, "pendingSeconds",
