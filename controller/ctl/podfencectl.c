@@ -22,11 +22,13 @@
 #include "podfence/proto.h"
 
 static const char usage[] =
-	"usage: podfencectl [--socket PATH] [--json] [--timeout-ms MS] [--probe-timeout-ms MS] COMMAND\n"
+	"usage: podfencectl [--socket PATH] [--json|-o json] [--timeout-ms MS] [--probe-timeout-ms MS] COMMAND\n"
 	"\n"
 	"commands:\n"
 	"  status                       sync state, generations, counts\n"
 	"  pods                         local pods with their isolation state\n"
+	"  policies [-n NS] [-o json]   policies selecting pods here: the pods, mode, state, the generation\n"
+	"                               in the kernel (policy and plan) and errors\n"
 	"  explain SRC DST PORT/PROTO   verdict and deciding policy; SRC/DST are addresses or ns/name\n"
 	"                               e.g. explain production/frontend production/backend 8080/tcp\n"
 	"  probe SRC DST PORT/PROTO     explain, then really connect from inside SRC's network namespace\n"
@@ -124,6 +126,33 @@ static const char *join_names(json_t *arr, char *buf, size_t len)
 			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", json_string_value(v));
 	}
 	return buf[0] ? buf : "?";
+}
+
+/* One line per policy, its errors indented below it. */
+static void print_policies(json_t *r)
+{
+	json_t *pols = json_object_get(r, "policies"), *p, *v;
+	size_t i, j;
+
+	printf("%-40s %-11s %-8s %-5s %-10s %-8s %s\n", "POLICY", "STATE", "MODE", "GEN", "KERNEL-GEN", "PLAN-GEN",
+	       "PODS");
+	json_array_foreach(pols, i, p) {
+		char key[320], pods[400], kgen[24] = "-", pgen[24] = "-";
+
+		snprintf(key, sizeof(key), "%s/%s", str(p, "namespace"), str(p, "name"));
+		if (json_is_integer(json_object_get(p, "programmedGeneration")))
+			snprintf(kgen, sizeof(kgen), "%lld", num(p, "programmedGeneration"));
+		if (json_is_integer(json_object_get(p, "programmedPlanGeneration")))
+			snprintf(pgen, sizeof(pgen), "%lld", num(p, "programmedPlanGeneration"));
+		printf("%-40s %-11s %-8s %-5lld %-10s %-8s %s\n", key, str(p, "state"), str(p, "mode"),
+		       num(p, "generation"), kgen, pgen,
+		       json_array_size(json_object_get(p, "pods")) ? join_names(json_object_get(p, "pods"), pods, sizeof(pods))
+								   : "-");
+		json_array_foreach(json_object_get(p, "errors"), j, v)
+			printf("  error: %s\n", json_string_value(v) ? json_string_value(v) : "?");
+	}
+	if (json_array_size(pols) == 0)
+		printf("(no policy selects pods on this node)\n");
 }
 
 static void describe(const char *dir, json_t *c, char *buf, size_t len)
@@ -358,12 +387,16 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return bad("no command");
 	cmd = argv[optind++];
-	if ((mx_ns || mx_ports) && strcmp(cmd, "matrix") != 0)
-		return bad("-n and --ports are options of matrix");
+	if ((mx_ns || mx_ports) && strcmp(cmd, "matrix") != 0 && !(strcmp(cmd, "policies") == 0 && !mx_ports))
+		return bad("-n is an option of matrix and policies, --ports of matrix");
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "pods") == 0) {
 		if (optind != argc)
 			return bad("%s takes no arguments", cmd);
 		req = json_pack("{s:s}", "op", cmd);
+	} else if (strcmp(cmd, "policies") == 0) {
+		if (optind != argc)
+			return bad("policies takes no arguments but -n NS");
+		req = json_pack("{s:s,s:s*}", "op", "policies", "namespace", mx_ns);
 	} else if (strcmp(cmd, "explain") == 0) {
 		if (argc - optind != 3)
 			return bad("explain needs SRC DST PORT/PROTO");
@@ -419,6 +452,8 @@ int main(int argc, char **argv)
 		print_status(resp);
 	} else if (strcmp(cmd, "pods") == 0) {
 		print_pods(resp);
+	} else if (strcmp(cmd, "policies") == 0) {
+		print_policies(resp);
 	} else {
 		print_explain(resp);
 	}

@@ -317,6 +317,7 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 		snprintf(d->last_error, sizeof(d->last_error), "%s: %.400s", strerror(-r), j ? j->error : "");
 		pf_error("sync failed, will retry", "error=\"%s\" retry_ms=%lld", d->last_error,
 			 (long long)d->sched.backoff);
+		pf_daemon_policies_synced(d, 0, r);
 		job_free(j);
 		schedule(d);
 		return;
@@ -348,6 +349,7 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 			(unsigned long long)d->programmed_gen, full ? 0 : j->ops, (unsigned long long)j->msgs,
 			(long long)(end - start) / 1000, j->n_pods);
 	}
+	pf_daemon_policies_synced(d, j->generation, 0);
 	job_free(j);
 	if (!d->ready)
 		pf_info("ready", "node=%s source=%s", d->node_name, d->source_desc);

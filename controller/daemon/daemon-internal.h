@@ -10,6 +10,7 @@
  *   apply.c           the diff queue, programming the kernel, the sync timer
  *   ops.c             the socket operations and registers waiting for a sync
  *   explain.c         the explain operation
+ *   policy_status.c   per-policy realization status: Events, `policies`, metrics
  *   metrics_render.c  /healthz, /readyz and /metrics
  *   source_dir.c      the manifest directory as a source
  *   source_kube.c     the Kubernetes API as a source, and its Events
@@ -79,6 +80,7 @@ struct pf_daemon {
 	struct pf_timer *pending_timer;
 	struct pf_pending_register *pendings;
 	struct pf_revoke *revoke; /* revoke.c; NULL until a change needs it */
+	struct pf_polstat *polstat; /* policy_status.c; NULL until a policy arrives */
 
 	bool source_synced;   /* the source has listed everything once */
 	bool reconciled;      /* registry checked against the source after start */
@@ -201,6 +203,19 @@ void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_re
 /* ---- cluster.c */
 
 void pf_daemon_op_cluster(struct pf_daemon *d, uint64_t conn);
+/* ---- policy_status.c: is each policy in force on this node? */
+
+/* A NetworkPolicy the decoder accepted (changed: the compiler was notified
+ * of a change), or deleted (type DELETED). */
+void pf_daemon_policy_seen(struct pf_daemon *d, const char *type, json_t *obj, bool changed);
+/* A NetworkPolicy the decoder refused (err names the field). */
+void pf_daemon_policy_rejected(struct pf_daemon *d, json_t *obj, const char *err);
+/* At a sync's end: plan_gen was programmed (r >= 0), or the sync failed
+ * (r < 0, d->last_error says why). Posts the Events due. */
+void pf_daemon_policies_synced(struct pf_daemon *d, uint64_t plan_gen, int r);
+void pf_daemon_op_policies(struct pf_daemon *d, uint64_t conn, const struct pf_req *q);
+void pf_daemon_policies_metrics(struct pf_daemon *d, struct pf_text *t);
+void pf_daemon_polstat_free(struct pf_daemon *d);
 
 /* ---- metrics_render.c */
 
@@ -216,5 +231,6 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen);
 /* A best-effort Kubernetes Event (API source only; a no-op otherwise). */
 void pf_daemon_post_event(struct pf_daemon *d, const char *type, const char *reason, const char *kind,
 			  const char *api_version, const char *ns, const char *name, const char *note);
+void pf_daemon_post_kube_event(struct pf_daemon *d, const struct pf_kube_event *ev);
 
 #endif

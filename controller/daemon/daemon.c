@@ -249,6 +249,7 @@ void pf_daemon_free(struct pf_daemon *d)
 	pf_daemon_drop_diffs(d);
 	free(d->diffs);
 	pf_daemon_revoke_free(d);
+	pf_daemon_polstat_free(d);
 	pf_nft_free(d->nft);
 	pf_compiler_free(d->compiler);
 	pf_model_free(d->model);

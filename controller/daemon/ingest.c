@@ -73,13 +73,15 @@ void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *t
 		pf_warn("object rejected", "kind=%s name=%s%s%s error=\"%s\"", kind, ns ? ns : "", ns ? "/" : "",
 			name ? name : "?", err ? err : strerror(-r));
 		if (strcmp(kind, "NetworkPolicy") == 0 && name)
-			pf_daemon_post_event(d, "Warning", "PolicyRejected", kind, "networking.k8s.io/v1", ns, name,
-					     err ? err : strerror(-r));
+			pf_daemon_policy_rejected(d, obj, err ? err : strerror(-r));
 		free(err);
 		return;
 	}
-	if (r == 1)
+	if (r == 1) {
+		if (strcmp(kind, "NetworkPolicy") == 0)
+			pf_daemon_policy_seen(d, type, obj, false);
 		return; /* nothing the compiler reads changed */
+	}
 	if (strcmp(kind, "Pod") != 0)
 		pf_info("object changed", "kind=%s name=%s%s%s event=%s", kind, ns ? ns : "", ns ? "/" : "",
 			name ? name : "?", type ? type : "ADDED");
@@ -87,6 +89,8 @@ void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *t
 		pf_debug("object changed", "kind=Pod name=%s/%s event=%s", ns ? ns : "", name ? name : "?",
 			 type ? type : "ADDED");
 	notify(d, kind, obj);
+	if (strcmp(kind, "NetworkPolicy") == 0)
+		pf_daemon_policy_seen(d, type, obj, true);
 	pf_daemon_changed(d);
 }
 

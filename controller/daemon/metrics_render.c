@@ -58,6 +58,7 @@ static char *render_metrics(struct pf_daemon *d)
 	pf_metric_hist(&t, "podfence_event_to_programmed_seconds",
 		       "From a change arriving (API event, file, registration) to its sync in the kernel.",
 		       &d->latency_hist);
+	pf_daemon_policies_metrics(d, &t);
 	pf_metric_header(&t, "podfence_errors_total", "counter", "Errors by kind.");
 	for (int i = 0; i < ERR_KIND_MAX; i++) {
 		snprintf(lbl, sizeof(lbl), "kind=\"%s\"", err_kind_names[i]);

@@ -24,6 +24,7 @@ enum pf_req_op {
 	PF_REQ_PODS,
 	PF_REQ_EXPLAIN,
 	PF_REQ_CLUSTER,
+	PF_REQ_POLICIES,
 	PF_REQ_OP_MAX,
 };
 

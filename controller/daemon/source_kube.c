@@ -133,3 +133,10 @@ void pf_daemon_post_event(struct pf_daemon *d, const char *type, const char *rea
 	if (d->kube)
 		pf_kube_post_event(d->kube, &ev);
 }
+
+void pf_daemon_post_kube_event(struct pf_daemon *d, const struct pf_kube_event *ev)
+{
+	if (d->kube && pf_kube_post_event(d->kube, ev) == -EAGAIN)
+		pf_debug("event rate-limited", "reason=%s object=%s/%s", ev->reason, ev->namespace_ ? ev->namespace_ : "",
+			 ev->name);
+}

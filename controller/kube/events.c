@@ -89,7 +89,7 @@ int pf_kube_post_event(struct pf_kube *k, const struct pf_kube_event *ev)
 	    !valid_token(ev->reason, 128) || !valid_token(ev->action, 128) || !valid_token(ev->kind, 63) ||
 	    !valid_token(ev->name, 253))
 		return -EINVAL;
-	dedup = pf_kube_strfmt("%s/%s/%s/%s", ev->kind, ns, ev->name, ev->reason);
+	dedup = pf_kube_strfmt("%s/%s/%s/%s/%s", ev->kind, ns, ev->name, ev->reason, ev->dedup_key ? ev->dedup_key : "");
 	if (!dedup)
 		return -ENOMEM;
 	if (!event_allowed(k, dedup)) {

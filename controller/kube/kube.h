@@ -226,6 +226,10 @@ struct pf_kube_event {
 	const char *namespace_;  /* NULL for cluster-scoped (Event goes to "default") */
 	const char *name;
 	const char *uid;         /* may be NULL */
+	/* Events of one object and reason that differ in this key are not
+	 * merged by the 5-minute limit (e.g. a policy's generation); NULL:
+	 * merged by object and reason alone. */
+	const char *dedup_key;
 };
 int pf_kube_post_event(struct pf_kube *k, const struct pf_kube_event *ev);
 

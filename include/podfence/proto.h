@@ -39,6 +39,10 @@
  *   cluster    -> {node, objects:[...]}  every Namespace, Pod and NetworkPolicy the controller
  *              holds, as Kubernetes objects (only the fields policy reads; a local pod's
  *              addresses are its registration's), for `podfencectl matrix`'s expected table
+ *   policies   namespace?                -> {policies:[{namespace, name, uid, mode, state, generation,
+ *              programmedGeneration, programmedPlanGeneration, pods, errors, pendingSeconds?}],
+ *              programmedGeneration}  (the policies selecting pods on this node; state is
+ *              programmed|pending|rejected|failed|unsupported)
  */
 
 #include <jansson.h>

@@ -28,6 +28,8 @@ static const struct {
 	{"{\"op\":\"explain\",\"src\":\"x/a\",\"dst\":\"10.0.0.2\",\"proto\":\"TCP\",\"port\":80}", 0,
 	 PF_REQ_EXPLAIN, NULL},
 	{"{\"op\":\"cluster\"}", 0, PF_REQ_CLUSTER, NULL},
+	{"{\"op\":\"policies\"}", 0, PF_REQ_POLICIES, NULL},
+	{"{\"op\":\"policies\",\"namespace\":\"production\"}", 0, PF_REQ_POLICIES, NULL},
 	/* Bad requests: each names what is wrong. */
 	{"", -EINVAL, 0, "not JSON"},
 	{"{", -EINVAL, 0, "not JSON"},
@@ -69,6 +71,8 @@ static const struct {
 	 "\"namespace\":\"x\",\"name\":\"a\",\"timeoutMs\":1.5}", -EINVAL, 0, "\"timeoutMs\""},
 	{"{\"op\":\"register\",\"containerId\":\"abc\",\"ifname\":\"eth0\",\"netns\":\"/p\","
 	 "\"namespace\":\"x\",\"name\":\"a\",\"hostIf\":\"\"}", -EINVAL, 0, "\"hostIf\""},
+	{"{\"op\":\"policies\",\"namespace\":\"Prod\"}", -EINVAL, 0, "\"namespace\""},
+	{"{\"gc\":1,\"op\":\"policies\",\"namespace\":7}", -EINVAL, 0, "\"namespace\""},
 	{"{\"op\":\"gc\"}", -EINVAL, 0, "\"valid\""},
 	{"{\"op\":\"gc\",\"valid\":[{\"containerId\":\"a\"}]}", -EINVAL, 0, "valid[0]"},
 	{"{\"op\":\"gc\",\"valid\":[7]}", -EINVAL, 0, "valid[0]"},
