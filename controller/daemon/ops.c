@@ -497,6 +497,7 @@ void pf_daemon_on_request(void *ud, uint64_t conn, const char *line, size_t len)
 		break;
 	case PF_REQ_CLUSTER:
 		pf_daemon_op_cluster(d, conn);
+		break;
 	case PF_REQ_POLICIES:
 		pf_daemon_op_policies(d, conn, &q);
 		break;
