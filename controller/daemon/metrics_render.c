@@ -94,6 +94,7 @@ static char *render_metrics(struct pf_daemon *d)
 				 "Read-backs that stood though other tables were committed meanwhile.");
 		pf_metric_sample(&t, "podfence_nft_reads_across_commits_total", NULL, (double)ns.reads_across_commits);
 	}
+	pf_daemon_flowlog_metrics(d, &t);
 	return pf_text_take(&t);
 }
 

@@ -23,6 +23,7 @@ enum pf_req_op {
 	PF_REQ_STATUS,
 	PF_REQ_PODS,
 	PF_REQ_EXPLAIN,
+	PF_REQ_FLOWS, /* optional namespace; verdict and sinceMs checked by the op */
 	PF_REQ_OP_MAX,
 };
 
