@@ -392,7 +392,7 @@ int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen)
 	struct nfulnl_msg_config_cmd cmd;
 	struct nfulnl_msg_config_mode mode = { .copy_range = htonl(PF_FLOW_COPY_RANGE),
 					       .copy_mode = NFULNL_COPY_PACKET };
-	uint32_t flags = htonl(0), bufsz = 1u << 20;
+	uint32_t flags = htonl(0), qthresh = htonl(1), bufsz = 1u << 20;
 	uint16_t group = d->cfg.flow_log_group;
 	int r = -ENOMEM;
 
@@ -433,6 +433,10 @@ int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen)
 		r = cfg_send(f, group, NFULA_CFG_MODE, &mode, sizeof(mode));
 	if (r == 0)
 		r = cfg_send(f, group, NFULA_CFG_FLAGS, &flags, sizeof(flags));
+	/* one message per packet: the kernel would otherwise hold up to 100
+	 * for up to a second; the rate limit already bounds the volume */
+	if (r == 0)
+		r = cfg_send(f, group, NFULA_CFG_QTHRESH, &qthresh, sizeof(qthresh));
 	if (r < 0) {
 		snprintf(err, errlen, "cannot bind NFLOG group %u: %s (another listener on it?)", group, strerror(-r));
 		goto fail;
