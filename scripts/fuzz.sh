@@ -20,6 +20,7 @@ declare -A seeds=(
   [fuzz_plugin_conf]="tests/plugin/corpus"
   [fuzz_kube_watch_stream]="tests/kube/corpus/watch_stream"
   [fuzz_kube_kubeconfig]="tests/kube/corpus/kubeconfig"
+  [fuzz_flowlog_nflog]="tests/flowlog/corpus"
 )
 cmake --build build-fuzz -j "$(nproc)" --target "${!seeds[@]}"
 

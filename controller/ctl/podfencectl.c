@@ -336,7 +336,7 @@ int main(int argc, char **argv)
 	bool as_json = false;
 	long timeout = 15000, probe_ms = -1, port = 0;
 	json_t *req = NULL, *resp = NULL;
-	int c, r, rc = 1;
+	int c, r, rc = 1, flows_at = argc;
 	char *end;
 
 	/* Offline commands take their own options and need no daemon. */
@@ -345,7 +345,14 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "lint") == 0)
 		return pf_ctl_lint(argc - 1, argv + 1);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "n:o:", options, NULL)) != -1) {
+	/* flows takes options of its own: the global ones end where it starts */
+	for (int k = 1; k < argc; k++)
+		if (strcmp(argv[k], "flows") == 0 && strcmp(argv[k - 1], "--socket") != 0 &&
+		    strcmp(argv[k - 1], "--timeout-ms") != 0 && strcmp(argv[k - 1], "--probe-timeout-ms") != 0) {
+			flows_at = k;
+			break;
+		}
+	while ((c = getopt_long(flows_at, argv, "n:o:", options, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock = optarg;
@@ -379,10 +386,16 @@ int main(int argc, char **argv)
 			fputs(pf_ctl_matrix_usage, stdout);
 			fputs(pf_ctl_simulate_usage, stdout);
 			fputs(pf_ctl_lint_usage, stdout);
+			fputs(pf_ctl_flows_usage, stdout);
 			return 0;
 		default:
 			return bad("unknown option or missing argument: %s", argv[optind - 1]);
 		}
+	}
+	if (flows_at < argc) {
+		if (optind != flows_at)
+			return bad("unexpected argument %s", argv[optind]);
+		return pf_ctl_flows(sock, (int)timeout, as_json, argc - flows_at, argv + flows_at);
 	}
 	if (optind >= argc)
 		return bad("no command");

@@ -81,6 +81,7 @@ struct pf_daemon {
 	struct pf_pending_register *pendings;
 	struct pf_revoke *revoke; /* revoke.c; NULL until a change needs it */
 	struct pf_polstat *polstat; /* policy_status.c; NULL until a policy arrives */
+	struct pf_daemon_flowlog *flowlog; /* flowlog.c; NULL: no flow log */
 
 	bool source_synced;   /* the source has listed everything once */
 	bool reconciled;      /* registry checked against the source after start */
@@ -195,6 +196,16 @@ void pf_daemon_revoke_note(struct pf_daemon *d, const struct pf_ir_diff *diff);
  * pods (full: of every local pod) that the programmed plan denies. */
 void pf_daemon_revoke(struct pf_daemon *d, bool full);
 void pf_daemon_revoke_free(struct pf_daemon *d);
+
+/* ---- flowlog.c: the NFLOG reader, the flow table, its op and metrics */
+
+/* Binds the NFLOG group when the flow log is on (err says what failed). */
+int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen);
+void pf_daemon_flowlog_free(struct pf_daemon *d);
+void pf_daemon_op_flows(struct pf_daemon *d, uint64_t conn, const struct pf_req *q);
+void pf_daemon_flowlog_metrics(struct pf_daemon *d, struct pf_text *t);
+/* Sum of the over-limit counters in the kernel. 0 or -errno. */
+int pf_daemon_flowlog_suppressed(struct pf_daemon *d, uint64_t *ret);
 
 /* ---- explain.c */
 

@@ -24,6 +24,8 @@ void pf_daemon_config_defaults(struct pf_daemon_config *cfg)
 	cfg->socket_path = PF_DEFAULT_SOCKET;
 	cfg->state_dir = PF_DEFAULT_STATE_DIR;
 	cfg->metrics_address = PF_DEFAULT_METRICS_ADDRESS;
+	cfg->flow_log_group = 100;
+	cfg->flow_log_rate = 20;
 	/* Event-to-kernel latency target is 25 ms p99: a short quiet window
 	 * merges bursts, the cap bounds a steady stream's delay. */
 	cfg->sched = (struct pf_sched_params){
@@ -96,7 +98,10 @@ static void note_state_dropped(struct pf_daemon *d, int n, const char *what)
 int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, struct pf_daemon **ret)
 {
 	static const struct pf_server_ops sops = {.on_request = pf_daemon_on_request, .on_close = pf_daemon_on_close};
-	struct pf_nft_opts nopts = {.table = cfg->table};
+	struct pf_nft_opts nopts = {.table = cfg->table,
+				    .log_group = cfg->flow_log ? cfg->flow_log_group : 0,
+				    .log_allowed = cfg->log_allowed,
+				    .log_rate = cfg->flow_log_rate};
 	struct pf_server_opts so = {.path = cfg->socket_path};
 	struct pf_daemon *d;
 	char lerr[512] = "";
@@ -187,6 +192,8 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 		r = d->sigfd < 0 ? -errno : r;
 		goto fail;
 	}
+	if ((r = pf_daemon_flowlog_init(d, err, errlen)) < 0)
+		goto fail;
 	if ((r = pf_server_new(d->loop, &so, &sops, d, &d->server)) < 0) {
 		snprintf(err, errlen, "socket %s: %s", d->socket_path,
 			 r == -EADDRINUSE ? "another podfenced is serving it" : strerror(-r));
@@ -250,6 +257,7 @@ void pf_daemon_free(struct pf_daemon *d)
 	free(d->diffs);
 	pf_daemon_revoke_free(d);
 	pf_daemon_polstat_free(d);
+	pf_daemon_flowlog_free(d);
 	pf_nft_free(d->nft);
 	pf_compiler_free(d->compiler);
 	pf_model_free(d->model);

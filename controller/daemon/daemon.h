@@ -39,6 +39,10 @@ struct pf_daemon_config {
 	const char *table;           /* nftables table name (NULL: podfence) */
 	bool dry_run;                /* compile and serve, never touch the kernel */
 	bool keep_established;       /* never cut conntrack entries a change revokes */
+	const char *flow_log;        /* NULL: no flow log; "-": JSON lines on stdout; "none": table only; else a file */
+	uint16_t flow_log_group;     /* NFLOG group (default 100) */
+	uint32_t flow_log_rate;      /* records per second per chain/rule (default 20) */
+	bool log_allowed;            /* log allowed new connections too */
 	struct pf_sched_params sched;
 };
 

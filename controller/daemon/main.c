@@ -23,7 +23,8 @@ static const char usage[] =
 	"                  [--socket PATH] [--state-dir DIR] [--metrics-address ADDR|off]\n"
 	"                  [--pod-cidr CIDR]... [--table NAME] [--log-level debug|info|warn|error] [--dry-run]\n"
 	"                  [--allow-insecure-token]\n"
-	"                  [--keep-established]\n"
+	"                  [--keep-established] [--flow-log FILE|-|none] [--flow-log-group N]\n"
+	"                  [--flow-log-rate N] [--log-allowed]\n"
 	"\n"
 	"  --kubeconfig FILE      watch the Kubernetes API named by a kubeconfig\n"
 	"  --in-cluster           use the pod's service account (default when KUBERNETES_SERVICE_HOST is set)\n"
@@ -36,11 +37,16 @@ static const char usage[] =
 	"  --table NAME           nftables table, family inet (default podfence)\n"
 	"  --dry-run              compile and serve, never program the kernel\n"
 	"  --allow-insecure-token send the API bearer token over plain http:// (tests only)\n"
-	"  --keep-established     leave established connections alone when a policy revokes them\n";
+	"  --keep-established     leave established connections alone when a policy revokes them\n"
+	"  --flow-log FILE|-|none log new connections the policies deny (NFLOG), as JSON lines to FILE or\n"
+	"                         stdout, or only into the table `podfencectl flows` reads\n"
+	"  --flow-log-group N     NFLOG group (100)\n"
+	"  --flow-log-rate N      records per second per pod chain, or per rule for allows (20)\n"
+	"  --log-allowed          log allowed new connections too\n";
 
 enum { OPT_KUBECONFIG = 256, OPT_IN_CLUSTER, OPT_MANIFESTS, OPT_NODE, OPT_SOCKET, OPT_STATE, OPT_METRICS,
        OPT_POD_CIDR, OPT_TABLE, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_HELP, OPT_VERSION, OPT_ALLOW_INSECURE_TOKEN,
-       OPT_KEEP_ESTABLISHED };
+       OPT_KEEP_ESTABLISHED, OPT_FLOW_LOG, OPT_FLOW_LOG_GROUP, OPT_FLOW_LOG_RATE, OPT_LOG_ALLOWED };
 
 static const struct option options[] = {
 	{"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -56,6 +62,10 @@ static const struct option options[] = {
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	{"allow-insecure-token", no_argument, NULL, OPT_ALLOW_INSECURE_TOKEN},
 	{"keep-established", no_argument, NULL, OPT_KEEP_ESTABLISHED},
+	{"flow-log", required_argument, NULL, OPT_FLOW_LOG},
+	{"flow-log-group", required_argument, NULL, OPT_FLOW_LOG_GROUP},
+	{"flow-log-rate", required_argument, NULL, OPT_FLOW_LOG_RATE},
+	{"log-allowed", no_argument, NULL, OPT_LOG_ALLOWED},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -207,6 +217,26 @@ int main(int argc, char **argv)
 			break;
 		case OPT_KEEP_ESTABLISHED:
 			cfg.keep_established = true;
+			break;
+		case OPT_FLOW_LOG:
+			cfg.flow_log = optarg;
+			break;
+		case OPT_FLOW_LOG_GROUP:
+		case OPT_FLOW_LOG_RATE: {
+			char *end = NULL;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || v < 1 || v > (c == OPT_FLOW_LOG_GROUP ? 65535ul : 100000ul))
+				return bad("--%s %s: expected %s", c == OPT_FLOW_LOG_GROUP ? "flow-log-group" : "flow-log-rate",
+					   optarg, c == OPT_FLOW_LOG_GROUP ? "1..65535" : "1..100000 per second");
+			if (c == OPT_FLOW_LOG_GROUP)
+				cfg.flow_log_group = (uint16_t)v;
+			else
+				cfg.flow_log_rate = (uint32_t)v;
+			break;
+		}
+		case OPT_LOG_ALLOWED:
+			cfg.log_allowed = true;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);

@@ -501,6 +501,9 @@ void pf_daemon_on_request(void *ud, uint64_t conn, const char *line, size_t len)
 	case PF_REQ_POLICIES:
 		pf_daemon_op_policies(d, conn, &q);
 		break;
+	case PF_REQ_FLOWS:
+		pf_daemon_op_flows(d, conn, &q);
+		break;
 	default:
 		pf_daemon_reply_err(d, conn, CODE_BAD_REQUEST, "unsupported op");
 	}

@@ -46,6 +46,7 @@ static const struct op_spec {
 	[PF_REQ_EXPLAIN] = {"explain", F_EXPLAIN, 0},
 	[PF_REQ_CLUSTER] = {"cluster", 0, 0},
 	[PF_REQ_POLICIES] = {"policies", 0, F_NS},
+	[PF_REQ_FLOWS] = {"flows", 0, F_NS},
 };
 
 const char *pf_req_op_name(enum pf_req_op op)
@@ -321,7 +322,7 @@ int pf_req_parse(const char *line, size_t len, struct pf_req *ret, char *err, si
 	}
 	if (!spec) {
 		snprintf(err, errlen, "field \"op\" must be one of register, deregister, allocate, release, "
-				      "check, gc, status, pods, explain, cluster, policies");
+				      "check, gc, status, pods, explain, cluster, policies, flows");
 		goto fail;
 	}
 	for (size_t i = 0; i < sizeof(str_fields) / sizeof(str_fields[0]); i++) {

@@ -25,6 +25,7 @@ enum pf_req_op {
 	PF_REQ_EXPLAIN,
 	PF_REQ_CLUSTER,
 	PF_REQ_POLICIES,
+	PF_REQ_FLOWS, /* optional namespace; verdict and sinceMs checked by the op */
 	PF_REQ_OP_MAX,
 };
 

@@ -76,6 +76,10 @@ struct pf_nft {
 	 * last batch did is unknown. Commits are refused until a read of the
 	 * table (nft_read_state) has seen the kernel again. */
 	bool stale;
+	/* the flow log's rules (nft_flowlog.c); log_group 0: none */
+	uint16_t log_group;
+	bool log_allowed;
+	uint32_t log_rate;
 };
 
 /* ---- builders (nft_build.c): each returns a new object or NULL on OOM ---- */
@@ -122,6 +126,17 @@ struct nftnl_chain *nft_build_spoof_chain(const char *table);
 #define NFT_SPOOF_RULES 10
 #define NFT_SPOOF_COMMENT "podfence: spoofed source"
 struct nftnl_rule *nft_build_spoof_rule(const char *table, int i);
+/* ---- the flow log's rules (nft_flowlog.c) ---- */
+bool nft_flowlog_on(const struct pf_nft *n);
+/* Rules the flow log adds to chain ch (messages to reserve). */
+size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain *ch);
+/* The pair of rules before allow rule ir (NULL: before the closing drop):
+ * over the limit (counted, the verdict), and the log. 0 or -errno. */
+int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir,
+		      struct nftnl_rule *ret[2]);
+/* A read-back rule's comment: 1 a flow-log rule of the current
+ * configuration, -1 one of another configuration, 0 not a flow-log rule. */
+int nft_flowlog_classify(const struct pf_nft *n, const char *comment);
 
 /* ---- parsers (nft_parse.c): libnftnl object -> IR, no socket ---- */
 /* Fills *ret (fields malloc'd). -ENOTSUP: a set the dataplane did not write. */

@@ -160,6 +160,11 @@ int pf_nft_new(const struct pf_nft_opts *opts, struct pf_nft **ret)
 		return -ENOMEM;
 	n->table = strdup(opts && opts->table ? opts->table : PF_NFT_TABLE);
 	n->max_txn_msgs = opts && opts->max_txn_msgs ? opts->max_txn_msgs : NFT_DEFAULT_MAX_TXN_MSGS;
+	if (opts && opts->log_group) {
+		n->log_group = opts->log_group;
+		n->log_allowed = opts->log_allowed;
+		n->log_rate = opts->log_rate ? opts->log_rate : 20;
+	}
 	n->rcvbuf_len = MNL_SOCKET_BUFFER_SIZE > 65536 ? MNL_SOCKET_BUFFER_SIZE : 65536;
 	n->rcvbuf = malloc(n->rcvbuf_len);
 	if (!n->table || !n->rcvbuf) {
@@ -608,6 +613,18 @@ out:
 	return rc;
 }
 
+/* nft_flowlog_classify of a rule's comment. */
+static int flowlog_rule(const struct pf_nft *n, struct nftnl_rule *ru)
+{
+	uint32_t len = 0;
+	const void *ud = nftnl_rule_get_data(ru, NFTNL_RULE_USERDATA, &len);
+	char *comment = ud ? nft_udata_comment(ud, len, NFTNL_UDATA_RULE_COMMENT) : NULL;
+	int k = nft_flowlog_classify(n, comment);
+
+	free(comment);
+	return k;
+}
+
 static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct reader *r)
 {
 	const char *name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
@@ -616,7 +633,7 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 	const void *ud = nftnl_chain_get_data(c, NFTNL_CHAIN_USERDATA, &udlen);
 	char *comment = NULL;
 	bool foreign = false, dropped = false;
-	size_t i;
+	size_t i, n_log = 0;
 	int rc = -ENOMEM;
 
 	ch.name = strdup(name);
@@ -647,6 +664,14 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 			foreign = true; /* something after the closing drop */
 			continue;
 		}
+		k = flowlog_rule(r->n, r->rules[i]);
+		if (k != 0) {
+			/* the flow log's rules: not in the plan; counted so a chain
+			 * written under another configuration is rewritten */
+			n_log += k > 0;
+			foreign |= k < 0;
+			continue;
+		}
 		k = nft_parse_rule(r->rules[i], &ru);
 		if (k == -ENOMEM)
 			goto fail;
@@ -666,6 +691,8 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 		ch.rules = nv;
 		ch.rules[ch.n_rules++] = ru;
 	}
+	if (n_log != nft_flowlog_extra_rules(r->n, &ch))
+		foreign = true;
 	if (foreign || !dropped) {
 		/* a rule we cannot account for: make sure no plan matches it */
 		struct pf_ir_rule *nv = realloc(ch.rules, (ch.n_rules + 1) * sizeof(*nv));

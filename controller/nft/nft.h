@@ -47,6 +47,11 @@ struct pf_nft_opts {
 	 * are also cut at max_txn_msgs/4 KiB. A diff that fits is always applied in one
 	 * transaction. */
 	size_t max_txn_msgs;
+	/* Flow log (docs/flowlog.md, nft_flowlog.c): NFLOG group for the first
+	 * packet of connections the pod chains deny; 0: no logging. */
+	uint16_t log_group;
+	bool log_allowed;  /* ... and of those they allow */
+	uint32_t log_rate; /* records per second per chain (deny) or rule (allow); 0: 20 */
 };
 
 struct pf_nft_stats {
@@ -117,6 +122,9 @@ int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret);
  * pod's interface), from its counter: one dump of that chain's rules.
  * Missing table or chain: 0 and *ret = 0. */
 int pf_nft_spoofed_packets(struct pf_nft *n, uint64_t *ret);
+/* Packets the flow log's rate limit kept from being logged (the counters of
+ * the over-limit rules, summed over the table). 0 or -errno. */
+int pf_nft_flowlog_suppressed(struct pf_nft *n, uint64_t *ret);
 
 /* Deletes the table (uninstall, tests). Missing table: 0. */
 int pf_nft_delete_table(struct pf_nft *n);

@@ -292,6 +292,31 @@ static int emit_set_del(struct chunker *c, const char *name)
 	return rc;
 }
 
+/* The flow log's pair of rules before allow rule ir (NULL: before the
+ * closing drop), when logging is on (nft_flowlog.c). */
+static int emit_flowlog(struct chunker *c, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir)
+{
+	struct nftnl_rule *r[2];
+	char what[512];
+	int rc;
+
+	if (!nft_flowlog_on(c->n) || (ir && !c->n->log_allowed))
+		return 0;
+	snprintf(what, sizeof(what), "flow log of %s in chain %s (pod %s)", ir ? "an allow rule" : "the drop",
+		 ch->name, ch->pod ? ch->pod : "?");
+	rc = nft_flowlog_build(c->n, ch, ir, r);
+	if (rc < 0) {
+		nft_seterr(c->n, "%s: cannot be expressed", what);
+		return rc;
+	}
+	rc = nft_txn_add_rule(c->t, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, r[0], what);
+	if (rc == 0)
+		rc = nft_txn_add_rule(c->t, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, r[1], what);
+	nftnl_rule_free(r[0]);
+	nftnl_rule_free(r[1]);
+	return rc;
+}
+
 /* The chain's rules and its closing drop (after a NEWCHAIN or a flush). */
 static int emit_rules(struct chunker *c, const struct pf_ir_chain *ch)
 {
@@ -301,6 +326,10 @@ static int emit_rules(struct chunker *c, const struct pf_ir_chain *ch)
 
 	for (i = 0; rc == 0 && i <= ch->n_rules; i++) {
 		struct nftnl_rule *r;
+
+		rc = emit_flowlog(c, ch, i < ch->n_rules ? &ch->rules[i] : NULL);
+		if (rc < 0)
+			return rc;
 
 		if (i < ch->n_rules) {
 			const struct pf_ir_rule *ir = &ch->rules[i];
@@ -333,7 +362,7 @@ static int emit_chain_add(struct chunker *c, const struct pf_ir_chain *ch)
 	int rc;
 
 	/* a chain and its rules go in one transaction */
-	rc = ck_room(c, ch->n_rules + 2);
+	rc = ck_room(c, ch->n_rules + 2 + nft_flowlog_extra_rules(c->n, ch));
 	if (rc < 0)
 		return rc;
 	o = nft_build_chain(tbl(c), ch);
@@ -352,7 +381,7 @@ static int emit_chain_replace(struct chunker *c, const struct pf_ir_chain *ch)
 	char what[400];
 	int rc;
 
-	rc = ck_room(c, ch->n_rules + 2);
+	rc = ck_room(c, ch->n_rules + 2 + nft_flowlog_extra_rules(c->n, ch));
 	if (rc < 0)
 		return rc;
 	f = nft_build_flush(tbl(c), ch->name);

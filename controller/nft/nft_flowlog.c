@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The flow log's rules in the pod chains (docs/flowlog.md). With a log
+ * group configured, each chain ends
+ *
+ *   ct state new limit rate over R/second burst R packets counter drop  comment "podfence: log-over g<G> r<R>"
+ *   ct state new log prefix "pf d <chain hash>" group G snaplen 128    comment "podfence: log g<G> r<R>"
+ *   drop                                                                 comment "podfence: default deny"
+ *
+ * and, when allowed connections are logged too, each allow rule is
+ * preceded by the same pair with the rule's own matches and verdict. The
+ * limit is per rule, so per (pod, direction) for denies and per (pod,
+ * rule) for allows: a flood from one pod cannot use up another pod's share,
+ * and the daemon reads at most R records per second per chain. What the
+ * limit suppressed takes the first rule, whose counters
+ * pf_nft_flowlog_suppressed sums. Under the limit the first rule does not
+ * match (and takes a token), the second logs and falls through.
+ *
+ * The read-back recognises these rules by their comment, which carries the
+ * configuration: a chain written under another configuration reads back as
+ * foreign and is rewritten by the next full sync. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/udata.h>
+
+#include "flowlog.h"
+#include "nft-internal.h"
+
+#define CT_NEW (1u << 3)
+#define LOG_COMMENT "podfence: log "
+#define OVER_COMMENT "podfence: log-over "
+
+bool nft_flowlog_on(const struct pf_nft *n)
+{
+	return n->log_group != 0;
+}
+
+size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain *ch)
+{
+	if (!nft_flowlog_on(n))
+		return 0;
+	return 2 + (n->log_allowed ? 2 * ch->n_rules : 0);
+}
+
+static void comment_text(const struct pf_nft *n, bool over, char *buf, size_t len)
+{
+	snprintf(buf, len, "%sg%u r%u", over ? OVER_COMMENT : LOG_COMMENT, n->log_group, n->log_rate);
+}
+
+int nft_flowlog_classify(const struct pf_nft *n, const char *comment)
+{
+	char want[64];
+
+	if (!comment || strncmp(comment, "podfence: log", 13) != 0)
+		return 0;
+	if (!nft_flowlog_on(n))
+		return -1;
+	comment_text(n, true, want, sizeof(want));
+	if (strcmp(comment, want) == 0)
+		return 1;
+	comment_text(n, false, want, sizeof(want));
+	return strcmp(comment, want) == 0 ? 1 : -1;
+}
+
+static int add(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	if (!e)
+		return -ENOMEM;
+	nftnl_rule_add_expr(r, e);
+	return 0;
+}
+
+static int put_ct_new(struct nftnl_rule *r)
+{
+	struct nftnl_expr *ct = nftnl_expr_alloc("ct"), *bw, *cmp;
+	uint32_t mask = CT_NEW, zero = 0;
+
+	if (ct) {
+		nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+		nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	if (add(r, ct) < 0)
+		return -ENOMEM;
+	bw = nftnl_expr_alloc("bitwise");
+	if (bw) {
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	if (add(r, bw) < 0)
+		return -ENOMEM;
+	cmp = nftnl_expr_alloc("cmp");
+	if (cmp) {
+		nftnl_expr_set_u32(cmp, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(cmp, NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
+		nftnl_expr_set(cmp, NFTNL_EXPR_CMP_DATA, &zero, sizeof(zero));
+	}
+	return add(r, cmp);
+}
+
+static int put_over_limit(struct nftnl_rule *r, uint32_t rate)
+{
+	struct nftnl_expr *l = nftnl_expr_alloc("limit");
+
+	if (l) {
+		nftnl_expr_set_u64(l, NFTNL_EXPR_LIMIT_RATE, rate);
+		nftnl_expr_set_u64(l, NFTNL_EXPR_LIMIT_UNIT, 1);
+		nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_BURST, rate);
+		nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+		nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_FLAGS, NFT_LIMIT_F_INV);
+	}
+	if (add(r, l) < 0)
+		return -ENOMEM;
+	return add(r, nftnl_expr_alloc("counter"));
+}
+
+static int put_log(struct nftnl_rule *r, uint16_t group, const char *prefix)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("log");
+
+	if (e) {
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
+		nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, PF_FLOW_COPY_RANGE);
+	}
+	return add(r, e);
+}
+
+static int put_verdict(struct nftnl_rule *r, int verdict)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	}
+	return add(r, e);
+}
+
+static int put_comment(struct nftnl_rule *r, const char *text)
+{
+	struct nftnl_udata_buf *buf = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
+	int rc = -ENOMEM;
+
+	if (!buf)
+		return -ENOMEM;
+	if (nftnl_udata_put_strz(buf, NFTNL_UDATA_RULE_COMMENT, text) &&
+	    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf)) >= 0)
+		rc = 0;
+	nftnl_udata_buf_free(buf);
+	return rc;
+}
+
+/* The allow rule's own matches: the rule as nft_build_rule writes it,
+ * without its closing verdict. */
+static struct nftnl_rule *matches_of(const char *table, const char *chain, const struct pf_ir_rule *ir)
+{
+	struct nftnl_rule *r = nft_build_rule(table, chain, ir);
+	struct nftnl_expr_iter *it;
+	struct nftnl_expr *e, *last = NULL;
+
+	if (!r)
+		return NULL;
+	it = nftnl_expr_iter_create(r);
+	if (!it) {
+		nftnl_rule_free(r);
+		return NULL;
+	}
+	while ((e = nftnl_expr_iter_next(it)))
+		last = e;
+	nftnl_expr_iter_destroy(it);
+	if (last) {
+		nftnl_rule_del_expr(last);
+		nftnl_expr_free(last);
+	}
+	return r;
+}
+
+int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir,
+		      struct nftnl_rule *ret[2])
+{
+	struct nftnl_rule *over = NULL, *log = NULL;
+	char prefix[PF_FLOW_PREFIX_MAX], comment[64], rc_text[NFTNL_UDATA_COMMENT_MAXLEN];
+	int verdict = NF_DROP;
+	int rc = -ENOMEM;
+
+	if (ir) {
+		if (nft_rule_comment(ir, rc_text, sizeof(rc_text)) < 0)
+			return -ENAMETOOLONG;
+		pf_flow_prefix_format(true, pf_flow_hash(ch->name), pf_flow_hash(rc_text), prefix, sizeof(prefix));
+		verdict = ir->verdict == PF_IR_RETURN ? NFT_RETURN : NF_ACCEPT;
+		over = matches_of(n->table, ch->name, ir);
+		log = matches_of(n->table, ch->name, ir);
+	} else {
+		pf_flow_prefix_format(false, pf_flow_hash(ch->name), 0, prefix, sizeof(prefix));
+		over = nft_build_flush(n->table, ch->name);
+		log = nft_build_flush(n->table, ch->name);
+	}
+	if (!over || !log)
+		goto out;
+	comment_text(n, true, comment, sizeof(comment));
+	if (put_ct_new(over) < 0 || put_over_limit(over, n->log_rate) < 0 || put_verdict(over, verdict) < 0 ||
+	    put_comment(over, comment) < 0)
+		goto out;
+	comment_text(n, false, comment, sizeof(comment));
+	if (put_ct_new(log) < 0 || put_log(log, n->log_group, prefix) < 0 || put_comment(log, comment) < 0)
+		goto out;
+	ret[0] = over;
+	ret[1] = log;
+	over = log = NULL;
+	rc = 0;
+out:
+	if (over)
+		nftnl_rule_free(over);
+	if (log)
+		nftnl_rule_free(log);
+	return rc;
+}
+
+/* ---- the suppressed count: a dump of the table's rules ---- */
+
+struct sum {
+	const char *table;
+	uint64_t packets;
+};
+
+static int counter_cb(struct nftnl_expr *e, void *data)
+{
+	struct sum *s = data;
+
+	if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0)
+		s->packets += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+	return 0;
+}
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct sum *s = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	const void *ud;
+	uint32_t udlen = 0;
+	char *comment;
+
+	if (!r)
+		return MNL_CB_ERROR;
+	if (nftnl_rule_nlmsg_parse(nlh, r) < 0 || strcmp(nftnl_rule_get_str(r, NFTNL_RULE_TABLE), s->table) != 0)
+		goto out;
+	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
+	comment = ud ? nft_udata_comment(ud, udlen, NFTNL_UDATA_RULE_COMMENT) : NULL;
+	if (comment && strncmp(comment, OVER_COMMENT, strlen(OVER_COMMENT)) == 0)
+		nftnl_expr_foreach(r, counter_cb, s);
+	free(comment);
+out:
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+int pf_nft_flowlog_suppressed(struct pf_nft *n, uint64_t *ret)
+{
+	size_t buflen = 1u << 16;
+	char *buf = malloc(buflen);
+	struct nftnl_rule *filter = NULL;
+	struct nlmsghdr *nlh;
+	struct sum s = { .table = n->table };
+	uint32_t seq = ++n->seq;
+	int rc = -ENOMEM;
+
+	if (!buf)
+		return -ENOMEM;
+	nft_drain(n);
+	filter = nft_build_flush(n->table, "");
+	if (!filter)
+		goto out;
+	nftnl_rule_unset(filter, NFTNL_RULE_CHAIN);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_rule_nlmsg_build_payload(nlh, filter);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t got = mnl_socket_recvfrom(n->nl, buf, buflen);
+		int k;
+
+		if (got < 0) {
+			rc = -errno;
+			goto out;
+		}
+		/* every message is walked (an interrupted dump still gives a
+		 * count, at worst one transaction's rules short) */
+		k = mnl_cb_run(buf, (size_t)got, seq, n->portid, rule_cb, &s);
+		if (k == MNL_CB_STOP)
+			break;
+		if (k < 0 && errno != EINTR) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	*ret = s.packets;
+	rc = 0;
+out:
+	if (filter)
+		nftnl_rule_free(filter);
+	free(buf);
+	return rc;
+}
