@@ -80,6 +80,12 @@ static void print_status(json_t *r)
 	       num(r, "namespaces"), num(r, "policies"));
 	if (*str(r, "lastError"))
 		printf("last error:            %s\n", str(r, "lastError"));
+	if (json_is_object(json_object_get(r, "forwarding"))) {
+		json_t *f = json_object_get(r, "forwarding");
+
+		printf("forwarding:            ipv4 %s, ipv6 %s%s%s%s\n", str(f, "ipv4"), str(f, "ipv6"),
+		       *str(f, "problem") ? " (" : "", str(f, "problem"), *str(f, "problem") ? ")" : "");
+	}
 	if (*str(r, "stateWarning"))
 		printf("state at start:        %s\n", str(r, "stateWarning"));
 	for (size_t i = 0; i < json_array_size(json_object_get(r, "isolated")); i++) {
@@ -236,12 +242,25 @@ static const char *pod_netns(json_t *pods, const char *src, char *who, size_t wh
 	return NULL;
 }
 
+/* Why a packet to dst_ip cannot leave this node: its family's forwarding is
+ * off (status' "forwarding"), or NULL. */
+static const char *forwarding_off(json_t *st, const char *dst_ip)
+{
+	bool v6 = strchr(dst_ip, ':') != NULL;
+	json_t *f = json_object_get(st, "forwarding");
+
+	if (strcmp(str(f, v6 ? "ipv6" : "ipv4"), "off") != 0)
+		return NULL;
+	return v6 ? "net.ipv6.conf.all.forwarding is 0: pods cannot reach each other over IPv6"
+		  : "net.ipv4.ip_forward is 0: pods cannot reach each other";
+}
+
 /* explain's verdict, then the packet's. Returns the exit status. */
 static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src, const char *dst, long port,
 		 const char *proto, bool as_json)
 {
-	json_t *ex = NULL, *pods = NULL, *out, *q_ex, *q_pods;
-	const char *netns, *dst_ip;
+	json_t *ex = NULL, *pods = NULL, *st = NULL, *out, *q_ex, *q_pods, *q_st;
+	const char *netns, *dst_ip, *fwd;
 	char who[320], why_e[512], why_i[512];
 	enum pf_probe_outcome o;
 	bool allowed, reached, agree;
@@ -250,11 +269,16 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 	q_ex = json_pack("{s:s,s:s,s:s,s:s,s:i}", "op", "explain", "src", src, "dst", dst, "proto", proto, "port",
 			 (int)port);
 	q_pods = json_pack("{s:s}", "op", "pods");
-	r = q_ex && q_pods ? pf_proto_call(sock, q_ex, timeout_ms, &ex) : -ENOMEM;
+	q_st = json_pack("{s:s}", "op", "status");
+	r = q_ex && q_pods && q_st ? pf_proto_call(sock, q_ex, timeout_ms, &ex) : -ENOMEM;
 	if (r == 0)
 		r = pf_proto_call(sock, q_pods, timeout_ms, &pods);
+	/* The node's forwarding, to explain a probe that gets nowhere. */
+	if (r == 0)
+		r = pf_proto_call(sock, q_st, timeout_ms, &st);
 	json_decref(q_ex);
 	json_decref(q_pods);
+	json_decref(q_st);
 	if (r < 0) {
 		fprintf(stderr, "podfencectl: %s: %s%s\n", sock, strerror(-r),
 			r == -ENOENT || r == -ECONNREFUSED ? " (is podfenced running?)" : "");
@@ -284,12 +308,17 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 	reached = pf_probe_reached(o);
 	agree = o != PF_PROBE_ERROR && allowed == reached;
 	rc = agree ? 0 : 1;
+	/* A probe the policy allows that gets no answer: forwarding off on
+	 * this node is the first suspect (the daemon reads it for status). */
+	fwd = allowed && !reached ? forwarding_off(st, dst_ip) : NULL;
 	if (as_json) {
 		json_object_del(ex, "ok");
 		out = json_pack("{s:o,s:s,s:b,s:b}", "policy", json_incref(ex), "probe",
 				pf_probe_outcome_name(o), "reached", reached, "agree", agree);
 		if (out && err)
 			json_object_set_new(out, "error", json_string(strerror(err)));
+		if (out && fwd)
+			json_object_set_new(out, "forwarding", json_string(fwd));
 		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		putchar('\n');
 		json_decref(out);
@@ -304,6 +333,8 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 		printf("PROBE FAILED: %s\n", strerror(err));
 	else if (reached)
 		printf("MISMATCH: the policy denies it, but the probe got through\n");
+	else if (fwd)
+		printf("MISMATCH: the policy allows it, but the probe got no answer: %s\n", fwd);
 	else
 		printf("MISMATCH: the policy allows it, but the probe got no answer (server down, a silent UDP "
 		       "listener, or something else drops it)\n");
@@ -315,6 +346,7 @@ static int probe(const char *sock, int timeout_ms, int probe_ms, const char *src
 done:
 	json_decref(ex);
 	json_decref(pods);
+	json_decref(st);
 	return rc;
 }
 

@@ -234,6 +234,19 @@ int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **r
 /* Why the node is not ready (the first sync not programmed yet, the last
  * sync failed: its error), or NULL when ready. For /readyz and status. */
 const char *pf_daemon_not_ready(const struct pf_daemon *d);
+/* IP forwarding of the node (the daemon's network namespace), read at each
+ * call: ipv4/ipv6 1 on, 0 off, -errno (-EAFNOSUPPORT: no IPv6); need4/need6:
+ * some registered pod has an address of the family. */
+struct pf_daemon_forwarding {
+	int ipv4, ipv6;
+	bool need4, need6;
+};
+void pf_daemon_forwarding(const struct pf_daemon *d, struct pf_daemon_forwarding *ret);
+/* Why the registered pods cannot reach each other through this node (a
+ * family they use has forwarding off), or NULL. /readyz reports it. */
+const char *pf_daemon_forwarding_problem(const struct pf_daemon *d);
+/* {ipv4, ipv6: "on"|"off"|"n/a"|"unknown", problem} for status. */
+json_t *pf_daemon_forwarding_json(const struct pf_daemon *d);
 
 /* ---- source_dir.c, source_kube.c: on failure err says what to fix. */
 

@@ -8,6 +8,7 @@
 
 #include "daemon-internal.h"
 #include "worker.h"
+#include "podfence/forwarding.h"
 
 static const char *const err_kind_names[ERR_KIND_MAX] = {"sync", "decode", "socket", "manifest", "registry", "api"};
 
@@ -121,6 +122,58 @@ const char *pf_daemon_not_ready(const struct pf_daemon *d)
 	return NULL;
 }
 
+/* Read at each call (a /proc read, on a status or /readyz request only):
+ * someone may turn forwarding off at any time, and nothing else in the
+ * daemon would notice. */
+void pf_daemon_forwarding(const struct pf_daemon *d, struct pf_daemon_forwarding *ret)
+{
+	ret->need4 = ret->need6 = false;
+	for (size_t i = 0; i < pf_registry_count(d->reg); i++) {
+		const struct pf_reg_entry *e = pf_registry_at(d->reg, i);
+
+		/* A pod without addresses here (chained, another IPAM) is
+		 * taken as IPv4, the common case. */
+		if (e->n_ips == 0)
+			ret->need4 = true;
+		for (size_t j = 0; j < e->n_ips; j++) {
+			ret->need4 |= e->ips[j].family == 4;
+			ret->need6 |= e->ips[j].family == 6;
+		}
+	}
+	ret->ipv4 = pf_forwarding_get(PF_SYSCTL_NET, 4);
+	ret->ipv6 = pf_forwarding_get(PF_SYSCTL_NET, 6);
+}
+
+const char *pf_daemon_forwarding_problem(const struct pf_daemon *d)
+{
+	struct pf_daemon_forwarding f;
+
+	/* A dry run programs nothing: whether packets could flow is moot. */
+	if (d->cfg.dry_run)
+		return NULL;
+	pf_daemon_forwarding(d, &f);
+	if (f.need4 && f.ipv4 == 0)
+		return "net.ipv4.ip_forward is 0: pods cannot reach each other";
+	if (f.need6 && f.ipv6 == 0)
+		return "net.ipv6.conf.all.forwarding is 0: pods cannot reach each other over IPv6";
+	return NULL;
+}
+
+static const char *onoff(int v)
+{
+	return v > 0 ? "on" : v == 0 ? "off" : v == -EAFNOSUPPORT ? "n/a" : "unknown";
+}
+
+json_t *pf_daemon_forwarding_json(const struct pf_daemon *d)
+{
+	struct pf_daemon_forwarding f;
+	const char *why = pf_daemon_forwarding_problem(d);
+
+	pf_daemon_forwarding(d, &f);
+	return json_pack("{s:s,s:s,s:s}", "ipv4", onoff(f.ipv4), "ipv6", f.need6 ? onoff(f.ipv6) : "n/a", "problem",
+			 why ? why : "");
+}
+
 int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **ret_body, const char **ret_type)
 {
 	struct pf_daemon *d = ud;
@@ -131,6 +184,8 @@ int pf_daemon_on_http(void *ud, const char *path, unsigned *ret_status, char **r
 	} else if (strcmp(path, "/readyz") == 0) {
 		const char *why = pf_daemon_not_ready(d);
 
+		if (!why)
+			why = pf_daemon_forwarding_problem(d);
 		*ret_status = why ? 503 : 200;
 		if (!why)
 			*ret_body = strdup("ready\n");
