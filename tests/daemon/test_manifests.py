@@ -146,13 +146,23 @@ class Manifests(unittest.TestCase):
         self.assertEqual(conf["plugins"][0]["socket"], "/run/podfence/podfence.sock")
         self.assertNotIn("ipam", conf["plugins"][0])  # controller IPAM from podCIDRs
 
-    def test_dockerfile(self):
-        with open(os.path.join(MAN, "Dockerfile")) as f:
+    def test_image_and_limits(self):
+        # The image comes from scripts/image.sh (no registry, no Dockerfile):
+        # every container names it by tag and says how to pin its digest;
+        # every memory limit says which measured peak it comes from.
+        self.assertFalse(os.path.exists(os.path.join(MAN, "Dockerfile")))
+        with open(os.path.join(MAN, "daemonset.yaml")) as f:
             text = f.read()
-        final = text[text.rindex("\nFROM "):]
-        self.assertIn("distroless", final.splitlines()[1])
-        self.assertIn("USER 65532", final)
-        self.assertNotIn("/bin/sh", final)
+        spec = self.daemonset()["spec"]["template"]["spec"]
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            self.assertRegex(c["image"], r"^ghcr\.io/podfence/podfence:\d+\.\d+\.\d+$", c["name"])
+        self.assertIn("pin:", text)
+        self.assertIn("@sha256:", text)
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if "limits:" in line and "memory" in line:
+                above = " ".join(lines[max(0, i - 4):i])
+                self.assertIn("Measured peak", above, line)
 
     def test_examples(self):
         """The article's two policies exactly as written, plus the one that completes them."""
