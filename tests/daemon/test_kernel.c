@@ -357,7 +357,8 @@ START_TEST(test_one_object_isolates_its_pods)
 	reg(&proc, "cid-b2", "backend2", "pfc0", "10.244.0.4");
 	/* The set of the frontend's addresses the backends' ingress uses. */
 	t = nft_table();
-	at = strstr(t, "saddr @");
+	/* (a4_: a peer set; the anti-spoofing chain's pod_src4 is the node's) */
+	at = strstr(t, "saddr @a4_");
 	ck_assert_msg(at, "%.3000s", t);
 	n = strcspn(at + 7, " \n");
 	ck_assert_uint_lt(n, sizeof(set));
