@@ -83,7 +83,7 @@ struct sync_job {
 	/* in: set on the loop before the start */
 	struct pf_nft *nft; /* NULL: dry run, nothing to send */
 	bool full;
-	struct pf_ir_plan *plan;  /* full: the plan to sync the kernel to */
+	struct pf_ir_plan *plan;  /* full: the plan to sync the kernel to; else the one revoke judges by */
 	struct pf_ir_diff **diffs; /* incremental: consecutive diffs, in order */
 	size_t n_diffs, ops;
 	uint64_t generation; /* of the plan this job programs */
@@ -94,6 +94,8 @@ struct sync_job {
 	/* in/out: full syncs isolate pods the kernel refuses (isolate.c) */
 	struct pf_isolated *isolated;
 	size_t n_isolated;
+	/* in/out: the revoke check after the transaction (revoke.c) */
+	struct pf_revoke_job *revoke;
 	/* out: written by the worker, read on the loop after the join */
 	int result;
 	char error[1024];
@@ -157,14 +159,19 @@ static void job_run(void *arg)
 		j->msgs += j->stats.mutating_msgs - before.mutating_msgs;
 	}
 	j->end_ns = pf_now_ns();
-	if (j->full && j->plan) {
+	/* The cut comes after the transaction: the next packet of a cut flow
+	 * must meet the new rules. */
+	if (j->revoke && j->result >= 0)
+		pf_revoke_job_run(j->revoke, j->plan);
+	if (j->plan) {
 		/* Freeing a copy of a large plan, and handing the heap back
 		 * (a full sync follows a (re)list: the list pages and the old
 		 * plan leave freed heap behind, and B6 measures RSS), take
 		 * milliseconds better spent off the loop. */
 		pf_ir_plan_free(j->plan);
 		j->plan = NULL;
-		malloc_trim(0);
+		if (j->full)
+			malloc_trim(0);
 	}
 }
 
@@ -225,6 +232,14 @@ static int job_begin(struct pf_daemon *d, bool full, int64_t start_ns, size_t n_
 	plan = pf_compiler_plan(d->compiler);
 	j->generation = plan->generation;
 	j->n_pods = plan->n_pods;
+	/* An error is the check's own (logged, the next one is full); the
+	 * sync goes on. Judged over a copy of the plan this job programs:
+	 * the compiler's goes on changing while the worker runs. */
+	pf_daemon_revoke_prepare(d, full, &j->revoke);
+	if (j->revoke && !j->plan && !(j->plan = pf_ir_plan_dup(plan))) {
+		pf_daemon_revoke_finish(d, j->revoke, false);
+		j->revoke = NULL;
+	}
 	pf_daemon_mark_pendings(d);
 	if (!j->nft || (!full && j->n_diffs == 0)) {
 		job_run(j);
@@ -236,6 +251,7 @@ static int job_begin(struct pf_daemon *d, bool full, int64_t start_ns, size_t n_
 	return 0;
 fail:
 	d->need_full = true; /* the diffs, if taken, go with the job */
+	pf_daemon_revoke_finish(d, j->revoke, false);
 	job_free(j);
 	return r;
 }
@@ -251,6 +267,8 @@ static void job_done(void *ud, void *arg)
 	if (r < 0 && !j->full && !d->shutting_down) {
 		pf_warn("incremental apply failed, syncing in full", "error=\"%s\" detail=\"%s\"", strerror(-r), j->error);
 		d->need_full = true;
+		pf_daemon_revoke_finish(d, j->revoke, false);
+		j->revoke = NULL;
 		r = job_begin(d, true, j->start_ns, j->n_stamps, j->msgs);
 		if (r >= 0) {
 			job_free(j);
@@ -301,6 +319,7 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 	int64_t start = j ? j->start_ns : pf_now_ns(), end = j && j->end_ns ? j->end_ns : pf_now_ns();
 	size_t n_stamps = j ? j->n_stamps : 0;
 	bool full = j && j->full;
+	struct pf_revoke_job *revoke;
 
 	pf_sched_finished(&d->sched, pf_now_ms(), r >= 0);
 	d->syncs++;
@@ -318,6 +337,8 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 		pf_error("sync failed, will retry", "error=\"%s\" retry_ms=%lld", d->last_error,
 			 (long long)d->sched.backoff);
 		pf_daemon_policies_synced(d, 0, r);
+		if (j)
+			pf_daemon_revoke_finish(d, j->revoke, false);
 		job_free(j);
 		schedule(d);
 		return;
@@ -350,11 +371,12 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 			(long long)(end - start) / 1000, j->n_pods);
 	}
 	pf_daemon_policies_synced(d, j->generation, 0);
+	revoke = j->revoke;
 	job_free(j);
 	if (!d->ready)
 		pf_info("ready", "node=%s source=%s", d->node_name, d->source_desc);
 	d->ready = true;
 	pf_daemon_complete_pendings(d);
-	pf_daemon_revoke(d, full);
+	pf_daemon_revoke_finish(d, revoke, true);
 	schedule(d);
 }

@@ -192,9 +192,18 @@ void pf_daemon_drop_pendings(struct pf_daemon *d);
 /* Notes what a queued diff may have revoked (pods whose chains changed, sets
  * that lost elements). */
 void pf_daemon_revoke_note(struct pf_daemon *d, const struct pf_ir_diff *diff);
-/* After a successful program: deletes the conntrack entries of the noted
- * pods (full: of every local pod) that the programmed plan denies. */
-void pf_daemon_revoke(struct pf_daemon *d, bool full);
+/* The check after a sync, run on the sync worker: deletes the conntrack
+ * entries of the noted pods (full: of every local pod) that the programmed
+ * plan denies. Prepared on the loop when the job starts, with the plan the
+ * job programs (*ret NULL: nothing to check; the notes go with the job, an
+ * error is logged and makes the next check a full one); run on the worker
+ * after a successful transaction, over the job's copy of that plan; finished
+ * on the loop (ran: false when the sync failed, which makes the next check a
+ * full one). */
+struct pf_revoke_job;
+int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_job **ret);
+void pf_revoke_job_run(struct pf_revoke_job *j, const struct pf_ir_plan *plan);
+void pf_daemon_revoke_finish(struct pf_daemon *d, struct pf_revoke_job *j, bool ran);
 void pf_daemon_revoke_free(struct pf_daemon *d);
 
 /* ---- flowlog.c: the NFLOG reader, the flow table, its op and metrics */

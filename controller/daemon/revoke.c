@@ -242,7 +242,24 @@ static int node_addrs(struct addrs *ret)
 	return r;
 }
 
-/* ---- the dump */
+/* ---- the dump, on the sync worker */
+
+/* One check, handed to the sync job: prepared on the loop (which addresses,
+ * from the notes and the plan the job programs), run on the worker after the
+ * job's transaction (the dumps and the deletes, judged over the job's own
+ * copy of that plan), reported on the loop. The socket is the daemon's, the
+ * job's alone while it runs. */
+struct pf_revoke_job {
+	struct pf_ct *ct;
+	struct addrs local;
+	bool full;
+	/* out */
+	int result;
+	int deleted;
+	size_t seen, n_cut;
+	struct pf_ct_entry *cut;
+	int64_t duration_ns;
+};
 
 struct scan {
 	const struct pf_ir_plan *plan;
@@ -288,80 +305,132 @@ static void log_cut(const struct pf_ct_entry *e)
 		 pf_addr_format(&e->orig.src, s), e->orig.sport, pf_addr_format(&e->reply.src, dd), e->reply.sport);
 }
 
-void pf_daemon_revoke(struct pf_daemon *d, bool full)
+static void revoke_job_free(struct pf_revoke_job *j)
+{
+	if (!j)
+		return;
+	free(j->local.v);
+	free(j->cut);
+	free(j);
+}
+
+int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_job **ret)
 {
 	struct pf_revoke *rv = state(d);
 	const struct pf_ir_plan *plan = pf_compiler_plan(d->compiler);
-	struct addrs local = {0}, node = {0};
-	struct pf_ct_node ctnode;
-	struct scan sc = {.plan = plan};
-	int64_t start = pf_now_ns();
+	struct pf_revoke_job *j = NULL;
 	bool all;
-	int r = 0, deleted = 0;
+	int r = 0;
 
+	*ret = NULL;
 	if (!rv)
-		return;
+		return 0;
 	all = full || rv->all;
 	if (!all && !rv->pods.n && !rv->sets.n)
-		return;
+		return 0;
+	if (!(j = calloc(1, sizeof(*j)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	j->full = all;
 	qsort(rv->pods.v, rv->pods.n, sizeof(*rv->pods.v), str_cmp);
 	qsort(rv->sets.v, rv->sets.n, sizeof(*rv->sets.v), str_cmp);
-	if ((r = affected_addrs(rv, plan, all, &local)) < 0 || local.n == 0)
+	if ((r = affected_addrs(rv, plan, all, &j->local)) < 0 || j->local.n == 0)
 		goto out;
 	if (!rv->ct && !rv->broken && (r = pf_ct_new(&rv->ct)) < 0) {
 		rv->broken = true;
 		pf_warn("conntrack unavailable, established flows are not cut", "error=\"%s\"", strerror(-r));
+		r = 0;
 		goto out;
 	}
 	if (!rv->ct)
 		goto out;
+	j->ct = rv->ct;
+	*ret = j;
+	j = NULL;
+out:
+	/* The notes are the job's now; those of changes made while it runs
+	 * make the next one. */
+	rv->all = r < 0;
+	strvec_clear(&rv->pods);
+	strvec_clear(&rv->sets);
+	revoke_job_free(j);
+	if (r < 0)
+		pf_warn("cutting revoked flows failed", "error=\"%s\"", strerror(-r));
+	return r;
+}
+
+void pf_revoke_job_run(struct pf_revoke_job *j, const struct pf_ir_plan *plan)
+{
+	struct addrs node = {0};
+	struct pf_ct_node ctnode;
+	struct scan sc = {.plan = plan};
+	int64_t start = pf_now_ns();
+	int r;
+
 	if ((r = node_addrs(&node)) < 0)
 		goto out;
 	ctnode = (struct pf_ct_node){.n = node.n, .addrs = node.v};
 	sc.node = &ctnode;
-	if (local.n <= REVOKE_FILTERED_ADDRS) {
+	if (j->local.n <= REVOKE_FILTERED_ADDRS) {
 		/* The kernel filters (CTA_FILTER): flows the pod opened, and
 		 * flows to it (the reply's source is the real, post-DNAT end). */
-		for (size_t i = 0; r >= 0 && i < local.n; i++) {
-			struct pf_ct_filter f = {.match = PF_CT_MATCH_ORIG_SRC, .addr = local.v[i]};
+		for (size_t i = 0; r >= 0 && i < j->local.n; i++) {
+			struct pf_ct_filter f = {.match = PF_CT_MATCH_ORIG_SRC, .addr = j->local.v[i]};
 
-			r = pf_ct_dump(rv->ct, &f, scan_entry, &sc);
+			r = pf_ct_dump(j->ct, &f, scan_entry, &sc);
 			f.match = PF_CT_MATCH_REPLY_SRC;
 			if (r >= 0)
-				r = pf_ct_dump(rv->ct, &f, scan_entry, &sc);
+				r = pf_ct_dump(j->ct, &f, scan_entry, &sc);
 		}
 	} else {
-		sc.local = &local;
-		r = pf_ct_dump(rv->ct, NULL, scan_entry, &sc);
+		sc.local = &j->local;
+		r = pf_ct_dump(j->ct, NULL, scan_entry, &sc);
 	}
 	if (r < 0)
 		goto out;
-	for (size_t i = 0; i < sc.n; i++)
-		log_cut(&sc.cut[i]);
-	deleted = pf_ct_delete(rv->ct, sc.cut, sc.n);
-	r = deleted < 0 ? deleted : 0;
+	j->deleted = pf_ct_delete(j->ct, sc.cut, sc.n);
+	r = j->deleted < 0 ? j->deleted : 0;
 out:
+	j->result = r;
+	j->seen = sc.seen;
+	j->cut = sc.cut;
+	j->n_cut = sc.n;
+	j->duration_ns = pf_now_ns() - start;
+	free(node.v);
+}
+
+void pf_daemon_revoke_finish(struct pf_daemon *d, struct pf_revoke_job *j, bool ran)
+{
+	struct pf_revoke *rv = d->revoke;
+
+	if (!j)
+		return;
+	if (!ran) {
+		/* The sync failed, the check did not run: the next one after
+		 * a successful sync checks every local pod. */
+		rv->all = true;
+		revoke_job_free(j);
+		return;
+	}
 	rv->checks++;
-	if (r < 0) {
+	for (size_t i = 0; i < j->n_cut; i++)
+		log_cut(&j->cut[i]);
+	if (j->result < 0) {
 		rv->errors++;
 		d->errors[ERR_SYNC]++;
 		/* The plan is in the kernel; only the cut failed. The next
 		 * change checks every local pod again. */
 		rv->all = true;
-		pf_warn("cutting revoked flows failed", "error=\"%s\"", strerror(-r));
+		pf_warn("cutting revoked flows failed", "error=\"%s\"", strerror(-j->result));
 	} else {
-		rv->all = false;
-		if (deleted > 0)
-			rv->cut += (uint64_t)deleted;
-		if (sc.n)
+		if (j->deleted > 0)
+			rv->cut += (uint64_t)j->deleted;
+		if (j->n_cut)
 			pf_info("established flows cut", "flows=%d addrs=%zu entries_seen=%zu duration_us=%lld",
-				deleted, local.n, sc.seen, (long long)(pf_now_ns() - start) / 1000);
+				j->deleted, j->local.n, j->seen, (long long)j->duration_ns / 1000);
 	}
-	strvec_clear(&rv->pods);
-	strvec_clear(&rv->sets);
-	free(sc.cut);
-	free(local.v);
-	free(node.v);
+	revoke_job_free(j);
 }
 
 void pf_daemon_revoke_free(struct pf_daemon *d)
