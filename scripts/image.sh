@@ -64,6 +64,7 @@ chmod 1777 "$root/tmp"
 # Names for the default user, so logs and tools show one.
 printf 'root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
+chmod 0444 "$root/etc/passwd" "$root/etc/group"
 
 # Exactly what the loader maps: every resolved library plus the loader itself.
 libs="$work/libs.txt"

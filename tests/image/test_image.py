@@ -55,8 +55,10 @@ class Image(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def podman_run(self, *args, mounts=(), user=None, check=True):
+        # --ulimit nofile, nproc: podman's defaults may exceed what the
+        # calling process may raise it to (crun's setrlimit then fails).
         cmd = ["podman", "run", "--rm", "--read-only", "--cap-drop=ALL", "--network=none",
-               "--security-opt=no-new-privileges"]
+               "--security-opt=no-new-privileges", "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024"]
         if user is not None:
             cmd += ["--user", user]
         for m in mounts:
@@ -96,8 +98,8 @@ class Image(unittest.TestCase):
         r = self.podman_run("x", check=False)
         self.assertNotEqual(r.returncode, 0)
         for sh in ("/bin/sh", "/usr/bin/sh", "/bin/bash"):
-            r = run(["podman", "run", "--rm", "--read-only", "--network=none", "--entrypoint", sh, self.image, "-c",
-                     "true"], self.env, check=False)
+            r = run(["podman", "run", "--rm", "--read-only", "--network=none", "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024", "--entrypoint", sh,
+                     self.image, "-c", "true"], self.env, check=False)
             self.assertNotEqual(r.returncode, 0, sh)
         cfg = json.loads(run(["podman", "image", "inspect", self.image], self.env).stdout)[0]
         self.assertEqual(cfg["Config"]["User"], "65532:65532")
