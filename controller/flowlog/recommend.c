@@ -410,7 +410,7 @@ static int add_peer(json_t *peers, const char *ns, const json_t *labels, const s
 
 		for (size_t i = 0; i < pf_addr_len(addr); i++)
 			snprintf(hex + 2 * i, 3, "%02x", addr->bytes[i]);
-		if (asprintf(&key, "1\t%d\t%s", addr->family == AF_INET ? 4 : 6, hex) < 0)
+		if (asprintf(&key, "1\t%d\t%s", pf_addr_len(addr) == 4 ? 4 : 6, hex) < 0)
 			key = NULL;
 	}
 	if (!key)
@@ -421,7 +421,7 @@ static int add_peer(json_t *peers, const char *ns, const json_t *labels, const s
 			p = json_pack("{s:s,s:O,s:{}}", "ns", ns, "labels", labels, "ports");
 		} else {
 			snprintf(buf, sizeof(buf), "%s/%d", pf_addr_format(addr, a),
-				 addr->family == AF_INET ? 32 : 128);
+				 pf_addr_len(addr) == 4 ? 32 : 128);
 			p = json_pack("{s:s,s:{}}", "cidr", buf, "ports");
 		}
 		if (!p || json_object_set_new(peers, key, p) < 0)
