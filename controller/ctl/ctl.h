@@ -46,4 +46,10 @@ int pf_ctl_flows(const char *sock, int timeout_ms, bool as_json, int argc, char 
 int pf_ctl_flows_fetch(const char *sock, int timeout_ms, const char *ns, const char *verdict, long long since_ms,
 		       json_t **ret);
 
+/* ---- recommend.c: policies from flow records ---- */
+extern const char pf_ctl_recommend_usage[];
+/* argv[0] is "recommend". Exit code: 0, 1 --check found a connection still
+ * denied (or the daemon failed), 2 bad usage or input. */
+int pf_ctl_recommend(const char *sock, int timeout_ms, int argc, char **argv);
+
 #endif

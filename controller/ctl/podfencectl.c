@@ -377,9 +377,10 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "lint") == 0)
 		return pf_ctl_lint(argc - 1, argv + 1);
 	opterr = 0;
-	/* flows takes options of its own: the global ones end where it starts */
+	/* flows and recommend take options of their own: the global ones end where they start */
 	for (int k = 1; k < argc; k++)
-		if (strcmp(argv[k], "flows") == 0 && strcmp(argv[k - 1], "--socket") != 0 &&
+		if ((strcmp(argv[k], "flows") == 0 || strcmp(argv[k], "recommend") == 0) &&
+		    strcmp(argv[k - 1], "--socket") != 0 &&
 		    strcmp(argv[k - 1], "--timeout-ms") != 0 && strcmp(argv[k - 1], "--probe-timeout-ms") != 0) {
 			flows_at = k;
 			break;
@@ -419,6 +420,7 @@ int main(int argc, char **argv)
 			fputs(pf_ctl_simulate_usage, stdout);
 			fputs(pf_ctl_lint_usage, stdout);
 			fputs(pf_ctl_flows_usage, stdout);
+			fputs(pf_ctl_recommend_usage, stdout);
 			return 0;
 		default:
 			return bad("unknown option or missing argument: %s", argv[optind - 1]);
@@ -427,6 +429,8 @@ int main(int argc, char **argv)
 	if (flows_at < argc) {
 		if (optind != flows_at)
 			return bad("unexpected argument %s", argv[optind]);
+		if (strcmp(argv[flows_at], "recommend") == 0)
+			return pf_ctl_recommend(sock, (int)timeout, argc - flows_at, argv + flows_at);
 		return pf_ctl_flows(sock, (int)timeout, as_json, argc - flows_at, argv + flows_at);
 	}
 	if (optind >= argc)
