@@ -150,6 +150,7 @@ struct rule_parts {
 	bool any_peer, any_port;
 	size_t n_sels, n_blocks, n_ranges, n_named;
 	const struct pf_peer **sels, **blocks;
+	struct pf_peer *block_store; /* the blocks, unpacked (excepts point into the rule) */
 	struct port_range *ranges;
 	struct named_port *named;
 };
@@ -158,6 +159,7 @@ static void rule_parts_free(struct rule_parts *rp)
 {
 	free(rp->sels);
 	free(rp->blocks);
+	free(rp->block_store);
 	free(rp->ranges);
 	free(rp->named);
 }
@@ -165,20 +167,27 @@ static void rule_parts_free(struct rule_parts *rp)
 static int rule_parts_get(const struct pf_pod *p, enum pf_ir_dir dir, const struct pf_rule *rule,
 			  struct rule_parts *rp)
 {
-	*rp = (struct rule_parts){.any_peer = rule->n_peers == 0, .any_port = rule->n_ports == 0};
-	rp->sels = calloc(rule->n_peers + 1, sizeof(*rp->sels));
-	rp->blocks = calloc(rule->n_peers + 1, sizeof(*rp->blocks));
+	size_t n_peers = pf_rule_count_peers(rule);
+	struct pf_peer_iter it;
+	const struct pf_peer *pe;
+
+	*rp = (struct rule_parts){.any_peer = n_peers == 0, .any_port = rule->n_ports == 0};
+	rp->sels = calloc(n_peers + 1, sizeof(*rp->sels));
+	rp->blocks = calloc(n_peers + 1, sizeof(*rp->blocks));
+	rp->block_store = calloc(n_peers + 1, sizeof(*rp->block_store));
 	rp->ranges = calloc(rule->n_ports + 1, sizeof(*rp->ranges));
 	rp->named = calloc(rule->n_ports + 1, sizeof(*rp->named));
-	if (!rp->sels || !rp->blocks || !rp->ranges || !rp->named)
+	if (!rp->sels || !rp->blocks || !rp->block_store || !rp->ranges || !rp->named)
 		return -ENOMEM;
-	for (size_t i = 0; i < rule->n_peers; i++) {
-		const struct pf_peer *pe = &rule->peers[i];
-
-		if (pe->kind == PF_PEER_IPBLOCK)
-			rp->blocks[rp->n_blocks++] = pe;
-		else
+	pf_peer_iter_init(&it, rule);
+	while ((pe = pf_peer_iter_next(&it))) {
+		if (pe->kind == PF_PEER_IPBLOCK) {
+			rp->block_store[rp->n_blocks] = *pe;
+			rp->blocks[rp->n_blocks] = &rp->block_store[rp->n_blocks];
+			rp->n_blocks++;
+		} else {
 			rp->sels[rp->n_sels++] = pe;
+		}
 	}
 	for (size_t j = 0; j < rule->n_ports; j++) {
 		const struct pf_port *pt = &rule->ports[j];
@@ -232,7 +241,7 @@ static int expand_rule(struct pf_compiler *c, struct rule_vec *rv, const struct 
 	r = rule_parts_get(p, dir, rule, &rp);
 	if (r < 0)
 		goto out;
-	fblocks = calloc(rule->n_peers + 1, sizeof(*fblocks));
+	fblocks = calloc(pf_rule_count_peers(rule) + 1, sizeof(*fblocks));
 	if (!fblocks) {
 		r = -ENOMEM;
 		goto out;

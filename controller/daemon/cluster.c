@@ -81,9 +81,12 @@ static json_t *rules_json(const struct pf_rule *rules, size_t n, const char *pee
 	for (size_t i = 0; a && i < n; i++) {
 		const struct pf_rule *r = &rules[i];
 		json_t *rule = json_object(), *peers = json_array(), *ports = json_array();
+		struct pf_peer_iter it;
+		const struct pf_peer *pe;
 
-		for (size_t j = 0; peers && j < r->n_peers; j++)
-			json_array_append_new(peers, peer_json(&r->peers[j]));
+		pf_peer_iter_init(&it, r);
+		while (peers && (pe = pf_peer_iter_next(&it)))
+			json_array_append_new(peers, peer_json(pe));
 		for (size_t j = 0; ports && j < r->n_ports; j++) {
 			const struct pf_port *pt = &r->ports[j];
 			json_t *port = json_pack("{s:s}", "protocol", proto_name(pt->proto));

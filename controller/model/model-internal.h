@@ -13,5 +13,9 @@ bool pf_pod_equal(const struct pf_pod *a, const struct pf_pod *b);
 bool pf_namespace_equal(const struct pf_namespace *a, const struct pf_namespace *b);
 bool pf_policy_equal(const struct pf_policy *a, const struct pf_policy *b);
 bool pf_node_equal(const struct pf_node *a, const struct pf_node *b);
+/* Puts a decoded rule with ipBlock peers into the packed form (model.h);
+ * a rule already packed, or without blocks, is left as it is. 0 or -ENOMEM
+ * (the rule unchanged). */
+int pf_rule_pack(struct pf_rule *r);
 
 #endif

@@ -829,6 +829,8 @@ static int normalize_policy(struct pf_policy *p)
 				if (r == 0 && peer->ns_sel)
 					r = pf_selector_normalize(peer->ns_sel);
 			}
+			if (r == 0)
+				r = pf_rule_pack(&rules[i]);
 		}
 	}
 	return r;

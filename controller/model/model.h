@@ -70,14 +70,44 @@ struct pf_peer {
 	struct pf_cidr *except; /* each strictly inside cidr, same family */
 };
 
+/* A rule's peers come in two forms. As decoded (or built by hand), peers[]
+ * holds every peer in order. In the model a rule with ipBlock peers is
+ * packed (pf_model_put_policy does it): a policy may carry some 35k ipBlocks
+ * (the largest object the API server accepts), every policy of the cluster is
+ * kept, and 64 bytes of struct pf_peer each would make the model's size a
+ * tenant's choice; packed, an IPv4 block without excepts costs 6 bytes. Then
+ * peers[] (n_peers) holds the selector peers only and packed holds every peer
+ * in order: a selector peer as a one-byte reference to the next of peers[], a
+ * block as its cidr and excepts. Walk the peers with pf_peer_iter, which reads
+ * both forms; pf_rule_count_peers() == 0 means from/to missing or empty =
+ * every source/destination. */
 struct pf_rule {
-	/* n_peers == 0: from/to missing or empty = every source/destination. */
 	size_t n_peers;
 	struct pf_peer *peers;
 	/* n_ports == 0: every port and protocol. */
 	size_t n_ports;
 	struct pf_port *ports;
+	size_t n_blocks;   /* packed form: the ipBlock peers in packed */
+	size_t packed_len;
+	uint8_t *packed;   /* NULL: the decoded form */
 };
+
+/* Every peer of r, in order, whichever the form. */
+size_t pf_rule_count_peers(const struct pf_rule *r);
+
+struct pf_peer_iter {
+	const struct pf_rule *rule;
+	size_t idx; /* index (in the policy's from/to) of the next peer */
+	size_t sel; /* packed form: the next selector peer in peers[] */
+	size_t off; /* packed form: the next entry in packed */
+	struct pf_peer block;
+};
+
+void pf_peer_iter_init(struct pf_peer_iter *it, const struct pf_rule *r);
+/* The next peer, or NULL after the last; its index is it->idx - 1. A packed
+ * block is decoded into the iterator (valid until the next call), its except
+ * array points into the rule. */
+const struct pf_peer *pf_peer_iter_next(struct pf_peer_iter *it);
 
 struct pf_policy {
 	char *ns;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ static void rules_free(struct pf_rule *rules, size_t n)
 			free(r->peers[j].except);
 		}
 		free(r->peers);
+		free(r->packed);
 		for (size_t j = 0; j < r->n_ports; j++)
 			free(r->ports[j].name);
 		free(r->ports);
@@ -461,7 +463,9 @@ static bool port_equal(const struct pf_port *a, const struct pf_port *b)
 static bool rules_equal(const struct pf_rule *a, const struct pf_rule *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (a[i].n_peers != b[i].n_peers || a[i].n_ports != b[i].n_ports)
+		if (a[i].n_peers != b[i].n_peers || a[i].n_ports != b[i].n_ports ||
+		    a[i].n_blocks != b[i].n_blocks || a[i].packed_len != b[i].packed_len ||
+		    (a[i].packed_len && memcmp(a[i].packed, b[i].packed, a[i].packed_len) != 0))
 			return false;
 		for (size_t j = 0; j < a[i].n_peers; j++)
 			if (!peer_equal(&a[i].peers[j], &b[i].peers[j]))
@@ -515,4 +519,128 @@ bool pf_node_equal(const struct pf_node *a, const struct pf_node *b)
 		if (pf_addr_cmp(&a->addrs[i], &b->addrs[i]) != 0)
 			return false;
 	return true;
+}
+
+/* ---- packed peers (model.h) ---- */
+
+/* An entry of pf_rule.packed starts with a tag: PACK_SEL for the next
+ * selector peer of peers[], else the block's family, with PACK_EXCEPT when
+ * excepts follow. A block is then its prefix length and its address (4 or 16
+ * bytes); with excepts, their number (uint32_t) and the excepts as struct
+ * pf_cidr, whose alignment is 1: the iterator points into them. */
+#define PACK_SEL 0x40
+#define PACK_EXCEPT 0x80
+#define PACK_FAMILY 0x3f
+
+static size_t addr_len(uint8_t family)
+{
+	return family == 4 ? 4 : 16;
+}
+
+static size_t packed_size(const struct pf_peer *pe)
+{
+	if (pe->kind != PF_PEER_IPBLOCK)
+		return 1;
+	return 2 + addr_len(pe->cidr.addr.family) +
+	       (pe->n_except ? sizeof(uint32_t) + pe->n_except * sizeof(struct pf_cidr) : 0);
+}
+
+int pf_rule_pack(struct pf_rule *r)
+{
+	size_t len = 0, n_blocks = 0, n_sels = 0;
+	uint8_t *v, *o;
+
+	if (r->packed)
+		return 0;
+	for (size_t i = 0; i < r->n_peers; i++) {
+		if (r->peers[i].kind == PF_PEER_IPBLOCK && r->peers[i].n_except > UINT32_MAX)
+			return -EINVAL;
+		n_blocks += r->peers[i].kind == PF_PEER_IPBLOCK;
+		len += packed_size(&r->peers[i]);
+	}
+	if (!n_blocks)
+		return 0;
+	o = v = malloc(len);
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_peers; i++) {
+		struct pf_peer *pe = &r->peers[i];
+		uint32_t n_except = (uint32_t)pe->n_except;
+
+		if (pe->kind != PF_PEER_IPBLOCK) {
+			*o++ = PACK_SEL;
+			r->peers[n_sels++] = *pe;
+			continue;
+		}
+		*o++ = (uint8_t)((pe->cidr.addr.family & PACK_FAMILY) | (n_except ? PACK_EXCEPT : 0));
+		*o++ = pe->cidr.prefix;
+		memcpy(o, pe->cidr.addr.bytes, addr_len(pe->cidr.addr.family));
+		o += addr_len(pe->cidr.addr.family);
+		if (n_except) {
+			memcpy(o, &n_except, sizeof(n_except));
+			o += sizeof(n_except);
+			memcpy(o, pe->except, n_except * sizeof(*pe->except));
+			o += n_except * sizeof(*pe->except);
+		}
+		free(pe->except);
+	}
+	if (n_sels == 0) {
+		free(r->peers);
+		r->peers = NULL;
+	} else {
+		/* Shrinking: a failure keeps the larger block, as good. */
+		struct pf_peer *shrunk = realloc(r->peers, n_sels * sizeof(*shrunk));
+
+		if (shrunk)
+			r->peers = shrunk;
+	}
+	r->n_peers = n_sels;
+	r->n_blocks = n_blocks;
+	r->packed = v;
+	r->packed_len = len;
+	return 0;
+}
+
+size_t pf_rule_count_peers(const struct pf_rule *r)
+{
+	return r->n_peers + r->n_blocks;
+}
+
+void pf_peer_iter_init(struct pf_peer_iter *it, const struct pf_rule *r)
+{
+	*it = (struct pf_peer_iter){.rule = r};
+}
+
+const struct pf_peer *pf_peer_iter_next(struct pf_peer_iter *it)
+{
+	const struct pf_rule *r = it->rule;
+	const uint8_t *p;
+	uint32_t n_except = 0;
+
+	if (!r->packed)
+		return it->idx < r->n_peers ? &r->peers[it->idx++] : NULL;
+	if (it->off >= r->packed_len)
+		return NULL;
+	it->idx++;
+	p = r->packed + it->off;
+	if (*p == PACK_SEL) {
+		it->off++;
+		return &r->peers[it->sel++];
+	}
+	it->block = (struct pf_peer){.kind = PF_PEER_IPBLOCK};
+	it->block.cidr.addr.family = *p & PACK_FAMILY;
+	it->block.cidr.prefix = p[1];
+	memcpy(it->block.cidr.addr.bytes, p + 2, addr_len(it->block.cidr.addr.family));
+	p += 2 + addr_len(it->block.cidr.addr.family);
+	if (r->packed[it->off] & PACK_EXCEPT) {
+		memcpy(&n_except, p, sizeof(n_except));
+		p += sizeof(n_except);
+		it->block.n_except = n_except;
+		/* The packed bytes belong to the rule, which the caller may not
+		 * change through this const peer. */
+		it->block.except = (struct pf_cidr *)(uintptr_t)p;
+		p += n_except * sizeof(struct pf_cidr);
+	}
+	it->off = (size_t)(p - r->packed);
+	return &it->block;
 }

@@ -517,8 +517,12 @@ static int check_other_end(struct lctx *c, const struct pf_policy *p)
 		if (!(egress ? p->isolate_egress : p->isolate_ingress))
 			continue;
 		for (size_t i = 0; i < n_rules && r == 0; i++) {
-			for (size_t j = 0; j < rules[i].n_peers && r == 0; j++) {
-				const struct pf_peer *peer = &rules[i].peers[j];
+			struct pf_peer_iter it;
+			const struct pf_peer *peer;
+
+			pf_peer_iter_init(&it, &rules[i]);
+			while (r == 0 && (peer = pf_peer_iter_next(&it))) {
+				size_t j = it.idx - 1;
 				struct blocked b = {0};
 				struct pf_lint_finding f = {0};
 
@@ -702,8 +706,12 @@ static int check_peers_match(struct lctx *c, const struct pf_policy *p, bool egr
 	int r = 0;
 
 	for (size_t i = 0; i < n_rules && r == 0; i++) {
-		for (size_t j = 0; j < rules[i].n_peers && r == 0; j++) {
-			const struct pf_peer *peer = &rules[i].peers[j];
+		struct pf_peer_iter it;
+		const struct pf_peer *peer;
+
+		pf_peer_iter_init(&it, &rules[i]);
+		while (r == 0 && (peer = pf_peer_iter_next(&it))) {
+			size_t j = it.idx - 1;
 			struct pf_lint_finding f = {.severity = PF_LINT_WARNING};
 			struct ns_match nm = {peer->ns_sel, false};
 			bool any = false;
@@ -926,14 +934,18 @@ static int check_ipblocks(struct lctx *c, const struct pf_policy *p)
 		size_t n_rules = d ? p->n_egress : p->n_ingress;
 
 		for (size_t i = 0; i < n_rules && r == 0; i++) {
-			for (size_t j = 0; j < rules[i].n_peers && r == 0; j++) {
+			struct pf_peer_iter it;
+			const struct pf_peer *peer;
+
+			pf_peer_iter_init(&it, &rules[i]);
+			while (r == 0 && (peer = pf_peer_iter_next(&it))) {
 				char field[96];
 
-				if (rules[i].peers[j].kind != PF_PEER_IPBLOCK)
+				if (peer->kind != PF_PEER_IPBLOCK)
 					continue;
 				snprintf(field, sizeof(field), "spec.%s[%zu].%s[%zu].ipBlock", d ? "egress" : "ingress",
-					 i, d ? "to" : "from", j);
-				r = check_ipblock_peer(c, p, &rules[i].peers[j], field);
+					 i, d ? "to" : "from", it.idx - 1);
+				r = check_ipblock_peer(c, p, peer, field);
 			}
 		}
 	}
@@ -1146,9 +1158,11 @@ static int probe_rules(struct probes *pr, const struct pf_rule *rules, size_t n)
 			if (r == 0)
 				r = probe_port(pr, hi + 1);
 		}
-		for (size_t j = 0; j < rules[i].n_peers && r == 0; j++) {
-			const struct pf_peer *peer = &rules[i].peers[j];
+		struct pf_peer_iter it;
+		const struct pf_peer *peer;
 
+		pf_peer_iter_init(&it, &rules[i]);
+		while (r == 0 && (peer = pf_peer_iter_next(&it))) {
 			if (peer->kind != PF_PEER_IPBLOCK)
 				continue;
 			r = probe_cidr_edges(pr, &peer->cidr);

@@ -223,12 +223,13 @@ static const struct pf_addr *slot_addr(struct rt *t, int s)
 static bool peer_ok(struct rt *t, const struct pf_policy *pol, const struct pf_rule *r, int o)
 {
 	const struct pf_pod *op = o < N_SLOTS ? peer_pod(t, o) : NULL;
+	struct pf_peer_iter it;
+	const struct pf_peer *pe;
 
-	if (!r->n_peers)
+	if (!pf_rule_count_peers(r))
 		return true;
-	for (size_t i = 0; i < r->n_peers; i++) {
-		const struct pf_peer *pe = &r->peers[i];
-
+	pf_peer_iter_init(&it, r);
+	while ((pe = pf_peer_iter_next(&it))) {
 		if (pe->kind == PF_PEER_IPBLOCK) {
 			bool in = pf_cidr_contains(&pe->cidr, slot_addr(t, o));
 

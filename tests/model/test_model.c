@@ -610,6 +610,101 @@ START_TEST(test_matching_random)
 }
 END_TEST
 
+/* ipBlock peers are packed in the model: walked back in order, with their
+ * excepts, between the selector peers; an equal policy is still "unchanged". */
+static struct pf_policy *mixed_policy(void)
+{
+	static const char *const peers[] = {"10.0.0.0/8 10.1.0.0/16 10.2.3.0/24", "pod=a", "192.168.1.7/32",
+					    "fd00::/8 fd00:1::/32", "pod=b", "0.0.0.0/0"};
+	struct pf_policy *p = mkpol("x", "mixed", "", NULL);
+	struct pf_rule *r;
+
+	p->n_ingress = 1;
+	r = p->ingress = calloc(1, sizeof(*p->ingress));
+	ck_assert_ptr_nonnull(r);
+	r->n_peers = N(peers);
+	r->peers = calloc(N(peers), sizeof(*r->peers));
+	ck_assert_ptr_nonnull(r->peers);
+	for (size_t i = 0; i < N(peers); i++) {
+		struct pf_peer *pe = &r->peers[i];
+		char *text = xstrdup(peers[i]), *save = NULL;
+
+		if (strncmp(text, "pod=", 4) == 0) {
+			pe->pod_sel = mksel(text);
+			free(text);
+			continue;
+		}
+		pe->kind = PF_PEER_IPBLOCK;
+		ck_assert_int_eq(pf_cidr_parse(strtok_r(text, " ", &save), &pe->cidr), 0);
+		for (char *t; (t = strtok_r(NULL, " ", &save));) {
+			pe->except = realloc(pe->except, (pe->n_except + 1) * sizeof(*pe->except));
+			ck_assert_ptr_nonnull(pe->except);
+			ck_assert_int_eq(pf_cidr_parse(t, &pe->except[pe->n_except++]), 0);
+		}
+		free(text);
+	}
+	return p;
+}
+
+static void put_peers(FILE *f, const struct pf_rule *r)
+{
+	char buf[PF_CIDR_STRLEN];
+	struct pf_peer_iter it;
+	const struct pf_peer *pe;
+
+	pf_peer_iter_init(&it, r);
+	while ((pe = pf_peer_iter_next(&it))) {
+		char *t;
+
+		fprintf(f, "%zu:", it.idx - 1);
+		if (pe->kind == PF_PEER_SELECT) {
+			t = pf_selector_to_string(pe->pod_sel);
+			fprintf(f, "pod{%s} ", t);
+			free(t);
+			continue;
+		}
+		fprintf(f, "%s", pf_cidr_format(&pe->cidr, buf));
+		for (size_t k = 0; k < pe->n_except; k++)
+			fprintf(f, "-%s", pf_cidr_format(&pe->except[k], buf));
+		fputc(' ', f);
+	}
+}
+
+START_TEST(test_packed_peers)
+{
+	struct pf_model *m = pf_model_new();
+	struct pf_policy *p = mixed_policy();
+	const struct pf_policy *stored;
+	char *decoded = NULL, *packed = NULL;
+	size_t len;
+	FILE *f = open_memstream(&decoded, &len);
+
+	ck_assert_ptr_nonnull(f);
+	put_peers(f, p->ingress);
+	fclose(f);
+	ck_assert_str_eq(decoded, "0:10.0.0.0/8-10.1.0.0/16-10.2.3.0/24 1:pod{pod in (a)} 2:192.168.1.7/32 "
+				  "3:fd00::/8-fd00:1::/32 4:pod{pod in (b)} 5:0.0.0.0/0 ");
+	ck_assert_int_eq(pf_model_put_policy(m, p), 0);
+	stored = pf_model_policy(m, "x", "mixed");
+	ck_assert_ptr_nonnull(stored);
+	ck_assert_uint_eq(pf_rule_count_peers(stored->ingress), 6);
+	ck_assert_uint_eq(stored->ingress->n_peers, 2); /* the selector peers */
+	ck_assert_ptr_nonnull(stored->ingress->packed);
+	f = open_memstream(&packed, &len);
+	ck_assert_ptr_nonnull(f);
+	put_peers(f, stored->ingress);
+	fclose(f);
+	ck_assert_str_eq(packed, decoded);
+	ck_assert_int_eq(pf_model_put_policy(m, mixed_policy()), 1);
+	p = mixed_policy();
+	p->ingress->peers[2].cidr.addr.bytes[3] = 8;
+	ck_assert_int_eq(pf_model_put_policy(m, p), 0);
+	free(decoded);
+	free(packed);
+	pf_model_free(m);
+}
+END_TEST
+
 static Suite *model_suite(void)
 {
 	Suite *s = suite_create("model");
@@ -621,6 +716,7 @@ static Suite *model_suite(void)
 	tcase_add_test(tc, test_many_pods);
 	tcase_add_test(tc, test_namespaces_nodes);
 	tcase_add_test(tc, test_policies);
+	tcase_add_test(tc, test_packed_peers);
 	tcase_add_loop_test(tc, test_matching_index, 0, N(index_cases));
 	tcase_add_test(tc, test_matching_random);
 	tcase_set_timeout(tc, 60);
