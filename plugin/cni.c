@@ -9,7 +9,7 @@
 
 #include "podfence/addr.h"
 #include "podfence/proto.h"
-#include "cni.h"
+#include "plugin/cni.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 

@@ -14,8 +14,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "cni.h"
-#include "ipam.h"
+#include "plugin/cni.h"
+#include "plugin/ipam.h"
 
 #define MAX_OUTPUT (1024 * 1024)
 

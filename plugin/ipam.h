@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "cni.h"
+#include "plugin/cni.h"
 
 /* A delegate running in the background (started, not yet reaped). */
 struct pf_ipam_job {

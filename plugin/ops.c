@@ -15,10 +15,10 @@
 #include "podfence/forwarding.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"
-#include "cni.h"
-#include "ipam.h"
-#include "nl.h"
-#include "ops.h"
+#include "plugin/cni.h"
+#include "plugin/ipam.h"
+#include "plugin/nl.h"
+#include "plugin/ops.h"
 
 #define HOST_PREFIX "pf"
 #define HOST_NAME_LEN 14 /* "pf" + 12 hex digits */

@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "cni.h"
+#include "plugin/cni.h"
 
 struct pf_plugin {
 	struct pf_cni_env env;

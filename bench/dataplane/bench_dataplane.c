@@ -36,10 +36,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "compile.h"
-#include "model.h"
-#include "nft.h"
-#include "nfttest.h"
+#include "compile/compile.h"
+#include "model/model.h"
+#include "nft/nft.h"
+#include "tests/nft/nfttest.h"
 
 #define TABLE "podfence"
 

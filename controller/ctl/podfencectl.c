@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
+#include "ctl/ctl.h"
 #include "podfence/proto.h"
 
 static const char usage[] =

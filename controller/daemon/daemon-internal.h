@@ -23,21 +23,21 @@
 
 #include <jansson.h>
 
-#include "compile.h"
-#include "daemon.h"
-#include "dirsrc.h"
-#include "http.h"
-#include "ipam.h"
-#include "ir.h"
-#include "kube.h"
-#include "loop.h"
-#include "metrics.h"
-#include "model.h"
-#include "nft.h"
-#include "registry.h"
-#include "req.h"
-#include "server.h"
-#include "sync_sched.h"
+#include "compile/compile.h"
+#include "daemon/daemon.h"
+#include "daemon/dirsrc.h"
+#include "daemon/http.h"
+#include "daemon/ipam.h"
+#include "ir/ir.h"
+#include "kube/kube.h"
+#include "daemon/loop.h"
+#include "daemon/metrics.h"
+#include "model/model.h"
+#include "nft/nft.h"
+#include "daemon/registry.h"
+#include "daemon/req.h"
+#include "daemon/server.h"
+#include "daemon/sync_sched.h"
 
 /* CNI error codes used on the socket (proto.h). */
 enum { CODE_BAD_REQUEST = 7, CODE_TRY_AGAIN = 11 };

@@ -13,10 +13,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"
-#include "statefile.h"
+#include "daemon/statefile.h"
 
 void pf_daemon_config_defaults(struct pf_daemon_config *cfg)
 {

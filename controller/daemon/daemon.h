@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "sync_sched.h"
+#include "daemon/sync_sched.h"
 
 #define PF_DEFAULT_STATE_DIR "/var/lib/podfence"
 #define PF_DEFAULT_METRICS_ADDRESS "127.0.0.1:9153"

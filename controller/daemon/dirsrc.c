@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "dirsrc.h"
-#include "loop.h"
+#include "daemon/dirsrc.h"
+#include "daemon/loop.h"
 #include "podfence/log.h"
-#include "yamljson.h"
+#include "yaml/yamljson.h"
 
 #define MAX_FILE_BYTES (16 * 1024 * 1024)
 

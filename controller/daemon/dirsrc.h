@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "loop.h"
+#include "daemon/loop.h"
 
 struct pf_dirsrc_ops {
 	/* Validates one object before anything is applied; may be NULL.

@@ -6,8 +6,8 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
-#include "decode.h"
+#include "daemon/daemon-internal.h"
+#include "decode/decode.h"
 #include "podfence/log.h"
 
 void pf_daemon_update_ranges(struct pf_daemon *d)

@@ -8,10 +8,10 @@
 
 #include <jansson.h>
 
-#include "ipam.h"
+#include "daemon/ipam.h"
 #include "podfence/addr.h"
-#include "req.h"
-#include "statefile.h"
+#include "daemon/req.h"
+#include "daemon/statefile.h"
 
 #define IPAM_FILE "ipam.json"
 #define IPAM_VERSION 1

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "daemon/daemon.h"
 #include "podfence/addr.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"

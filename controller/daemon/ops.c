@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/addr.h"
 #include "podfence/log.h"
 

@@ -9,9 +9,9 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
-#include "registry.h"
-#include "req.h"
-#include "statefile.h"
+#include "daemon/registry.h"
+#include "daemon/req.h"
+#include "daemon/statefile.h"
 
 #define REGISTRY_FILE "registry.json"
 #define REGISTRY_VERSION 1

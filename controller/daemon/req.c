@@ -11,8 +11,8 @@
 
 #include "podfence/addr.h"
 #include "podfence/proto.h"
-#include "registry.h"
-#include "req.h"
+#include "daemon/registry.h"
+#include "daemon/req.h"
 
 /* Which fields an op takes. */
 enum {

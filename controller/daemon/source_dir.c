@@ -6,8 +6,8 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
-#include "decode.h"
+#include "daemon/daemon-internal.h"
+#include "decode/decode.h"
 
 static int dir_check(void *ud, json_t *obj, char **err)
 {

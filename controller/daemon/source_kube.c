@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
 
 static void kube_event(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *obj)

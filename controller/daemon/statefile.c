@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "statefile.h"
+#include "daemon/statefile.h"
 
 /* Opens dir and checks nobody but us can change what is in it: a directory
  * others can write lets them plant a symlink where we are about to write,

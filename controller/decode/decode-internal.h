@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "decode.h"
+#include "decode/decode.h"
 
 /* The object being decoded and the path of the field being looked at; the
  * first error is kept, and every error text names both. */

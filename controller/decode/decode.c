@@ -12,8 +12,8 @@
 
 #include <jansson.h>
 
-#include "decode-internal.h"
-#include "decode.h"
+#include "decode/decode-internal.h"
+#include "decode/decode.h"
 
 static const char *const kind_names[PF_KIND_MAX][2] = {
 	[PF_KIND_POD] = {"Pod", "pod"},

@@ -21,7 +21,7 @@
 
 #include <jansson.h>
 
-#include "model.h"
+#include "model/model.h"
 
 enum pf_kind { PF_KIND_POD, PF_KIND_NAMESPACE, PF_KIND_POLICY, PF_KIND_NODE, PF_KIND_MAX };
 

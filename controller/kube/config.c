@@ -12,9 +12,9 @@
 
 #include <jansson.h>
 
-#include "kube.h"
-#include "kube-internal.h"
-#include "yamljson.h"
+#include "kube/kube.h"
+#include "kube/kube-internal.h"
+#include "yaml/yamljson.h"
 
 #define KUBECONFIG_MAX_BYTES (4u << 20)
 

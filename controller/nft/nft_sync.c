@@ -16,7 +16,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 
-#include "nft-internal.h"
+#include "nft/nft-internal.h"
 
 #define SYNC_ATTEMPTS 5
 

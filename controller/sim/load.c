@@ -12,10 +12,10 @@
 
 #include <jansson.h>
 
-#include "compile.h"
-#include "decode.h"
-#include "sim-internal.h"
-#include "yamljson.h"
+#include "compile/compile.h"
+#include "decode/decode.h"
+#include "sim/sim-internal.h"
+#include "yaml/yamljson.h"
 
 int pf_sim_err(char **ret_err, const char *fmt, ...)
 {

@@ -13,7 +13,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
-#include "yamljson.h"
+#include "yaml/yamljson.h"
 
 /* An open sequence or mapping. */
 struct frame {

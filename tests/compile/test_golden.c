@@ -14,10 +14,10 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "compile.h"
-#include "decode.h"
-#include "ir.h"
-#include "model.h"
+#include "compile/compile.h"
+#include "decode/decode.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 #define NODE "node-1"
 

@@ -11,8 +11,8 @@
 
 #include <jansson.h>
 
-#include "req.h"
-#include "yamljson.h"
+#include "daemon/req.h"
+#include "yaml/yamljson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

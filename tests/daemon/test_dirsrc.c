@@ -8,10 +8,10 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "dirsrc.h"
-#include "loop.h"
-#include "testutil.h"
-#include "yamljson.h"
+#include "daemon/dirsrc.h"
+#include "daemon/loop.h"
+#include "tests/daemon/testutil.h"
+#include "yaml/yamljson.h"
 
 /* ---- YAML -> JSON ---- */
 

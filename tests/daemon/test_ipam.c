@@ -5,9 +5,9 @@
 
 #include <check.h>
 
-#include "ipam.h"
+#include "daemon/ipam.h"
 #include "podfence/addr.h"
-#include "testutil.h"
+#include "tests/daemon/testutil.h"
 
 static void set_ranges(struct pf_ipam *p, const char *a, const char *b)
 {

@@ -6,8 +6,8 @@
 
 #include <check.h>
 
-#include "registry.h"
-#include "testutil.h"
+#include "daemon/registry.h"
+#include "tests/daemon/testutil.h"
 
 static struct pf_reg_entry mk(const char *cid, const char *ifname, const char *ns, const char *name,
 			      const char *ip)

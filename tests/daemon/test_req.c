@@ -6,7 +6,7 @@
 #include <check.h>
 
 #include "podfence/proto.h"
-#include "req.h"
+#include "daemon/req.h"
 
 static const struct {
 	const char *line;

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "decode.h"
+#include "decode/decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "decode.h"
+#include "decode/decode.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -8,7 +8,7 @@
 
 #include <check.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 #define HEAD                                                                                                           \
 	"apiVersion: v1\nkind: Config\ncurrent-context: ctx\n"                                                         \

@@ -19,8 +19,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "kube.h"
-#include "fixture.h"
+#include "kube/kube.h"
+#include "tests/kube/fixture.h"
 
 /* Upper bound for "eventually": a guard against hangs, not a timing check. */
 #define EVENTUALLY_MS 20000

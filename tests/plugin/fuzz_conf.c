@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "cni.h"
+#include "plugin/cni.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

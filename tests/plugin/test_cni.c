@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "podfence/proto.h"
-#include "cni.h"
+#include "plugin/cni.h"
 
 static const struct {
 	const char *conf;

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kerneltest.h"
+#include "tests/support/kerneltest.h"
 
 /* Test-binary state, set once by kt_init() before the tests fork: the
  * prefix of every name this binary makes, and a counter for uniqueness
