@@ -38,6 +38,7 @@
 #include "daemon/req.h"
 #include "daemon/server.h"
 #include "daemon/sync_sched.h"
+#include "podfence/err.h"
 
 /* CNI error codes used on the socket (proto.h). */
 enum { CODE_BAD_REQUEST = 7, CODE_TRY_AGAIN = 11 };
@@ -206,8 +207,8 @@ const char *pf_daemon_not_ready(const struct pf_daemon *d);
 
 /* ---- source_dir.c, source_kube.c: on failure err says what to fix. */
 
-int pf_daemon_start_dir(struct pf_daemon *d, char *err, size_t errlen);
-int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen);
+int pf_daemon_start_dir(struct pf_daemon *d, struct pf_err *err);
+int pf_daemon_start_kube(struct pf_daemon *d, struct pf_err *err);
 /* A best-effort Kubernetes Event (API source only; a no-op otherwise). */
 void pf_daemon_post_event(struct pf_daemon *d, const char *type, const char *reason, const char *kind,
 			  const char *api_version, const char *ns, const char *name, const char *note);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "daemon/loop.h"
+#include "podfence/err.h"
 
 struct pf_dirsrc_ops {
 	/* Validates one object before anything is applied; may be NULL.
@@ -39,6 +40,6 @@ unsigned long pf_dirsrc_errors(const struct pf_dirsrc *d);
 size_t pf_dirsrc_objects(const struct pf_dirsrc *d);
 
 /* Loads one file's objects (for tests and the CLI): 0 or -errno, err set. */
-int pf_dirsrc_parse_file(const char *path, char *err, size_t errlen, json_t **ret_objects);
+int pf_dirsrc_parse_file(const char *path, json_t **ret_objects, struct pf_err *err);
 
 #endif

@@ -78,7 +78,7 @@ static void kube_timeout(void *ud)
 	pf_kube_on_timeout(d->kube);
 }
 
-int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
+int pf_daemon_start_kube(struct pf_daemon *d, struct pf_err *err)
 {
 	static const struct pf_kube_ops ops = {
 		.event = kube_event,
@@ -97,7 +97,7 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
 	else
 		r = pf_kube_config_in_cluster(NULL, &kc);
 	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", d->cfg.kubeconfig ? d->cfg.kubeconfig : "in-cluster config",
+		pf_err_set(err, r, "%s: %s", d->cfg.kubeconfig ? d->cfg.kubeconfig : "in-cluster config",
 			 msg ? msg : strerror(-r));
 		free(msg);
 		return r;
@@ -111,7 +111,7 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
 		goto out;
 	}
 	if ((r = pf_kube_start(d->kube)) < 0)
-		snprintf(err, errlen, "cannot start the API client: %s",
+		pf_err_set(err, r, "cannot start the API client: %s",
 			 r == -EPERM ? "refusing to send a bearer token over plain http:// (use https://, or pass "
 				       "--allow-insecure-token to allow it)"
 				     : strerror(-r));

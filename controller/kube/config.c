@@ -221,13 +221,13 @@ static int stringify_scalars(json_t *v)
 /* The first document of a kubeconfig (pf_yaml's converter, yamljson.h). */
 static int kubeconfig_tree(const char *text, size_t len, json_t **ret, char **err_msg)
 {
-	char err[256];
+	struct pf_err err = {0};
 	json_t *docs = NULL, *root;
 	int r;
 
-	r = pf_yaml_load(text, len, err, sizeof(err), &docs);
+	r = pf_yaml_load(text, len, &docs, &err);
 	if (r == -EINVAL)
-		set_err(err_msg, "YAML: %s", err);
+		set_err(err_msg, "YAML: %s", err.msg);
 	if (r < 0)
 		return r;
 	root = json_incref(json_array_get(docs, 0));

@@ -91,12 +91,12 @@ void pf_sim_free(struct pf_sim *s)
 /* The one place that calls the YAML converter, so that it can be re-pointed. */
 int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, char **ret_err)
 {
-	char err[256];
+	struct pf_err err = {0};
 	json_t *docs = NULL;
-	int r = pf_yaml_load(text, len, err, sizeof(err), &docs);
+	int r = pf_yaml_load(text, len, &docs, &err);
 
 	if (r == -EINVAL)
-		return pf_sim_err(ret_err, "%s", err);
+		return pf_sim_err(ret_err, "%s", err.msg);
 	if (r < 0)
 		return r;
 	*ret = docs;
