@@ -212,7 +212,7 @@ static void file_changed(struct pf_dirsrc *d, const char *name)
 		return;
 	}
 	json_array_foreach(objs, i, o) {
-		char *why = NULL;
+		struct pf_err why = {0};
 		json_t *meta = json_object_get(o, "metadata");
 
 		/* As kubectl does: a namespaced object without one lands in "default". */
@@ -224,8 +224,7 @@ static void file_changed(struct pf_dirsrc *d, const char *name)
 		    (d->ops.check && d->ops.check(d->ud, o, &why) < 0)) {
 			d->errors++;
 			pf_error("manifest rejected", "file=%s object=%zu kind=%s name=%s error=\"%s\"", path, i,
-				 obj_kind(o), obj_meta(o, "name"), why ? why : "metadata.name missing");
-			free(why);
+				 obj_kind(o), obj_meta(o, "name"), why.msg[0] ? why.msg : "metadata.name missing");
 			json_decref(objs);
 			return;
 		}

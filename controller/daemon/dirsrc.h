@@ -19,8 +19,8 @@
 
 struct pf_dirsrc_ops {
 	/* Validates one object before anything is applied; may be NULL.
-	 * Returns 0 or -EINVAL with *err (malloc'd) saying why. */
-	int (*check)(void *ud, json_t *obj, char **err);
+	 * Returns 0 or -EINVAL with err saying why. */
+	int (*check)(void *ud, json_t *obj, struct pf_err *err);
 	/* type "ADDED" or "DELETED" (obj then holds kind and metadata only). */
 	void (*apply)(void *ud, const char *type, json_t *obj);
 	/* After the initial scan, and after each file has been applied. */

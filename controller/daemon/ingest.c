@@ -58,7 +58,7 @@ void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *t
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *ns = json_string_value(json_object_get(meta, "namespace"));
 	const char *name = json_string_value(json_object_get(meta, "name"));
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r;
 
 	if (!kind)
@@ -71,11 +71,10 @@ void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *t
 	if (r < 0) {
 		d->errors[ERR_DECODE]++;
 		pf_warn("object rejected", "kind=%s name=%s%s%s error=\"%s\"", kind, ns ? ns : "", ns ? "/" : "",
-			name ? name : "?", err ? err : strerror(-r));
+			name ? name : "?", err.msg[0] ? err.msg : strerror(-r));
 		if (strcmp(kind, "NetworkPolicy") == 0 && name)
 			pf_daemon_post_event(d, "Warning", "PolicyRejected", kind, "networking.k8s.io/v1", ns, name,
-					     err ? err : strerror(-r));
-		free(err);
+					     err.msg[0] ? err.msg : strerror(-r));
 		return;
 	}
 	if (r == 1)

@@ -9,7 +9,7 @@
 #include "daemon/daemon-internal.h"
 #include "decode/decode.h"
 
-static int dir_check(void *ud, json_t *obj, char **err)
+static int dir_check(void *ud, json_t *obj, struct pf_err *err)
 {
 	const char *kind = json_string_value(json_object_get(obj, "kind"));
 	enum pf_kind k;

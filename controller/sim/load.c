@@ -194,12 +194,11 @@ static int template_pod(const json_t *obj, const char *const *path, json_t **ret
 static int add_pod(struct pf_sim *s, const char *origin, const char *what, const json_t *obj, char **ret_err)
 {
 	struct pf_pod *p = NULL, **v;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r = pf_decode_pod(obj, &p, &err);
 
 	if (r == -EINVAL) {
-		r = pf_sim_err(ret_err, "%s: %s%s", origin, what, err ? err : "invalid pod");
-		free(err);
+		r = pf_sim_err(ret_err, "%s: %s%s", origin, what, err.msg[0] ? err.msg : "invalid pod");
 		return r;
 	}
 	if (r < 0)
@@ -224,13 +223,11 @@ static int add_pod(struct pf_sim *s, const char *origin, const char *what, const
 
 static int apply(struct pf_sim *s, const char *origin, const char *kind, const json_t *obj, char **ret_err)
 {
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r = pf_decode_apply(s->model, kind, NULL, obj, &err);
 
-	if (r == -EINVAL) {
-		r = pf_sim_err(ret_err, "%s: %s", origin, err ? err : "invalid object");
-		free(err);
-	}
+	if (r == -EINVAL)
+		r = pf_sim_err(ret_err, "%s: %s", origin, err.msg[0] ? err.msg : "invalid object");
 	return r < 0 ? r : 0;
 }
 

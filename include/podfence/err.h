@@ -9,7 +9,7 @@
  * in it is allocated. */
 struct pf_err {
 	int code;          /* the -errno returned; in the CNI plugin, the CNI error code */
-	char msg[512];     /* one line, no trailing newline */
+	char msg[1024];    /* one line, no trailing newline */
 	char details[1024]; /* optional longer text (the CNI error's "details") */
 };
 

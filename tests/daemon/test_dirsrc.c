@@ -161,13 +161,12 @@ struct rec {
 	int synced;
 };
 
-static int check_obj(void *ud, json_t *obj, char **err)
+static int check_obj(void *ud, json_t *obj, struct pf_err *err)
 {
 	(void)ud;
 	/* Stands in for the decoders: a pod labelled bad=yes is malformed. */
 	if (json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), "bad")) {
-		*err = strdup("labels: bad");
-		return -EINVAL;
+		return pf_err_set(err, -EINVAL, "labels: bad");
 	}
 	return 0;
 }
