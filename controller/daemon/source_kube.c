@@ -89,7 +89,7 @@ int pf_daemon_start_kube(struct pf_daemon *d, struct pf_err *err)
 	};
 	struct pf_kube_options opts = {.node_name = d->node_name};
 	struct pf_kube_config *kc = NULL;
-	char *msg = NULL;
+	struct pf_err msg = {0};
 	int r;
 
 	if (d->cfg.kubeconfig)
@@ -98,8 +98,7 @@ int pf_daemon_start_kube(struct pf_daemon *d, struct pf_err *err)
 		r = pf_kube_config_in_cluster(NULL, &kc);
 	if (r < 0) {
 		pf_err_set(err, r, "%s: %s", d->cfg.kubeconfig ? d->cfg.kubeconfig : "in-cluster config",
-			 msg ? msg : strerror(-r));
-		free(msg);
+			 msg.msg[0] ? msg.msg : strerror(-r));
 		return r;
 	}
 	kc->allow_insecure_token = d->cfg.allow_insecure_token;

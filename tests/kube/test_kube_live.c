@@ -993,7 +993,8 @@ START_TEST(test_tls)
 		size_t la, lc, lk;
 		char *ca_pem = read_all(ca, &la), *crt_pem = read_all(crt, &lc), *key_pem = read_all(key, &lk);
 		char *a = b64(ca_pem, la), *c1 = b64(crt_pem, lc), *k1 = b64(key_pem, lk), *text = NULL;
-		char path[600], *err = NULL;
+		char path[600];
+		struct pf_err err = {0};
 
 		ck_assert_int_ge(asprintf(&text,
 					  "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
