@@ -9,14 +9,14 @@
 
 #include "podfence/addr.h"
 #include "podfence/proto.h"
-#include "cni.h"
+#include "plugin/cni.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 
 static const char *const cmd_names[PF_CNI_CMD_MAX] = {"ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION"};
 static const char *const ver_names[PF_CNI_VER_MAX] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
 
-int pf_cni_fail(struct pf_cni_err *err, int code, const char *msg, const char *details_fmt, ...)
+int pf_cni_fail(struct pf_err *err, int code, const char *msg, const char *details_fmt, ...)
 {
 	va_list ap;
 
@@ -33,7 +33,7 @@ int pf_cni_fail(struct pf_cni_err *err, int code, const char *msg, const char *d
 	return -EINVAL;
 }
 
-json_t *pf_cni_err_json(const struct pf_cni_err *err, const char *ver)
+json_t *pf_cni_err_json(const struct pf_err *err, const char *ver)
 {
 	json_t *o = json_object();
 
@@ -159,7 +159,7 @@ static const struct env_var {
 	{"CNI_PATH", offsetof(struct pf_cni_env, path), B(PF_CNI_GC), ALL_VERBS, valid_any, ""},
 };
 
-static int parse_args(struct pf_cni_env *env, struct pf_cni_err *err)
+static int parse_args(struct pf_cni_env *env, struct pf_err *err)
 {
 	static const struct {
 		const char *key;
@@ -194,7 +194,7 @@ static int parse_args(struct pf_cni_env *env, struct pf_cni_err *err)
 	return 0;
 }
 
-int pf_cni_env_load(pf_cni_getenv_fn get, void *data, struct pf_cni_env *env, struct pf_cni_err *err)
+int pf_cni_env_load(pf_cni_getenv_fn get, void *data, struct pf_cni_env *env, struct pf_err *err)
 {
 	char missing[256] = "", invalid[512] = "";
 	const char *cmd = get("CNI_COMMAND", data);
@@ -256,7 +256,7 @@ void pf_cni_env_done(struct pf_cni_env *env)
 
 /* ---- results ---- */
 
-static int parse_ip(json_t *o, size_t i, struct pf_cni_ip *ip, struct pf_cni_err *err)
+static int parse_ip(json_t *o, size_t i, struct pf_cni_ip *ip, struct pf_err *err)
 {
 	const char *addr = json_string_value(json_object_get(o, "address"));
 	const char *gw = json_string_value(json_object_get(o, "gateway"));
@@ -308,7 +308,7 @@ static int dup_opt(json_t *o, const char *key, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-int pf_cni_result_parse(json_t *obj, struct pf_cni_result *ret, struct pf_cni_err *err)
+int pf_cni_result_parse(json_t *obj, struct pf_cni_result *ret, struct pf_err *err)
 {
 	struct pf_cni_result res = {0};
 	json_t *ips, *routes, *ifaces, *v;
@@ -453,7 +453,7 @@ void pf_cni_mac_format(const unsigned char mac[6], char buf[18])
 
 /* ---- configuration ---- */
 
-static int parse_attachments(struct pf_cni_conf *c, struct pf_cni_err *err)
+static int parse_attachments(struct pf_cni_conf *c, struct pf_err *err)
 {
 	/* libcni sends both the tag's and the later name (cni#1101). */
 	json_t *list = json_object_get(c->root, "cni.dev/valid-attachments"), *v;
@@ -485,7 +485,7 @@ static int parse_attachments(struct pf_cni_conf *c, struct pf_cni_err *err)
 	return 0;
 }
 
-static int check_min_version(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct pf_cni_err *err)
+static int check_min_version(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct pf_err *err)
 {
 	enum pf_cni_ver need = PF_CNI_V030;
 
@@ -532,7 +532,7 @@ static int parse_req_ip(const char *s, struct pf_addr *ret)
 }
 
 /* The CNI conventions' "mac" and "ips" capabilities. */
-static int parse_runtime_config(struct pf_cni_conf *c, struct pf_cni_err *err)
+static int parse_runtime_config(struct pf_cni_conf *c, struct pf_err *err)
 {
 	json_t *rc = json_object_get(c->root, "runtimeConfig"), *v, *ip;
 	size_t i;
@@ -568,7 +568,7 @@ static int parse_runtime_config(struct pf_cni_conf *c, struct pf_cni_err *err)
 	return 0;
 }
 
-static int parse_fields(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct pf_cni_err *err)
+static int parse_fields(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct pf_err *err)
 {
 	json_t *v, *ipam;
 	int r;
@@ -640,7 +640,7 @@ static int parse_fields(struct pf_cni_conf *c, enum pf_cni_cmd cmd, struct pf_cn
 }
 
 int pf_cni_conf_parse(const char *buf, size_t len, enum pf_cni_cmd cmd, struct pf_cni_conf **ret,
-		      struct pf_cni_err *err)
+		      struct pf_err *err)
 {
 	struct pf_cni_conf *c;
 	json_error_t jerr;

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
+#include "podfence/err.h"
 
 enum pf_cni_cmd { PF_CNI_ADD, PF_CNI_DEL, PF_CNI_CHECK, PF_CNI_STATUS, PF_CNI_GC, PF_CNI_VERSION, PF_CNI_CMD_MAX };
 
@@ -34,18 +35,14 @@ enum {
 	PF_CNI_ERR_INTERNAL = 999,  /* as the Go library's ErrInternal */
 };
 
-struct pf_cni_err {
-	int code; /* 0 = no error */
-	char msg[160];
-	char details[768];
-};
-
-/* Fills err (first error wins) and returns -code-like -EINVAL for chaining. */
-int pf_cni_fail(struct pf_cni_err *err, int code, const char *msg, const char *details_fmt, ...)
+/* A CNI error is a struct pf_err whose code is the CNI error code (0 = no
+ * error yet). pf_cni_fail fills it (first error wins) and returns -EINVAL for
+ * chaining. */
+int pf_cni_fail(struct pf_err *err, int code, const char *msg, const char *details_fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* The spec's error object in version ver (the request's, or 1.1.0 if unknown). */
-json_t *pf_cni_err_json(const struct pf_cni_err *err, const char *ver);
+json_t *pf_cni_err_json(const struct pf_err *err, const char *ver);
 
 const char *pf_cni_cmd_name(enum pf_cni_cmd cmd);
 int pf_cni_cmd_parse(const char *s, enum pf_cni_cmd *ret);
@@ -71,7 +68,7 @@ struct pf_cni_env {
 typedef const char *(*pf_cni_getenv_fn)(const char *name, void *data);
 /* Reads and checks every variable the command needs; on error fills err with
  * code 4 naming the variables. */
-int pf_cni_env_load(pf_cni_getenv_fn get, void *data, struct pf_cni_env *env, struct pf_cni_err *err);
+int pf_cni_env_load(pf_cni_getenv_fn get, void *data, struct pf_cni_env *env, struct pf_err *err);
 void pf_cni_env_done(struct pf_cni_env *env);
 
 /* One IP of a result: the address as written (host bits kept) and its prefix. */
@@ -102,7 +99,7 @@ struct pf_cni_result {
 	size_t n_ifaces;
 };
 
-int pf_cni_result_parse(json_t *obj, struct pf_cni_result *ret, struct pf_cni_err *err);
+int pf_cni_result_parse(json_t *obj, struct pf_cni_result *ret, struct pf_err *err);
 void pf_cni_result_done(struct pf_cni_result *res);
 
 struct pf_cni_attachment {
@@ -138,7 +135,7 @@ struct pf_cni_conf {
 /* Parses stdin bytes for cmd: JSON errors are code 6, version errors code 1,
  * validation errors code 7. On error *ret is untouched. */
 int pf_cni_conf_parse(const char *buf, size_t len, enum pf_cni_cmd cmd, struct pf_cni_conf **ret,
-		      struct pf_cni_err *err);
+		      struct pf_err *err);
 void pf_cni_conf_free(struct pf_cni_conf *conf);
 
 /* A new result in version ver from any supported shape (1.x-only keys

@@ -14,8 +14,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "cni.h"
-#include "ipam.h"
+#include "plugin/cni.h"
+#include "plugin/ipam.h"
 
 #define MAX_OUTPUT (1024 * 1024)
 
@@ -126,7 +126,7 @@ out:
 }
 
 int pf_ipam_start(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
-		  char *const *envp, struct pf_ipam_job *job, struct pf_cni_err *err)
+		  char *const *envp, struct pf_ipam_job *job, struct pf_err *err)
 {
 	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, r;
 	char path[PATH_MAX], cmd_var[32];
@@ -219,10 +219,10 @@ static bool version_listed(json_t *list, const char *ver)
  * CHECK", code 3 "missing containerID" or 4 "unknown CNI_COMMAND" for
  * STATUS/GC), so ask its VERSION: only on this failure path, never on a
  * successful ADD. */
-static void explain_version(const struct pf_ipam_job *job, struct pf_cni_err *err)
+static void explain_version(const struct pf_ipam_job *job, struct pf_err *err)
 {
 	struct pf_ipam_job probe;
-	struct pf_cni_err ignored = {0};
+	struct pf_err ignored = {0};
 	json_t *conf = NULL, *answer = NULL, *supported;
 	char *in = NULL, list[256] = "";
 	const char *ver;
@@ -259,7 +259,7 @@ out:
 	free(in);
 }
 
-int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_cni_err *err)
+int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_err *err)
 {
 	const char *type = job->type, *cmd = pf_cni_cmd_name(job->cmd);
 	char *out = NULL;
@@ -318,7 +318,7 @@ out:
 }
 
 int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
-		 char *const *envp, json_t **ret, struct pf_cni_err *err)
+		 char *const *envp, json_t **ret, struct pf_err *err)
 {
 	struct pf_ipam_job job;
 	int r = pf_ipam_start(cni_path, type, cmd, in, in_len, envp, &job, err);

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "cni.h"
+#include "plugin/cni.h"
 
 /* A delegate running in the background (started, not yet reaped). */
 struct pf_ipam_job {
@@ -28,13 +28,13 @@ struct pf_ipam_job {
 /* Starts the delegate and feeds it stdin; returns at once so the caller can
  * work while it runs. Every started job must be finished. */
 int pf_ipam_start(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
-		  char *const *envp, struct pf_ipam_job *job, struct pf_cni_err *err);
+		  char *const *envp, struct pf_ipam_job *job, struct pf_err *err);
 /* Waits for it; results and errors as pf_ipam_exec. ret may be NULL. When
  * the delegate failed and its VERSION answer shows it cannot speak the
  * request's cniVersion, err->details gains a note naming the plugin and the
  * versions it supports (and a warning is logged): old plugins say so with
  * codes that do not (3 or 4 for STATUS and GC). */
-int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_cni_err *err);
+int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_err *err);
 
 /* Start + finish. Runs plugin type for cmd. envp is the caller's environment.
  * Success: 0, *ret = its stdout as JSON (NULL when it printed nothing).
@@ -42,6 +42,6 @@ int pf_ipam_finish(struct pf_ipam_job *job, json_t **ret, struct pf_cni_err *err
  * printed an error object, else a code naming what went wrong (4 when
  * CNI_PATH is missing or the plugin is not on it). */
 int pf_ipam_exec(const char *cni_path, const char *type, enum pf_cni_cmd cmd, const char *in, size_t in_len,
-		 char *const *envp, json_t **ret, struct pf_cni_err *err);
+		 char *const *envp, json_t **ret, struct pf_err *err);
 
 #endif

@@ -12,8 +12,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "cni.h"
-#include "ops.h"
+#include "plugin/cni.h"
+#include "plugin/ops.h"
 
 #define MAX_STDIN (4 * 1024 * 1024)
 

@@ -16,7 +16,7 @@
 
 #include <libmnl/libmnl.h>
 
-#include "nl.h"
+#include "plugin/nl.h"
 
 #define QUEUE_SIZE 16384
 

@@ -15,10 +15,10 @@
 #include "podfence/forwarding.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"
-#include "cni.h"
-#include "ipam.h"
-#include "nl.h"
-#include "ops.h"
+#include "plugin/cni.h"
+#include "plugin/ipam.h"
+#include "plugin/nl.h"
+#include "plugin/ops.h"
 
 #define HOST_PREFIX "pf"
 #define HOST_NAME_LEN 14 /* "pf" + 12 hex digits */
@@ -212,7 +212,7 @@ out:
 /* Releases what alloc_* took; errors go to err unless quiet. */
 static int release(struct pf_plugin *p, bool use_ipam, bool quiet)
 {
-	struct pf_cni_err saved = p->err;
+	struct pf_err saved = p->err;
 	int r;
 
 	if (use_ipam) {
@@ -482,7 +482,7 @@ static int do_register(struct pf_plugin *p, const char *host_if, const struct pf
 
 static void deregister_quiet(struct pf_plugin *p)
 {
-	struct pf_cni_err saved = p->err;
+	struct pf_err saved = p->err;
 
 	ctl_call(p, attachment_req(p, "deregister"), p->conf->timeout_ms, NULL);
 	p->err = saved;
@@ -610,7 +610,7 @@ static int add_main(struct pf_plugin *p, json_t **ret)
 out:
 	if (job.pid >= 0) {
 		/* Never leave the delegate behind: reap it before releasing. */
-		struct pf_cni_err ignored = {0};
+		struct pf_err ignored = {0};
 		json_t *late = NULL;
 
 		pf_ipam_finish(&job, &late, &ignored);
@@ -728,7 +728,7 @@ int pf_cmd_del(struct pf_plugin *p)
 	}
 
 	if (job.pid >= 0) {
-		struct pf_cni_err saved = p->err;
+		struct pf_err saved = p->err;
 
 		r = pf_ipam_finish(&job, NULL, &p->err);
 		if (first)

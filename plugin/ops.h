@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "cni.h"
+#include "plugin/cni.h"
 
 struct pf_plugin {
 	struct pf_cni_env env;
@@ -17,7 +17,7 @@ struct pf_plugin {
 	const char *in; /* the stdin bytes, handed unchanged to IPAM */
 	size_t in_len;
 	char *const *envp;
-	struct pf_cni_err err;
+	struct pf_err err;
 };
 
 /* Host end of the veth for (container id, ifname): "pf" + 12 hex digits of a

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "harness.h"
+#include "tests/plugin/harness.h"
 
 #define IDENT "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench;K8S_POD_UID=u"
 

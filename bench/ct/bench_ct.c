@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ct.h"
+#include "ct/ct.h"
 
 #define ROUNDS 21
 

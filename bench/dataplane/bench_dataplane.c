@@ -36,10 +36,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "compile.h"
-#include "model.h"
-#include "nft.h"
-#include "nfttest.h"
+#include "compile/compile.h"
+#include "model/model.h"
+#include "nft/nft.h"
+#include "tests/nft/nfttest.h"
 
 #define TABLE "podfence"
 
@@ -58,7 +58,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what)
+__attribute__((noreturn)) static void die(const char *what)
 {
 	fprintf(stderr, "bench_dataplane: %s\n", what);
 	kt_sweep();

@@ -14,10 +14,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "compile.h"
-#include "eval.h"
-#include "ir.h"
-#include "model.h"
+#include "compile/compile.h"
+#include "ir/eval.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 #define N_NS 100
 #define PODS_PER_NS 100

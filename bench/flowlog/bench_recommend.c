@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "recommend.h"
+#include "flowlog/recommend.h"
 
 /* CPU time of this process: the machine the numbers come from is shared,
  * wall time mostly measures the neighbours. */

@@ -20,8 +20,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "kube.h"
-#include "fixture.h"
+#include "kube/kube.h"
+#include "tests/kube/fixture.h"
 
 static double now_s(void)
 {

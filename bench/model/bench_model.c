@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "decode.h"
+#include "decode/decode.h"
 
 #define N_NS 100
 #define N_PODS 10000

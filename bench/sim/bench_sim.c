@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sim.h"
+#include "sim/sim.h"
 
 #define N_NS 10
 

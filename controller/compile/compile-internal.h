@@ -36,10 +36,10 @@
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "compile.h"
-#include "ir.h"
-#include "model.h"
-#include "smap.h"
+#include "compile/compile.h"
+#include "ir/ir.h"
+#include "model/model.h"
+#include "model/smap.h"
 
 #define NAME_LABEL "kubernetes.io/metadata.name"
 

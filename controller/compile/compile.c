@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "podfence/addr.h"
-#include "compile-internal.h"
+#include "compile/compile-internal.h"
 
 /* ---- helpers shared by the stages ---- */
 

@@ -32,8 +32,8 @@
 #include <stddef.h>
 
 #include "podfence/addr.h"
-#include "ir.h"
-#include "model.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 struct pf_compiler;
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compile-internal.h"
+#include "compile/compile-internal.h"
 
 /* ---- during a notification: what changed ---- */
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "podfence/addr.h"
-#include "compile-internal.h"
+#include "compile/compile-internal.h"
 
 static const struct pf_labels no_labels;
 

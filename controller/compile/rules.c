@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #include "podfence/addr.h"
-#include "compile-internal.h"
+#include "compile/compile-internal.h"
 
 /* ---- policies -> chains ---- */
 

@@ -17,7 +17,7 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
 
-#include "ct.h"
+#include "ct/ct.h"
 
 /* The tuple filter flags of CTA_FILTER_ORIG_FLAGS / CTA_FILTER_REPLY_FLAGS are
  * not in the uapi headers (the kernel keeps them in nf_internals.h); their

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "ir.h"
+#include "ir/ir.h"
 
 struct pf_ct_tuple {
 	struct pf_addr src, dst;

@@ -4,8 +4,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "ct.h"
-#include "eval.h"
+#include "ct/ct.h"
+#include "ir/eval.h"
 
 static int addr_cmp(const void *a, const void *b)
 {

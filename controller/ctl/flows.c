@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
+#include "ctl/ctl.h"
 #include "podfence/proto.h"
 
 const char pf_ctl_flows_usage[] =

@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
-#include "sim.h"
+#include "ctl/ctl.h"
+#include "sim/sim.h"
 
 const char pf_ctl_lint_usage[] =
 	"  lint [-o text|json] [--fail-on error|warning|info] [--pod-cidr CIDR,...] [--service-cidr CIDR,...]\n"

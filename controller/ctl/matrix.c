@@ -19,11 +19,11 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
-#include "matrix_table.h"
-#include "netprobe.h"
+#include "ctl/ctl.h"
+#include "ctl/matrix_table.h"
+#include "ctl/netprobe.h"
 #include "podfence/proto.h"
-#include "sim.h"
+#include "sim/sim.h"
 
 /* Bounds: probes in flight at once, and cells per run (each probe is a real
  * connection attempt; a larger cluster is probed a namespace or port at a time). */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "matrix_table.h"
+#include "ctl/matrix_table.h"
 
 size_t pf_mx_mismatches(const struct pf_mx *m)
 {

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "netprobe.h"
+#include "ctl/netprobe.h"
 
 const char *pf_probe_outcome_name(enum pf_probe_outcome o)
 {

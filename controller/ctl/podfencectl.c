@@ -17,8 +17,8 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
-#include "netprobe.h"
+#include "ctl/ctl.h"
+#include "ctl/netprobe.h"
 #include "podfence/proto.h"
 
 static const char usage[] =

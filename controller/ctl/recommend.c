@@ -12,10 +12,10 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
-#include "eval.h"
-#include "recommend.h"
-#include "sim.h"
+#include "ctl/ctl.h"
+#include "ir/eval.h"
+#include "flowlog/recommend.h"
+#include "sim/sim.h"
 
 const char pf_ctl_recommend_usage[] =
 	"podfencectl [--socket PATH] recommend [-n NS] [--check PATH]... [--without-recommendation] [FLOWFILE...]\n"

@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
-#include "sim.h"
+#include "ctl/ctl.h"
+#include "sim/sim.h"
 
 const char pf_ctl_simulate_usage[] =
 	"  simulate [-o text|json] [--reasons] [--ports 80/TCP,53/UDP] [--expect FILE] PATH...\n"

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
-#include "worker.h"
+#include "daemon/worker.h"
 
 static void schedule(struct pf_daemon *d)
 {

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
 
 const struct pf_ir_pod *pf_daemon_plan_pod(const struct pf_ir_plan *p, const char *ns, const char *name)

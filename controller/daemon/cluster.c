@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/addr.h"
 
 static const char *proto_name(enum pf_proto p)

@@ -24,21 +24,22 @@
 
 #include <jansson.h>
 
-#include "compile.h"
-#include "daemon.h"
-#include "dirsrc.h"
-#include "http.h"
-#include "ipam.h"
-#include "ir.h"
-#include "kube.h"
-#include "loop.h"
-#include "metrics.h"
-#include "model.h"
-#include "nft.h"
-#include "registry.h"
-#include "req.h"
-#include "server.h"
-#include "sync_sched.h"
+#include "compile/compile.h"
+#include "daemon/daemon.h"
+#include "daemon/dirsrc.h"
+#include "daemon/http.h"
+#include "daemon/ipam.h"
+#include "ir/ir.h"
+#include "kube/kube.h"
+#include "daemon/loop.h"
+#include "daemon/metrics.h"
+#include "model/model.h"
+#include "nft/nft.h"
+#include "daemon/registry.h"
+#include "daemon/req.h"
+#include "daemon/server.h"
+#include "daemon/sync_sched.h"
+#include "podfence/err.h"
 
 /* CNI error codes used on the socket (proto.h). */
 enum { CODE_BAD_REQUEST = 7, CODE_TRY_AGAIN = 11 };
@@ -209,7 +210,7 @@ void pf_daemon_revoke_free(struct pf_daemon *d);
 /* ---- flowlog.c: the NFLOG reader, the flow table, its op and metrics */
 
 /* Binds the NFLOG group when the flow log is on (err says what failed). */
-int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen);
+int pf_daemon_flowlog_init(struct pf_daemon *d, struct pf_err *err);
 void pf_daemon_flowlog_free(struct pf_daemon *d);
 void pf_daemon_op_flows(struct pf_daemon *d, uint64_t conn, const struct pf_req *q);
 void pf_daemon_flowlog_metrics(struct pf_daemon *d, struct pf_text *t);
@@ -259,8 +260,8 @@ json_t *pf_daemon_forwarding_json(const struct pf_daemon *d);
 
 /* ---- source_dir.c, source_kube.c: on failure err says what to fix. */
 
-int pf_daemon_start_dir(struct pf_daemon *d, char *err, size_t errlen);
-int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen);
+int pf_daemon_start_dir(struct pf_daemon *d, struct pf_err *err);
+int pf_daemon_start_kube(struct pf_daemon *d, struct pf_err *err);
 /* A best-effort Kubernetes Event (API source only; a no-op otherwise). */
 void pf_daemon_post_event(struct pf_daemon *d, const char *type, const char *reason, const char *kind,
 			  const char *api_version, const char *ns, const char *name, const char *note);

@@ -13,10 +13,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"
-#include "statefile.h"
+#include "daemon/statefile.h"
 
 void pf_daemon_config_defaults(struct pf_daemon_config *cfg)
 {
@@ -95,7 +95,7 @@ static void note_state_dropped(struct pf_daemon *d, int n, const char *what)
 	snprintf(d->state_warning + used, sizeof(d->state_warning) - used, "%s%s", used ? "; " : "", what);
 }
 
-int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, struct pf_daemon **ret)
+int pf_daemon_new(const struct pf_daemon_config *cfg, struct pf_daemon **ret, struct pf_err *err)
 {
 	static const struct pf_server_ops sops = {.on_request = pf_daemon_on_request, .on_close = pf_daemon_on_close};
 	struct pf_nft_opts nopts = {.table = cfg->table,
@@ -104,18 +104,19 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 				    .log_rate = cfg->flow_log_rate};
 	struct pf_server_opts so = {.path = cfg->socket_path};
 	struct pf_daemon *d;
-	char lerr[512] = "";
+	struct pf_err lerr = {0};
 	sigset_t mask;
 	int r;
 
-	err[0] = '\0';
+	if (err)
+		err->msg[0] = '\0';
 	if (!cfg->node_name || !*cfg->node_name) {
-		snprintf(err, errlen, "no node name: pass --node-name or set NODE_NAME");
+		pf_err_set(err, -EINVAL, "no node name: pass --node-name or set NODE_NAME");
 		return -EINVAL;
 	}
 	pf_daemon_sigset(&mask);
 	if (!signals_blocked(&mask)) {
-		snprintf(err, errlen, "SIGTERM, SIGINT and SIGHUP must be blocked before pf_daemon_new");
+		pf_err_set(err, -EINVAL, "SIGTERM, SIGINT and SIGHUP must be blocked before pf_daemon_new");
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -138,7 +139,7 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 
 	/* State first: a corrupt registry is a reason not to start. */
 	if ((r = pf_statefile_mkdir(d->state_dir)) < 0) {
-		snprintf(err, errlen, "state directory %s: %s", d->state_dir, strerror(-r));
+		pf_err_set(err, r, "state directory %s: %s", d->state_dir, strerror(-r));
 		goto fail;
 	}
 	d->reg = pf_registry_new(d->state_dir);
@@ -148,22 +149,22 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 		r = -ENOMEM;
 		goto fail;
 	}
-	if ((r = pf_registry_load(d->reg, lerr, sizeof(lerr))) < 0) {
-		snprintf(err, errlen, "cannot restore state: %s (move the file away to start empty)",
-			 *lerr ? lerr : strerror(-r));
+	if ((r = pf_registry_load(d->reg, &lerr)) < 0) {
+		pf_err_set(err, r, "cannot restore state: %s (move the file away to start empty)",
+			 *lerr.msg ? lerr.msg : strerror(-r));
 		goto fail;
 	}
 	if (r > 0)
-		note_state_dropped(d, r, lerr);
-	if ((r = pf_ipam_load(d->ipam, lerr, sizeof(lerr))) < 0) {
-		snprintf(err, errlen, "cannot restore state: %s (move the file away to start empty)",
-			 *lerr ? lerr : strerror(-r));
+		note_state_dropped(d, r, lerr.msg);
+	if ((r = pf_ipam_load(d->ipam, &lerr)) < 0) {
+		pf_err_set(err, r, "cannot restore state: %s (move the file away to start empty)",
+			 *lerr.msg ? lerr.msg : strerror(-r));
 		goto fail;
 	}
 	if (r > 0)
-		note_state_dropped(d, r, lerr);
+		note_state_dropped(d, r, lerr.msg);
 	if (cfg->n_pod_cidrs && (r = pf_ipam_set_ranges(d->ipam, cfg->pod_cidrs, cfg->n_pod_cidrs)) < 0) {
-		snprintf(err, errlen, "--pod-cidr: ranges must be IPv4 up to /30 or IPv6 up to /126");
+		pf_err_set(err, r, "--pod-cidr: ranges must be IPv4 up to /30 or IPv6 up to /126");
 		goto fail;
 	}
 	if ((r = pf_compiler_new(d->model, d->node_name, &d->compiler)) < 0)
@@ -180,7 +181,7 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 		pf_ipam_count(d->ipam));
 
 	if (!cfg->dry_run && (r = pf_nft_new(&nopts, &d->nft)) < 0) {
-		snprintf(err, errlen, "cannot open netlink for nftables: %s (needs CAP_NET_ADMIN)", strerror(-r));
+		pf_err_set(err, r, "cannot open netlink for nftables: %s (needs CAP_NET_ADMIN)", strerror(-r));
 		goto fail;
 	}
 	if ((r = pf_loop_new(&d->loop)) < 0 || (r = pf_timer_new(d->loop, pf_daemon_sync_now, d, &d->sync_timer)) < 0 ||
@@ -192,20 +193,20 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 		r = d->sigfd < 0 ? -errno : r;
 		goto fail;
 	}
-	if ((r = pf_daemon_flowlog_init(d, err, errlen)) < 0)
+	if ((r = pf_daemon_flowlog_init(d, err)) < 0)
 		goto fail;
 	if ((r = pf_server_new(d->loop, &so, &sops, d, &d->server)) < 0) {
-		snprintf(err, errlen, "socket %s: %s", d->socket_path,
+		pf_err_set(err, r, "socket %s: %s", d->socket_path,
 			 r == -EADDRINUSE ? "another podfenced is serving it" : strerror(-r));
 		goto fail;
 	}
 	if (*d->metrics_address && strcmp(d->metrics_address, "off") != 0 &&
 	    (r = pf_http_new(d->loop, d->metrics_address, pf_daemon_on_http, d, &d->http)) < 0) {
-		snprintf(err, errlen, "--metrics-address %s: %s", d->metrics_address,
+		pf_err_set(err, r, "--metrics-address %s: %s", d->metrics_address,
 			 r == -EINVAL ? "expected HOST:PORT, [V6]:PORT or :PORT" : strerror(-r));
 		goto fail;
 	}
-	r = cfg->manifests ? pf_daemon_start_dir(d, err, errlen) : pf_daemon_start_kube(d, err, errlen);
+	r = cfg->manifests ? pf_daemon_start_dir(d, err) : pf_daemon_start_kube(d, err);
 	if (r < 0)
 		goto fail;
 	pf_info("started", "node=%s socket=%s state=%s source=%s metrics=%s dryRun=%s", d->node_name, d->socket_path,
@@ -213,8 +214,8 @@ int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, 
 	*ret = d;
 	return 0;
 fail:
-	if (!*err)
-		snprintf(err, errlen, "%s", strerror(-r));
+	if (err && !err->msg[0])
+		pf_err_set(err, r, "%s", strerror(-r));
 	pf_daemon_free(d);
 	return r;
 }

@@ -19,7 +19,8 @@
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "sync_sched.h"
+#include "daemon/sync_sched.h"
+#include "podfence/err.h"
 
 #define PF_DEFAULT_STATE_DIR "/var/lib/podfence"
 #define PF_DEFAULT_METRICS_ADDRESS "127.0.0.1:9153"
@@ -58,7 +59,7 @@ void pf_daemon_sigset(sigset_t *ret);
 
 /* Sets everything up (see above). On failure err says what to fix; -EINVAL
  * when the signals of pf_daemon_sigset are not blocked. */
-int pf_daemon_new(const struct pf_daemon_config *cfg, char *err, size_t errlen, struct pf_daemon **ret);
+int pf_daemon_new(const struct pf_daemon_config *cfg, struct pf_daemon **ret, struct pf_err *err);
 /* Runs until SIGTERM/SIGINT (or pf_daemon_stop). Returns 0 or -errno. */
 int pf_daemon_run(struct pf_daemon *d);
 void pf_daemon_stop(struct pf_daemon *d);

@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "dirsrc.h"
-#include "loop.h"
+#include "daemon/dirsrc.h"
+#include "daemon/loop.h"
 #include "podfence/log.h"
-#include "yamljson.h"
+#include "yaml/yamljson.h"
 
 #define MAX_FILE_BYTES (16 * 1024 * 1024)
 
@@ -47,7 +47,7 @@ static bool wanted(const char *name)
 	       (n > 5 && strcmp(name + n - 5, ".json") == 0);
 }
 
-int pf_dirsrc_parse_file(const char *path, char *err, size_t errlen, json_t **ret_objects)
+int pf_dirsrc_parse_file(const char *path, json_t **ret_objects, struct pf_err *err)
 {
 	char *buf = NULL;
 	json_t *docs = NULL;
@@ -58,12 +58,12 @@ int pf_dirsrc_parse_file(const char *path, char *err, size_t errlen, json_t **re
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s", strerror(errno));
+		pf_err_set(err, r, "%s", strerror(errno));
 		return r;
 	}
 	if (fstat(fd, &st) < 0 || st.st_size > MAX_FILE_BYTES) {
 		r = st.st_size > MAX_FILE_BYTES ? -EFBIG : -errno;
-		snprintf(err, errlen, "%s", r == -EFBIG ? "file larger than 16 MiB" : strerror(-r));
+		pf_err_set(err, r, "%s", r == -EFBIG ? "file larger than 16 MiB" : strerror(-r));
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -80,7 +80,7 @@ int pf_dirsrc_parse_file(const char *path, char *err, size_t errlen, json_t **re
 			break; /* shrunk meanwhile: parse what is there */
 		off += (size_t)n;
 	}
-	if ((r = pf_yaml_load(buf, off, err, errlen, &docs)) < 0)
+	if ((r = pf_yaml_load(buf, off, &docs, err)) < 0)
 		goto out;
 	*ret_objects = pf_yaml_objects(docs);
 	r = *ret_objects ? 0 : -ENOMEM;
@@ -193,25 +193,26 @@ static void file_removed(struct pf_dirsrc *d, const char *name)
 
 static void file_changed(struct pf_dirsrc *d, const char *name)
 {
-	char path[PATH_MAX], err[512] = "";
+	char path[PATH_MAX];
+	struct pf_err err = {0};
 	json_t *objs = NULL, *o;
 	struct file *f;
 	size_t i;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", d->dir, name);
-	r = pf_dirsrc_parse_file(path, err, sizeof(err), &objs);
+	r = pf_dirsrc_parse_file(path, &objs, &err);
 	if (r == -ENOENT) {
 		file_removed(d, name);
 		return;
 	}
 	if (r < 0) {
 		d->errors++;
-		pf_error("manifest rejected", "file=%s error=\"%s\"", path, err);
+		pf_error("manifest rejected", "file=%s error=\"%s\"", path, err.msg);
 		return;
 	}
 	json_array_foreach(objs, i, o) {
-		char *why = NULL;
+		struct pf_err why = {0};
 		json_t *meta = json_object_get(o, "metadata");
 
 		/* As kubectl does: a namespaced object without one lands in "default". */
@@ -223,8 +224,7 @@ static void file_changed(struct pf_dirsrc *d, const char *name)
 		    (d->ops.check && d->ops.check(d->ud, o, &why) < 0)) {
 			d->errors++;
 			pf_error("manifest rejected", "file=%s object=%zu kind=%s name=%s error=\"%s\"", path, i,
-				 obj_kind(o), obj_meta(o, "name"), why ? why : "metadata.name missing");
-			free(why);
+				 obj_kind(o), obj_meta(o, "name"), why.msg[0] ? why.msg : "metadata.name missing");
 			json_decref(objs);
 			return;
 		}

@@ -14,12 +14,13 @@
 
 #include <jansson.h>
 
-#include "loop.h"
+#include "daemon/loop.h"
+#include "podfence/err.h"
 
 struct pf_dirsrc_ops {
 	/* Validates one object before anything is applied; may be NULL.
-	 * Returns 0 or -EINVAL with *err (malloc'd) saying why. */
-	int (*check)(void *ud, json_t *obj, char **err);
+	 * Returns 0 or -EINVAL with err saying why. */
+	int (*check)(void *ud, json_t *obj, struct pf_err *err);
 	/* type "ADDED" or "DELETED" (obj then holds kind and metadata only). */
 	void (*apply)(void *ud, const char *type, json_t *obj);
 	/* After the initial scan, and after each file has been applied. */
@@ -39,6 +40,6 @@ unsigned long pf_dirsrc_errors(const struct pf_dirsrc *d);
 size_t pf_dirsrc_objects(const struct pf_dirsrc *d);
 
 /* Loads one file's objects (for tests and the CLI): 0 or -errno, err set. */
-int pf_dirsrc_parse_file(const char *path, char *err, size_t errlen, json_t **ret_objects);
+int pf_dirsrc_parse_file(const char *path, json_t **ret_objects, struct pf_err *err);
 
 #endif

@@ -8,8 +8,8 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
-#include "eval.h"
+#include "daemon/daemon-internal.h"
+#include "ir/eval.h"
 #include "podfence/addr.h"
 
 /* "ns/name" -> the pod's address of the wanted family (0: any); else an address. */

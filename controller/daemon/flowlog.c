@@ -20,8 +20,8 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 
-#include "daemon-internal.h"
-#include "flowlog.h"
+#include "daemon/daemon-internal.h"
+#include "flowlog/flowlog.h"
 #include "podfence/log.h"
 
 #define FLOW_TABLE_CAP 8192
@@ -386,7 +386,7 @@ static void on_readable(void *ud, int fd, uint32_t events)
 	}
 }
 
-int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen)
+int pf_daemon_flowlog_init(struct pf_daemon *d, struct pf_err *err)
 {
 	struct pf_daemon_flowlog *f;
 	struct nfulnl_msg_config_cmd cmd;
@@ -414,7 +414,7 @@ int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen)
 		f->out = fopen(d->cfg.flow_log, "ae");
 		if (!f->out) {
 			r = -errno;
-			snprintf(err, errlen, "--flow-log %s: %s", d->cfg.flow_log, strerror(errno));
+			pf_err_set(err, 0, "--flow-log %s: %s", d->cfg.flow_log, strerror(errno));
 			goto fail;
 		}
 		f->out_owned = true;
@@ -422,7 +422,7 @@ int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen)
 	f->nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (!f->nl || mnl_socket_bind(f->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "cannot open nfnetlink_log: %s", strerror(errno));
+		pf_err_set(err, 0, "cannot open nfnetlink_log: %s", strerror(errno));
 		goto fail;
 	}
 	f->fd = mnl_socket_get_fd(f->nl);
@@ -438,7 +438,7 @@ int pf_daemon_flowlog_init(struct pf_daemon *d, char *err, size_t errlen)
 	if (r == 0)
 		r = cfg_send(f, group, NFULA_CFG_QTHRESH, &qthresh, sizeof(qthresh));
 	if (r < 0) {
-		snprintf(err, errlen, "cannot bind NFLOG group %u: %s (another listener on it?)", group, strerror(-r));
+		pf_err_set(err, 0, "cannot bind NFLOG group %u: %s (another listener on it?)", group, strerror(-r));
 		goto fail;
 	}
 	r = pf_loop_add(d->loop, f->fd, EPOLLIN, on_readable, d);

@@ -12,8 +12,8 @@
 
 #include <microhttpd.h>
 
-#include "http.h"
-#include "loop.h"
+#include "daemon/http.h"
+#include "daemon/loop.h"
 #include "podfence/log.h"
 
 /* Limits that keep /healthz answering while clients misbehave. MHD's own

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "loop.h"
+#include "daemon/loop.h"
 
 /* Fills *ret_status (200, 503, 404...), *ret_body (malloc'd, taken) and
  * *ret_type (static string). Returns 0 or -errno (-> 500). */

@@ -6,8 +6,8 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
-#include "decode.h"
+#include "daemon/daemon-internal.h"
+#include "decode/decode.h"
 #include "podfence/log.h"
 
 void pf_daemon_update_ranges(struct pf_daemon *d)
@@ -58,7 +58,7 @@ void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *t
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *ns = json_string_value(json_object_get(meta, "namespace"));
 	const char *name = json_string_value(json_object_get(meta, "name"));
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r;
 
 	if (!kind)
@@ -71,10 +71,9 @@ void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *t
 	if (r < 0) {
 		d->errors[ERR_DECODE]++;
 		pf_warn("object rejected", "kind=%s name=%s%s%s error=\"%s\"", kind, ns ? ns : "", ns ? "/" : "",
-			name ? name : "?", err ? err : strerror(-r));
+			name ? name : "?", err.msg[0] ? err.msg : strerror(-r));
 		if (strcmp(kind, "NetworkPolicy") == 0 && name)
-			pf_daemon_policy_rejected(d, obj, err ? err : strerror(-r));
-		free(err);
+			pf_daemon_policy_rejected(d, obj, err.msg[0] ? err.msg : strerror(-r));
 		return;
 	}
 	if (r == 1) {

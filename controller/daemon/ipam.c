@@ -8,10 +8,10 @@
 
 #include <jansson.h>
 
-#include "ipam.h"
+#include "daemon/ipam.h"
 #include "podfence/addr.h"
-#include "req.h"
-#include "statefile.h"
+#include "daemon/req.h"
+#include "daemon/statefile.h"
 
 #define IPAM_FILE "ipam.json"
 #define IPAM_VERSION 1
@@ -186,7 +186,7 @@ static int push(struct pf_ipam *p, const char *cid, const char *ifname, const st
 }
 
 /* The rotation (absent in files written before it existed: fine). */
-static int load_order(struct pf_ipam *p, json_t *doc, char *err, size_t errlen)
+static int load_order(struct pf_ipam *p, json_t *doc, struct pf_err *err)
 {
 	json_t *last = json_object_get(doc, "lastAllocated"), *released = json_object_get(doc, "released"), *item;
 	struct pf_addr a;
@@ -194,12 +194,12 @@ static int load_order(struct pf_ipam *p, json_t *doc, char *err, size_t errlen)
 	int r;
 
 	if ((last && !json_is_array(last)) || (released && !json_is_array(released))) {
-		snprintf(err, errlen, "%s/%s: lastAllocated or released is not a list", p->state_dir, IPAM_FILE);
+		pf_err_set(err, -EBADMSG, "%s/%s: lastAllocated or released is not a list", p->state_dir, IPAM_FILE);
 		return -EBADMSG;
 	}
 	json_array_foreach(last, i, item) {
 		if (pf_addr_parse(json_string_value(item), &a) < 0 || p->last[a.family == 6].family) {
-			snprintf(err, errlen, "%s/%s: lastAllocated[%zu] is malformed or a second one of its family",
+			pf_err_set(err, -EBADMSG, "%s/%s: lastAllocated[%zu] is malformed or a second one of its family",
 				 p->state_dir, IPAM_FILE, i);
 			return -EBADMSG;
 		}
@@ -207,7 +207,7 @@ static int load_order(struct pf_ipam *p, json_t *doc, char *err, size_t errlen)
 	}
 	json_array_foreach(released, i, item) {
 		if (pf_addr_parse(json_string_value(item), &a) < 0) {
-			snprintf(err, errlen, "%s/%s: released[%zu] is malformed", p->state_dir, IPAM_FILE, i);
+			pf_err_set(err, -EBADMSG, "%s/%s: released[%zu] is malformed", p->state_dir, IPAM_FILE, i);
 			return -EBADMSG;
 		}
 		if ((r = note_released(p, &a)) < 0)
@@ -216,16 +216,16 @@ static int load_order(struct pf_ipam *p, json_t *doc, char *err, size_t errlen)
 	return 0;
 }
 
-int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
+int pf_ipam_load(struct pf_ipam *p, struct pf_err *err)
 {
 	json_t *doc = NULL, *leases, *item;
-	char order_err[256] = "";
+	struct pf_err order_err = {0};
 	size_t i, dropped = 0;
 	int ret;
 
 	if (!p->state_dir)
 		return 0;
-	ret = pf_statefile_read(p->state_dir, IPAM_FILE, err, errlen, &doc);
+	ret = pf_statefile_read(p->state_dir, IPAM_FILE, &doc, err);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret < 0)
@@ -233,11 +233,10 @@ int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
 	ret = -EBADMSG;
 	leases = json_object_get(doc, "leases");
 	if (json_integer_value(json_object_get(doc, "version")) != IPAM_VERSION || !json_is_array(leases)) {
-		snprintf(err, errlen, "%s/%s: missing version or leases", p->state_dir, IPAM_FILE);
+		pf_err_set(err, -EBADMSG, "%s/%s: missing version or leases", p->state_dir, IPAM_FILE);
 		goto out;
 	}
-	if (errlen)
-		err[0] = '\0';
+	pf_err_set(err, 0, "%s", ""); /* the drop notes go here */
 	json_array_foreach(leases, i, item) {
 		const char *cid = NULL, *ifname = NULL, *ip = NULL;
 		struct pf_addr a;
@@ -247,10 +246,10 @@ int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
 		if (json_unpack(item, "{s:s,s:s,s:s}", "containerId", &cid, "ifname", &ifname, "ip", &ip) < 0 ||
 		    pf_valid_container_id(cid) < 0 || pf_valid_ifname(ifname) < 0 || pf_addr_parse(ip, &a) < 0 ||
 		    addr_taken(p, &a)) {
-			size_t used = strnlen(err, errlen);
+			size_t used = err ? strnlen(err->msg, sizeof(err->msg)) : sizeof(err->msg);
 
-			if (errlen && used + 3 < errlen)
-				snprintf(err + used, errlen - used, "%s%s/%s: leases[%zu] is malformed or a duplicate, dropped",
+			if (used + 3 < sizeof(err->msg))
+				snprintf(err->msg + used, sizeof(err->msg) - used, "%s%s/%s: leases[%zu] is malformed or a duplicate, dropped",
 					 used ? "; " : "", p->state_dir, IPAM_FILE, i);
 			dropped++;
 			continue;
@@ -260,13 +259,13 @@ int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen)
 			goto out_clear;
 		}
 	}
-	ret = load_order(p, doc, dropped ? order_err : err, dropped ? sizeof(order_err) : errlen);
+	ret = load_order(p, doc, dropped ? &order_err : err);
 	if (ret == 0) {
 		ret = dropped > INT32_MAX ? INT32_MAX : (int)dropped;
 		goto out;
 	}
 	if (dropped)
-		snprintf(err, errlen, "%s", order_err);
+		pf_err_set(err, ret, "%s", order_err.msg);
 out_clear:
 	for (i = 0; i < p->n; i++)
 		lease_done(&p->v[i]);

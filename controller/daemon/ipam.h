@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "podfence/addr.h"
+#include "podfence/err.h"
 
 #define PF_IPAM_MAX_RANGES 4
 
@@ -24,7 +25,7 @@ void pf_ipam_free(struct pf_ipam *p);
  * A lease that fails the checks of a request (containerId, ifname, address)
  * or is a duplicate is dropped and named in err ("; "-separated); the rest
  * loads and the number dropped is returned. */
-int pf_ipam_load(struct pf_ipam *p, char *err, size_t errlen);
+int pf_ipam_load(struct pf_ipam *p, struct pf_err *err);
 
 /* Replaces the ranges (at most PF_IPAM_MAX_RANGES; the first of each family
  * is used). Existing allocations stay, even outside the new ranges.

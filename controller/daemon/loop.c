@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "daemon/loop.h"
 
 struct watch {
 	int fd;

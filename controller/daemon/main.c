@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "daemon/daemon.h"
 #include "podfence/addr.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"
@@ -156,7 +156,7 @@ int main(int argc, char **argv)
 	struct pf_daemon_config cfg;
 	struct pf_daemon *d = NULL;
 	enum pf_log_level level;
-	char err[1024];
+	struct pf_err err = {0};
 	sigset_t mask;
 	int c, r;
 
@@ -270,9 +270,9 @@ int main(int argc, char **argv)
 	pf_daemon_sigset(&mask);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	r = pf_daemon_new(&cfg, err, sizeof(err), &d);
+	r = pf_daemon_new(&cfg, &d, &err);
 	if (r < 0) {
-		pf_error("cannot start", "error=\"%s\"", err);
+		pf_error("cannot start", "error=\"%s\"", err.msg);
 		return 1;
 	}
 	r = pf_daemon_run(d);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "daemon/metrics.h"
 
 void pf_hist_init_latency(struct pf_hist *h)
 {

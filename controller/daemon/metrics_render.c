@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon-internal.h"
-#include "worker.h"
+#include "daemon/daemon-internal.h"
+#include "daemon/worker.h"
 #include "podfence/forwarding.h"
 
 static const char *const err_kind_names[ERR_KIND_MAX] = {"sync", "decode", "socket", "manifest", "registry", "api"};

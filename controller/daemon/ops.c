@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/addr.h"
 #include "podfence/log.h"
 
@@ -459,13 +459,13 @@ void pf_daemon_on_request(void *ud, uint64_t conn, const char *line, size_t len)
 {
 	struct pf_daemon *d = ud;
 	struct pf_req q;
-	char err[512];
-	int r = pf_req_parse(line, len, &q, err, sizeof(err));
+	struct pf_err err = {0};
+	int r = pf_req_parse(line, len, &q, &err);
 
 	if (r < 0) {
 		d->errors[ERR_SOCKET]++;
-		pf_warn("bad socket request", "conn=%llu error=\"%s\"", (unsigned long long)conn, err);
-		pf_server_reply_error(d->server, conn, r == -ENOMEM ? CODE_TRY_AGAIN : CODE_BAD_REQUEST, err);
+		pf_warn("bad socket request", "conn=%llu error=\"%s\"", (unsigned long long)conn, err.msg);
+		pf_server_reply_error(d->server, conn, r == -ENOMEM ? CODE_TRY_AGAIN : CODE_BAD_REQUEST, err.msg);
 		return;
 	}
 	switch (q.op) {

@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
 
 /* The kernel's SCTP support is looked at again after this long: the module

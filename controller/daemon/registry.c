@@ -9,9 +9,9 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
-#include "registry.h"
-#include "req.h"
-#include "statefile.h"
+#include "daemon/registry.h"
+#include "daemon/req.h"
+#include "daemon/statefile.h"
 
 #define REGISTRY_FILE "registry.json"
 #define REGISTRY_VERSION 1
@@ -275,18 +275,22 @@ static const char *entry_invalid(const struct pf_reg_entry *e)
 }
 
 /* Appends "; what" to err (truncated: the count says how many). */
-static void note_dropped(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void note_dropped(char *err, size_t errlen, const char *fmt, ...)
+static void note_dropped(struct pf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_dropped(struct pf_err *err, const char *fmt, ...)
 {
-	size_t used = strnlen(err, errlen);
+	const size_t errlen = sizeof(err->msg);
+	size_t used;
 	va_list ap;
 
-	if (!errlen || used + 3 >= errlen)
+	if (!err)
+		return;
+	used = strnlen(err->msg, errlen);
+	if (used + 3 >= errlen)
 		return;
 	if (used)
-		used += (size_t)snprintf(err + used, errlen - used, "; ");
+		used += (size_t)snprintf(err->msg + used, errlen - used, "; ");
 	va_start(ap, fmt);
-	vsnprintf(err + used, errlen - used, fmt, ap);
+	vsnprintf(err->msg + used, errlen - used, fmt, ap);
 	va_end(ap);
 }
 
@@ -308,7 +312,7 @@ static int insert_at(struct pf_registry *r, size_t pos, struct pf_reg_entry *e)
 	return 0;
 }
 
-int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
+int pf_registry_load(struct pf_registry *r, struct pf_err *err)
 {
 	json_t *doc = NULL, *pods, *item;
 	size_t i, dropped;
@@ -316,23 +320,22 @@ int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
 
 	if (!r->state_dir)
 		return 0;
-	ret = pf_statefile_read(r->state_dir, REGISTRY_FILE, err, errlen, &doc);
+	ret = pf_statefile_read(r->state_dir, REGISTRY_FILE, &doc, err);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret < 0)
 		return ret;
 	ret = -EBADMSG;
 	if (json_integer_value(json_object_get(doc, "version")) != REGISTRY_VERSION) {
-		snprintf(err, errlen, "%s/%s: unknown or missing version", r->state_dir, REGISTRY_FILE);
+		pf_err_set(err, -EBADMSG, "%s/%s: unknown or missing version", r->state_dir, REGISTRY_FILE);
 		goto out;
 	}
 	pods = json_object_get(doc, "pods");
 	if (!json_is_array(pods)) {
-		snprintf(err, errlen, "%s/%s: \"pods\" is not an array", r->state_dir, REGISTRY_FILE);
+		pf_err_set(err, -EBADMSG, "%s/%s: \"pods\" is not an array", r->state_dir, REGISTRY_FILE);
 		goto out;
 	}
-	if (errlen)
-		err[0] = '\0';
+	pf_err_set(err, 0, "%s", ""); /* the drop notes go here */
 	dropped = 0;
 	json_array_foreach(pods, i, item) {
 		struct pf_reg_entry e;
@@ -342,13 +345,13 @@ int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
 		/* One bad entry costs only itself: it is dropped and named, the
 		 * rest loads. */
 		if (entry_from_json(item, &e) < 0) {
-			note_dropped(err, errlen, "%s/%s: pods[%zu] is malformed, dropped", r->state_dir,
+			note_dropped(err, "%s/%s: pods[%zu] is malformed, dropped", r->state_dir,
 				     REGISTRY_FILE, i);
 			dropped++;
 			continue;
 		}
 		if ((why = entry_invalid(&e))) {
-			note_dropped(err, errlen, "%s/%s: pods[%zu] (%.64s/%.253s) dropped: %s", r->state_dir,
+			note_dropped(err, "%s/%s: pods[%zu] (%.64s/%.253s) dropped: %s", r->state_dir,
 				     REGISTRY_FILE, i, e.ns, e.name, why);
 			pf_reg_entry_done(&e);
 			dropped++;
@@ -357,7 +360,7 @@ int pf_registry_load(struct pf_registry *r, char *err, size_t errlen)
 		pos = lower_bound(r, e.container_id, e.ifname);
 		if (pos < r->n && key_cmp(r->v[pos].e.container_id, r->v[pos].e.ifname, e.container_id,
 					  e.ifname) == 0) {
-			note_dropped(err, errlen, "%s/%s: pods[%zu] (%.64s/%.253s) is a duplicate, dropped",
+			note_dropped(err, "%s/%s: pods[%zu] (%.64s/%.253s) is a duplicate, dropped",
 				     r->state_dir, REGISTRY_FILE, i, e.ns, e.name);
 			pf_reg_entry_done(&e);
 			dropped++;

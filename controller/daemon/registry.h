@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
+#include "podfence/err.h"
 
 #define PF_REG_MAX_IPS 2
 
@@ -41,7 +42,7 @@ void pf_registry_free(struct pf_registry *r);
  * ("; "-separated), and the rest loads. Returns the number of entries
  * dropped (0: err is ""), or -EBADMSG with a message in err for a file that
  * is not a registry at all (the registry stays empty), or -errno. */
-int pf_registry_load(struct pf_registry *r, char *err, size_t errlen);
+int pf_registry_load(struct pf_registry *r, struct pf_err *err);
 
 /* Inserts or replaces the entry with the same (container_id, ifname); copies
  * e. Returns 0, 1 if an identical entry existed (nothing written), or -errno. */

@@ -11,8 +11,8 @@
 
 #include "podfence/addr.h"
 #include "podfence/proto.h"
-#include "registry.h"
-#include "req.h"
+#include "daemon/registry.h"
+#include "daemon/req.h"
 
 /* Which fields an op takes. */
 enum {
@@ -167,26 +167,26 @@ static const struct str_field {
 
 /* A string field: present, a string, no embedded NUL, passes its validator. */
 static int get_string(json_t *doc, const struct str_field *f, bool required, const char **ret,
-		      char *err, size_t errlen)
+		      struct pf_err *err)
 {
 	json_t *v = json_object_get(doc, f->key);
 
 	if (!v || json_is_null(v)) {
 		if (!required)
 			return 0;
-		snprintf(err, errlen, "missing field \"%s\"", f->key);
+		pf_err_set(err, -EINVAL, "missing field \"%s\"", f->key);
 		return -EINVAL;
 	}
 	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
 	    f->valid(json_string_value(v)) < 0) {
-		snprintf(err, errlen, "field \"%s\" must be %s", f->key, f->what);
+		pf_err_set(err, -EINVAL, "field \"%s\" must be %s", f->key, f->what);
 		return -EINVAL;
 	}
 	*ret = json_string_value(v);
 	return 0;
 }
 
-static int get_ips(json_t *doc, struct pf_req *r, char *err, size_t errlen)
+static int get_ips(json_t *doc, struct pf_req *r, struct pf_err *err)
 {
 	json_t *v = json_object_get(doc, "ips"), *ip;
 	size_t i;
@@ -194,16 +194,16 @@ static int get_ips(json_t *doc, struct pf_req *r, char *err, size_t errlen)
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v) || json_array_size(v) > 2) {
-		snprintf(err, errlen, "field \"ips\" must be an array of at most 2 addresses");
+		pf_err_set(err, -EINVAL, "field \"ips\" must be an array of at most 2 addresses");
 		return -EINVAL;
 	}
 	json_array_foreach(v, i, ip) {
 		if (!json_is_string(ip) || pf_reg_parse_ip(json_string_value(ip), &r->ips[i]) < 0) {
-			snprintf(err, errlen, "field \"ips[%zu]\" is not an IP address", i);
+			pf_err_set(err, -EINVAL, "field \"ips[%zu]\" is not an IP address", i);
 			return -EINVAL;
 		}
 		if (i == 1 && r->ips[0].family == r->ips[1].family) {
-			snprintf(err, errlen, "field \"ips\" holds two addresses of one family");
+			pf_err_set(err, -EINVAL, "field \"ips\" holds two addresses of one family");
 			return -EINVAL;
 		}
 	}
@@ -212,18 +212,18 @@ static int get_ips(json_t *doc, struct pf_req *r, char *err, size_t errlen)
 }
 
 static int get_int(json_t *doc, const char *key, int64_t lo, int64_t hi, bool required, int64_t *ret,
-		   char *err, size_t errlen)
+		   struct pf_err *err)
 {
 	json_t *v = json_object_get(doc, key);
 
 	if (!v || json_is_null(v)) {
 		if (!required)
 			return 0;
-		snprintf(err, errlen, "missing field \"%s\"", key);
+		pf_err_set(err, -EINVAL, "missing field \"%s\"", key);
 		return -EINVAL;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		snprintf(err, errlen, "field \"%s\" must be an integer in %lld..%lld", key, (long long)lo,
+		pf_err_set(err, -EINVAL, "field \"%s\" must be an integer in %lld..%lld", key, (long long)lo,
 			 (long long)hi);
 		return -EINVAL;
 	}
@@ -231,13 +231,13 @@ static int get_int(json_t *doc, const char *key, int64_t lo, int64_t hi, bool re
 	return 0;
 }
 
-static int get_valid(json_t *doc, struct pf_req *r, char *err, size_t errlen)
+static int get_valid(json_t *doc, struct pf_req *r, struct pf_err *err)
 {
 	json_t *v = json_object_get(doc, "valid"), *item;
 	size_t i;
 
 	if (!json_is_array(v) || json_array_size(v) > PF_REQ_MAX_GC_ITEMS) {
-		snprintf(err, errlen, "field \"valid\" must be an array of at most %d {containerId, ifname}",
+		pf_err_set(err, -EINVAL, "field \"valid\" must be an array of at most %d {containerId, ifname}",
 			 PF_REQ_MAX_GC_ITEMS);
 		return -EINVAL;
 	}
@@ -254,7 +254,7 @@ static int get_valid(json_t *doc, struct pf_req *r, char *err, size_t errlen)
 		    strlen(json_string_value(ifn)) != json_string_length(ifn) ||
 		    pf_valid_container_id(json_string_value(cid)) < 0 ||
 		    pf_valid_ifname(json_string_value(ifn)) < 0) {
-			snprintf(err, errlen, "field \"valid[%zu]\" must be {containerId, ifname}", i);
+			pf_err_set(err, -EINVAL, "field \"valid[%zu]\" must be {containerId, ifname}", i);
 			return -EINVAL;
 		}
 		r->valid[i].container_id = json_string_value(cid);
@@ -264,7 +264,7 @@ static int get_valid(json_t *doc, struct pf_req *r, char *err, size_t errlen)
 	return 0;
 }
 
-static int get_explain(json_t *doc, struct pf_req *r, char *err, size_t errlen)
+static int get_explain(json_t *doc, struct pf_req *r, struct pf_err *err)
 {
 	static const struct {
 		const char *name;
@@ -276,23 +276,23 @@ static int get_explain(json_t *doc, struct pf_req *r, char *err, size_t errlen)
 
 	r->proto = 0;
 	if (!json_is_string(v)) {
-		snprintf(err, errlen, "field \"proto\" must be \"tcp\", \"udp\" or \"sctp\"");
+		pf_err_set(err, -EINVAL, "field \"proto\" must be \"tcp\", \"udp\" or \"sctp\"");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
 		if (strcasecmp(json_string_value(v), protos[i].name) == 0)
 			r->proto = protos[i].proto;
 	if (!r->proto) {
-		snprintf(err, errlen, "field \"proto\" must be \"tcp\", \"udp\" or \"sctp\"");
+		pf_err_set(err, -EINVAL, "field \"proto\" must be \"tcp\", \"udp\" or \"sctp\"");
 		return -EINVAL;
 	}
-	if ((ret = get_int(doc, "port", 1, 65535, true, &port, err, errlen)) < 0)
+	if ((ret = get_int(doc, "port", 1, 65535, true, &port, err)) < 0)
 		return ret;
 	r->port = (uint16_t)port;
 	return 0;
 }
 
-int pf_req_parse(const char *line, size_t len, struct pf_req *ret, char *err, size_t errlen)
+int pf_req_parse(const char *line, size_t len, struct pf_req *ret, struct pf_err *err)
 {
 	struct pf_req r = {0};
 	json_error_t jerr;
@@ -301,16 +301,16 @@ int pf_req_parse(const char *line, size_t len, struct pf_req *ret, char *err, si
 	int rc = -EINVAL;
 
 	if (len > PF_PROTO_MAX_MSG) {
-		snprintf(err, errlen, "request larger than %d bytes", PF_PROTO_MAX_MSG);
+		pf_err_set(err, -EMSGSIZE, "request larger than %d bytes", PF_PROTO_MAX_MSG);
 		return -EMSGSIZE;
 	}
 	r.doc = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!r.doc) {
-		snprintf(err, errlen, "request is not JSON: %s at column %d", jerr.text, jerr.column);
+		pf_err_set(err, -EINVAL, "request is not JSON: %s at column %d", jerr.text, jerr.column);
 		return -EINVAL;
 	}
 	if (!json_is_object(r.doc)) {
-		snprintf(err, errlen, "request is not a JSON object");
+		pf_err_set(err, -EINVAL, "request is not a JSON object");
 		goto fail;
 	}
 	opname = json_string_value(json_object_get(r.doc, "op"));
@@ -321,7 +321,7 @@ int pf_req_parse(const char *line, size_t len, struct pf_req *ret, char *err, si
 		}
 	}
 	if (!spec) {
-		snprintf(err, errlen, "field \"op\" must be one of register, deregister, allocate, release, "
+		pf_err_set(err, -EINVAL, "field \"op\" must be one of register, deregister, allocate, release, "
 				      "check, gc, status, pods, explain, cluster, policies, flows");
 		goto fail;
 	}
@@ -330,23 +330,21 @@ int pf_req_parse(const char *line, size_t len, struct pf_req *ret, char *err, si
 
 		if (!((spec->required | spec->optional) & f->flag))
 			continue;
-		rc = get_string(r.doc, f, spec->required & f->flag, (const char **)((char *)&r + f->offset),
-				err, errlen);
+		rc = get_string(r.doc, f, spec->required & f->flag, (const char **)((char *)&r + f->offset), err);
 		if (rc < 0)
 			goto fail;
 	}
 	rc = 0;
-	if ((spec->optional & F_IPS) && (rc = get_ips(r.doc, &r, err, errlen)) < 0)
+	if ((spec->optional & F_IPS) && (rc = get_ips(r.doc, &r, err)) < 0)
 		goto fail;
 	if (spec->optional & F_TIMEOUT) {
 		r.timeout_ms = PF_REQ_DEFAULT_TIMEOUT_MS;
-		if ((rc = get_int(r.doc, "timeoutMs", 1, PF_REQ_MAX_TIMEOUT_MS, false, &r.timeout_ms, err,
-				  errlen)) < 0)
+		if ((rc = get_int(r.doc, "timeoutMs", 1, PF_REQ_MAX_TIMEOUT_MS, false, &r.timeout_ms, err)) < 0)
 			goto fail;
 	}
-	if ((spec->required & F_VALID) && (rc = get_valid(r.doc, &r, err, errlen)) < 0)
+	if ((spec->required & F_VALID) && (rc = get_valid(r.doc, &r, err)) < 0)
 		goto fail;
-	if ((spec->required & F_EXPLAIN) && (rc = get_explain(r.doc, &r, err, errlen)) < 0)
+	if ((spec->required & F_EXPLAIN) && (rc = get_explain(r.doc, &r, err)) < 0)
 		goto fail;
 	*ret = r;
 	return 0;

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
+#include "podfence/err.h"
 
 enum pf_req_op {
 	PF_REQ_REGISTER,
@@ -57,7 +58,7 @@ struct pf_req {
 /* Parses and validates one line (without '\n'). Returns 0, -EMSGSIZE when
  * len exceeds PF_PROTO_MAX_MSG, or -EINVAL with a message in err that names
  * the field. *ret is written only on success. */
-int pf_req_parse(const char *line, size_t len, struct pf_req *ret, char *err, size_t errlen);
+int pf_req_parse(const char *line, size_t len, struct pf_req *ret, struct pf_err *err);
 void pf_req_done(struct pf_req *r);
 
 const char *pf_req_op_name(enum pf_req_op op);

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "ct.h"
-#include "daemon-internal.h"
+#include "ct/ct.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
 
 /* At most this many addresses are dumped with a kernel filter (two dumps

@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "loop.h"
+#include "daemon/loop.h"
 #include "podfence/log.h"
 #include "podfence/proto.h"
-#include "server.h"
+#include "daemon/server.h"
 
 struct conn {
 	uint64_t id;

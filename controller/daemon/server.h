@@ -30,7 +30,7 @@
 
 #include <jansson.h>
 
-#include "loop.h"
+#include "daemon/loop.h"
 
 struct pf_server;
 

@@ -6,10 +6,10 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
-#include "decode.h"
+#include "daemon/daemon-internal.h"
+#include "decode/decode.h"
 
-static int dir_check(void *ud, json_t *obj, char **err)
+static int dir_check(void *ud, json_t *obj, struct pf_err *err)
 {
 	const char *kind = json_string_value(json_object_get(obj, "kind"));
 	enum pf_kind k;
@@ -68,12 +68,12 @@ static void dir_synced(void *ud)
 	pf_daemon_source_synced(ud);
 }
 
-int pf_daemon_start_dir(struct pf_daemon *d, char *err, size_t errlen)
+int pf_daemon_start_dir(struct pf_daemon *d, struct pf_err *err)
 {
 	static const struct pf_dirsrc_ops ops = {.check = dir_check, .apply = dir_apply, .synced = dir_synced};
 	int r = pf_dirsrc_new(d->loop, d->cfg.manifests, &ops, d, &d->dirsrc);
 
 	if (r < 0)
-		snprintf(err, errlen, "--manifests %s: %s", d->cfg.manifests, strerror(-r));
+		pf_err_set(err, r, "--manifests %s: %s", d->cfg.manifests, strerror(-r));
 	return r;
 }

@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "daemon-internal.h"
+#include "daemon/daemon-internal.h"
 #include "podfence/log.h"
 
 static void kube_event(void *ud, enum pf_kube_kind kind, enum pf_kube_event_type type, json_t *obj)
@@ -78,7 +78,7 @@ static void kube_timeout(void *ud)
 	pf_kube_on_timeout(d->kube);
 }
 
-int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
+int pf_daemon_start_kube(struct pf_daemon *d, struct pf_err *err)
 {
 	static const struct pf_kube_ops ops = {
 		.event = kube_event,
@@ -89,7 +89,7 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
 	};
 	struct pf_kube_options opts = {.node_name = d->node_name};
 	struct pf_kube_config *kc = NULL;
-	char *msg = NULL;
+	struct pf_err msg = {0};
 	int r;
 
 	if (d->cfg.kubeconfig)
@@ -97,9 +97,8 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
 	else
 		r = pf_kube_config_in_cluster(NULL, &kc);
 	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", d->cfg.kubeconfig ? d->cfg.kubeconfig : "in-cluster config",
-			 msg ? msg : strerror(-r));
-		free(msg);
+		pf_err_set(err, r, "%s: %s", d->cfg.kubeconfig ? d->cfg.kubeconfig : "in-cluster config",
+			 msg.msg[0] ? msg.msg : strerror(-r));
 		return r;
 	}
 	kc->allow_insecure_token = d->cfg.allow_insecure_token;
@@ -111,7 +110,7 @@ int pf_daemon_start_kube(struct pf_daemon *d, char *err, size_t errlen)
 		goto out;
 	}
 	if ((r = pf_kube_start(d->kube)) < 0)
-		snprintf(err, errlen, "cannot start the API client: %s",
+		pf_err_set(err, r, "cannot start the API client: %s",
 			 r == -EPERM ? "refusing to send a bearer token over plain http:// (use https://, or pass "
 				       "--allow-insecure-token to allow it)"
 				     : strerror(-r));

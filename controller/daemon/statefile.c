@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "statefile.h"
+#include "daemon/statefile.h"
 
 /* Opens dir and checks nobody but us can change what is in it: a directory
  * others can write lets them plant a symlink where we are about to write,
@@ -152,7 +152,7 @@ out:
 	return ret;
 }
 
-int pf_statefile_read(const char *dir, const char *name, char *err, size_t errlen, json_t **ret)
+int pf_statefile_read(const char *dir, const char *name, json_t **ret, struct pf_err *err)
 {
 	char path[PATH_MAX];
 	json_error_t jerr;
@@ -171,17 +171,17 @@ int pf_statefile_read(const char *dir, const char *name, char *err, size_t errle
 	close(dfd);
 	if (r < 0) {
 		if (r == -ELOOP)
-			snprintf(err, errlen, "%s: a symlink, not a file", path);
+			pf_err_set(err, r, "%s: a symlink, not a file", path);
 		return r;
 	}
 	obj = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
 	close(fd);
 	if (!obj) {
-		snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		pf_err_set(err, -EBADMSG, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
 		return -EBADMSG;
 	}
 	if (!json_is_object(obj)) {
-		snprintf(err, errlen, "%s: not a JSON object", path);
+		pf_err_set(err, -EBADMSG, "%s: not a JSON object", path);
 		json_decref(obj);
 		return -EBADMSG;
 	}

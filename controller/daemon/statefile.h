@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include <jansson.h>
+#include "podfence/err.h"
 
 /* Creates dir (mode 0700) if missing. -EPERM (and an error logged saying
  * why) when the directory is not ours or group/others may write it: they
@@ -22,6 +23,6 @@ int pf_statefile_write(const char *dir, const char *name, json_t *obj);
 /* Reads dir/name. Returns 0 with *ret (caller owns), -ENOENT when the file
  * does not exist, -EBADMSG when it is not a JSON object (err says where),
  * -ELOOP when it is a symlink, or another -errno. */
-int pf_statefile_read(const char *dir, const char *name, char *err, size_t errlen, json_t **ret);
+int pf_statefile_read(const char *dir, const char *name, json_t **ret, struct pf_err *err);
 
 #endif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <string.h>
 
-#include "sync_sched.h"
+#include "daemon/sync_sched.h"
 
 void pf_sched_init(struct pf_sched *s, const struct pf_sched_params *p)
 {

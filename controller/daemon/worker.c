@@ -9,7 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "daemon/worker.h"
 
 struct pf_worker {
 	struct pf_loop *loop;

@@ -13,7 +13,7 @@
 
 #include <stdbool.h>
 
-#include "loop.h"
+#include "daemon/loop.h"
 
 struct pf_worker;
 /* Runs on the worker thread. */

@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "decode.h"
+#include "decode/decode.h"
 
 /* The object being decoded and the path of the field being looked at; the
  * first error is kept, and every error text names both. */
@@ -42,8 +42,8 @@ int want_type(struct dctx *c, const json_t *j, json_type type);
 /* A JSON string without NUL characters (they would cut it short). */
 int string_value(struct dctx *c, const json_t *j, const char **ret);
 int dup_str(struct dctx *c, const char *s, char **ret);
-/* Hands the error text to *ret_err (for -EINVAL) and frees the context. */
-int dctx_finish(struct dctx *c, int r, char **ret_err);
+/* Hands the error text to err (for -EINVAL) and frees the context. */
+int dctx_finish(struct dctx *c, int r, struct pf_err *err);
 
 /* ---- field tables ----
  *
@@ -112,7 +112,7 @@ struct object_type {
 
 /* decode_metadata, then the kind's fields. 0 and *ret (a new model
  * object), or as pf_decode_pod. */
-int decode_object(const struct object_type *type, const json_t *json, void **ret, char **ret_err);
+int decode_object(const struct object_type *type, const json_t *json, void **ret, struct pf_err *err);
 /* Object identity first (metadata.name, and metadata.namespace for
  * namespaced kinds, into c->name and c->ns), so that every later error names
  * the object; then the shape of the metadata every kind has. */

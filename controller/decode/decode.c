@@ -12,8 +12,8 @@
 
 #include <jansson.h>
 
-#include "decode-internal.h"
-#include "decode.h"
+#include "decode/decode-internal.h"
+#include "decode/decode.h"
 
 static const char *const kind_names[PF_KIND_MAX][2] = {
 	[PF_KIND_POD] = {"Pod", "pod"},
@@ -157,12 +157,10 @@ int dup_str(struct dctx *c, const char *s, char **ret)
 	return *ret ? 0 : oom(c);
 }
 
-int dctx_finish(struct dctx *c, int r, char **ret_err)
+int dctx_finish(struct dctx *c, int r, struct pf_err *err)
 {
-	if (r == -EINVAL && ret_err) {
-		*ret_err = c->err;
-		c->err = NULL;
-	}
+	if (r == -EINVAL && c->err)
+		pf_err_set(err, r, "%s", c->err);
 	free(c->err);
 	free(c->ns);
 	free(c->name);
@@ -354,7 +352,7 @@ int decode_metadata(struct dctx *c, const json_t *obj)
 	return r < 0 ? r : decode_fields(c, obj, metadata_fields, N_FIELDS(metadata_fields), NULL);
 }
 
-int decode_object(const struct object_type *type, const json_t *json, void **ret, char **ret_err)
+int decode_object(const struct object_type *type, const json_t *json, void **ret, struct pf_err *err)
 {
 	struct dctx c = {.kind = type->kind};
 	void *obj = calloc(1, type->size);
@@ -372,7 +370,7 @@ int decode_object(const struct object_type *type, const json_t *json, void **ret
 		obj = NULL;
 	}
 	type->free(obj);
-	return dctx_finish(&c, r, ret_err);
+	return dctx_finish(&c, r, err);
 }
 
 static int add_label(struct dctx *c, const char *key, const char *value, void *obj)
@@ -513,30 +511,13 @@ int decode_cidr(struct dctx *c, const json_t *j, struct pf_cidr *ret)
 
 /* ---- applying to the model ---- */
 
-__attribute__((format(printf, 2, 3))) static int set_err(char **ret_err, const char *fmt, ...)
-{
-	va_list ap;
-	int r = 0;
-
-	if (!ret_err)
-		return -EINVAL;
-	va_start(ap, fmt);
-	r = vasprintf(ret_err, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		*ret_err = NULL;
-		return -ENOMEM;
-	}
-	return -EINVAL;
-}
-
-static int apply_delete(struct pf_model *m, enum pf_kind kind, const json_t *obj, char **ret_err)
+static int apply_delete(struct pf_model *m, enum pf_kind kind, const json_t *obj, struct pf_err *err)
 {
 	struct dctx c = {.kind = kind};
 	int r = decode_metadata(&c, obj);
 
 	if (r < 0)
-		return dctx_finish(&c, r, ret_err);
+		return dctx_finish(&c, r, err);
 	switch (kind) {
 	case PF_KIND_POD:
 		r = pf_model_del_pod(m, c.ns, c.name);
@@ -559,7 +540,7 @@ static int apply_delete(struct pf_model *m, enum pf_kind kind, const json_t *obj
 }
 
 int pf_decode_apply(struct pf_model *m, const char *kind, const char *event_type, const json_t *obj,
-		    char **ret_err)
+		    struct pf_err *err)
 {
 	enum pf_kind k;
 	int r;
@@ -567,11 +548,11 @@ int pf_decode_apply(struct pf_model *m, const char *kind, const char *event_type
 	if (!kind)
 		kind = json_string_value(json_object_get(obj, "kind"));
 	if (pf_kind_parse(kind, &k) < 0)
-		return set_err(ret_err, "unknown kind \"%s\"", kind ? kind : "(none)");
+		return pf_err_set(err, -EINVAL, "unknown kind \"%s\"", kind ? kind : "(none)");
 	if (event_type && strcmp(event_type, "DELETED") == 0)
-		return apply_delete(m, k, obj, ret_err);
+		return apply_delete(m, k, obj, err);
 	if (event_type && strcmp(event_type, "ADDED") != 0 && strcmp(event_type, "MODIFIED") != 0)
-		return set_err(ret_err, "unknown event type \"%s\"", event_type);
+		return pf_err_set(err, -EINVAL, "unknown event type \"%s\"", event_type);
 
 	/* Decode completely before touching the model: a bad object leaves the
 	 * previous version of itself, and everything else, in place. */
@@ -579,25 +560,25 @@ int pf_decode_apply(struct pf_model *m, const char *kind, const char *event_type
 	case PF_KIND_POD: {
 		struct pf_pod *p = NULL;
 
-		r = pf_decode_pod(obj, &p, ret_err);
+		r = pf_decode_pod(obj, &p, err);
 		return r < 0 ? r : pf_model_put_pod(m, p);
 	}
 	case PF_KIND_NAMESPACE: {
 		struct pf_namespace *n = NULL;
 
-		r = pf_decode_namespace(obj, &n, ret_err);
+		r = pf_decode_namespace(obj, &n, err);
 		return r < 0 ? r : pf_model_put_namespace(m, n);
 	}
 	case PF_KIND_POLICY: {
 		struct pf_policy *p = NULL;
 
-		r = pf_decode_policy(obj, &p, ret_err);
+		r = pf_decode_policy(obj, &p, err);
 		return r < 0 ? r : pf_model_put_policy(m, p);
 	}
 	case PF_KIND_NODE: {
 		struct pf_node *n = NULL;
 
-		r = pf_decode_node(obj, &n, ret_err);
+		r = pf_decode_node(obj, &n, err);
 		return r < 0 ? r : pf_model_put_node(m, n);
 	}
 	default:
@@ -605,7 +586,7 @@ int pf_decode_apply(struct pf_model *m, const char *kind, const char *event_type
 	}
 }
 
-int pf_decode_check(const char *kind, const json_t *obj, char **ret_err)
+int pf_decode_check(const char *kind, const json_t *obj, struct pf_err *err)
 {
 	struct pf_model *m = pf_model_new();
 	int r;
@@ -613,7 +594,7 @@ int pf_decode_check(const char *kind, const json_t *obj, char **ret_err)
 	if (!m)
 		return -ENOMEM;
 	/* An empty scratch model: decoding is the only part that can fail. */
-	r = pf_decode_apply(m, kind, "ADDED", obj, ret_err);
+	r = pf_decode_apply(m, kind, "ADDED", obj, err);
 	pf_model_free(m);
 	return r < 0 ? r : 0;
 }

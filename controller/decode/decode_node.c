@@ -7,8 +7,8 @@
 
 #include <jansson.h>
 
-#include "decode-internal.h"
-#include "decode.h"
+#include "decode/decode-internal.h"
+#include "decode/decode.h"
 
 /* ---- Namespace ---- */
 
@@ -41,14 +41,14 @@ static void namespace_free(void *n)
 	pf_namespace_free(n);
 }
 
-int pf_decode_namespace(const json_t *obj, struct pf_namespace **ret, char **ret_err)
+int pf_decode_namespace(const json_t *obj, struct pf_namespace **ret, struct pf_err *err)
 {
 	static const struct object_type ns = {
 		PF_KIND_NAMESPACE, sizeof(struct pf_namespace), namespace_fields, N_FIELDS(namespace_fields),
 		namespace_name_label, namespace_free,
 	};
 	void *n;
-	int r = decode_object(&ns, obj, &n, ret_err);
+	int r = decode_object(&ns, obj, &n, err);
 
 	if (r == 0)
 		*ret = n;
@@ -166,13 +166,13 @@ static void node_free(void *n)
 	pf_node_free(n);
 }
 
-int pf_decode_node(const json_t *obj, struct pf_node **ret, char **ret_err)
+int pf_decode_node(const json_t *obj, struct pf_node **ret, struct pf_err *err)
 {
 	static const struct object_type node = {
 		PF_KIND_NODE, sizeof(struct pf_node), node_fields, N_FIELDS(node_fields), NULL, node_free,
 	};
 	void *n;
-	int r = decode_object(&node, obj, &n, ret_err);
+	int r = decode_object(&node, obj, &n, err);
 
 	if (r == 0)
 		*ret = n;

@@ -7,8 +7,8 @@
 
 #include <jansson.h>
 
-#include "decode-internal.h"
-#include "decode.h"
+#include "decode/decode-internal.h"
+#include "decode/decode.h"
 
 /* ---- spec.containers[].ports[] ---- */
 
@@ -266,13 +266,13 @@ static void pod_free(void *p)
 	pf_pod_free(p);
 }
 
-int pf_decode_pod(const json_t *obj, struct pf_pod **ret, char **ret_err)
+int pf_decode_pod(const json_t *obj, struct pf_pod **ret, struct pf_err *err)
 {
 	static const struct object_type pod = {
 		PF_KIND_POD, sizeof(struct pf_pod), pod_fields, N_FIELDS(pod_fields), NULL, pod_free,
 	};
 	void *p;
-	int r = decode_object(&pod, obj, &p, ret_err);
+	int r = decode_object(&pod, obj, &p, err);
 
 	if (r == 0)
 		*ret = p;

@@ -7,8 +7,8 @@
 
 #include <jansson.h>
 
-#include "decode-internal.h"
-#include "decode.h"
+#include "decode/decode-internal.h"
+#include "decode/decode.h"
 
 /* ---- label selectors ---- */
 
@@ -450,13 +450,13 @@ static void policy_free(void *p)
 	pf_policy_free(p);
 }
 
-int pf_decode_policy(const json_t *obj, struct pf_policy **ret, char **ret_err)
+int pf_decode_policy(const json_t *obj, struct pf_policy **ret, struct pf_err *err)
 {
 	static const struct object_type policy = {
 		PF_KIND_POLICY, sizeof(struct pf_policy), policy_fields, N_FIELDS(policy_fields), NULL, policy_free,
 	};
 	void *p;
-	int r = decode_object(&policy, obj, &p, ret_err);
+	int r = decode_object(&policy, obj, &p, err);
 
 	if (r == 0)
 		*ret = p;

@@ -24,7 +24,7 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
-#include "ir.h"
+#include "ir/ir.h"
 
 /* nftables' NFLOG prefix; the kernel accepts longer, nft prints at most this. */
 #define PF_FLOW_PREFIX_MAX 64

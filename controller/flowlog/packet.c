@@ -14,7 +14,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 
-#include "flowlog.h"
+#include "flowlog/flowlog.h"
 
 static const char *const verdict_names[PF_FLOW_VERDICT_MAX] = {
 	[PF_FLOW_ALLOW] = "allow",

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "flowlog.h"
-#include "recommend.h"
+#include "flowlog/flowlog.h"
+#include "flowlog/recommend.h"
 
 /* Labels Kubernetes controllers stamp per pod, per revision or per run. */
 static const struct {

@@ -36,7 +36,7 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
-#include "ir.h"
+#include "ir/ir.h"
 
 /* Policy names: this prefix + the workload's name. */
 #define PF_RECOMMEND_PREFIX "podfence-recommended-"

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "flowlog.h"
-#include "smap.h"
+#include "flowlog/flowlog.h"
+#include "model/smap.h"
 
 struct pf_flow_table {
 	size_t cap;

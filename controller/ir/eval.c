@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "podfence/addr.h"
-#include "eval.h"
-#include "ir.h"
+#include "ir/eval.h"
+#include "ir/ir.h"
 
 bool pf_eval_set_has(const struct pf_ir_set *s, const struct pf_addr *a, uint8_t proto, uint16_t port)
 {

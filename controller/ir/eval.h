@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "ir.h"
+#include "ir/ir.h"
 
 enum pf_eval_verdict {
 	PF_EVAL_NOT_LOCAL,    /* that end is not a pod in the given plan: no check there */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "podfence/addr.h"
-#include "ir.h"
+#include "ir/ir.h"
 
 /* ---- lifecycle ---- */
 

@@ -15,8 +15,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "kube.h"
-#include "kube-internal.h"
+#include "kube/kube.h"
+#include "kube/kube-internal.h"
 
 static const char *const kind_names[PF_KUBE_KIND_MAX] = {"Pod", "Namespace", "NetworkPolicy", "Node"};
 static const char *const type_names[PF_KUBE_EVENT_TYPE_MAX] = {"ADDED", "MODIFIED", "DELETED"};

@@ -12,9 +12,9 @@
 
 #include <jansson.h>
 
-#include "kube.h"
-#include "kube-internal.h"
-#include "yamljson.h"
+#include "kube/kube.h"
+#include "kube/kube-internal.h"
+#include "yaml/yamljson.h"
 
 #define KUBECONFIG_MAX_BYTES (4u << 20)
 
@@ -83,19 +83,20 @@ struct pf_kube_config *pf_kube_config_copy(const struct pf_kube_config *c)
 	return d;
 }
 
-static void set_err(char **err_msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(char **err_msg, const char *fmt, ...)
+/* The first error wins: the entry points clear err->msg, the innermost
+ * failure names the field, the callers on the way out keep it. */
+static void set_err(struct pf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(struct pf_err *err, const char *fmt, ...)
 {
 	va_list ap;
-	char *s = NULL;
 
-	if (!err_msg || *err_msg)
+	if (!err || err->msg[0])
 		return;
+	err->code = -EINVAL;
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
-	*err_msg = s;
+	err->details[0] = '\0';
 }
 
 char *pf_kube_strfmt(const char *fmt, ...)
@@ -219,21 +220,21 @@ static int stringify_scalars(json_t *v)
 }
 
 /* The first document of a kubeconfig (pf_yaml's converter, yamljson.h). */
-static int kubeconfig_tree(const char *text, size_t len, json_t **ret, char **err_msg)
+static int kubeconfig_tree(const char *text, size_t len, json_t **ret, struct pf_err *err)
 {
-	char err[256];
+	struct pf_err yerr = {0};
 	json_t *docs = NULL, *root;
 	int r;
 
-	r = pf_yaml_load(text, len, err, sizeof(err), &docs);
+	r = pf_yaml_load(text, len, &docs, &yerr);
 	if (r == -EINVAL)
-		set_err(err_msg, "YAML: %s", err);
+		set_err(err, "YAML: %s", yerr.msg);
 	if (r < 0)
 		return r;
 	root = json_incref(json_array_get(docs, 0));
 	json_decref(docs);
 	if (!root) {
-		set_err(err_msg, "empty document");
+		set_err(err, "empty document");
 		return -EINVAL;
 	}
 	if (stringify_scalars(root) < 0) {
@@ -403,7 +404,7 @@ static const struct {
 };
 
 static int take_data(json_t *obj, const char *key, const char *where, char **ret, size_t *ret_len,
-		     char **err_msg)
+		     struct pf_err *err)
 {
 	const char *s = jstr(obj, key);
 	int r;
@@ -412,12 +413,12 @@ static int take_data(json_t *obj, const char *key, const char *where, char **ret
 		return 0;
 	r = pf_kube_base64_decode(s, strlen(s), ret, ret_len);
 	if (r == -EINVAL)
-		set_err(err_msg, "%s.%s: invalid base64", where, key);
+		set_err(err, "%s.%s: invalid base64", where, key);
 	return r;
 }
 
 int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *dir,
-				    struct pf_kube_config **ret, char **err_msg)
+				    struct pf_kube_config **ret, struct pf_err *err)
 {
 	struct pf_kube_config *cfg = NULL;
 	json_t *root = NULL, *ctx, *cluster, *user = NULL, *empty = json_object();
@@ -426,13 +427,15 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 	size_t ci = 0, ui = 0, xi = 0;
 	int r;
 
+	if (err)
+		err->msg[0] = '\0';
 	if (!empty)
 		return -ENOMEM;
-	r = kubeconfig_tree(text, len, &root, err_msg);
+	r = kubeconfig_tree(text, len, &root, err);
 	if (r < 0)
 		goto out;
 	if (!json_is_object(root)) {
-		set_err(err_msg, "kubeconfig: not a mapping");
+		set_err(err, "kubeconfig: not a mapping");
 		r = -EINVAL;
 		goto out;
 	}
@@ -443,25 +446,25 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 	}
 	cur = jstr(root, "current-context");
 	if (!cur) {
-		set_err(err_msg, "current-context: missing");
+		set_err(err, "current-context: missing");
 		r = -EINVAL;
 		goto out;
 	}
 	ctx = find_named(root, "contexts", "context", cur, empty, &xi);
 	if (!ctx) {
-		set_err(err_msg, "current-context: context \"%s\" not found", cur);
+		set_err(err, "current-context: context \"%s\" not found", cur);
 		r = -EINVAL;
 		goto out;
 	}
 	cname = jstr(ctx, "cluster");
 	if (!cname) {
-		set_err(err_msg, "contexts[%zu].context.cluster: missing", xi);
+		set_err(err, "contexts[%zu].context.cluster: missing", xi);
 		r = -EINVAL;
 		goto out;
 	}
 	cluster = find_named(root, "clusters", "cluster", cname, empty, &ci);
 	if (!cluster) {
-		set_err(err_msg, "contexts[%zu].context.cluster: cluster \"%s\" not found", xi, cname);
+		set_err(err, "contexts[%zu].context.cluster: cluster \"%s\" not found", xi, cname);
 		r = -EINVAL;
 		goto out;
 	}
@@ -473,7 +476,7 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 	snprintf(where, sizeof(where), "clusters[%zu].cluster", ci);
 	for (size_t i = 0; i < sizeof(rejected_cluster_fields) / sizeof(rejected_cluster_fields[0]); i++) {
 		if (present(cluster, rejected_cluster_fields[i].field)) {
-			set_err(err_msg, "%s.%s: %s", where, rejected_cluster_fields[i].field,
+			set_err(err, "%s.%s: %s", where, rejected_cluster_fields[i].field,
 				rejected_cluster_fields[i].why);
 			r = -ENOTSUP;
 			goto out;
@@ -481,7 +484,7 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 	}
 	s = jstr(cluster, "server");
 	if (!s || (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)) {
-		set_err(err_msg, "%s.server: %s", where, s ? "must be an http(s):// URL" : "missing");
+		set_err(err, "%s.server: %s", where, s ? "must be an http(s):// URL" : "missing");
 		r = -EINVAL;
 		goto out;
 	}
@@ -492,7 +495,7 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 	}
 	while (strlen(cfg->server) > 8 && cfg->server[strlen(cfg->server) - 1] == '/')
 		cfg->server[strlen(cfg->server) - 1] = '\0';
-	r = take_data(cluster, "certificate-authority-data", where, &cfg->ca_data, &cfg->ca_data_len, err_msg);
+	r = take_data(cluster, "certificate-authority-data", where, &cfg->ca_data, &cfg->ca_data_len, err);
 	if (r < 0)
 		goto out;
 	if (!cfg->ca_data && (s = jstr(cluster, "certificate-authority"))) {
@@ -502,12 +505,12 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 	}
 	r = parse_bool(json_object_get(cluster, "insecure-skip-tls-verify"), &cfg->insecure_skip_tls_verify);
 	if (r < 0) {
-		set_err(err_msg, "%s.insecure-skip-tls-verify: not a boolean", where);
+		set_err(err, "%s.insecure-skip-tls-verify: not a boolean", where);
 		goto out;
 	}
 	if (cfg->insecure_skip_tls_verify && (cfg->ca_data || cfg->ca_file)) {
 		/* client-go refuses this combination too. */
-		set_err(err_msg, "%s.insecure-skip-tls-verify: not allowed together with a certificate authority",
+		set_err(err, "%s.insecure-skip-tls-verify: not allowed together with a certificate authority",
 			where);
 		r = -EINVAL;
 		goto out;
@@ -521,25 +524,25 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 	if (uname) {
 		user = find_named(root, "users", "user", uname, empty, &ui);
 		if (!user) {
-			set_err(err_msg, "contexts[%zu].context.user: user \"%s\" not found", xi, uname);
+			set_err(err, "contexts[%zu].context.user: user \"%s\" not found", xi, uname);
 			r = -EINVAL;
 			goto out;
 		}
 		snprintf(where, sizeof(where), "users[%zu].user", ui);
 		for (size_t i = 0; i < sizeof(rejected_user_fields) / sizeof(rejected_user_fields[0]); i++) {
 			if (present(user, rejected_user_fields[i].field)) {
-				set_err(err_msg, "%s.%s: %s", where, rejected_user_fields[i].field,
+				set_err(err, "%s.%s: %s", where, rejected_user_fields[i].field,
 					rejected_user_fields[i].why);
 				r = -ENOTSUP;
 				goto out;
 			}
 		}
 		r = take_data(user, "client-certificate-data", where, &cfg->client_cert_data,
-			      &cfg->client_cert_data_len, err_msg);
+			      &cfg->client_cert_data_len, err);
 		if (r < 0)
 			goto out;
 		r = take_data(user, "client-key-data", where, &cfg->client_key_data, &cfg->client_key_data_len,
-			      err_msg);
+			      err);
 		if (r < 0)
 			goto out;
 		if (!cfg->client_cert_data && (s = jstr(user, "client-certificate")) &&
@@ -549,7 +552,7 @@ int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *di
 		    (r = dup_path(dir, s, &cfg->client_key_file)) < 0)
 			goto out;
 		if (!!(cfg->client_cert_data || cfg->client_cert_file) != !!(cfg->client_key_data || cfg->client_key_file)) {
-			set_err(err_msg, "%s: client certificate and client key must be given together", where);
+			set_err(err, "%s: client certificate and client key must be given together", where);
 			r = -EINVAL;
 			goto out;
 		}
@@ -583,21 +586,23 @@ static char *dir_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
-int pf_kube_config_load_kubeconfig(const char *path, struct pf_kube_config **ret, char **err_msg)
+int pf_kube_config_load_kubeconfig(const char *path, struct pf_kube_config **ret, struct pf_err *err)
 {
 	char *text = NULL, *dir = NULL;
 	size_t len;
 	int r;
 
+	if (err)
+		err->msg[0] = '\0';
 	r = pf_kube_read_file(path, KUBECONFIG_MAX_BYTES, &text, &len);
 	if (r == -ENOENT && strchr(path, ':')) {
 		/* Looks like a KUBECONFIG list: say so rather than "not found". */
-		set_err(err_msg, "%s: kubeconfig lists (a:b) are not merged, pass one file", path);
+		set_err(err, "%s: kubeconfig lists (a:b) are not merged, pass one file", path);
 		r = -EINVAL;
 		goto out;
 	}
 	if (r < 0) {
-		set_err(err_msg, "%s: %s", path, strerror(-r));
+		set_err(err, "%s: %s", path, strerror(-r));
 		goto out;
 	}
 	dir = dir_of(path);
@@ -605,7 +610,7 @@ int pf_kube_config_load_kubeconfig(const char *path, struct pf_kube_config **ret
 		r = -ENOMEM;
 		goto out;
 	}
-	r = pf_kube_config_parse_kubeconfig(text, len, dir, ret, err_msg);
+	r = pf_kube_config_parse_kubeconfig(text, len, dir, ret, err);
 out:
 	free(text);
 	free(dir);

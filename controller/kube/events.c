@@ -12,8 +12,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "kube.h"
-#include "kube-internal.h"
+#include "kube/kube.h"
+#include "kube/kube-internal.h"
 
 #define EVENT_DEDUP_MS (5u * 60u * 1000u)
 #define EVENT_DEDUP_MAX 4096

@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 struct pf_kube_framer {
 	char *buf;

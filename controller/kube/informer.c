@@ -14,8 +14,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "kube.h"
-#include "kube-internal.h"
+#include "kube/kube.h"
+#include "kube/kube-internal.h"
 
 /* How long in-stream InternalErrors are answered by re-watching from the
  * last RV before a relist (client-go's MaxInternalErrorRetryDuration). */

@@ -21,7 +21,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 #define PF_KUBE_MAX_FDS 64
 

@@ -31,6 +31,8 @@
 
 #include <jansson.h>
 
+#include "podfence/err.h"
+
 enum pf_kube_kind {
 	PF_KUBE_POD,
 	PF_KUBE_NAMESPACE,
@@ -130,13 +132,13 @@ struct pf_kube_config {
  * path; token overrides tokenFile. Fields podfence refuses (exec,
  * auth-provider, username, password, as, as-groups, as-uid, as-user-extra,
  * impersonate*, proxy-url) give -ENOTSUP; unreadable file -errno; malformed
- * or missing pieces -EINVAL. On error *err_msg (if err_msg != NULL) gets a
- * malloc'd message naming the field, e.g. "users[0].user.exec: exec
+ * or missing pieces -EINVAL. On error err (if not NULL) gets a message
+ * naming the field, e.g. "users[0].user.exec: exec
  * credential plugins are not supported". */
-int pf_kube_config_load_kubeconfig(const char *path, struct pf_kube_config **ret, char **err_msg);
+int pf_kube_config_load_kubeconfig(const char *path, struct pf_kube_config **ret, struct pf_err *err);
 /* Same, from memory; dir is the base for relative paths (may be NULL = cwd). */
 int pf_kube_config_parse_kubeconfig(const char *text, size_t len, const char *dir,
-				    struct pf_kube_config **ret, char **err_msg);
+				    struct pf_kube_config **ret, struct pf_err *err);
 /* In-cluster: KUBERNETES_SERVICE_HOST/PORT (both required, else -ENOENT),
  * token and ca.crt in sa_dir (NULL = /var/run/secrets/kubernetes.io/serviceaccount). */
 int pf_kube_config_in_cluster(const char *sa_dir, struct pf_kube_config **ret);

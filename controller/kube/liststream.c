@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 /* Longest key worth remembering at the top level: only "items" matters. */
 #define KEY_MAX 8

@@ -9,8 +9,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "kube.h"
-#include "kube-internal.h"
+#include "kube/kube.h"
+#include "kube/kube-internal.h"
 
 #define REQUEST_TIMEOUT_S 30L
 

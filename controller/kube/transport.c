@@ -14,8 +14,8 @@
 #include <jansson.h>
 
 #include "podfence/log.h"
-#include "kube.h"
-#include "kube-internal.h"
+#include "kube/kube.h"
+#include "kube/kube-internal.h"
 
 #define ERROR_BODY_MAX (64u << 10)
 #define TOKEN_FILE_MAX (64u << 10)

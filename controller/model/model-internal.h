@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "model.h"
+#include "model/model.h"
 
 bool pf_pod_equal(const struct pf_pod *a, const struct pf_pod *b);
 bool pf_namespace_equal(const struct pf_namespace *a, const struct pf_namespace *b);

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "model-internal.h"
-#include "smap.h"
+#include "model/model.h"
+#include "model/model-internal.h"
+#include "model/smap.h"
 
 /* Pods and policies live in per-namespace buckets, so per-namespace walks
  * touch only that namespace and global walks go bucket by bucket, both in

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "model-internal.h"
+#include "model/model.h"
+#include "model/model-internal.h"
 
 /* ---- lifecycle ---- */
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "model/model.h"
 
 /* A small reader for the text selectors tests, fixtures and the CLI write:
  * the kubectl -l syntax plus the escapes pf_selector_to_string emits. */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smap.h"
+#include "model/smap.h"
 
 uint64_t pf_str_hash(const char *s)
 {

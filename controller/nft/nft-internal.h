@@ -18,8 +18,8 @@
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
-#include "ir.h"
-#include "nft.h"
+#include "ir/ir.h"
+#include "nft/nft.h"
 
 /* nftables datatype ids (nftables' datatype.h): the kernel stores them
  * opaquely, `nft list` uses them to print keys. */

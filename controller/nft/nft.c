@@ -26,7 +26,7 @@
 #include <libnftnl/gen.h>
 #include <libnftnl/udata.h>
 
-#include "nft-internal.h"
+#include "nft/nft-internal.h"
 
 #define SOCK_BUF (32 * 1024 * 1024)
 #define READ_ATTEMPTS 8

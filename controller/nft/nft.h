@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ir.h"
+#include "ir/ir.h"
 
 #define PF_NFT_TABLE "podfence"
 #define PF_NFT_MAP_INGRESS "ingress_dispatch"

@@ -17,7 +17,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/udata.h>
 
-#include "nft-internal.h"
+#include "nft/nft-internal.h"
 
 /* 32-bit register slots used for concatenations (nft's layout: the first
  * field in NFT_REG_1, which aliases NFT_REG32_00..03). */

@@ -31,8 +31,8 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/udata.h>
 
-#include "flowlog.h"
-#include "nft-internal.h"
+#include "flowlog/flowlog.h"
+#include "nft/nft-internal.h"
 
 #define CT_NEW (1u << 3)
 #define LOG_COMMENT "podfence: log "

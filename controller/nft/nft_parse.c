@@ -15,7 +15,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/udata.h>
 
-#include "nft-internal.h"
+#include "nft/nft-internal.h"
 
 /* ---- sets ---- */
 

@@ -16,7 +16,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 
-#include "nft-internal.h"
+#include "nft/nft-internal.h"
 
 #define SYNC_ATTEMPTS 5
 
@@ -31,7 +31,8 @@ struct chunker {
 	uint32_t gen;    /* generation the next commit expects */
 };
 
-static int ck_flush(struct chunker *c)
+/* Commits the open transaction (dry run: counts it) and closes it. */
+static int chunk_commit(struct chunker *c)
 {
 	int rc = 0;
 
@@ -53,13 +54,13 @@ static int ck_flush(struct chunker *c)
 }
 
 /* Makes room for `need` messages that belong together. */
-static int ck_room(struct chunker *c, size_t need)
+static int chunk_reserve(struct chunker *c, size_t need)
 {
 	int rc;
 
 	if (c->t && nft_txn_msgs(c->t) &&
 	    (nft_txn_msgs(c->t) + need > c->max || (c->max != SIZE_MAX && nft_txn_bytes(c->t) >= c->max * NFT_BYTES_PER_MSG))) {
-		rc = ck_flush(c);
+		rc = chunk_commit(c);
 		if (rc < 0)
 			return rc;
 	}
@@ -87,7 +88,7 @@ static int emit_fixed(struct chunker *c, const struct nft_kstate *k)
 		nft_seterr(c->n, "table inet %s: a dispatch map exists with another type", tbl(c));
 		return -EEXIST;
 	}
-	rc = ck_room(c, 3 + 1 + 2 * NFT_BASE_RULES);
+	rc = chunk_reserve(c, 3 + 1 + 2 * NFT_BASE_RULES);
 	if (rc < 0)
 		return rc;
 	if (!k->table) {
@@ -180,7 +181,7 @@ static int emit_elems(struct chunker *c, uint16_t type, const char *set, enum pf
 		snprintf(what, sizeof(what), "%s %zu element%s of set %s (%s%s%s)",
 			 type == NFT_MSG_NEWSETELEM ? "add" : "delete", k, k == 1 ? "" : "s", set, first,
 			 k > 1 ? " .. " : "", k > 1 ? last : "");
-		rc = ck_room(c, 1);
+		rc = chunk_reserve(c, 1);
 		if (rc == 0) {
 			nft_txn_object(c->t, PF_NFT_OBJ_SET, set);
 			rc = nft_txn_add_elems(c->t, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, s, what);
@@ -220,7 +221,7 @@ static int emit_set_add(struct chunker *c, const struct pf_ir_set *set)
 	if (!s)
 		goto out;
 	snprintf(what, sizeof(what), "set %s (%s)", set->name, set->comment ? set->comment : "");
-	rc = ck_room(c, 1);
+	rc = chunk_reserve(c, 1);
 	if (rc == 0) {
 		nft_txn_object(c->t, PF_NFT_OBJ_SET, set->name);
 		rc = nft_txn_add_set(c->t, NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, s, what);
@@ -283,7 +284,7 @@ static int emit_set_del(struct chunker *c, const char *name)
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, tbl(c));
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	snprintf(what, sizeof(what), "delete set %s", name);
-	rc = ck_room(c, 1);
+	rc = chunk_reserve(c, 1);
 	if (rc == 0) {
 		nft_txn_object(c->t, PF_NFT_OBJ_SET, name);
 		rc = nft_txn_add_set(c->t, NFT_MSG_DELSET, 0, s, what);
@@ -362,7 +363,7 @@ static int emit_chain_add(struct chunker *c, const struct pf_ir_chain *ch)
 	int rc;
 
 	/* a chain and its rules go in one transaction */
-	rc = ck_room(c, ch->n_rules + 2 + nft_flowlog_extra_rules(c->n, ch));
+	rc = chunk_reserve(c, ch->n_rules + 2 + nft_flowlog_extra_rules(c->n, ch));
 	if (rc < 0)
 		return rc;
 	o = nft_build_chain(tbl(c), ch);
@@ -381,7 +382,7 @@ static int emit_chain_replace(struct chunker *c, const struct pf_ir_chain *ch)
 	char what[400];
 	int rc;
 
-	rc = ck_room(c, ch->n_rules + 2 + nft_flowlog_extra_rules(c->n, ch));
+	rc = chunk_reserve(c, ch->n_rules + 2 + nft_flowlog_extra_rules(c->n, ch));
 	if (rc < 0)
 		return rc;
 	f = nft_build_flush(tbl(c), ch->name);
@@ -406,7 +407,7 @@ static int emit_chain_del(struct chunker *c, const char *name)
 	nftnl_chain_set_str(o, NFTNL_CHAIN_TABLE, tbl(c));
 	nftnl_chain_set_str(o, NFTNL_CHAIN_NAME, name);
 	snprintf(what, sizeof(what), "delete chain %s", name);
-	rc = ck_room(c, 1);
+	rc = chunk_reserve(c, 1);
 	if (rc == 0) {
 		nft_txn_object(c->t, PF_NFT_OBJ_CHAIN, name);
 		rc = nft_txn_add_chain(c->t, NFT_MSG_DELCHAIN, 0, o, what);
@@ -426,7 +427,7 @@ static int emit_dispatch(struct chunker *c, enum pf_ir_dir dir, const char *ifna
 	char what[400];
 	int rc;
 
-	rc = ck_room(c, 2);
+	rc = chunk_reserve(c, 2);
 	if (rc < 0)
 		return rc;
 	nft_txn_object(c->t, PF_NFT_OBJ_DISPATCH, ifname);
@@ -472,7 +473,7 @@ static int emit_fixed_spoof(struct chunker *c, const struct nft_kstate *k)
 		nft_seterr(c->n, "table inet %s: an anti-spoofing set exists with another type", tbl(c));
 		return -EEXIST;
 	}
-	rc = ck_room(c, 3 + 1 + NFT_SPOOF_RULES);
+	rc = chunk_reserve(c, 3 + 1 + NFT_SPOOF_RULES);
 	for (i = 0; rc == 0 && i < 3; i++) {
 		struct nftnl_set *s;
 
@@ -564,7 +565,7 @@ static int emit_src_elems(struct chunker *c, uint16_t type, const struct nft_src
 				rc = -EINVAL;
 				break;
 			}
-			rc = ck_room(c, 1);
+			rc = chunk_reserve(c, 1);
 			if (rc == 0)
 				rc = nft_txn_add_elems(c->t, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, s, what);
 			nftnl_set_free(s);
@@ -621,7 +622,7 @@ static int emit_pod_src_sync(struct chunker *c, const struct nft_kstate *k, cons
 	}
 	if (!na && !nd)
 		return 0;
-	rc = ck_room(c, 4);
+	rc = chunk_reserve(c, 4);
 	if (rc == 0)
 		rc = emit_src_elems(c, NFT_MSG_DELSETELEM, del, nd, p->key);
 	if (rc == 0)
@@ -694,7 +695,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 				rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, NULL, p->key, DISP_NONE, true);
 	}
 	if (rc == 0 && chunked)
-		rc = ck_flush(c);
+		rc = chunk_commit(c);
 	/* (2) new sets and chains: nothing references them yet */
 	for (i = 0; rc == 0 && i < want->n_sets; i++) {
 		const struct pf_ir_set *s = &want->sets[i], *o = pf_ir_plan_set(cur, s->name);
@@ -714,7 +715,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		if (!pf_ir_plan_chain(cur, want->chains[i].name))
 			rc = emit_chain_add(c, &want->chains[i]);
 	if (rc == 0 && chunked)
-		rc = ck_flush(c);
+		rc = chunk_commit(c);
 	if (rc == 0 && chunked)
 		c->max = SIZE_MAX; /* (3) is one transaction whatever its size */
 	/* (3) changes to objects in use, atomically */
@@ -755,7 +756,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 				rc = emit_dispatch(c, (enum pf_ir_dir)d, p->ifname, NULL, p->key, DISP_DEL, false);
 	}
 	if (rc == 0 && chunked) {
-		rc = ck_flush(c);
+		rc = chunk_commit(c);
 		c->max = c->n->max_txn_msgs;
 	}
 	/* (4) pods whose chain is now complete: from drop (or nothing) to it */
@@ -772,7 +773,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		}
 	}
 	if (rc == 0 && chunked)
-		rc = ck_flush(c);
+		rc = chunk_commit(c);
 	/* (5) what nothing references any more */
 	for (i = 0; rc == 0 && i < cur->n_chains; i++)
 		if (!pf_ir_plan_chain(want, cur->chains[i].name))
@@ -781,7 +782,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 		if (!pf_ir_plan_set(want, cur->sets[i].name))
 			rc = emit_set_del(c, cur->sets[i].name);
 	if (rc == 0)
-		rc = ck_flush(c);
+		rc = chunk_commit(c);
 	return rc;
 }
 
@@ -1039,7 +1040,7 @@ int pf_nft_apply(struct pf_nft *n, const struct pf_ir_diff *diff)
 	if (rc == 0)
 		rc = pending_flush(&c, &pend);
 	if (rc == 0)
-		rc = ck_flush(&c);
+		rc = chunk_commit(&c);
 	free(pend.v);
 	chunker_done(&c);
 	return rc;

@@ -27,7 +27,7 @@
 #include <libnftnl/common.h>
 #include <libnftnl/udata.h>
 
-#include "nft-internal.h"
+#include "nft/nft-internal.h"
 
 struct nft_txn {
 	struct pf_nft *n;

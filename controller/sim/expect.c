@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "sim-internal.h"
+#include "sim/sim-internal.h"
 
 struct expectation {
 	char *text;    /* "from -> to port" as the user wrote it, for messages */

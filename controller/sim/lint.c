@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "sim-internal.h"
+#include "sim/sim-internal.h"
 
 struct pf_lint {
 	size_t n;

@@ -12,10 +12,10 @@
 
 #include <jansson.h>
 
-#include "compile.h"
-#include "decode.h"
-#include "sim-internal.h"
-#include "yamljson.h"
+#include "compile/compile.h"
+#include "decode/decode.h"
+#include "sim/sim-internal.h"
+#include "yaml/yamljson.h"
 
 int pf_sim_err(char **ret_err, const char *fmt, ...)
 {
@@ -97,12 +97,12 @@ void pf_sim_free(struct pf_sim *s)
 /* The one place that calls the YAML converter, so that it can be re-pointed. */
 int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, char **ret_err)
 {
-	char err[256];
+	struct pf_err err = {0};
 	json_t *docs = NULL;
-	int r = pf_yaml_load(text, len, err, sizeof(err), &docs);
+	int r = pf_yaml_load(text, len, &docs, &err);
 
 	if (r == -EINVAL)
-		return pf_sim_err(ret_err, "%s", err);
+		return pf_sim_err(ret_err, "%s", err.msg);
 	if (r < 0)
 		return r;
 	*ret = docs;
@@ -200,12 +200,11 @@ static int template_pod(const json_t *obj, const char *const *path, json_t **ret
 static int add_pod(struct pf_sim *s, const char *origin, const char *what, const json_t *obj, char **ret_err)
 {
 	struct pf_pod *p = NULL, **v;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r = pf_decode_pod(obj, &p, &err);
 
 	if (r == -EINVAL) {
-		r = pf_sim_err(ret_err, "%s: %s%s", origin, what, err ? err : "invalid pod");
-		free(err);
+		r = pf_sim_err(ret_err, "%s: %s%s", origin, what, err.msg[0] ? err.msg : "invalid pod");
 		return r;
 	}
 	if (r < 0)
@@ -230,13 +229,11 @@ static int add_pod(struct pf_sim *s, const char *origin, const char *what, const
 
 static int apply(struct pf_sim *s, const char *origin, const char *kind, const json_t *obj, char **ret_err)
 {
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r = pf_decode_apply(s->model, kind, NULL, obj, &err);
 
-	if (r == -EINVAL) {
-		r = pf_sim_err(ret_err, "%s: %s", origin, err ? err : "invalid object");
-		free(err);
-	}
+	if (r == -EINVAL)
+		r = pf_sim_err(ret_err, "%s: %s", origin, err.msg[0] ? err.msg : "invalid object");
 	return r < 0 ? r : 0;
 }
 

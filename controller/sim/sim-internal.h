@@ -6,7 +6,7 @@
 
 #include <stdarg.h>
 
-#include "sim.h"
+#include "sim/sim.h"
 
 struct pf_sim {
 	struct pf_model *model;

@@ -22,9 +22,9 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
-#include "eval.h"
-#include "ir.h"
-#include "model.h"
+#include "ir/eval.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 /* The virtual node every simulated pod runs on. */
 #define PF_SIM_NODE "podfence-sim"

@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "sim-internal.h"
+#include "sim/sim-internal.h"
 
 /* ---- groups ----
  * The evaluator reads, for a packet, the source pod's egress chain and the

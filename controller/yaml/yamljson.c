@@ -13,7 +13,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
-#include "yamljson.h"
+#include "yaml/yamljson.h"
 
 /* An open sequence or mapping. */
 struct frame {
@@ -37,25 +37,25 @@ struct conv {
 	json_t *root;        /* the current document's value */
 	size_t nodes;        /* values produced in the stream, alias copies included */
 	size_t alias_nodes;  /* of those, produced by aliases */
-	char *err;
-	size_t errlen;
+	struct pf_err *err;
 };
 
 static int fail(struct conv *c, int error, const yaml_mark_t *mark, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int fail(struct conv *c, int error, const yaml_mark_t *mark, const char *fmt, ...)
 {
+	char msg[sizeof(c->err->msg)];
 	size_t n = 0;
 	va_list ap;
 
 	if (mark)
-		n = (size_t)snprintf(c->err, c->errlen, "line %zu column %zu: ", mark->line + 1, mark->column + 1);
-	if (n < c->errlen) {
+		n = (size_t)snprintf(msg, sizeof(msg), "line %zu column %zu: ", mark->line + 1, mark->column + 1);
+	if (n < sizeof(msg)) {
 		va_start(ap, fmt);
-		vsnprintf(c->err + n, c->errlen - n, fmt, ap);
+		vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
 		va_end(ap);
 	}
-	return error;
+	return pf_err_set(c->err, error, "%s", msg);
 }
 
 static int oom(struct conv *c)
@@ -311,15 +311,14 @@ static void conv_done(struct conv *c)
 	json_decref(c->root);
 }
 
-int pf_yaml_load(const char *text, size_t len, char *err, size_t errlen, json_t **ret)
+int pf_yaml_load(const char *text, size_t len, json_t **ret, struct pf_err *err)
 {
-	struct conv c = {.err = err, .errlen = errlen};
+	struct conv c = {.err = err};
 	yaml_parser_t parser;
 	json_t *docs = json_array();
 	bool done = false;
 	int r = 0;
 
-	err[0] = '\0';
 	if (!docs)
 		return -ENOMEM;
 	if (!yaml_parser_initialize(&parser)) {

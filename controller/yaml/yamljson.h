@@ -33,6 +33,7 @@
 #include <stddef.h>
 
 #include <jansson.h>
+#include "podfence/err.h"
 
 #define PF_YAML_MAX_NODES 1000000
 #define PF_YAML_MAX_ALIAS_NODES 100000
@@ -40,8 +41,8 @@
 
 /* Every document of text, in order, as a JSON array (documents that are
  * empty or null are skipped). Returns 0; -EINVAL with "line L column C:
- * problem" in err; -ENOMEM. err is always NUL-terminated (errlen > 0). */
-int pf_yaml_load(const char *text, size_t len, char *err, size_t errlen, json_t **ret);
+ * problem" in err; -ENOMEM. */
+int pf_yaml_load(const char *text, size_t len, json_t **ret, struct pf_err *err);
 
 /* Kubernetes objects of one loaded file: documents plus the items of any
  * "*List" document, each with its kind. Returns a new array (empty if none)

@@ -6,7 +6,7 @@
 
 #include <check.h>
 
-#include "compile_test.h"
+#include "tests/compile/compile_test.h"
 
 static char *xstrdup(const char *s)
 {

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 #include "podfence/addr.h"
-#include "compile.h"
-#include "ir.h"
-#include "model.h"
+#include "compile/compile.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 #define NAME_KEY "kubernetes.io/metadata.name"
 

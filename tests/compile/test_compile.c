@@ -8,11 +8,11 @@
 
 #include <check.h>
 
-#include "compile.h"
-#include "compile_test.h"
-#include "eval.h"
-#include "ir.h"
-#include "model.h"
+#include "compile/compile.h"
+#include "tests/compile/compile_test.h"
+#include "ir/eval.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 static int plain_cidr(const char *text, struct pf_cidr *ret, void *ud)
 {

@@ -15,11 +15,11 @@
 
 #include <check.h>
 
-#include "compile.h"
-#include "compile_test.h"
-#include "eval.h"
-#include "ir.h"
-#include "model.h"
+#include "compile/compile.h"
+#include "tests/compile/compile_test.h"
+#include "ir/eval.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 #define NMX NAME_KEY "=x"
 #define NMY NAME_KEY "=y"

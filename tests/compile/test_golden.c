@@ -14,10 +14,10 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "compile.h"
-#include "decode.h"
-#include "ir.h"
-#include "model.h"
+#include "compile/compile.h"
+#include "decode/decode.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 #define NODE "node-1"
 
@@ -100,7 +100,8 @@ static void notify(struct pf_compiler *c, const struct pf_model *m, json_t *item
 START_TEST(test_golden)
 {
 	const char *json_path = files[_i];
-	char ir_path[1024], *want, *got, *got_inc, *err = NULL;
+	char ir_path[1024], *want, *got, *got_inc;
+	struct pf_err err = {0};
 	json_error_t jerr;
 	json_t *root, *items, *item;
 	struct pf_model *m = pf_model_new(), *m2 = pf_model_new();
@@ -119,7 +120,7 @@ START_TEST(test_golden)
 	json_array_foreach(items, i, item) {
 		int r = pf_decode_apply(m, NULL, NULL, item, &err);
 
-		ck_assert_msg(r >= 0, "%s item %zu: %s", json_path, i, err ? err : "?");
+		ck_assert_msg(r >= 0, "%s item %zu: %s", json_path, i, err.msg[0] ? err.msg : "?");
 		ck_assert_int_ge(pf_decode_apply(m2, NULL, NULL, item, NULL), 0);
 		notify(c, m2, item);
 	}

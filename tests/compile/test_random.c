@@ -15,11 +15,11 @@
 
 #include <check.h>
 
-#include "compile.h"
-#include "compile_test.h"
-#include "eval.h"
-#include "ir.h"
-#include "model.h"
+#include "compile/compile.h"
+#include "tests/compile/compile_test.h"
+#include "ir/eval.h"
+#include "ir/ir.h"
+#include "model/model.h"
 
 #define N_NS 3
 #define N_SLOTS 12 /* pod slots: 4 per namespace, each with a fixed address */

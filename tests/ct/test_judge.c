@@ -9,7 +9,7 @@
 
 #include <check.h>
 
-#include "ct.h"
+#include "ct/ct.h"
 
 static struct pf_addr A(const char *s)
 {

@@ -27,7 +27,7 @@
 #include <jansson.h>
 
 #include "podfence/proto.h"
-#include "testutil.h"
+#include "tests/daemon/testutil.h"
 
 struct dproc {
 	char *dir;

@@ -11,19 +11,19 @@
 
 #include <jansson.h>
 
-#include "req.h"
-#include "yamljson.h"
+#include "daemon/req.h"
+#include "yaml/yamljson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[512];
+	struct pf_err err = {0};
 
 	if (size > 0 && data[0] == 'Y') {
 		json_t *docs = NULL;
 
-		if (pf_yaml_load((const char *)data + 1, size - 1, err, sizeof(err), &docs) == 0) {
+		if (pf_yaml_load((const char *)data + 1, size - 1, &docs, &err) == 0) {
 			json_t *objs = pf_yaml_objects(docs);
 
 			json_decref(objs);
@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	struct pf_req r;
 
-	if (pf_req_parse((const char *)data, size, &r, err, sizeof(err)) == 0) {
+	if (pf_req_parse((const char *)data, size, &r, &err) == 0) {
 		/* Everything a handler may touch must be there and sane. */
 		if (r.op >= PF_REQ_OP_MAX)
 			abort();
@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (!r.valid[i].container_id || !r.valid[i].ifname)
 					abort();
 		pf_req_done(&r);
-	} else if (!err[0]) {
+	} else if (!err.msg[0]) {
 		abort(); /* every rejection explains itself */
 	}
 	return 0;

@@ -8,10 +8,10 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "dirsrc.h"
-#include "loop.h"
-#include "testutil.h"
-#include "yamljson.h"
+#include "daemon/dirsrc.h"
+#include "daemon/loop.h"
+#include "tests/daemon/testutil.h"
+#include "yaml/yamljson.h"
 
 /* ---- YAML -> JSON ---- */
 
@@ -48,15 +48,15 @@ static const struct {
 START_TEST(test_yaml)
 {
 	json_t *docs = NULL;
-	char err[256] = "";
-	int r = pf_yaml_load(yaml_cases[_i].yaml, strlen(yaml_cases[_i].yaml), err, sizeof(err), &docs);
+	struct pf_err err = {0};
+	int r = pf_yaml_load(yaml_cases[_i].yaml, strlen(yaml_cases[_i].yaml), &docs, &err);
 
 	if (!yaml_cases[_i].json) {
 		ck_assert_msg(r == -EINVAL, "case %d: expected an error", _i);
-		ck_assert_msg(err[0], "case %d: error without a message", _i);
+		ck_assert_msg(err.msg[0], "case %d: error without a message", _i);
 		return;
 	}
-	ck_assert_msg(r == 0, "case %d: %s", _i, err);
+	ck_assert_msg(r == 0, "case %d: %s", _i, err.msg);
 	char *text = json_dumps(docs, JSON_COMPACT | JSON_SORT_KEYS);
 	ck_assert_str_eq(text, yaml_cases[_i].json);
 	free(text);
@@ -70,12 +70,12 @@ START_TEST(test_alias_bomb)
 	char buf[4096];
 	size_t n = (size_t)snprintf(buf, sizeof(buf), "a0: &a0 [x, x]\n");
 	json_t *docs = NULL;
-	char err[256] = "";
+	struct pf_err err = {0};
 
 	for (int i = 1; i < 40; i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "a%d: &a%d [*a%d, *a%d]\n", i, i, i - 1, i - 1);
-	ck_assert_int_eq(pf_yaml_load(buf, n, err, sizeof(err), &docs), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "too"));
+	ck_assert_int_eq(pf_yaml_load(buf, n, &docs, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "too"));
 }
 END_TEST
 
@@ -86,7 +86,7 @@ START_TEST(test_alias_bound)
 	size_t cap = 16384, n;
 	char *buf = malloc(cap);
 	json_t *docs = NULL;
-	char err[256] = "";
+	struct pf_err err = {0};
 
 	for (int aliases = 100; aliases <= 101; aliases++) {
 		n = (size_t)snprintf(buf, cap, "a: &a [");
@@ -98,13 +98,13 @@ START_TEST(test_alias_bound)
 		n += (size_t)snprintf(buf + n, cap - n, "]\n");
 		ck_assert_uint_lt(n, cap - 1);
 		if (aliases == 100) {
-			ck_assert_msg(pf_yaml_load(buf, n, err, sizeof(err), &docs) == 0, "%s", err);
+			ck_assert_msg(pf_yaml_load(buf, n, &docs, &err) == 0, "%s", err.msg);
 			ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(docs, 0), "b")), 100);
 			json_decref(docs);
 			docs = NULL;
 		} else {
-			ck_assert_int_eq(pf_yaml_load(buf, n, err, sizeof(err), &docs), -EINVAL);
-			ck_assert_ptr_nonnull(strstr(err, "aliases"));
+			ck_assert_int_eq(pf_yaml_load(buf, n, &docs, &err), -EINVAL);
+			ck_assert_ptr_nonnull(strstr(err.msg, "aliases"));
 		}
 	}
 	free(buf);
@@ -115,7 +115,7 @@ START_TEST(test_depth_bound)
 {
 	char buf[2 * PF_YAML_MAX_DEPTH + 8];
 	json_t *docs = NULL;
-	char err[256] = "";
+	struct pf_err err = {0};
 	size_t n;
 
 	for (int depth = PF_YAML_MAX_DEPTH; depth <= PF_YAML_MAX_DEPTH + 1; depth++) {
@@ -123,12 +123,12 @@ START_TEST(test_depth_bound)
 		memset(buf + depth, ']', (size_t)depth);
 		n = 2 * (size_t)depth;
 		if (depth == PF_YAML_MAX_DEPTH) {
-			ck_assert_msg(pf_yaml_load(buf, n, err, sizeof(err), &docs) == 0, "%s", err);
+			ck_assert_msg(pf_yaml_load(buf, n, &docs, &err) == 0, "%s", err.msg);
 			json_decref(docs);
 			docs = NULL;
 		} else {
-			ck_assert_int_eq(pf_yaml_load(buf, n, err, sizeof(err), &docs), -EINVAL);
-			ck_assert_ptr_nonnull(strstr(err, "deep"));
+			ck_assert_int_eq(pf_yaml_load(buf, n, &docs, &err), -EINVAL);
+			ck_assert_ptr_nonnull(strstr(err.msg, "deep"));
 		}
 	}
 }
@@ -140,9 +140,9 @@ START_TEST(test_list_kinds)
 			"kind: List\nitems:\n- {kind: Namespace, metadata: {name: n}}\n- {metadata: {name: nokind}}\n---\n"
 			"kind: NetworkPolicy\nmetadata: {name: p}\n---\n[1, 2]\n";
 	json_t *docs = NULL, *objs;
-	char err[256];
+	struct pf_err err = {0};
 
-	ck_assert_int_eq(pf_yaml_load(y, strlen(y), err, sizeof(err), &docs), 0);
+	ck_assert_int_eq(pf_yaml_load(y, strlen(y), &docs, &err), 0);
 	objs = pf_yaml_objects(docs);
 	ck_assert_uint_eq(json_array_size(objs), 4);
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(objs, 0), "kind")), "Pod");
@@ -161,13 +161,12 @@ struct rec {
 	int synced;
 };
 
-static int check_obj(void *ud, json_t *obj, char **err)
+static int check_obj(void *ud, json_t *obj, struct pf_err *err)
 {
 	(void)ud;
 	/* Stands in for the decoders: a pod labelled bad=yes is malformed. */
 	if (json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), "bad")) {
-		*err = strdup("labels: bad");
-		return -EINVAL;
+		return pf_err_set(err, -EINVAL, "labels: bad");
 	}
 	return 0;
 }

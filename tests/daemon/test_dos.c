@@ -14,7 +14,7 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "daemonproc.h"
+#include "tests/daemon/daemonproc.h"
 
 static const char manifests[] =
 	"apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec: {podCIDRs: [10.244.0.0/24]}\n---\n"

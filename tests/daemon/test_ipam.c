@@ -5,9 +5,9 @@
 
 #include <check.h>
 
-#include "ipam.h"
+#include "daemon/ipam.h"
 #include "podfence/addr.h"
-#include "testutil.h"
+#include "tests/daemon/testutil.h"
 
 static void set_ranges(struct pf_ipam *p, const char *a, const char *b)
 {
@@ -31,7 +31,8 @@ START_TEST(test_dual_stack_idempotent_persisted)
 	char *dir = tmpdir_new();
 	struct pf_ipam *p = pf_ipam_new(dir), *p2;
 	struct pf_cidr out[2];
-	char buf[PF_CIDR_STRLEN], err[256];
+	char buf[PF_CIDR_STRLEN];
+	struct pf_err err = {0};
 
 	set_ranges(p, "10.244.1.0/24", "fd00:1::/64");
 	ck_assert_int_eq(pf_ipam_allocate(p, "c1", "eth0", NULL, 0, out), 2);
@@ -45,7 +46,7 @@ START_TEST(test_dual_stack_idempotent_persisted)
 	ck_assert_uint_eq(pf_ipam_count(p), 4);
 
 	p2 = pf_ipam_new(dir);
-	ck_assert_int_eq(pf_ipam_load(p2, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_ipam_load(p2, &err), 0);
 	set_ranges(p2, "10.244.1.0/24", "fd00:1::/64");
 	ck_assert_int_eq(pf_ipam_allocate(p2, "c2", "eth0", NULL, 0, out), 2);
 	ck_assert_str_eq(fmt(&out[0], buf), "10.244.1.2/32");
@@ -61,7 +62,7 @@ START_TEST(test_dual_stack_idempotent_persisted)
 	pf_ipam_free(p);
 
 	p = pf_ipam_new(dir);
-	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_ipam_load(p, &err), 0);
 	ck_assert_uint_eq(pf_ipam_count(p), 4); /* c2 and c3, two families each */
 	pf_ipam_free(p);
 	rm_rf(dir);
@@ -131,7 +132,8 @@ END_TEST
 /* The order survives a restart: the rotation point and the release order. */
 START_TEST(test_rotation_persisted)
 {
-	char *dir = tmpdir_new(), err[256];
+	char *dir = tmpdir_new();
+	struct pf_err err = {0};
 	struct pf_ipam *p = pf_ipam_new(dir);
 
 	set_ranges(p, "10.9.0.0/29", NULL);
@@ -143,7 +145,7 @@ START_TEST(test_rotation_persisted)
 	pf_ipam_free(p);
 
 	p = pf_ipam_new(dir);
-	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_ipam_load(p, &err), 0);
 	set_ranges(p, "10.9.0.0/29", NULL);
 	expect(p, "d", "10.9.0.4/32");
 	expect(p, "e", "10.9.0.5/32");
@@ -158,12 +160,13 @@ END_TEST
 /* Files written before the rotation existed load as "no order yet". */
 START_TEST(test_rotation_old_file)
 {
-	char *dir = tmpdir_new(), err[256];
+	char *dir = tmpdir_new();
+	struct pf_err err = {0};
 	struct pf_ipam *p = pf_ipam_new(dir);
 
 	write_file(dir, "ipam.json",
 		   "{\"version\":1,\"leases\":[{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ip\":\"10.9.0.1\"}]}");
-	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_ipam_load(p, &err), 0);
 	set_ranges(p, "10.9.0.0/29", NULL);
 	expect(p, "b", "10.9.0.2/32");
 	pf_ipam_free(p);
@@ -178,7 +181,8 @@ START_TEST(test_requested)
 	struct pf_ipam *p = pf_ipam_new(dir), *p2;
 	struct pf_addr want[2];
 	struct pf_cidr out[2];
-	char buf[PF_CIDR_STRLEN], err[256];
+	char buf[PF_CIDR_STRLEN];
+	struct pf_err err = {0};
 
 	set_ranges(p, "10.244.1.0/24", "fd00:1::/64");
 	ck_assert_int_eq(pf_addr_parse("10.244.1.77", &want[0]), 0);
@@ -209,7 +213,7 @@ START_TEST(test_requested)
 	ck_assert_int_eq(pf_ipam_allocate(p, "c4", "eth0", want, 2, out), 2);
 	ck_assert_str_eq(fmt(&out[1], buf), "fd00:1::beef/128");
 	p2 = pf_ipam_new(dir);
-	ck_assert_int_eq(pf_ipam_load(p2, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_ipam_load(p2, &err), 0);
 	ck_assert(pf_ipam_holds(p2, "c4", "eth0", &want[1]));
 	pf_ipam_free(p2);
 	pf_ipam_free(p);
@@ -241,11 +245,11 @@ START_TEST(test_corrupt)
 {
 	char *dir = tmpdir_new();
 	struct pf_ipam *p = pf_ipam_new(dir);
-	char err[512] = "";
+	struct pf_err err = {0};
 
 	write_file(dir, "ipam.json", corrupt[_i]);
-	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), -EBADMSG);
-	ck_assert_ptr_nonnull(strstr(err, "ipam.json"));
+	ck_assert_int_eq(pf_ipam_load(p, &err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err.msg, "ipam.json"));
 	ck_assert_uint_eq(pf_ipam_count(p), 0);
 	pf_ipam_free(p);
 	rm_rf(dir);
@@ -273,11 +277,11 @@ START_TEST(test_bad_lease_dropped)
 {
 	char *dir = tmpdir_new();
 	struct pf_ipam *p = pf_ipam_new(dir);
-	char err[512] = "";
+	struct pf_err err = {0};
 
 	write_file(dir, "ipam.json", bad_lease[_i].text);
-	ck_assert_int_eq(pf_ipam_load(p, err, sizeof(err)), 1);
-	ck_assert_msg(strstr(err, bad_lease[_i].err_has) && strstr(err, "ipam.json"), "case %d: %s", _i, err);
+	ck_assert_int_eq(pf_ipam_load(p, &err), 1);
+	ck_assert_msg(strstr(err.msg, bad_lease[_i].err_has) && strstr(err.msg, "ipam.json"), "case %d: %s", _i, err.msg);
 	ck_assert_uint_eq(pf_ipam_count(p), bad_lease[_i].loaded);
 	pf_ipam_free(p);
 	rm_rf(dir);

@@ -14,8 +14,8 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "daemonproc.h"
-#include "kerneltest.h"
+#include "tests/daemon/daemonproc.h"
+#include "tests/support/kerneltest.h"
 
 /* The test runs without fork (CK_NOFORK), so the checked teardown runs even
  * after a failed check: it kills a daemon left running and deletes the

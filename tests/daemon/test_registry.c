@@ -6,8 +6,8 @@
 
 #include <check.h>
 
-#include "registry.h"
-#include "testutil.h"
+#include "daemon/registry.h"
+#include "tests/daemon/testutil.h"
 
 static struct pf_reg_entry mk(const char *cid, const char *ifname, const char *ns, const char *name,
 			      const char *ip)
@@ -33,7 +33,7 @@ START_TEST(test_round_trip)
 	char *dir = tmpdir_new();
 	struct pf_registry *r = pf_registry_new(dir), *r2;
 	struct pf_reg_entry a = mk("c1", "eth0", "x", "a", "10.0.0.1"), b = mk("c2", "eth0", "x", "b", "fd00::2/128");
-	char err[256] = "";
+	struct pf_err err = {0};
 	const struct pf_reg_entry *got;
 
 	ck_assert_int_eq(pf_registry_put(r, &a), 0);
@@ -44,7 +44,7 @@ START_TEST(test_round_trip)
 	ck_assert_uint_eq(pf_registry_count(r), 2);
 
 	r2 = pf_registry_new(dir);
-	ck_assert_int_eq(pf_registry_load(r2, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_registry_load(r2, &err), 0);
 	ck_assert_uint_eq(pf_registry_count(r2), 2);
 	got = pf_registry_get(r2, "c2", "eth0");
 	ck_assert_ptr_nonnull(got);
@@ -60,7 +60,7 @@ START_TEST(test_round_trip)
 	ck_assert_int_eq(pf_registry_del(r2, "c2", "eth1"), 0);
 	pf_registry_free(r2);
 	r2 = pf_registry_new(dir);
-	ck_assert_int_eq(pf_registry_load(r2, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_registry_load(r2, &err), 0);
 	ck_assert_uint_eq(pf_registry_count(r2), 1);
 	ck_assert_str_eq(pf_registry_at(r2, 0)->container_id, "c2");
 	pf_registry_free(r2);
@@ -75,13 +75,13 @@ START_TEST(test_newest_attachment_survives_restart)
 	struct pf_registry *r = pf_registry_new(dir), *r2;
 	/* Same pod, two sandboxes; the newer sorts first by key. */
 	struct pf_reg_entry old = mk("zz-old", "eth0", "x", "a", "10.0.0.1"), neu = mk("aa-new", "eth0", "x", "a", "10.0.0.2");
-	char err[256];
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_registry_put(r, &old), 0);
 	ck_assert_int_eq(pf_registry_put(r, &neu), 0);
 	ck_assert_str_eq(pf_registry_find_pod(r, "x", "a")->container_id, "aa-new");
 	r2 = pf_registry_new(dir);
-	ck_assert_int_eq(pf_registry_load(r2, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_registry_load(r2, &err), 0);
 	ck_assert_str_eq(pf_registry_find_pod(r2, "x", "a")->container_id, "aa-new");
 	/* And a registration after the restart is newer still. */
 	ck_assert_int_eq(pf_registry_put(r2, &old), 1); /* unchanged: keeps its age */
@@ -98,9 +98,9 @@ START_TEST(test_missing_file_is_empty)
 {
 	char *dir = tmpdir_new();
 	struct pf_registry *r = pf_registry_new(dir);
-	char err[256];
+	struct pf_err err = {0};
 
-	ck_assert_int_eq(pf_registry_load(r, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_registry_load(r, &err), 0);
 	ck_assert_uint_eq(pf_registry_count(r), 0);
 	pf_registry_free(r);
 	rm_rf(dir);
@@ -123,11 +123,11 @@ START_TEST(test_corrupt)
 {
 	char *dir = tmpdir_new();
 	struct pf_registry *r = pf_registry_new(dir);
-	char err[512] = "";
+	struct pf_err err = {0};
 
 	write_file(dir, "registry.json", corrupt[_i].text);
-	ck_assert_int_eq(pf_registry_load(r, err, sizeof(err)), -EBADMSG);
-	ck_assert_msg(strstr(err, corrupt[_i].err_has), "case %d: err '%s'", _i, err);
+	ck_assert_int_eq(pf_registry_load(r, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, corrupt[_i].err_has), "case %d: err '%s'", _i, err.msg);
 	ck_assert_uint_eq(pf_registry_count(r), 0); /* all or nothing */
 	pf_registry_free(r);
 	rm_rf(dir);
@@ -161,11 +161,11 @@ START_TEST(test_bad_entry_dropped)
 {
 	char *dir = tmpdir_new();
 	struct pf_registry *r = pf_registry_new(dir);
-	char err[512] = "";
+	struct pf_err err = {0};
 
 	write_file(dir, "registry.json", bad_entry[_i].text);
-	ck_assert_int_eq(pf_registry_load(r, err, sizeof(err)), 1);
-	ck_assert_msg(strstr(err, bad_entry[_i].err_has), "case %d: err '%s'", _i, err);
+	ck_assert_int_eq(pf_registry_load(r, &err), 1);
+	ck_assert_msg(strstr(err.msg, bad_entry[_i].err_has), "case %d: err '%s'", _i, err.msg);
 	ck_assert_uint_eq(pf_registry_count(r), 1);
 	ck_assert_ptr_nonnull(pf_registry_get(r, "g", "eth0"));
 	pf_registry_free(r);

@@ -6,7 +6,7 @@
 #include <check.h>
 
 #include "podfence/proto.h"
-#include "req.h"
+#include "daemon/req.h"
 
 static const struct {
 	const char *line;
@@ -85,15 +85,15 @@ static const struct {
 START_TEST(test_parse)
 {
 	struct pf_req r;
-	char err[512] = "";
-	int ret = pf_req_parse(cases[_i].line, strlen(cases[_i].line), &r, err, sizeof(err));
+	struct pf_err err = {0};
+	int ret = pf_req_parse(cases[_i].line, strlen(cases[_i].line), &r, &err);
 
-	ck_assert_msg(ret == cases[_i].ret, "case %d (%s): got %d err=%s", _i, cases[_i].line, ret, err);
+	ck_assert_msg(ret == cases[_i].ret, "case %d (%s): got %d err=%s", _i, cases[_i].line, ret, err.msg);
 	if (ret == 0) {
 		ck_assert_int_eq(r.op, cases[_i].op);
 		pf_req_done(&r);
 	} else {
-		ck_assert_msg(strstr(err, cases[_i].err_has), "case %d: err '%s' lacks '%s'", _i, err,
+		ck_assert_msg(strstr(err.msg, cases[_i].err_has), "case %d: err '%s' lacks '%s'", _i, err.msg,
 			      cases[_i].err_has);
 	}
 }
@@ -104,9 +104,9 @@ START_TEST(test_fields)
 	const char *line = "{\"op\":\"register\",\"containerId\":\"abc\",\"ifname\":\"eth0\",\"netns\":\"/run/netns/p\","
 			   "\"namespace\":\"x\",\"name\":\"a\",\"ips\":[\"10.0.0.1/24\"]}";
 	struct pf_req r;
-	char err[256];
+	struct pf_err err = {0};
 
-	ck_assert_int_eq(pf_req_parse(line, strlen(line), &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(pf_req_parse(line, strlen(line), &r, &err), 0);
 	ck_assert_str_eq(r.container_id, "abc");
 	ck_assert_str_eq(r.netns, "/run/netns/p");
 	ck_assert_ptr_null(r.uid);
@@ -122,10 +122,10 @@ START_TEST(test_oversize)
 	size_t len = PF_PROTO_MAX_MSG + 1;
 	char *big = malloc(len);
 	struct pf_req r;
-	char err[256];
+	struct pf_err err = {0};
 
 	memset(big, ' ', len);
-	ck_assert_int_eq(pf_req_parse(big, len, &r, err, sizeof(err)), -EMSGSIZE);
+	ck_assert_int_eq(pf_req_parse(big, len, &r, &err), -EMSGSIZE);
 	free(big);
 }
 END_TEST

@@ -3,7 +3,7 @@
 
 #include <check.h>
 
-#include "sync_sched.h"
+#include "daemon/sync_sched.h"
 
 static const struct pf_sched_params P = {
 	.quiet_ms = 2, .max_delay_ms = 20, .min_interval_ms = 5, .backoff_min_ms = 100, .backoff_max_ms = 400,

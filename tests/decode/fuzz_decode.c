@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "decode.h"
+#include "decode/decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,13 +26,12 @@ static void exercise_model(struct pf_model *m, const json_t *obj)
 
 	for (size_t e = 0; e < sizeof(events) / sizeof(events[0]); e++) {
 		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-			char *err = NULL;
+			struct pf_err err = {0};
 			int r = pf_decode_apply(m, kinds[k], events[e], obj, &err);
 
 			/* The contract: -EINVAL comes with a text, nothing else does. */
-			if ((r == -EINVAL) != (err != NULL))
+			if ((r == -EINVAL) != (err.msg[0] != '\0'))
 				abort();
-			free(err);
 		}
 	}
 	/* Whatever got in must answer label queries consistently. */

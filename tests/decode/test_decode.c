@@ -7,7 +7,7 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "decode.h"
+#include "decode/decode.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -173,12 +173,13 @@ START_TEST(test_policy_ok)
 	json_error_t jerr;
 	json_t *j = json_loads(policy_ok[_i].json, 0, &jerr);
 	struct pf_policy *p = NULL;
-	char *err = NULL, *d;
+	char *d;
+	struct pf_err err = {0};
 	int r;
 
 	ck_assert_msg(j, "fixture JSON: %s", jerr.text);
 	r = pf_decode_policy(j, &p, &err);
-	ck_assert_msg(r == 0, "%d: %s", r, err ? err : "");
+	ck_assert_msg(r == 0, "%d: %s", r, err.msg[0] ? err.msg : "");
 	d = dump_policy(p);
 	ck_assert_str_eq(d, policy_ok[_i].dump);
 	free(d);
@@ -295,14 +296,13 @@ START_TEST(test_policy_bad)
 	json_error_t jerr;
 	json_t *j = json_loads(policy_bad[_i].json, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	struct pf_policy *p = (struct pf_policy *)0x1;
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_msg(j, "fixture JSON: %s", jerr.text);
 	ck_assert_int_eq(pf_decode_policy(j, &p, &err), -EINVAL);
 	ck_assert_ptr_eq(p, (struct pf_policy *)0x1); /* untouched on error */
-	ck_assert_ptr_nonnull(err);
-	ck_assert_str_eq(err, policy_bad[_i].err);
-	free(err);
+	ck_assert_str_ne(err.msg, "");
+	ck_assert_str_eq(err.msg, policy_bad[_i].err);
 	/* ret_err is optional */
 	ck_assert_int_eq(pf_decode_policy(j, &p, NULL), -EINVAL);
 	json_decref(j);
@@ -384,12 +384,13 @@ START_TEST(test_pod)
 {
 	json_t *j = json_loads(pod_cases[_i].json, 0, NULL);
 	struct pf_pod *p = NULL;
-	char *err = NULL, *d;
+	char *d;
+	struct pf_err err = {0};
 	int r;
 
 	ck_assert_ptr_nonnull(j);
 	r = pf_decode_pod(j, &p, &err);
-	ck_assert_msg(r == pod_cases[_i].ret, "%d: %s", r, err ? err : "");
+	ck_assert_msg(r == pod_cases[_i].ret, "%d: %s", r, err.msg[0] ? err.msg : "");
 	if (r == 0) {
 		d = dump_pod(p);
 		ck_assert_str_eq(d, pod_cases[_i].out);
@@ -398,9 +399,8 @@ START_TEST(test_pod)
 			ck_assert_int_lt(strcmp(p->labels.v[i - 1].key, p->labels.v[i].key), 0);
 	} else {
 		ck_assert_ptr_null(p);
-		ck_assert_str_eq(err, pod_cases[_i].out);
+		ck_assert_str_eq(err.msg, pod_cases[_i].out);
 	}
-	free(err);
 	pf_pod_free(p);
 	json_decref(j);
 }
@@ -412,7 +412,7 @@ START_TEST(test_namespace)
 {
 	json_t *j = json_loads("{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"y\",\"uid\":\"u1\",\"resourceVersion\":\"3\",\"labels\":{\"ns2\":\"updated\"}},\"status\":{\"phase\":\"Active\"}}", 0, NULL);
 	struct pf_namespace *n = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_decode_namespace(j, &n, &err), 0);
 	ck_assert_str_eq(n->name, "y");
@@ -436,8 +436,7 @@ START_TEST(test_namespace)
 	n = NULL;
 	ck_assert_int_eq(pf_decode_namespace(j, &n, &err), -EINVAL);
 	ck_assert_ptr_null(n);
-	ck_assert_str_eq(err, "namespace y: metadata.labels.a: must be a string, not null");
-	free(err);
+	ck_assert_str_eq(err.msg, "namespace y: metadata.labels.a: must be a string, not null");
 	json_decref(j);
 }
 END_TEST
@@ -464,14 +463,14 @@ START_TEST(test_node)
 {
 	json_t *j = json_loads(node_cases[_i].json, 0, NULL);
 	struct pf_node *n = NULL;
-	char *err = NULL, buf[256] = "";
+	char buf[256] = "";
+	struct pf_err err = {0};
 	char a[PF_CIDR_STRLEN];
 
 	ck_assert_ptr_nonnull(j);
 	if (pf_decode_node(j, &n, &err) < 0) {
-		ck_assert_ptr_nonnull(err);
-		ck_assert_str_eq(err, node_cases[_i].out);
-		free(err);
+		ck_assert_str_ne(err.msg, "");
+		ck_assert_str_eq(err.msg, node_cases[_i].out);
 		json_decref(j);
 		return;
 	}
@@ -489,7 +488,7 @@ END_TEST
 
 /* ---- apply: events into the model ---- */
 
-static int apply(struct pf_model *m, const char *kind, const char *ev, const char *json, char **err)
+static int apply(struct pf_model *m, const char *kind, const char *ev, const char *json, struct pf_err *err)
 {
 	json_t *j = json_loads(json, 0, NULL);
 	int r;
@@ -503,7 +502,7 @@ static int apply(struct pf_model *m, const char *kind, const char *ev, const cha
 START_TEST(test_apply)
 {
 	struct pf_model *m = pf_model_new();
-	char *err = NULL;
+	struct pf_err err = {0};
 	const struct pf_policy *p;
 
 	ck_assert_int_eq(apply(m, "NetworkPolicy", NULL, POL("{\"podSelector\":{\"matchLabels\":{\"pod\":\"a\"}}}"), &err), 0);
@@ -521,34 +520,29 @@ START_TEST(test_apply)
 	/* A malformed update leaves the previous version and everything else. */
 	p = pf_model_policy(m, "x", "p");
 	ck_assert_int_eq(apply(m, "NetworkPolicy", "MODIFIED", POL("{\"ingress\":[{\"from\":[{}]}]}"), &err), -EINVAL);
-	ck_assert_str_eq(err, "networkpolicy x/p: spec.ingress[0].from[0]: must specify a peer");
-	free(err);
-	err = NULL;
+	ck_assert_str_eq(err.msg, "networkpolicy x/p: spec.ingress[0].from[0]: must specify a peer");
+	err.msg[0] = '\0';
 	ck_assert_ptr_eq(pf_model_policy(m, "x", "p"), p);
 	ck_assert_uint_eq(p->n_ingress, 0);
 	ck_assert_uint_eq(pf_model_count_pods(m), 1);
 
 	/* Unknown kind / event type. */
 	ck_assert_int_eq(apply(m, "Service", "ADDED", "{}", &err), -EINVAL);
-	ck_assert_str_eq(err, "unknown kind \"Service\"");
-	free(err);
-	err = NULL;
+	ck_assert_str_eq(err.msg, "unknown kind \"Service\"");
+	err.msg[0] = '\0';
 	ck_assert_int_eq(apply(m, NULL, NULL, "{}", &err), -EINVAL);
-	ck_assert_str_eq(err, "unknown kind \"(none)\"");
-	free(err);
-	err = NULL;
+	ck_assert_str_eq(err.msg, "unknown kind \"(none)\"");
+	err.msg[0] = '\0';
 	ck_assert_int_eq(apply(m, "Pod", "BOOKMARK", "{}", &err), -EINVAL);
-	ck_assert_str_eq(err, "unknown event type \"BOOKMARK\"");
-	free(err);
-	err = NULL;
+	ck_assert_str_eq(err.msg, "unknown event type \"BOOKMARK\"");
+	err.msg[0] = '\0';
 
 	/* DELETED reads only the key, so even a malformed object can go. */
 	ck_assert_int_eq(apply(m, "Pod", "DELETED", "{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"},\"spec\":{\"hostNetwork\":7}}", &err), 0);
 	ck_assert_int_eq(apply(m, "Pod", "DELETED", "{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\"}}", &err), 1);
 	ck_assert_int_eq(apply(m, "Pod", "DELETED", "{\"metadata\":{\"name\":\"a\"}}", &err), -EINVAL);
-	ck_assert_str_eq(err, "pod ?/a: metadata.namespace: required");
-	free(err);
-	err = NULL;
+	ck_assert_str_eq(err.msg, "pod ?/a: metadata.namespace: required");
+	err.msg[0] = '\0';
 	ck_assert_int_eq(apply(m, "NetworkPolicy", "DELETED", POL("{}"), &err), 0);
 	ck_assert_int_eq(apply(m, "Namespace", "DELETED", "{\"metadata\":{\"name\":\"x\"}}", &err), 0);
 	ck_assert_int_eq(apply(m, "Node", "DELETED", "{\"metadata\":{\"name\":\"n1\"}}", &err), 0);
@@ -627,11 +621,11 @@ static const struct {
 START_TEST(test_policy_changes)
 {
 	struct pf_model *m = pf_model_new();
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(apply(m, "NetworkPolicy", "ADDED", VARIANT("1", BASE_SPEC), &err), 0);
 	ck_assert_int_eq(apply(m, "NetworkPolicy", "MODIFIED", change_cases[_i].json, &err), change_cases[_i].ret);
-	ck_assert_ptr_null(err);
+	ck_assert_str_eq(err.msg, "");
 	pf_model_free(m);
 }
 END_TEST
@@ -645,7 +639,8 @@ START_TEST(test_real_pod)
 	char path[4096];
 	json_t *j;
 	struct pf_pod *p = NULL;
-	char *err = NULL, *d;
+	char *d;
+	struct pf_err err = {0};
 
 	ck_assert_ptr_nonnull(corpus_dir);
 	snprintf(path, sizeof(path), "%s/pod-real.json", corpus_dir);
@@ -668,17 +663,15 @@ START_TEST(test_check)
 {
 	json_t *good = json_loads(POL("{}"), 0, NULL);
 	json_t *bad = json_loads(PORT("{\"port\":80,\"endPort\":70}"), 0, NULL);
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_decode_check("NetworkPolicy", good, &err), 0);
-	ck_assert_ptr_null(err);
+	ck_assert_str_eq(err.msg, "");
 	ck_assert_int_eq(pf_decode_check("NetworkPolicy", bad, &err), -EINVAL);
-	ck_assert_str_eq(err, "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: 70 is less than port 80");
-	free(err);
-	err = NULL;
+	ck_assert_str_eq(err.msg, "networkpolicy x/allow: spec.ingress[0].ports[1].endPort: 70 is less than port 80");
+	err.msg[0] = '\0';
 	ck_assert_int_eq(pf_decode_check(NULL, good, &err), -EINVAL); /* no kind field */
-	ck_assert_str_eq(err, "unknown kind \"(none)\"");
-	free(err);
+	ck_assert_str_eq(err.msg, "unknown kind \"(none)\"");
 	json_decref(good);
 	json_decref(bad);
 }

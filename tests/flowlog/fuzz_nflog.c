@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "flowlog.h"
+#include "flowlog/flowlog.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,7 +14,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 
-#include "flowlog.h"
+#include "flowlog/flowlog.h"
 
 static struct pf_addr A(const char *s)
 {

@@ -11,7 +11,7 @@
 
 #include <check.h>
 
-#include "recommend.h"
+#include "flowlog/recommend.h"
 
 static const char *ctl_path; /* podfencectl, from argv */
 

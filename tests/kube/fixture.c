@@ -15,7 +15,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "fixture.h"
+#include "tests/kube/fixture.h"
 
 #ifndef APISERVER_PY
 #error "APISERVER_PY must point at tests/fixtures/apiserver.py"

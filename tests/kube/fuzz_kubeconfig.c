@@ -3,14 +3,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pf_kube_config *cfg = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r = pf_kube_config_parse_kubeconfig((const char *)data, size, "/base", &cfg, &err);
 
 	if (r == 0 && (!cfg || !cfg->server))
@@ -18,6 +18,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r < 0 && cfg)
 		abort(); /* out-params written only on success */
 	pf_kube_config_free(cfg);
-	free(err);
 	return 0;
 }

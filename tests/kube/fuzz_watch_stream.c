@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,7 +8,7 @@
 
 #include <check.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 #define HEAD                                                                                                           \
 	"apiVersion: v1\nkind: Config\ncurrent-context: ctx\n"                                                         \
@@ -134,18 +134,17 @@ START_TEST(test_kubeconfig)
 {
 	const struct kc_case *c = &cases[_i];
 	struct pf_kube_config *cfg = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r = pf_kube_config_parse_kubeconfig(c->text, strlen(c->text), "/base", &cfg, &err);
 
-	ck_assert_msg(r == c->ret, "%s: got %d (%s)", c->name, r, err ? err : "");
+	ck_assert_msg(r == c->ret, "%s: got %d (%s)", c->name, r, err.msg[0] ? err.msg : "");
 	if (r < 0) {
 		ck_assert_ptr_null(cfg);
-		ck_assert_msg(err && strstr(err, c->err), "%s: message \"%s\" lacks \"%s\"", c->name, err ? err : "",
+		ck_assert_msg(strstr(err.msg, c->err), "%s: message \"%s\" lacks \"%s\"", c->name, err.msg[0] ? err.msg : "",
 			      c->err);
-		free(err);
 		return;
 	}
-	ck_assert_ptr_null(err);
+	ck_assert_str_eq(err.msg, "");
 	str_expect("server", cfg->server, c->server);
 	str_expect("ca_file", cfg->ca_file, c->ca_file);
 	str_expect("ca_data", cfg->ca_data, c->ca_data);
@@ -168,7 +167,7 @@ START_TEST(test_load_file)
 {
 	char dir[] = "/tmp/pf-kubecfg-XXXXXX", path[128];
 	struct pf_kube_config *cfg = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 	FILE *fp;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -182,12 +181,10 @@ START_TEST(test_load_file)
 	pf_kube_config_free(cfg);
 	unlink(path);
 	ck_assert_int_eq(pf_kube_config_load_kubeconfig(path, &cfg, &err), -ENOENT);
-	ck_assert_ptr_nonnull(strstr(err, path));
-	free(err);
-	err = NULL;
+	ck_assert_ptr_nonnull(strstr(err.msg, path));
+	err.msg[0] = '\0';
 	ck_assert_int_eq(pf_kube_config_load_kubeconfig("/nonexistent/a:/nonexistent/b", &cfg, &err), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "lists"));
-	free(err);
+	ck_assert_ptr_nonnull(strstr(err.msg, "lists"));
 	rmdir(dir);
 }
 END_TEST

@@ -11,7 +11,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "fixture.h"
+#include "tests/kube/fixture.h"
 
 struct resp {
 	long status;

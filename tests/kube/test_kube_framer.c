@@ -8,7 +8,7 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 struct lines {
 	json_t *got;

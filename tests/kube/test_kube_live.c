@@ -20,8 +20,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "kube.h"
-#include "fixture.h"
+#include "kube/kube.h"
+#include "tests/kube/fixture.h"
 
 /* Upper bound for "eventually": a guard against hangs, not a timing check. */
 #define EVENTUALLY_MS 20000
@@ -1153,7 +1153,8 @@ START_TEST(test_tls)
 		size_t la, lc, lk;
 		char *ca_pem = read_all(ca, &la), *crt_pem = read_all(crt, &lc), *key_pem = read_all(key, &lk);
 		char *a = b64(ca_pem, la), *c1 = b64(crt_pem, lc), *k1 = b64(key_pem, lk), *text = NULL;
-		char path[600], *err = NULL;
+		char path[600];
+		struct pf_err err = {0};
 
 		ck_assert_int_ge(asprintf(&text,
 					  "apiVersion: v1\nkind: Config\ncurrent-context: t\n"

@@ -5,7 +5,7 @@
 
 #include <check.h>
 
-#include "model.h"
+#include "model/model.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

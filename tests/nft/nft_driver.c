@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nft.h"
-#include "nfttest.h"
+#include "nft/nft.h"
+#include "tests/nft/nfttest.h"
 
 int main(int argc, char **argv)
 {

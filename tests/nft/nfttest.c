@@ -8,8 +8,8 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
-#include "kerneltest.h"
-#include "nfttest.h"
+#include "tests/support/kerneltest.h"
+#include "tests/nft/nfttest.h"
 
 static void *xcalloc(size_t n, size_t sz)
 {

@@ -13,8 +13,8 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "ir.h"
-#include "kerneltest.h"
+#include "ir/ir.h"
+#include "tests/support/kerneltest.h"
 
 /* ---- plans ---- */
 struct pf_ir_plan *nt_plan(void);

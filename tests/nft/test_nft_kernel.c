@@ -20,9 +20,9 @@
 #include <jansson.h>
 #include <linux/netfilter/nf_tables.h>
 
-#include "nft.h"
-#include "nft-internal.h"
-#include "nfttest.h"
+#include "nft/nft.h"
+#include "nft/nft-internal.h"
+#include "tests/nft/nfttest.h"
 
 #define TABLE "pftest"
 

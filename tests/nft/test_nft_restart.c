@@ -23,8 +23,8 @@
 #include <netinet/in.h>
 #include <check.h>
 
-#include "nft.h"
-#include "nfttest.h"
+#include "nft/nft.h"
+#include "tests/nft/nfttest.h"
 
 #define TABLE "podfence"
 enum { A, D, S, N_PODS };

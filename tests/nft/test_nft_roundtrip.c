@@ -14,8 +14,8 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 
-#include "nft-internal.h"
-#include "nfttest.h"
+#include "nft/nft-internal.h"
+#include "tests/nft/nfttest.h"
 
 static char buf[1 << 17];
 

@@ -21,8 +21,8 @@
 
 #include <check.h>
 
-#include "nft.h"
-#include "nfttest.h"
+#include "nft/nft.h"
+#include "tests/nft/nfttest.h"
 
 #define TABLE "podfence"
 enum { A, B, S, C, N_PODS };

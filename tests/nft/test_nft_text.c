@@ -15,8 +15,8 @@
 
 #include <check.h>
 
-#include "nft-internal.h"
-#include "nfttest.h"
+#include "nft/nft-internal.h"
+#include "tests/nft/nfttest.h"
 
 #define GOLDEN "g1.batch.txt"
 

@@ -12,8 +12,8 @@
 
 #include <check.h>
 
-#include "nft.h"
-#include "nfttest.h"
+#include "nft/nft.h"
+#include "tests/nft/nfttest.h"
 
 #define TABLE "podfence"
 enum { A, B, C, S, N_PODS, NODE = -1 };

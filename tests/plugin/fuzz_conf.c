@@ -10,14 +10,14 @@
 
 #include <jansson.h>
 
-#include "cni.h"
+#include "plugin/cni.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	for (int cmd = 0; cmd < PF_CNI_VERSION; cmd++) {
-		struct pf_cni_err err = {0};
+		struct pf_err err = {0};
 		struct pf_cni_conf *c = NULL;
 
 		if (pf_cni_conf_parse((const char *)data, size, (enum pf_cni_cmd)cmd, &c, &err) < 0) {

@@ -17,8 +17,8 @@
 #include <jansson.h>
 
 #include "podfence/proto.h"
-#include "harness.h"
-#include "kerneltest.h"
+#include "tests/plugin/harness.h"
+#include "tests/support/kerneltest.h"
 
 void harness_init(const char *tag)
 {

@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "kerneltest.h"
+#include "tests/support/kerneltest.h"
 
 enum fake_mode { FAKE_OK, FAKE_REFUSE, FAKE_HANG };
 

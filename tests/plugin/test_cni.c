@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "podfence/proto.h"
-#include "cni.h"
+#include "plugin/cni.h"
 
 static const struct {
 	const char *conf;
@@ -64,7 +64,7 @@ static const struct {
 
 START_TEST(test_conf_parse)
 {
-	struct pf_cni_err err = {0};
+	struct pf_err err = {0};
 	struct pf_cni_conf *c = NULL;
 	int r = pf_cni_conf_parse(conf_cases[_i].conf, strlen(conf_cases[_i].conf), conf_cases[_i].cmd, &c, &err);
 
@@ -81,7 +81,7 @@ START_TEST(test_conf_fields)
 	const char *s = "{\"cniVersion\":\"1.1.0\",\"name\":\"net\",\"type\":\"podfence\",\"socket\":\"/tmp/s\","
 			"\"failOpen\":true,\"mtu\":1400,\"timeoutMs\":250,\"ipam\":{\"type\":\"host-local\"},"
 			"\"cni.dev/valid-attachments\":[{\"containerID\":\"c1\",\"ifname\":\"eth0\"}]}";
-	struct pf_cni_err err = {0};
+	struct pf_err err = {0};
 	struct pf_cni_conf *c = NULL;
 
 	ck_assert_int_eq(pf_cni_conf_parse(s, strlen(s), PF_CNI_GC, &c, &err), 0);
@@ -148,7 +148,7 @@ static const struct {
 
 START_TEST(test_env)
 {
-	struct pf_cni_err err = {0};
+	struct pf_err err = {0};
 	struct pf_cni_env env;
 	struct fake_env fe = env_cases[_i].env;
 	int r = pf_cni_env_load(fake_get, &fe, &env, &err);
@@ -168,7 +168,7 @@ START_TEST(test_args)
 			       {"CNI_NETNS", "/x"},
 			       {"CNI_IFNAME", "eth0"},
 			       {"CNI_ARGS", "IgnoreUnknown=1;K8S_POD_UID=u=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=web-0;IP=1.2.3.4"}}};
-	struct pf_cni_err err = {0};
+	struct pf_err err = {0};
 	struct pf_cni_env env;
 
 	ck_assert_int_eq(pf_cni_env_load(fake_get, &fe, &env, &err), 0);
@@ -216,7 +216,7 @@ END_TEST
 
 START_TEST(test_err_json)
 {
-	struct pf_cni_err err = {0};
+	struct pf_err err = {0};
 	json_t *o;
 
 	pf_cni_fail(&err, 7, "invalid network config", "mtu %d", 5);

@@ -12,7 +12,7 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "harness.h"
+#include "tests/plugin/harness.h"
 
 #define REF "/usr/lib/cni/"
 #define IDENT "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_UID=uid-1"

@@ -12,7 +12,7 @@
 
 #include <check.h>
 
-#include "sim.h"
+#include "sim/sim.h"
 
 static const char *ctl_path; /* podfencectl, from argv */
 

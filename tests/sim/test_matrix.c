@@ -7,7 +7,7 @@
 
 #include <check.h>
 
-#include "matrix_table.h"
+#include "ctl/matrix_table.h"
 
 static const char *const rows[] = {"production/backend", "production/frontend"};
 static const char *const cols[] = {"production/backend", "production/database", "production/frontend"};

@@ -9,8 +9,8 @@
 
 #include <check.h>
 
-#include "decode.h"
-#include "sim.h"
+#include "decode/decode.h"
+#include "sim/sim.h"
 
 static const char *ctl_path; /* podfencectl, from argv */
 

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kerneltest.h"
+#include "tests/support/kerneltest.h"
 
 /* Test-binary state, set once by kt_init() before the tests fork: the
  * prefix of every name this binary makes, and a counter for uniqueness
@@ -29,7 +29,7 @@ bool kt_ci(void)
 	return ci && strcmp(ci, "true") == 0;
 }
 
-static int vsh(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static int vsh(const char *fmt, va_list ap)
 {
 	char cmd[4096];
 	int st;
@@ -53,7 +53,7 @@ int kt_sh(const char *fmt, ...)
 }
 
 /* stdout of the command into *ret_out (never NULL); its exit status, or -1. */
-static int vsh_out(char **ret_out, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int vsh_out(char **ret_out, const char *fmt, va_list ap)
 {
 	char cmd[4096], *buf;
 	size_t len = 0, cap = 65536, n;
