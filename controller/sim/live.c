@@ -3,6 +3,7 @@
  * (paginated GETs on the collections), never a watch and never a write, so
  * "what if I apply this" cannot change the cluster it asks about. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,7 @@ static const struct {
 	const char *path;
 	const char *kind;
 } collections[] = {
-	/* Namespaces first: the decoder needs a pod's namespace labels only at
-	 * compile time, but a reader of the notes expects this order. */
+	/* Namespaces first, as a reader of the notes expects. */
 	{"/api/v1/namespaces", "Namespace"},
 	{"/api/v1/pods", "Pod"},
 	{"/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy"},
@@ -64,8 +64,9 @@ static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *serv
 		long status = 0;
 		size_t i;
 
-		snprintf(path, sizeof(path), "%s?limit=%d", collections[c].path, LIVE_PAGE_LIMIT);
-		if (cont && (strcat(path, "&continue="), append_escaped(path, sizeof(path), cont) < 0)) {
+		snprintf(path, sizeof(path), "%s?limit=%d%s", collections[c].path, LIVE_PAGE_LIMIT,
+			 cont ? "&continue=" : "");
+		if (cont && append_escaped(path, sizeof(path), cont) < 0) {
 			r = pf_sim_err(ret_err, "%s: %s: continue token too long", server, collections[c].path);
 			goto out;
 		}
@@ -88,12 +89,12 @@ static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *serv
 			char origin[256];
 			const char *name = json_string_value(json_object_get(json_object_get(item, "metadata"), "name"));
 
-			/* List items carry no kind: the collection tells it. */
-			if (!json_is_object(item) || json_object_set_new(item, "kind", json_string(collections[c].kind)) < 0) {
-				r = json_is_object(item) ? -ENOMEM : 0;
-				if (r < 0)
-					goto out;
+			if (!json_is_object(item))
 				continue;
+			/* List items carry no kind: the collection tells it. */
+			if (json_object_set_new(item, "kind", json_string(collections[c].kind)) < 0) {
+				r = -ENOMEM;
+				goto out;
 			}
 			snprintf(origin, sizeof(origin), "cluster %s %s", collections[c].kind, name ? name : "?");
 			r = pf_sim_load_object(s, origin, item, ret_err);
