@@ -103,15 +103,17 @@ static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *serv
 		}
 		next = json_string_value(json_object_get(json_object_get(body, "metadata"), "continue"));
 		free(cont);
-		cont = next && *next ? strdup(next) : NULL;
+		cont = NULL;
+		if (!next || !*next)
+			goto out; /* the last page */
+		/* next lives in body: copy it before the page goes. */
+		cont = strdup(next);
 		json_decref(body);
 		body = NULL;
-		if (next && *next && !cont) {
+		if (!cont) {
 			r = -ENOMEM;
 			goto out;
 		}
-		if (!cont)
-			goto out;
 	}
 	r = pf_sim_err(ret_err, "%s: GET %s: more than %d pages", server, collections[c].path, LIVE_MAX_PAGES);
 out:
