@@ -15,13 +15,15 @@
 
 const char pf_ctl_lint_usage[] =
 	"  lint [-o text|json] [--fail-on error|warning|info] [--pod-cidr CIDR,...] [--service-cidr CIDR,...]\n"
-	"       [--node-kernel[=ROOT]] PATH...\n"
+	"       [--node-kernel[=ROOT]] [--kubeconfig FILE [--allow-insecure-token]] PATH...\n"
 	"                               the pitfalls of the policies in PATH (with the pods, workloads,\n"
 	"                               namespaces and services beside them): allows the other end's\n"
 	"                               isolation defeats, DNS cut off, selectors and named ports that match\n"
 	"                               nothing, ipBlocks over pod or service addresses, SCTP, missing\n"
 	"                               namespaces, redundant policies; each with the fix. Exit 1 when a\n"
-	"                               finding is at or above --fail-on (default warning), 2 bad input\n";
+	"                               finding is at or above --fail-on (default warning), 2 bad input.\n"
+	"                               --kubeconfig: the live cluster's namespaces, pods and policies\n"
+	"                               (listed, never written) with PATH's on top\n";
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 {
@@ -69,6 +71,8 @@ int pf_ctl_lint(int argc, char **argv)
 		{"pod-cidr", required_argument, NULL, 'p'},
 		{"service-cidr", required_argument, NULL, 's'},
 		{"node-kernel", optional_argument, NULL, 'k'},
+		{"kubeconfig", required_argument, NULL, 'K'},
+		{"allow-insecure-token", no_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -78,8 +82,8 @@ int pf_ctl_lint(int argc, char **argv)
 	struct pf_lint_options opts = {0};
 	struct pf_lint *l = NULL;
 	struct pf_sim *s = NULL;
-	const char *node_root = NULL;
-	bool json = false;
+	const char *node_root = NULL, *kubeconfig = NULL;
+	bool json = false, insecure_token = false;
 	char *err = NULL;
 	int c, r, rc = 2;
 
@@ -113,6 +117,12 @@ int pf_ctl_lint(int argc, char **argv)
 		case 'k':
 			node_root = optarg ? optarg : "/";
 			break;
+		case 'K':
+			kubeconfig = optarg;
+			break;
+		case 'I':
+			insecure_token = true;
+			break;
 		case 'h':
 			printf("usage: podfencectl lint ...\n%s", pf_ctl_lint_usage);
 			rc = 0;
@@ -122,13 +132,21 @@ int pf_ctl_lint(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind >= argc) {
+	if (optind >= argc && !kubeconfig) {
 		fail("%s", "no manifest file or directory given");
 		goto out;
 	}
 	if (pf_sim_new(&s) < 0) {
 		fail("%s", strerror(ENOMEM));
 		goto out;
+	}
+	/* The live objects first: the given ones replace them. */
+	if (kubeconfig) {
+		r = pf_sim_load_kubeconfig(s, kubeconfig, insecure_token, &err);
+		if (r < 0) {
+			fail("%s", err ? err : strerror(-r));
+			goto out;
+		}
 	}
 	for (int i = optind; i < argc; i++) {
 		r = pf_sim_load_path(s, argv[i], &err);

@@ -14,13 +14,16 @@
 #include "sim/sim.h"
 
 const char pf_ctl_simulate_usage[] =
-	"  simulate [-o text|json] [--reasons] [--ports 80/TCP,53/UDP] [--expect FILE] PATH...\n"
+	"  simulate [-o text|json] [--reasons] [--ports 80/TCP,53/UDP] [--expect FILE]\n"
+	"           [--kubeconfig FILE [--allow-insecure-token]] PATH...\n"
 	"                               truth tables of the manifests in PATH (files or directories of\n"
 	"                               YAML/JSON: namespaces, pods, workloads, network policies), judged\n"
 	"                               by the node's compiler and evaluator; no daemon, no root. Rows are\n"
 	"                               clients, columns servers: '.' allowed, 'X' denied. --reasons: why\n"
 	"                               each denied cell is denied. --expect: check a list of {from, to,\n"
-	"                               port, allowed}; exit 1 when one does not hold. Exit 2: bad input\n";
+	"                               port, allowed}; exit 1 when one does not hold. --kubeconfig: the\n"
+	"                               live cluster's namespaces, pods and policies (listed, never\n"
+	"                               written) with PATH's on top. Exit 2: bad input\n";
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 {
@@ -154,13 +157,15 @@ int pf_ctl_simulate(int argc, char **argv)
 		{"reasons", no_argument, NULL, 'r'},
 		{"ports", required_argument, NULL, 'p'},
 		{"expect", required_argument, NULL, 'e'},
+		{"kubeconfig", required_argument, NULL, 'k'},
+		{"allow-insecure-token", no_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *ports_text = NULL, *expect = NULL;
+	const char *ports_text = NULL, *expect = NULL, *kubeconfig = NULL;
 	struct pf_sim_port *ports = NULL;
 	struct pf_sim *s = NULL;
-	bool json = false, reasons = false;
+	bool json = false, reasons = false, insecure_token = false;
 	size_t n_ports = 0;
 	char *err = NULL;
 	int c, r, rc = 2;
@@ -183,6 +188,12 @@ int pf_ctl_simulate(int argc, char **argv)
 		case 'e':
 			expect = optarg;
 			break;
+		case 'k':
+			kubeconfig = optarg;
+			break;
+		case 'I':
+			insecure_token = true;
+			break;
 		case 'h':
 			printf("usage: podfencectl simulate ...\n%s", pf_ctl_simulate_usage);
 			return 0;
@@ -190,10 +201,18 @@ int pf_ctl_simulate(int argc, char **argv)
 			return fail("unknown option or missing argument: %s", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
+	if (optind >= argc && !kubeconfig)
 		return fail("%s", "no manifest file or directory given");
 	if (pf_sim_new(&s) < 0)
 		return fail("%s", strerror(ENOMEM));
+	/* The live objects first: the given ones replace them. */
+	if (kubeconfig) {
+		r = pf_sim_load_kubeconfig(s, kubeconfig, insecure_token, &err);
+		if (r < 0) {
+			fail("%s", err ? err : strerror(-r));
+			goto out;
+		}
+	}
 	for (int i = optind; i < argc; i++) {
 		r = pf_sim_load_path(s, argv[i], &err);
 		if (r < 0) {

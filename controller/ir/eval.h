@@ -56,6 +56,22 @@ struct pf_eval_result {
 int pf_eval(const struct pf_ir_plan *src_plan, const struct pf_ir_plan *dst_plan,
 	    const struct pf_eval_query *q, struct pf_eval_result *ret);
 
+/* The same check with the by-name lookups done once: a pod's chain in one
+ * direction and every rule's sets, resolved against one plan. For callers
+ * that ask many packets of the same pods (the offline simulator's tables);
+ * the answers are pf_eval's for that plan. Valid while the plan lives. */
+struct pf_eval_prepared;
+
+/* pod: a pod of plan (NULL: not local, the check is NOT_LOCAL). 0 or -ENOMEM. */
+int pf_eval_prepare(const struct pf_ir_plan *plan, const struct pf_ir_pod *pod, enum pf_ir_dir dir,
+		    struct pf_eval_prepared **ret);
+void pf_eval_prepared_free(struct pf_eval_prepared *p);
+/* pf_eval(plan, plan, q, ret) where the query's source is egress's pod and
+ * its destination ingress's pod (either NULL: that end is not local).
+ * Returns 0, or -EINVAL as pf_eval does. */
+int pf_eval_with(const struct pf_eval_prepared *egress, const struct pf_eval_prepared *ingress,
+		 const struct pf_eval_query *q, struct pf_eval_result *ret);
+
 /* Walks one chain of plan for a packet: the index of the first matching rule
  * or -ENOENT (the final drop). For `explain`. */
 int pf_eval_chain(const struct pf_ir_plan *plan, const struct pf_ir_chain *chain,

@@ -59,6 +59,7 @@ struct pf_kube_xfer {
 	int list_error;                    /* LIST: the scanner's or an item's error (transfer aborted) */
 	long status; /* 0 until the first body byte */
 	bool overflow;
+	size_t body_max; /* cap of body; 0: error bodies' (pf_kube_request: max_event_bytes) */
 	uint64_t started_ms;
 	unsigned n_events;
 	/* In-stream ERROR seen: the server closes next; later lines are ignored. */

@@ -18,7 +18,7 @@ int pf_kube_request(struct pf_kube *k, const char *method, const char *path, con
 		    long *ret_status, json_t **ret_body)
 {
 	/* Typed EVENT: buffered like any non-watch body. Never linked into k. */
-	struct pf_kube_xfer x = {.k = k, .type = PF_KUBE_XFER_EVENT};
+	struct pf_kube_xfer x = {.k = k, .type = PF_KUBE_XFER_EVENT, .body_max = k->o.max_event_bytes};
 	char *url = pf_kube_strfmt("%s%s", k->base_url, path), *post = NULL;
 	CURLcode res;
 	long status = 0;
@@ -62,6 +62,11 @@ int pf_kube_request(struct pf_kube *k, const char *method, const char *path, con
 	if (res != CURLE_OK) {
 		pf_debug("kube: request failed", "path=%s err=\"%s\"", path, curl_easy_strerror(res));
 		r = -EIO;
+		goto out;
+	}
+	if (x.overflow) {
+		/* A cut body would parse as nothing: say so, not "empty". */
+		r = -EFBIG;
 		goto out;
 	}
 	curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);

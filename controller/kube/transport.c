@@ -284,7 +284,7 @@ size_t pf_kube_on_write(char *data, size_t size, size_t nmemb, void *ud)
 	/* Error bodies are buffered (capped). */
 	if (x->overflow)
 		return n;
-	if (x->body.len + n > ERROR_BODY_MAX) {
+	if (x->body.len + n > (x->body_max ? x->body_max : ERROR_BODY_MAX)) {
 		x->overflow = true;
 		return n;
 	}

@@ -87,6 +87,11 @@ void pf_sim_free(struct pf_sim *s)
 	free(s->given_ns);
 	free(s->pods);
 	free(s->plan_pods);
+	for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+		for (size_t i = 0; s->prepared[d] && i < s->n_pods; i++)
+			pf_eval_prepared_free(s->prepared[d][i]);
+		free(s->prepared[d]);
+	}
 	free(s->group_of);
 	free(s->group_rep);
 	pf_ir_plan_free(s->plan);
@@ -739,6 +744,17 @@ int pf_sim_finish(struct pf_sim *s, char **ret_err)
 	}
 	for (size_t i = 0; i < s->n_pods; i++)
 		s->plan_pods[i] = pf_ir_plan_pod_by_ifname(s->plan, atts[i].ifname);
+	for (int d = 0; d < PF_IR_DIR_MAX; d++) {
+		s->prepared[d] = calloc(s->n_pods + 1, sizeof(*s->prepared[d]));
+		if (!s->prepared[d]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < s->n_pods && r == 0; i++)
+			r = pf_eval_prepare(s->plan, s->plan_pods[i], (enum pf_ir_dir)d, &s->prepared[d][i]);
+		if (r < 0)
+			goto out;
+	}
 	r = pf_sim_group(s);
 out:
 	free(synthetic);

@@ -21,6 +21,9 @@ struct pf_sim {
 	size_t n_pods;
 	struct pf_sim_pod *pods;
 	const struct pf_ir_pod **plan_pods; /* per pod: its entry in plan */
+	/* Per pod: its egress and ingress checks with chains and sets resolved
+	 * once (tables ask each pod about hundreds of peers). */
+	struct pf_eval_prepared **prepared[PF_IR_DIR_MAX];
 	/* Groups of pods the plan cannot tell apart (table.c). */
 	size_t *group_of;
 	size_t n_groups;

@@ -77,6 +77,14 @@ int pf_sim_load_path(struct pf_sim *s, const char *path, char **ret_err);
 int pf_sim_load_text(struct pf_sim *s, const char *origin, const char *text, size_t len, char **ret_err);
 int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, char **ret_err);
 
+/* The live cluster's Namespaces, Pods and NetworkPolicies, listed (paginated
+ * GETs, no watch, no write) through the kubeconfig's current context. Load
+ * them before the manifests: a given object with the same kind, namespace and
+ * name then replaces the live one ("what if I apply this"). Without
+ * allow_insecure_token a bearer token is never sent over plain http://.
+ * 0, -ENOMEM, -EINVAL (*ret_err: the kubeconfig, the request, the object). */
+int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_insecure_token, char **ret_err);
+
 /* Before finish: when no pod of the manifests is the cluster DNS (namespace
  * kube-system, label k8s-app: kube-dns), adds one, kube-system/kube-dns,
  * serving 53/UDP and 53/TCP, with a note, so that "can this pod resolve

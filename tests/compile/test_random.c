@@ -365,7 +365,24 @@ static void check_state(struct rt *t, const struct pf_ir_plan *before, const str
 				bool want = ref_dir(t, a, true, b, q.proto, q.port) &&
 					    ref_dir(t, b, false, a, q.proto, q.port);
 
+				struct pf_eval_prepared *pe = NULL, *pi = NULL;
+				struct pf_eval_result rp;
+
 				ck_assert_int_eq(pf_eval(plan, plan, &q, &r), 0);
+				/* The prepared entry answers exactly as pf_eval. */
+				ck_assert_int_eq(pf_eval_prepare(plan, pf_ir_plan_pod_by_addr(plan, &q.src), PF_IR_EGRESS,
+								 &pe), 0);
+				ck_assert_int_eq(pf_eval_prepare(plan, pf_ir_plan_pod_by_addr(plan, &q.dst), PF_IR_INGRESS,
+								 &pi), 0);
+				ck_assert_int_eq(pf_eval_with(pe, pi, &q, &rp), 0);
+				ck_assert_msg(rp.allowed == r.allowed && rp.egress.verdict == r.egress.verdict &&
+						      rp.ingress.verdict == r.ingress.verdict &&
+						      rp.egress.rule == r.egress.rule && rp.ingress.rule == r.ingress.rule &&
+						      rp.egress.policy == r.egress.policy &&
+						      rp.ingress.policy == r.ingress.policy,
+					      "step %d: slot %d -> slot %d: prepared != pf_eval", step, a, b);
+				pf_eval_prepared_free(pe);
+				pf_eval_prepared_free(pi);
 				if (r.allowed != want) {
 					char *txt = pf_ir_plan_to_text(plan);
 

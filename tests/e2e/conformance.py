@@ -8,10 +8,17 @@ required on the probed ports (upstream's waitForHTTPServers). After each step's
 actions the matrix is probed until it equals the expected table or the
 deadline passes (upstream polls each probe for 10 s, then re-probes once); the
 time until it first matched is recorded as the step's convergence time.
+
+Cross-check with the offline simulator: after each step, the objects of the
+three namespaces as the API server has them (namespaces, pods, policies) go
+to `podfencectl simulate -o json` once, for the step's ports; every cell of
+its tables must equal the live probe's, else the case fails with both tables.
 """
 
 import ipaddress
 import json
+import os
+import subprocess
 import time
 
 import cases
@@ -139,6 +146,66 @@ class Conformance:
             f"--- {title}: comparison ('.' matches, 'X' mismatch)",
             pc.truth_table("", keys, cmp, ident).lstrip("\n")])
 
+    # ---- the offline simulator on the same objects ----
+    def dump_objects(self, path):
+        """The cluster's objects of this run as one manifest (a List), as the API has them.
+        In an IPv6 run the pods keep only their IPv6 addresses, so that the simulator
+        judges the family the probes use."""
+        items = []
+        for real in self.ns.values():
+            items.append(self.kube.get("namespaces", name=real))
+        for real in self.ns.values():
+            for kind in ("pods", "networkpolicies"):
+                for o in self.kube.list(kind, real):
+                    o["kind"] = "Pod" if kind == "pods" else "NetworkPolicy"
+                    if kind == "pods" and self.family == 6:
+                        st = o.get("status") or {}
+                        ips = [i for i in st.get("podIPs") or [] if ":" in i.get("ip", "")]
+                        st["podIPs"] = ips
+                        st["podIP"] = ips[0]["ip"] if ips else None
+                    items.append(o)
+        with open(path, "w") as f:
+            json.dump({"apiVersion": "v1", "kind": "List", "items": items}, f)
+
+    def simulate(self, ports):
+        """{(proto, port): {(client short, server short): bool}} from podfencectl simulate."""
+        exe = self.c.binary("podfencectl", "controller/ctl")
+        path = os.path.join(self.c.tmp, "sim-objects.json")
+        self.dump_objects(path)
+        arg = ",".join(f"{port}/{proto.upper()}" for proto, port in ports)
+        p = subprocess.run([exe, "simulate", "-o", "json", "--ports", arg, path],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise pc.E2EError(f"podfencectl simulate failed ({p.returncode}): {p.stderr.strip()}")
+        out = json.loads(p.stdout)
+        keys = [self.short.get(x["pod"]) for x in out["pods"]]
+        tables = {}
+        for t in out["tables"]:
+            cells = {}
+            for i, row in enumerate(t["rows"]):
+                for j, mark in enumerate(row):
+                    if keys[i] and keys[j] and i != j:
+                        cells[(keys[i], keys[j])] = mark == "."
+            tables[(t["protocol"].lower(), t["port"])] = cells
+        return tables
+
+    def cross_check(self, case, si, res, live):
+        """live: {(proto, port): observed} of the step. The simulated tables must equal them."""
+        if not live:
+            return
+        t = time.monotonic()
+        sim = self.simulate(sorted(live))
+        for (proto, port), observed in sorted(live.items()):
+            got = sim.get((proto, port), {})
+            if any(got.get(k) != v for k, v in observed.items()):
+                res["ok"] = False
+                res["notes"].append(f"step {si + 1}: simulated {proto}/{port} differs from live")
+                print(self.tables(f"{case['id']} step {si + 1} {proto}/{port} simulate vs live",
+                                  {k: got.get(k, False) for k in observed}, observed)
+                      .replace(": expected", ": simulated (podfencectl simulate)")
+                      .replace(": observed", ": live"))
+        res["sim_secs"] = round(res.get("sim_secs", 0) + time.monotonic() - t, 2)
+
     # ---- SCTP at the ruleset level ----
     def sctp_in_ruleset(self, node):
         j = self.c.nft_json(node)
@@ -165,6 +232,7 @@ class Conformance:
             for kind, arg in st["actions"]:
                 self.act(kind, arg)
             step = {"step": si + 1, "checks": []}
+            live = {}
             for (proto, port), edits in sorted(st["expect"].items()):
                 want = cases.expected_matrix(edits)
                 if proto == "sctp":
@@ -194,9 +262,12 @@ class Conformance:
                                           since=t0)
                 step["checks"].append({"what": f"{proto}/{port}", "ok": secs is not None,
                                        "secs": round(secs, 2) if secs is not None else None})
+                live[(proto, port)] = obs
                 if secs is None:
                     res["ok"] = False
                     print(self.tables(f"{case['id']} step {si + 1} {proto}/{port}", want, obs))
+            # After the step's checks, so that convergence times stay the cluster's.
+            self.cross_check(case, si, res, live)
             res["steps"].append(step)
         return res
 
@@ -216,6 +287,7 @@ class Conformance:
                              for c in s["checks"] if c["secs"] is not None)
             pc.log(f"{res['id']:>4} {'PASS' if res['ok'] else 'FAIL'} ({res['wall']}s) "
                    f"{res['title']}" + (f" [{conv}]" if len(res["steps"]) > 1 else "")
+                   + (f" (simulate {res['sim_secs']}s)" if "sim_secs" in res else "")
                    + (f" — {'; '.join(res['notes'])}" if res["notes"] else ""))
         try:
             self.reset()

@@ -333,11 +333,24 @@ START_TEST(test_grouped_equals_naive)
 			for (size_t j = 0; j < n; j++) {
 				struct pf_sim_cell a, b;
 
+				struct pf_sim_cell e;
+
 				pf_sim_table_cell(g, i, j, &a);
 				pf_sim_table_cell(v, i, j, &b);
 				ck_assert_msg(a.allowed == b.allowed && a.egress == b.egress && a.ingress == b.ingress,
 					      "%s -> %s port %u", pf_sim_pod(s, i)->key, pf_sim_pod(s, j)->key,
 					      ports[k].port);
+				/* Tables use prepared checks; pf_sim_eval_pair is pf_eval itself. */
+				ck_assert_int_eq(pf_sim_eval_pair(s, i, j, &ports[k], &e), 0);
+				ck_assert_msg(e.allowed == b.allowed && e.egress == b.egress && e.ingress == b.ingress &&
+						      e.self == b.self && e.egress_rule == b.egress_rule &&
+						      e.ingress_rule == b.ingress_rule &&
+						      (e.egress_policy == b.egress_policy ||
+						       strcmp(e.egress_policy, b.egress_policy) == 0) &&
+						      (e.ingress_policy == b.ingress_policy ||
+						       strcmp(e.ingress_policy, b.ingress_policy) == 0),
+					      "pf_eval != prepared: %s -> %s port %u", pf_sim_pod(s, i)->key,
+					      pf_sim_pod(s, j)->key, ports[k].port);
 			}
 		}
 		pf_sim_table_free(g);
