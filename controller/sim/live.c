@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "kube.h"
-#include "sim-internal.h"
+#include "kube/kube.h"
+#include "sim/sim-internal.h"
 
 #define LIVE_PAGE_LIMIT 500
 /* A cluster whose list does not end within this many pages is refused rather
@@ -127,14 +127,14 @@ int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_
 	static const struct pf_kube_options opts = {.user_agent = "podfencectl/0.1"};
 	struct pf_kube_config *cfg = NULL;
 	struct pf_kube *k = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r;
 
 	if (s->finished)
 		return -EINVAL;
 	r = pf_kube_config_load_kubeconfig(kubeconfig, &cfg, &err);
 	if (r < 0) {
-		r = pf_sim_err(ret_err, "%s: %s", kubeconfig, err ? err : strerror(-r));
+		r = pf_sim_err(ret_err, "%s: %s", kubeconfig, err.msg[0] ? err.msg : strerror(-r));
 		goto out;
 	}
 	cfg->allow_insecure_token = allow_insecure_token;
@@ -151,6 +151,5 @@ int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_
 out:
 	pf_kube_free(k);
 	pf_kube_config_free(cfg);
-	free(err);
 	return r < 0 ? r : 0;
 }

@@ -12,8 +12,8 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "fixture.h"
-#include "sim.h"
+#include "tests/kube/fixture.h"
+#include "sim/sim.h"
 
 static const char *ctl_path; /* podfencectl, from argv */
 
