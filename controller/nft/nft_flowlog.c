@@ -10,7 +10,8 @@
  * both the over-limit rule and the end, comment "podfence: audit"), and,
  * when allowed connections are logged too, each allow rule is preceded by
  * the same pair with the rule's own matches and verdict. A staged policy's
- * rule (verdict drop) always is, prefix "pf wa" (would-allow). The
+ * rule (verdict drop) always is, logging "pf wa" (would-allow) and, since
+ * the closing drop is not reached, "pf d" (the deny) in one rule. The
  * limit is per rule, so per (pod, direction) for denies and per (pod,
  * rule) for allows: a flood from one pod cannot use up another pod's share,
  * and the daemon reads at most R records per second per chain. What the
@@ -232,7 +233,17 @@ int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, cons
 	    put_comment(over, comment) < 0)
 		goto out;
 	comment_text(n, false, comment, sizeof(comment));
-	if (put_ct_new(log) < 0 || put_log(log, n->log_group, prefix) < 0 || put_comment(log, comment) < 0)
+	if (put_ct_new(log) < 0 || put_log(log, n->log_group, prefix) < 0)
+		goto out;
+	if (ir && ir->verdict == PF_IR_DROP) {
+		/* the staged rule drops for the closing drop, which then logs
+		 * nothing: the deny is recorded here too, so a connection a
+		 * staged policy would allow still counts as denied */
+		pf_flow_prefix_format(PF_FLOW_DENY, pf_flow_hash(ch->name), 0, prefix, sizeof(prefix));
+		if (put_log(log, n->log_group, prefix) < 0)
+			goto out;
+	}
+	if (put_comment(log, comment) < 0)
 		goto out;
 	ret[0] = over;
 	ret[1] = log;
