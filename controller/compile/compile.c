@@ -230,26 +230,13 @@ static int resync_pod_cb(const struct pf_pod *p, void *ud)
 	return 0;
 }
 
-int pf_compiler_namespace_changed(struct pf_compiler *c, const char *name, struct pf_ir_diff **ret_diff)
-{
-	struct resync_ctx u = {c, 0};
-	int r;
-
-	/* Namespace labels only feed namespaceSelector peers: chains, which
-	 * depend on pod labels within the namespace, stay as they are. */
-	r = pf_model_each_pod_in_ns(c->m, name, resync_pod_cb, &u);
-	if (u.err < 0)
-		r = u.err;
-	return end_notification(c, r < 0 ? r : 0, ret_diff);
-}
-
-int pf_compiler_policy_changed(struct pf_compiler *c, const char *ns, const char *name, struct pf_ir_diff **ret_diff)
+/* Recomputes the chains of this node's pods of namespace ns. */
+static int sync_local_ns(struct pf_compiler *c, const char *ns)
 {
 	char **keys = NULL;
 	size_t n = 0;
 	int r = 0;
 
-	(void)name; /* every local pod of the namespace may gain or lose it */
 	keys = calloc(c->attached.n + 1, sizeof(*keys));
 	if (!keys)
 		return -ENOMEM;
@@ -262,7 +249,29 @@ int pf_compiler_policy_changed(struct pf_compiler *c, const char *ns, const char
 	for (size_t i = 0; i < n && r >= 0; i++)
 		r = pf_compile_sync_local(c, keys[i]);
 	free(keys);
-	return end_notification(c, r, ret_diff);
+	return r;
+}
+
+int pf_compiler_namespace_changed(struct pf_compiler *c, const char *name, struct pf_ir_diff **ret_diff)
+{
+	struct resync_ctx u = {c, 0};
+	int r;
+
+	/* Namespace labels feed namespaceSelector peers (memberships); its
+	 * enforcement mode (audit) shapes its local pods' chains, which a
+	 * mode switch replaces (unchanged chains produce no op). */
+	r = pf_model_each_pod_in_ns(c->m, name, resync_pod_cb, &u);
+	if (u.err < 0)
+		r = u.err;
+	if (r >= 0)
+		r = sync_local_ns(c, name);
+	return end_notification(c, r < 0 ? r : 0, ret_diff);
+}
+
+int pf_compiler_policy_changed(struct pf_compiler *c, const char *ns, const char *name, struct pf_ir_diff **ret_diff)
+{
+	(void)name; /* every local pod of the namespace may gain or lose it */
+	return end_notification(c, sync_local_ns(c, ns), ret_diff);
 }
 
 int pf_compiler_put_attachment(struct pf_compiler *c, const struct pf_attachment *a, struct pf_ir_diff **ret_diff)

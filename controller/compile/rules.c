@@ -14,7 +14,14 @@
  *                     port set of all the rule's named ports (egress);
  *   build_chain()     the pod's chain: those rules in order; the chain ends
  *                     with an implicit drop (ir.h). No policy, no chain: the
- *                     pod is not isolated in that direction.
+ *                     pod is not isolated in that direction. Audit mode
+ *                     (docs/engine.md): in an audit namespace the chain
+ *                     holds every policy's rules, staged or not, and ends
+ *                     in accept/return (audit); elsewhere the enforced
+ *                     policies' rules come first and the staged ones follow
+ *                     with the verdict of the closing drop (log-only), or,
+ *                     when only staged policies select the pod, they are
+ *                     its rules and the chain ends in accept/return.
  * pf_compile_sync_local() then puts the chains in the plan (unchanged chains
  * produce no op), with the pod's dispatch entry. The nftables text of a rule
  * is the dataplane's job (controller/nft); the IR rule here says everything it
@@ -229,7 +236,8 @@ static size_t blocks_of_family(const struct rule_parts *rp, uint8_t f, const str
  * for the ipBlock peers' set; then per family one for the named ports
  * (egress). */
 static int expand_rule(struct pf_compiler *c, struct rule_vec *rv, const struct pf_pod *p, const bool fams[2],
-		       enum pf_ir_dir dir, const struct pf_policy *pol, uint32_t idx, const struct pf_rule *rule)
+		       enum pf_ir_dir dir, enum pf_ir_verdict verdict, const struct pf_policy *pol, uint32_t idx,
+		       const struct pf_rule *rule)
 {
 	static const uint8_t famv[2] = {4, 6};
 	struct rule_parts rp;
@@ -249,7 +257,7 @@ static int expand_rule(struct pf_compiler *c, struct rule_vec *rv, const struct 
 	use_set = rp.n_ranges > PORTS_INLINE_MAX;
 	n_tmpl = rp.any_port ? 1 : use_set ? 1 : rp.n_ranges;
 	for (size_t j = 0; j < n_tmpl; j++) {
-		struct pf_ir_rule t = {.rule = idx, .verdict = dir == PF_IR_INGRESS ? PF_IR_ACCEPT : PF_IR_RETURN};
+		struct pf_ir_rule t = {.rule = idx, .verdict = verdict};
 		struct set_want wp = {.kind = SET_PORTS, .n_ports = rp.n_ranges, .ports = rp.ranges};
 		const struct set_want *wports = use_set && !rp.any_port ? &wp : NULL;
 
@@ -293,7 +301,7 @@ static int expand_rule(struct pf_compiler *c, struct rule_vec *rv, const struct 
 		}
 	}
 	for (int f = 0; f < 2 && rp.n_named; f++) {
-		struct pf_ir_rule t = {.rule = idx, .verdict = PF_IR_RETURN, .family = famv[f], .set_has_port = true};
+		struct pf_ir_rule t = {.rule = idx, .verdict = verdict, .family = famv[f], .set_has_port = true};
 		struct set_want w = {.kind = rp.any_peer ? SET_ALL_PODS : SET_SELECTED_PODS, .family = famv[f],
 				     .ns = pol->ns, .n_named = rp.n_named, .named = rp.named};
 
@@ -323,6 +331,29 @@ static char *chain_name(enum pf_ir_dir dir, const char *key)
 	return pf_compile_name(dir == PF_IR_INGRESS ? "in_" : "out_", key, key, 48, 8);
 }
 
+/* Appends the rules of policies v[0..n) whose staged flag is `staged` (every
+ * one when both) with verdict. */
+static int expand_policies(struct pf_compiler *c, struct rule_vec *rv, const struct pf_pod *p, const bool fams[2],
+			   enum pf_ir_dir dir, const struct policy_list *pv, bool enforced, bool staged,
+			   enum pf_ir_verdict verdict)
+{
+	for (size_t i = 0; i < pv->n; i++) {
+		const struct pf_policy *pol = pv->v[i];
+		size_t n = dir == PF_IR_INGRESS ? pol->n_ingress : pol->n_egress;
+		const struct pf_rule *rules = dir == PF_IR_INGRESS ? pol->ingress : pol->egress;
+
+		if (pol->staged ? !staged : !enforced)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			int r = expand_rule(c, rv, p, fams, dir, verdict, pol, (uint32_t)k, &rules[k]);
+
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /* Builds the chain of local pod p for dir; *ret NULL when not isolated. */
 static int build_chain(struct pf_compiler *c, const struct pf_pod *p, const char *key, size_t n_ips,
 		       const struct pf_addr *ips, enum pf_ir_dir dir, struct pf_ir_chain **ret)
@@ -331,6 +362,10 @@ static int build_chain(struct pf_compiler *c, const struct pf_pod *p, const char
 	struct rule_vec rv = {0};
 	struct pf_ir_chain *ch = NULL;
 	bool fams[2] = {pf_compile_ip_of_family(n_ips, ips, 4) != NULL, pf_compile_ip_of_family(n_ips, ips, 6) != NULL};
+	const struct pf_namespace *ns = pf_model_namespace(c->m, p->ns);
+	enum pf_ir_verdict allow = dir == PF_IR_INGRESS ? PF_IR_ACCEPT : PF_IR_RETURN;
+	size_t n_enforced = 0;
+	bool audit;
 	int r;
 
 	*ret = NULL;
@@ -339,23 +374,37 @@ static int build_chain(struct pf_compiler *c, const struct pf_pod *p, const char
 		r = pv.err;
 	if (r < 0 || pv.n == 0)
 		goto out;
-	for (size_t i = 0; i < pv.n; i++) {
-		const struct pf_policy *pol = pv.v[i];
-		size_t n = dir == PF_IR_INGRESS ? pol->n_ingress : pol->n_egress;
-		const struct pf_rule *rules = dir == PF_IR_INGRESS ? pol->ingress : pol->egress;
-
-		for (size_t k = 0; k < n; k++) {
-			r = expand_rule(c, &rv, p, fams, dir, pol, (uint32_t)k, &rules[k]);
-			if (r < 0)
-				goto out;
-		}
+	for (size_t i = 0; i < pv.n; i++)
+		n_enforced += !pv.v[i]->staged;
+	if (ns && ns->audit) {
+		/* Nothing is enforced here: staged or not, every policy is judged
+		 * and what none allows is a would-deny. */
+		audit = true;
+		r = expand_policies(c, &rv, p, fams, dir, &pv, true, true, allow);
+	} else if (n_enforced) {
+		/* The staged rules come after every allow and drop what the
+		 * closing drop would drop: they only mark, for the flow log, a
+		 * connection a staged policy would allow. */
+		audit = false;
+		r = expand_policies(c, &rv, p, fams, dir, &pv, true, false, allow);
+		if (r >= 0)
+			r = expand_policies(c, &rv, p, fams, dir, &pv, false, true, PF_IR_DROP);
+	} else {
+		/* Only staged policies select the pod: it is not isolated, so the
+		 * chain allows everything, what they allow first, and the rest with
+		 * a would-deny record. */
+		audit = true;
+		r = expand_policies(c, &rv, p, fams, dir, &pv, false, true, allow);
 	}
+	if (r < 0)
+		goto out;
 	ch = calloc(1, sizeof(*ch));
 	if (!ch || !(ch->name = chain_name(dir, key)) || !(ch->pod = strdup(key))) {
 		r = -ENOMEM;
 		goto out;
 	}
 	ch->dir = dir;
+	ch->audit = audit;
 	ch->n_rules = rv.n;
 	ch->rules = rv.v;
 	rv = (struct rule_vec){0};
@@ -418,7 +467,7 @@ static void pod_free_contents(struct pf_ir_pod *p)
 
 static bool rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
 {
-	if (a->n_rules != b->n_rules)
+	if (a->n_rules != b->n_rules || a->audit != b->audit)
 		return false;
 	for (size_t i = 0; i < a->n_rules; i++) {
 		const struct pf_ir_rule *x = &a->rules[i], *y = &b->rules[i];

@@ -95,12 +95,25 @@ static void print_status(json_t *r)
 	}
 }
 
+/* "isolated", "audit" (judged and logged, never denied) or "open". */
+static const char *isolation(json_t *p, const char *dir)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%sIsolated", dir);
+	if (json_is_true(json_object_get(p, k)))
+		return "isolated";
+	snprintf(k, sizeof(k), "%sAudit", dir);
+	return json_is_true(json_object_get(p, k)) ? "audit" : "open";
+}
+
 static void print_pods(json_t *r)
 {
 	json_t *pods = json_object_get(r, "pods"), *p;
 	size_t i;
 
-	printf("%-32s %-16s %-16s %-8s %-7s %-12s\n", "POD", "IP", "HOST-IF", "INGRESS", "EGRESS", "PROGRAMMED");
+	printf("%-32s %-16s %-16s %-8s %-8s %-8s %-12s\n", "POD", "IP", "HOST-IF", "MODE", "INGRESS", "EGRESS",
+	       "PROGRAMMED");
 	json_array_foreach(pods, i, p) {
 		char key[320], ips[100] = "";
 		json_t *ip;
@@ -112,9 +125,9 @@ static void print_pods(json_t *r)
 
 			snprintf(ips + n, sizeof(ips) - n, "%s%s", j ? "," : "", json_string_value(ip));
 		}
-		printf("%-32s %-16s %-16s %-8s %-7s %-12s\n", key, *ips ? ips : "-", *str(p, "hostIf") ? str(p, "hostIf") : "-",
-		       json_is_true(json_object_get(p, "ingressIsolated")) ? "isolated" : "open",
-		       json_is_true(json_object_get(p, "egressIsolated")) ? "isolated" : "open", yes(p, "programmed"));
+		printf("%-32s %-16s %-16s %-8s %-8s %-8s %-12s\n", key, *ips ? ips : "-",
+		       *str(p, "hostIf") ? str(p, "hostIf") : "-", *str(p, "mode") ? str(p, "mode") : "enforce",
+		       isolation(p, "ingress"), isolation(p, "egress"), yes(p, "programmed"));
 	}
 	if (json_array_size(pods) == 0)
 		printf("(no pods registered on this node)\n");
@@ -168,9 +181,16 @@ static void describe(const char *dir, json_t *c, char *buf, size_t len)
 
 	if (strcmp(v, "allowed") == 0)
 		snprintf(buf, len, "%s of %s allowed by %s rule %lld", dir, str(c, "pod"), str(c, "policy"), num(c, "rule"));
+	else if (strcmp(v, "denied") == 0 && *str(c, "wouldAllowBy"))
+		snprintf(buf, len, "%s of %s denied: isolated by %s and no policy rule allows it (staged %s rule %lld would allow it)",
+			 dir, str(c, "pod"), join_names(json_object_get(c, "isolatedBy"), names, sizeof(names)),
+			 str(c, "wouldAllowBy"), num(c, "rule"));
 	else if (strcmp(v, "denied") == 0)
 		snprintf(buf, len, "%s of %s denied: isolated by %s and no policy rule allows it", dir, str(c, "pod"),
 			 join_names(json_object_get(c, "isolatedBy"), names, sizeof(names)));
+	else if (strcmp(v, "would-deny") == 0)
+		snprintf(buf, len, "%s of %s would be denied (audit): judged by %s and no policy rule allows it", dir,
+			 str(c, "pod"), join_names(json_object_get(c, "isolatedBy"), names, sizeof(names)));
 	else if (strcmp(v, "not-isolated") == 0)
 		snprintf(buf, len, "%s of %s open: no policy isolates it", dir, str(c, "pod"));
 	else if (strcmp(v, "not-local") == 0)

@@ -50,8 +50,9 @@ static int add_isolator(const struct pf_policy *pol, void *ud)
 }
 
 /* A denial has no deciding rule; the operator wants the policies that isolate
- * the pod in that direction (e.g. a default-deny), taken from the model. */
-static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_dir dir)
+ * the pod in that direction (e.g. a default-deny), taken from the model. A
+ * would-deny (audit chain) names the policies judging it, staged ones too. */
+static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_dir dir, bool staged_too)
 {
 	const char *slash = pod_key ? strchr(pod_key, '/') : NULL;
 	json_t *names = json_array();
@@ -61,18 +62,29 @@ static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_
 		return names;
 	memcpy(ns, pod_key, (size_t)(slash - pod_key));
 	ns[slash - pod_key] = '\0';
-	pf_model_each_isolating_policy(d->model, pf_model_pod(d->model, ns, slash + 1), dir == PF_IR_EGRESS,
-				       add_isolator, names);
+	if (staged_too)
+		pf_model_each_judging_policy(d->model, pf_model_pod(d->model, ns, slash + 1), dir == PF_IR_EGRESS,
+					     add_isolator, names);
+	else
+		pf_model_each_isolating_policy(d->model, pf_model_pod(d->model, ns, slash + 1), dir == PF_IR_EGRESS,
+					       add_isolator, names);
 	return names;
 }
 
 static json_t *check_json(struct pf_daemon *d, const struct pf_eval_check *c, enum pf_ir_dir dir)
 {
+	/* a staged rule that matched is the deny's would-allow, not the decider */
 	json_t *j = json_pack("{s:s,s:s?,s:s?,s:s?,s:i}", "verdict", pf_eval_verdict_name(c->verdict), "pod", c->pod,
-			      "chain", c->chain, "policy", c->policy, "rule", (int)c->rule);
+			      "chain", c->chain, "policy", c->would_allow ? NULL : c->policy, "rule", (int)c->rule);
 
-	if (j && c->verdict == PF_EVAL_DENIED)
-		json_object_set_new(j, "isolatedBy", isolated_by(d, c->pod, dir));
+	if (!j)
+		return NULL;
+	if (c->chain)
+		json_object_set_new(j, "mode", json_string(c->audit ? "audit" : "enforce"));
+	if (c->verdict == PF_EVAL_DENIED || c->verdict == PF_EVAL_WOULD_DENY)
+		json_object_set_new(j, "isolatedBy", isolated_by(d, c->pod, dir, c->verdict == PF_EVAL_WOULD_DENY));
+	if (c->would_allow)
+		json_object_set_new(j, "wouldAllowBy", json_string(c->policy));
 	return j;
 }
 

@@ -278,16 +278,20 @@ static void on_packet(struct pf_daemon *d, struct pf_daemon_flowlog *f, const st
 	struct pf_flow_event ev = { 0 };
 	const struct pf_ir_chain *ch;
 	json_t *pol = json_array(), *sl = NULL, *dl = NULL;
+	enum pf_flow_verdict verdict;
 	bool allow;
 	uint32_t chash, rhash;
 	int64_t now = now_ms();
 
 	if (!pol)
 		return;
-	if (pf_flow_prefix_parse(pkt->prefix, &allow, &chash, &rhash) < 0) {
+	if (pf_flow_prefix_parse(pkt->prefix, &verdict, &chash, &rhash) < 0) {
 		f->unattributed++;
 		goto out;
 	}
+	/* would-allow names its rule like an allow; would-deny its chain's
+	 * judging policies like a deny */
+	allow = verdict == PF_FLOW_ALLOW || verdict == PF_FLOW_WOULD_ALLOW;
 	chains_refresh(d, f);
 	addrs_refresh(d, f, now);
 	ch = chain_by_hash(f, chash);
@@ -295,7 +299,7 @@ static void on_packet(struct pf_daemon *d, struct pf_daemon_flowlog *f, const st
 	ev.node = d->node_name;
 	ev.proto = pkt->proto;
 	ev.dport = pkt->dport;
-	ev.verdict = allow ? PF_FLOW_ALLOW : PF_FLOW_DENY;
+	ev.verdict = verdict;
 	ev.rule = -1;
 	ev.dir = ch ? ch->dir : PF_IR_INGRESS;
 	endpoint_of(d, f, &pkt->src, &ev.src, &sl);
@@ -324,7 +328,13 @@ static void on_packet(struct pf_daemon *d, struct pf_daemon_flowlog *f, const st
 
 			snprintf(ns, sizeof(ns), "%.*s", (int)(slash - ch->pod), ch->pod);
 			p = pf_model_pod(d->model, ns, slash + 1);
-			if (p)
+			/* a would-deny: every policy judging the pod, staged
+			 * ones included (an audit namespace judges both; a pod
+			 * only staged policies select is judged by those) */
+			if (p && verdict == PF_FLOW_WOULD_DENY)
+				(void)pf_model_each_judging_policy(d->model, p, ch->dir == PF_IR_EGRESS,
+								   add_policy_cb, pol);
+			else if (p)
 				(void)pf_model_each_isolating_policy(d->model, p, ch->dir == PF_IR_EGRESS,
 								     add_policy_cb, pol);
 		}

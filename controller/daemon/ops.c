@@ -444,13 +444,19 @@ static void op_pods(struct pf_daemon *d, uint64_t conn)
 		const struct pf_ir_pod *p = pf_daemon_plan_pod(plan, e->ns, e->name);
 		bool current = p && e->host_if && p->ifname && strcmp(p->ifname, e->host_if) == 0;
 		bool confirmed = pf_daemon_pod_confirmed(d, e->ns, e->name);
+		const struct pf_namespace *ns = pf_model_namespace(d->model, e->ns);
+		const struct pf_ir_chain *in = current && p->chain[PF_IR_INGRESS] ? pf_ir_plan_chain(plan, p->chain[PF_IR_INGRESS]) : NULL;
+		const struct pf_ir_chain *out = current && p->chain[PF_IR_EGRESS] ? pf_ir_plan_chain(plan, p->chain[PF_IR_EGRESS]) : NULL;
 
+		/* isolated: a chain that can deny; an audit chain (audit namespace,
+		 * or only staged policies) judges but never denies */
 		json_array_append_new(
-			pods, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:b,s:b,s:b,s:b}", "namespace", e->ns, "name", e->name,
+			pods, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:b,s:b,s:b,s:b,s:b,s:b,s:s}", "namespace", e->ns, "name", e->name,
 					"containerId", e->container_id, "ifname", e->ifname, "netns", e->netns, "hostIf", e->host_if, "ips",
 					ips_json(e->ips, e->n_ips), "local", current && confirmed, "ingressIsolated",
-					current && p->chain[PF_IR_INGRESS], "egressIsolated",
-					current && p->chain[PF_IR_EGRESS], "programmed", is_programmed(d, e)));
+					in && !in->audit, "egressIsolated", out && !out->audit, "ingressAudit", in && in->audit,
+					"egressAudit", out && out->audit, "programmed", is_programmed(d, e), "mode",
+					ns && ns->audit ? "audit" : "enforce"));
 	}
 	pf_daemon_reply(d, conn, json_pack("{s:o}", "pods", pods));
 }

@@ -309,9 +309,19 @@ static void mark_local(struct pf_daemon *d, json_t *pods_by_key)
 			continue;
 		c.pod = i + 1;
 		c.pod_key = key;
-		pf_model_each_isolating_policy(d->model, pod, false, mark_policy, &c);
-		pf_model_each_isolating_policy(d->model, pod, true, mark_policy, &c);
+		/* staged policies too: they judge (log) the pods they select */
+		pf_model_each_judging_policy(d->model, pod, false, mark_policy, &c);
+		pf_model_each_judging_policy(d->model, pod, true, mark_policy, &c);
 	}
+}
+
+/* "audit" for a staged policy or one in an audit namespace, else "enforce". */
+static const char *policy_mode(struct pf_daemon *d, const char *ns, const char *name)
+{
+	const struct pf_policy *p = pf_model_policy(d->model, ns, name);
+	const struct pf_namespace *n = pf_model_namespace(d->model, ns);
+
+	return (p && p->staged) || (n && n->audit) ? "audit" : "enforce";
 }
 
 /* This node has something to say about e: it isolates local pods, or it
@@ -532,7 +542,7 @@ void pf_daemon_op_policies(struct pf_daemon *d, uint64_t conn, const struct pf_r
 		if (e->sctp_rules && !sctp_supported(ps))
 			json_array_append_new(errors, json_sprintf("unsupported: this kernel has no SCTP: %s", e->sctp_rules));
 		p = json_pack("{s:s,s:s,s:s?,s:s,s:s,s:I,s:o,s:o,s:o,s:o}", "namespace", e->ns, "name", e->name, "uid",
-			      e->uid, "mode", "enforce", "state", state_names[st], "generation", (json_int_t)e->generation,
+			      e->uid, "mode", policy_mode(d, e->ns, e->name), "state", state_names[st], "generation", (json_int_t)e->generation,
 			      "programmedGeneration",
 			      e->programmed_generation >= 0 ? json_integer(e->programmed_generation) : json_null(),
 			      "programmedPlanGeneration",

@@ -118,6 +118,15 @@ int decode_object(const struct object_type *type, const json_t *json, void **ret
  * the object; then the shape of the metadata every kind has. */
 int decode_metadata(struct dctx *c, const json_t *obj);
 
+/* ---- annotations ---- */
+
+/* metadata.annotations["podfence.io/enforcement"] of a Namespace or a
+ * NetworkPolicy: absent or "enforce" -> false, "audit" -> true; any other
+ * value (or type) is an error naming the annotation. j: the annotations
+ * object (the path names it), or NULL. */
+#define PF_ENFORCEMENT_ANNOTATION "podfence.io/enforcement"
+int decode_enforcement(struct dctx *c, const json_t *j, bool *ret_audit);
+
 /* ---- shared value syntax ---- */
 
 bool is_label_key(const char *s);

@@ -397,6 +397,30 @@ static int decode_labels(struct dctx *c, const json_t *j, struct pf_labels *ret)
 	return pf_labels_normalize(ret) < 0 ? fail(c, "duplicate keys") : 0;
 }
 
+/* ---- annotations ---- */
+
+int decode_enforcement(struct dctx *c, const json_t *j, bool *ret_audit)
+{
+	const json_t *v = j ? json_object_get(j, PF_ENFORCEMENT_ANNOTATION) : NULL;
+	size_t old = c->len;
+	const char *s = NULL;
+	int r;
+
+	*ret_audit = false;
+	if (!v)
+		return 0;
+	/* The key has dots: written as an index, not as a path of fields. */
+	snprintf(c->path + c->len, sizeof(c->path) - c->len, "[\"%s\"]", PF_ENFORCEMENT_ANNOTATION);
+	c->len = strnlen(c->path, sizeof(c->path) - 1);
+	r = string_value(c, v, &s);
+	if (r == 0 && strcmp(s, "audit") == 0)
+		*ret_audit = true;
+	else if (r == 0 && strcmp(s, "enforce") != 0)
+		r = fail(c, "unsupported value \"%s\" (enforce, audit)", s);
+	pop(c, old);
+	return r;
+}
+
 /* ---- Kubernetes name syntax (apimachinery validation) ---- */
 
 static bool is_alnum(char ch)

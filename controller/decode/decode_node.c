@@ -14,11 +14,19 @@
 
 #define NS_NAME_LABEL "kubernetes.io/metadata.name"
 
+static int namespace_enforcement(struct dctx *c, const json_t *j, void *obj)
+{
+	struct pf_namespace *n = obj;
+
+	return decode_enforcement(c, j, &n->audit);
+}
+
 static const struct field namespace_fields[] = {
 	{"metadata.name", FIELD_STRING, STORE(struct pf_namespace, name)},
 	{"metadata.uid", FIELD_STRING, STORE(struct pf_namespace, uid)},
 	{"metadata.resourceVersion", FIELD_STRING, STORE(struct pf_namespace, resource_version)},
 	{"metadata.labels", FIELD_LABELS, STORE(struct pf_namespace, labels)},
+	{"metadata.annotations", FIELD_OBJECT, .decode = namespace_enforcement},
 };
 
 /* The API server always sets this label (KEP-2161); objects from files may

@@ -437,11 +437,19 @@ static int policy_spec(struct dctx *c, const json_t *j, void *obj)
 	return decode_fields(c, j, policy_spec_fields, N_FIELDS(policy_spec_fields), obj);
 }
 
+static int policy_enforcement(struct dctx *c, const json_t *j, void *obj)
+{
+	struct pf_policy *p = obj;
+
+	return decode_enforcement(c, j, &p->staged);
+}
+
 static const struct field policy_fields[] = {
 	{"metadata.namespace", FIELD_STRING, STORE(struct pf_policy, ns)},
 	{"metadata.name", FIELD_STRING, STORE(struct pf_policy, name)},
 	{"metadata.uid", FIELD_STRING, STORE(struct pf_policy, uid)},
 	{"metadata.resourceVersion", FIELD_STRING, STORE(struct pf_policy, resource_version)},
+	{"metadata.annotations", FIELD_OBJECT, .decode = policy_enforcement},
 	{"spec", FIELD_OBJECT, FIELD_ALWAYS, .decode = policy_spec},
 };
 

@@ -12,8 +12,10 @@
  * The attribution key: the log rule's prefix names the chain (and, for an
  * allow, the rule) by a 32-bit hash, because NFLOG prefixes are short and
  * chain names and policy names are not:
- *   "pf d <chain hash>"              the chain's closing drop (a deny)
- *   "pf a <chain hash> <rule hash>"  an allow rule: hash of its comment "<policy>#<index>"
+ *   "pf d <chain hash>"               the chain's closing drop (a deny)
+ *   "pf a <chain hash> <rule hash>"   an allow rule: hash of its comment "<policy>#<index>"
+ *   "pf wd <chain hash>"              an audit chain's end (would-deny)
+ *   "pf wa <chain hash> <rule hash>"  a staged policy's rule (would-allow)
  * (8 lowercase hex digits each). The daemon maps hashes back through its
  * plan. */
 
@@ -47,11 +49,13 @@ const char *pf_flow_proto_name(uint8_t proto); /* "TCP", "UDP", "SCTP", "ICMP"..
 
 /* ---- attribution key ---- */
 uint32_t pf_flow_hash(const char *s);
-/* Formats the prefix into buf (>= PF_FLOW_PREFIX_MAX). rule_hash is used
- * only for allows. */
-void pf_flow_prefix_format(bool allow, uint32_t chain_hash, uint32_t rule_hash, char *buf, size_t len);
-/* 0, or -EINVAL for a prefix that is not ours. */
-int pf_flow_prefix_parse(const char *prefix, bool *ret_allow, uint32_t *ret_chain_hash, uint32_t *ret_rule_hash);
+/* Formats the prefix of verdict v into buf (>= PF_FLOW_PREFIX_MAX).
+ * rule_hash is used only for allow and would-allow. */
+void pf_flow_prefix_format(enum pf_flow_verdict v, uint32_t chain_hash, uint32_t rule_hash, char *buf, size_t len);
+/* 0, or -EINVAL for a prefix that is not ours. *ret_rule_hash is 0 for deny
+ * and would-deny. */
+int pf_flow_prefix_parse(const char *prefix, enum pf_flow_verdict *ret_verdict, uint32_t *ret_chain_hash,
+			 uint32_t *ret_rule_hash);
 
 /* ---- packets ---- */
 struct pf_flow_pkt {

@@ -67,12 +67,25 @@ uint32_t pf_flow_hash(const char *s)
 	return h;
 }
 
-void pf_flow_prefix_format(bool allow, uint32_t chain_hash, uint32_t rule_hash, char *buf, size_t len)
+/* The verdict's word in the prefix, and whether a rule hash follows. */
+static const struct {
+	const char *word;
+	bool rule;
+} prefix_words[PF_FLOW_VERDICT_MAX] = {
+	[PF_FLOW_ALLOW] = {"a", true},
+	[PF_FLOW_DENY] = {"d", false},
+	[PF_FLOW_WOULD_DENY] = {"wd", false},
+	[PF_FLOW_WOULD_ALLOW] = {"wa", true},
+};
+
+void pf_flow_prefix_format(enum pf_flow_verdict v, uint32_t chain_hash, uint32_t rule_hash, char *buf, size_t len)
 {
-	if (allow)
-		snprintf(buf, len, "pf a %08" PRIx32 " %08" PRIx32, chain_hash, rule_hash);
+	if ((unsigned)v >= PF_FLOW_VERDICT_MAX)
+		v = PF_FLOW_DENY;
+	if (prefix_words[v].rule)
+		snprintf(buf, len, "pf %s %08" PRIx32 " %08" PRIx32, prefix_words[v].word, chain_hash, rule_hash);
 	else
-		snprintf(buf, len, "pf d %08" PRIx32, chain_hash);
+		snprintf(buf, len, "pf %s %08" PRIx32, prefix_words[v].word, chain_hash);
 }
 
 static int hex8(const char *s, uint32_t *ret)
@@ -93,22 +106,30 @@ static int hex8(const char *s, uint32_t *ret)
 	return 0;
 }
 
-int pf_flow_prefix_parse(const char *p, bool *ret_allow, uint32_t *ret_chain_hash, uint32_t *ret_rule_hash)
+int pf_flow_prefix_parse(const char *p, enum pf_flow_verdict *ret_verdict, uint32_t *ret_chain_hash,
+			 uint32_t *ret_rule_hash)
 {
 	uint32_t ch = 0, rh = 0;
 	size_t n = strlen(p);
 
-	if (n == 13 && strncmp(p, "pf d ", 5) == 0 && hex8(p + 5, &ch) == 0) {
-		*ret_allow = false;
-	} else if (n == 22 && strncmp(p, "pf a ", 5) == 0 && hex8(p + 5, &ch) == 0 && p[13] == ' ' &&
-		   hex8(p + 14, &rh) == 0) {
-		*ret_allow = true;
-	} else {
+	if (strncmp(p, "pf ", 3) != 0)
 		return -EINVAL;
+	for (int v = 0; v < PF_FLOW_VERDICT_MAX; v++) {
+		size_t w = strlen(prefix_words[v].word);
+		const char *h = p + 3 + w;
+
+		if (strncmp(p + 3, prefix_words[v].word, w) != 0 || *h != ' ')
+			continue;
+		if (n != 3 + w + 9 + (prefix_words[v].rule ? 9 : 0) || hex8(h + 1, &ch) < 0)
+			return -EINVAL;
+		if (prefix_words[v].rule && (h[9] != ' ' || hex8(h + 10, &rh) < 0))
+			return -EINVAL;
+		*ret_verdict = (enum pf_flow_verdict)v;
+		*ret_chain_hash = ch;
+		*ret_rule_hash = rh;
+		return 0;
 	}
-	*ret_chain_hash = ch;
-	*ret_rule_hash = rh;
-	return 0;
+	return -EINVAL;
 }
 
 /* Source and destination ports of TCP, UDP and SCTP: the first four bytes

@@ -107,13 +107,21 @@ int pf_eval_chain(const struct pf_ir_plan *plan, const struct pf_ir_chain *chain
 /* The verdict of a local pod's chain: i is pf_eval_chain's answer. */
 static void chain_verdict(const struct pf_ir_chain *chain, int i, struct pf_eval_check *ret)
 {
+	ret->audit = chain && chain->audit;
 	if (i < 0) {
+		/* the closing drop, or in an audit chain accept/return and a would-deny record */
+		ret->verdict = ret->audit ? PF_EVAL_WOULD_DENY : PF_EVAL_DENIED;
+		return;
+	}
+	ret->policy = chain->rules[i].policy;
+	ret->rule = chain->rules[i].rule;
+	if (chain->rules[i].verdict == PF_IR_DROP) {
+		/* a staged rule: the chain's deny, reached early and logged as would-allow */
 		ret->verdict = PF_EVAL_DENIED;
+		ret->would_allow = true;
 		return;
 	}
 	ret->verdict = PF_EVAL_ALLOWED;
-	ret->policy = chain->rules[i].policy;
-	ret->rule = chain->rules[i].rule;
 }
 
 static void check(const struct pf_ir_plan *plan, enum pf_ir_dir dir, const struct pf_eval_query *q,
@@ -266,6 +274,7 @@ const char *pf_eval_verdict_name(enum pf_eval_verdict v)
 		[PF_EVAL_ALLOWED] = "allowed",
 		[PF_EVAL_DENIED] = "denied",
 		[PF_EVAL_FROM_NODE] = "from-node",
+		[PF_EVAL_WOULD_DENY] = "would-deny",
 	};
 
 	return (unsigned)v < PF_EVAL_VERDICT_MAX ? names[v] : "?";

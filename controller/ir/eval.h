@@ -22,6 +22,7 @@ enum pf_eval_verdict {
 	PF_EVAL_ALLOWED,      /* isolated, a rule matched: policy and rule say which */
 	PF_EVAL_DENIED,       /* isolated, no rule matched: the chain's final drop */
 	PF_EVAL_FROM_NODE,    /* node-originated: takes the output hook, never forward */
+	PF_EVAL_WOULD_DENY,   /* audit chain, no rule matched: accepted, logged as would-deny */
 	PF_EVAL_VERDICT_MAX,
 };
 
@@ -38,12 +39,16 @@ struct pf_eval_check {
 	enum pf_eval_verdict verdict;
 	const char *pod;    /* "ns/name" of the local pod checked, or NULL */
 	const char *chain;  /* its chain, NULL unless ALLOWED/DENIED */
-	const char *policy; /* ALLOWED: the first matching rule's policy "ns/name" */
-	uint32_t rule;      /* ALLOWED: its index in that policy's ingress/egress list */
+	const char *policy; /* ALLOWED: the first matching rule's policy "ns/name";
+			     * DENIED by a staged policy's rule (PF_IR_DROP): the staged
+			     * policy that would allow it (would_allow is then true) */
+	uint32_t rule;      /* its index in that policy's ingress/egress list */
+	bool would_allow;   /* DENIED, and a staged policy would allow it */
+	bool audit;         /* the chain is an audit chain (never denies) */
 };
 
 struct pf_eval_result {
-	bool allowed; /* egress and ingress both pass */
+	bool allowed; /* egress and ingress both pass (WOULD_DENY passes) */
 	struct pf_eval_check egress;
 	struct pf_eval_check ingress;
 };
@@ -80,6 +85,6 @@ int pf_eval_chain(const struct pf_ir_plan *plan, const struct pf_ir_chain *chain
 /* Membership of an address (and for *_PORT sets proto/port) in a plan set. */
 bool pf_eval_set_has(const struct pf_ir_set *s, const struct pf_addr *a, uint8_t proto, uint16_t port);
 
-const char *pf_eval_verdict_name(enum pf_eval_verdict v); /* "allowed", "denied", ... */
+const char *pf_eval_verdict_name(enum pf_eval_verdict v); /* "allowed", "denied", "would-deny", ... */
 
 #endif

@@ -105,7 +105,7 @@ static bool chain_copy(const struct pf_ir_chain *c, bool with_rules, struct pf_i
 {
 	bool ok = true;
 
-	*ret = (struct pf_ir_chain){.dir = c->dir};
+	*ret = (struct pf_ir_chain){.dir = c->dir, .audit = c->audit};
 	ret->name = xdup(c->name, &ok);
 	ret->pod = xdup(c->pod, &ok);
 	if (ok && with_rules && c->n_rules) {
@@ -327,6 +327,17 @@ const char *pf_ir_set_type_name(enum pf_ir_set_type t)
 	return (unsigned)t < PF_IR_SET_TYPE_MAX ? names[t] : "?";
 }
 
+const char *pf_ir_verdict_name(enum pf_ir_verdict v)
+{
+	static const char *const names[PF_IR_VERDICT_MAX] = {
+		[PF_IR_ACCEPT] = "accept",
+		[PF_IR_RETURN] = "return",
+		[PF_IR_DROP] = "drop",
+	};
+
+	return (unsigned)v < PF_IR_VERDICT_MAX ? names[v] : "?";
+}
+
 static void sb_proto(struct sbuf *b, uint8_t proto)
 {
 	switch (proto) {
@@ -402,7 +413,7 @@ static void sb_rule(struct sbuf *b, enum pf_ir_dir dir, const struct pf_ir_rule 
 				sb_printf(b, " th dport %u-%u", r->port_lo, r->port_hi);
 		}
 	}
-	sb_printf(b, "%s%s", sp ? " " : "", r->verdict == PF_IR_ACCEPT ? "accept" : "return");
+	sb_printf(b, "%s%s", sp ? " " : "", pf_ir_verdict_name(r->verdict));
 	sb_printf(b, " # %s rule %u", r->policy ? r->policy : "-", r->rule);
 }
 
@@ -430,7 +441,10 @@ static void plan_text(struct sbuf *b, const struct pf_ir_plan *p)
 			sb_rule(b, c->dir, &c->rules[j]);
 			sb_printf(b, "\n");
 		}
-		sb_printf(b, "\tdrop\n");
+		if (c->audit)
+			sb_printf(b, "\taudit %s\n", c->dir == PF_IR_INGRESS ? "accept" : "return");
+		else
+			sb_printf(b, "\tdrop\n");
 	}
 	for (size_t i = 0; i < p->n_pods; i++) {
 		const struct pf_ir_pod *pod = &p->pods[i];
@@ -620,7 +634,7 @@ bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b)
 
 bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
 {
-	if (a->n_rules != b->n_rules)
+	if (a->n_rules != b->n_rules || a->audit != b->audit)
 		return false;
 	for (size_t i = 0; i < a->n_rules; i++)
 		if (!pf_ir_rule_equal(&a->rules[i], &b->rules[i]))
@@ -873,7 +887,7 @@ char *pf_ir_diff_to_text(const struct pf_ir_diff *d)
 			break;
 		case PF_IR_OP_CHAIN_ADD:
 		case PF_IR_OP_CHAIN_REPLACE:
-			sb_printf(&b, " %s %zu", o->chain->name, o->chain->n_rules);
+			sb_printf(&b, " %s %zu%s", o->chain->name, o->chain->n_rules, o->chain->audit ? " audit" : "");
 			break;
 		case PF_IR_OP_CHAIN_DEL:
 			sb_printf(&b, " %s", o->chain->name);

@@ -31,6 +31,8 @@
  *     }
  *     set <content-named peer set> ...                 # pf_ir_set
  *     chain in_<pod> / out_<pod> { <pf_ir_rule>...; drop }  # pf_ir_chain
+ *     (an audit chain ends, instead of the drop, in accept (ingress) / return
+ *      (egress), after the flow log's would-deny record when logging is on)
  *   }
  *
  * Traffic the node originates takes the output hook, never forward, so it is
@@ -81,6 +83,11 @@ enum pf_ir_dir { PF_IR_INGRESS, PF_IR_EGRESS, PF_IR_DIR_MAX };
 enum pf_ir_verdict {
 	PF_IR_ACCEPT, /* ingress allow: final */
 	PF_IR_RETURN, /* egress allow: back to the base chain so the destination's ingress still runs */
+	/* A staged policy's rule in a chain that enforces (docs/engine.md, "Audit
+	 * mode"): it drops what the chain's closing drop would drop anyway, so it
+	 * never changes a verdict; it is there so that the flow log records the
+	 * first staged rule that would allow the connection (would-allow). */
+	PF_IR_DROP,
 	PF_IR_VERDICT_MAX,
 };
 
@@ -92,7 +99,9 @@ enum pf_ir_verdict {
  *   set_has_port: the set is *_PORT, matched as "addr . meta l4proto . th dport @set";
  *   proto/port fields are then 0.
  *   ports: a PORTS set, matched as "meta l4proto . th dport @ports"; proto/port
- *   fields are then 0. One rule covers all of a policy rule's port entries. */
+ *   fields are then 0. One rule covers all of a policy rule's port entries.
+ * The verdict does not tell the direction (PF_IR_DROP is in both): the chain's
+ * dir says which address the set matches. */
 struct pf_ir_rule {
 	uint8_t family;
 	char *set; /* peer set name, or NULL = any peer */
@@ -111,8 +120,13 @@ struct pf_ir_chain {
 	char *name;      /* "in_<pod>" / "out_<pod>", stable for a pod, <= 64 chars */
 	enum pf_ir_dir dir;
 	char *pod;       /* "ns/name" */
+	/* Audit: the chain ends, instead of the drop, in a would-deny record and
+	 * accept (ingress) / return (egress): the pod is judged but never
+	 * denied (its namespace is in audit mode, or only staged policies
+	 * isolate it). */
+	bool audit;
 	size_t n_rules;
-	struct pf_ir_rule *rules; /* in order; the chain ends with an implicit drop */
+	struct pf_ir_rule *rules; /* in order; the chain ends with an implicit drop (or audit end) */
 };
 
 /* A pod wired on this node (from the plugin registry) with its chains. */
@@ -156,7 +170,7 @@ bool pf_ir_pod_copy(const struct pf_ir_pod *p, struct pf_ir_pod *ret);
  * policies compare by that encoded form, which is all the kernel gives back;
  * a NULL policy is written as "" and so equals "".
  *
- * Chains: the rules, in order. Not dir and pod: the chain's name fixes both
+ * Chains: the rules, in order, and the ending (audit or drop). Not dir and pod: the chain's name fixes both
  * (the compiler derives "in_"/"out_" + pod key), and the kernel keeps them in
  * the chain's comment, written once when the chain is created (encoded to
  * fit, pf_ir_comment_fit): a chain replacement flushes the rules and cannot
@@ -263,5 +277,6 @@ int pf_ir_diff_detach(struct pf_ir_diff *d);
 /* Added: plan text without the generation; two plans are equal iff their texts are. */
 bool pf_ir_plan_equal(const struct pf_ir_plan *a, const struct pf_ir_plan *b);
 const char *pf_ir_set_type_name(enum pf_ir_set_type t); /* "addr4", "net6", "addr4_port"... */
+const char *pf_ir_verdict_name(enum pf_ir_verdict v);    /* "accept", "return", "drop" */
 
 #endif

@@ -923,6 +923,7 @@ int pf_model_each_policy_in_ns(const struct pf_model *m, const char *ns, pf_poli
 struct isolating_walk {
 	const struct pf_pod *pod;
 	bool egress;
+	bool staged_too;
 	pf_policy_fn fn;
 	void *ud;
 };
@@ -932,7 +933,7 @@ static int isolating_one(const struct pf_policy *p, void *ud)
 	struct isolating_walk *w = ud;
 	bool isolates = w->egress ? p->isolate_egress : p->isolate_ingress;
 
-	if (isolates && pf_selector_matches(&p->pod_sel, &w->pod->labels))
+	if (isolates && (w->staged_too || !p->staged) && pf_selector_matches(&p->pod_sel, &w->pod->labels))
 		return w->fn(p, w->ud);
 	return 0;
 }
@@ -941,6 +942,14 @@ int pf_model_each_isolating_policy(const struct pf_model *m, const struct pf_pod
 				   pf_policy_fn fn, void *ud)
 {
 	struct isolating_walk w = {.pod = pod, .egress = egress, .fn = fn, .ud = ud};
+
+	return pod ? pf_model_each_policy_in_ns(m, pod->ns, isolating_one, &w) : 0;
+}
+
+int pf_model_each_judging_policy(const struct pf_model *m, const struct pf_pod *pod, bool egress,
+				 pf_policy_fn fn, void *ud)
+{
+	struct isolating_walk w = {.pod = pod, .egress = egress, .staged_too = true, .fn = fn, .ud = ud};
 
 	return pod ? pf_model_each_policy_in_ns(m, pod->ns, isolating_one, &w) : 0;
 }

@@ -117,6 +117,10 @@ struct pf_policy {
 	struct pf_selector pod_sel; /* spec.podSelector; empty = all pods of ns */
 	bool isolate_ingress;       /* policyTypes (defaulted) */
 	bool isolate_egress;
+	/* Annotation podfence.io/enforcement: audit (a staged policy): judged and
+	 * logged (would-allow, would-deny) but not enforced: it isolates no pod
+	 * and allows nothing (docs/engine.md, "Audit mode"). */
+	bool staged;
 	size_t n_ingress;
 	struct pf_rule *ingress;
 	size_t n_egress;
@@ -154,6 +158,9 @@ struct pf_namespace {
 	char *uid;
 	char *resource_version;
 	struct pf_labels labels;
+	/* Annotation podfence.io/enforcement: audit: its pods are judged as if
+	 * enforced, but what would be denied is accepted and logged (would-deny). */
+	bool audit;
 };
 
 struct pf_node {
@@ -239,10 +246,15 @@ int pf_model_each_namespace(const struct pf_model *m, pf_ns_fn fn, void *ud);
 int pf_model_each_policy(const struct pf_model *m, pf_policy_fn fn, void *ud);
 int pf_model_each_policy_in_ns(const struct pf_model *m, const char *ns, pf_policy_fn fn, void *ud);
 /* The policies of pod's namespace that isolate it in one direction (they
- * select it and list that policy type), in name order: what explains a
- * denial that no rule decided (a default-deny). Same callback contract. */
+ * select it, list that policy type and are not staged), in name order: what
+ * explains a denial that no rule decided (a default-deny). Same callback
+ * contract. */
 int pf_model_each_isolating_policy(const struct pf_model *m, const struct pf_pod *pod, bool egress,
 				   pf_policy_fn fn, void *ud);
+/* The same, staged policies included: what explains a would-deny (an audit
+ * namespace judges both; a pod isolated only by staged policies by those). */
+int pf_model_each_judging_policy(const struct pf_model *m, const struct pf_pod *pod, bool egress,
+				 pf_policy_fn fn, void *ud);
 size_t pf_model_count_pods(const struct pf_model *m);
 size_t pf_model_count_namespaces(const struct pf_model *m);
 size_t pf_model_count_policies(const struct pf_model *m);

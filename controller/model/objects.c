@@ -481,7 +481,7 @@ bool pf_policy_equal(const struct pf_policy *a, const struct pf_policy *b)
 {
 	return str_eq(a->ns, b->ns) && str_eq(a->name, b->name) && str_eq(a->uid, b->uid) &&
 	       pf_selector_equal(&a->pod_sel, &b->pod_sel) && a->isolate_ingress == b->isolate_ingress &&
-	       a->isolate_egress == b->isolate_egress && a->n_ingress == b->n_ingress &&
+	       a->isolate_egress == b->isolate_egress && a->staged == b->staged && a->n_ingress == b->n_ingress &&
 	       a->n_egress == b->n_egress && rules_equal(a->ingress, b->ingress, a->n_ingress) &&
 	       rules_equal(a->egress, b->egress, a->n_egress);
 }
@@ -505,7 +505,8 @@ bool pf_pod_equal(const struct pf_pod *a, const struct pf_pod *b)
 
 bool pf_namespace_equal(const struct pf_namespace *a, const struct pf_namespace *b)
 {
-	return str_eq(a->name, b->name) && str_eq(a->uid, b->uid) && labels_equal(&a->labels, &b->labels);
+	return str_eq(a->name, b->name) && str_eq(a->uid, b->uid) && labels_equal(&a->labels, &b->labels) &&
+	       a->audit == b->audit;
 }
 
 bool pf_node_equal(const struct pf_node *a, const struct pf_node *b)

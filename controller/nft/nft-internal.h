@@ -97,14 +97,19 @@ struct nftnl_chain *nft_build_base_chain(const char *table);
 /* Rule i of the base chain, 0 <= i < NFT_BASE_RULES. */
 #define NFT_BASE_RULES 5
 struct nftnl_rule *nft_build_base_rule(const char *table, int i);
-struct nftnl_rule *nft_build_rule(const char *table, const char *chain, const struct pf_ir_rule *r);
+/* dir: the chain's (which address the rule's set matches). */
+struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_ir_dir dir,
+				  const struct pf_ir_rule *r);
 /* The implicit drop closing every pod chain. */
 struct nftnl_rule *nft_build_drop_rule(const char *table, const char *chain);
+/* What closes an audit chain instead: accept (ingress) / return (egress). */
+struct nftnl_rule *nft_build_audit_rule(const char *table, const char *chain, enum pf_ir_dir dir);
 /* DELRULE without handle: flush a chain. */
 struct nftnl_rule *nft_build_flush(const char *table, const char *chain);
 const char *nft_dispatch_map(enum pf_ir_dir dir);
 /* Rule comment carrying provenance: "<policy>#<rule>"; the drop rule's. */
 #define NFT_DROP_COMMENT "podfence: default deny"
+#define NFT_AUDIT_COMMENT "podfence: audit"
 int nft_rule_comment(const struct pf_ir_rule *r, char *buf, size_t len);
 
 /* Anti-spoofing state, one entry per element of the three sets: family 0 is
@@ -130,8 +135,10 @@ struct nftnl_rule *nft_build_spoof_rule(const char *table, int i);
 bool nft_flowlog_on(const struct pf_nft *n);
 /* Rules the flow log adds to chain ch (messages to reserve). */
 size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain *ch);
-/* The pair of rules before allow rule ir (NULL: before the closing drop):
- * over the limit (counted, the verdict), and the log. 0 or -errno. */
+/* The pair of rules before rule ir (NULL: before the chain's end): over the
+ * limit (counted, the verdict), and the log: allow for an allow rule,
+ * would-allow for a staged rule (PF_IR_DROP), deny before the closing drop,
+ * would-deny before an audit chain's end. 0 or -errno. */
 int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir,
 		      struct nftnl_rule *ret[2]);
 /* A read-back rule's comment: 1 a flow-log rule of the current
@@ -143,9 +150,10 @@ int nft_flowlog_classify(const struct pf_nft *n, const char *comment);
 int nft_parse_set(const struct nftnl_set *s, struct pf_ir_set *ret);
 /* Appends the elements of s (a set of type `type`) to *set. */
 int nft_parse_elems(struct nftnl_set *s, struct pf_ir_set *set);
-/* One pod-chain rule. Returns 1 for the closing drop rule, 0 for a rule
- * filled into *ret, -ENOTSUP for a shape we did not write. */
-int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret);
+/* One rule of a pod chain of direction dir. Returns 1 for the closing drop
+ * rule, 2 for an audit chain's closing rule, 0 for a rule filled into *ret,
+ * -ENOTSUP for a shape we did not write. */
+int nft_parse_rule(struct nftnl_rule *r, enum pf_ir_dir dir, struct pf_ir_rule *ret);
 /* Whether r equals base rule i (expressions and verdict). */
 bool nft_base_rule_matches(struct nftnl_rule *r, int i);
 /* Whether r equals rule i of the anti-spoofing chain (a counter's values aside). */

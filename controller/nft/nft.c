@@ -672,11 +672,12 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 			foreign |= k < 0;
 			continue;
 		}
-		k = nft_parse_rule(r->rules[i], &ru);
+		k = nft_parse_rule(r->rules[i], ch.dir, &ru);
 		if (k == -ENOMEM)
 			goto fail;
-		if (k == 1) {
-			dropped = true;
+		if (k == 1 || k == 2) {
+			dropped = true; /* the chain's end: a drop, or an audit chain's accept/return */
+			ch.audit = k == 2;
 			continue;
 		}
 		if (k < 0) {

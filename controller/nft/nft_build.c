@@ -584,22 +584,28 @@ int nft_rule_comment(const struct pf_ir_rule *r, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-struct nftnl_rule *nft_build_rule(const char *table, const char *chain, const struct pf_ir_rule *ir)
+struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_ir_dir dir,
+				  const struct pf_ir_rule *ir)
 {
+	static const int verdicts[PF_IR_VERDICT_MAX] = {
+		[PF_IR_ACCEPT] = NF_ACCEPT, [PF_IR_RETURN] = NFT_RETURN, [PF_IR_DROP] = NF_DROP,
+	};
 	struct nftnl_rule *r = rule_base(table, chain);
 	char comment[NFTNL_UDATA_COMMENT_MAXLEN];
 	bool v6 = ir->family == 6;
 	uint8_t nfproto = v6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
 	uint32_t alen = v6 ? 16 : 4;
-	/* ingress chains match the source, egress chains the destination;
-	 * a rule does not know its chain's direction, the verdict does:
-	 * ingress allows ACCEPT, egress allows RETURN. */
-	bool egress = ir->verdict == PF_IR_RETURN;
+	/* ingress chains match the source, egress chains the destination */
+	bool egress = dir == PF_IR_EGRESS;
 	uint32_t off = v6 ? (egress ? 24 : 8) : (egress ? 16 : 12);
 	int ret = 0;
 
 	if (!r)
 		return NULL;
+	/* an ingress allow is final (ACCEPT), an egress allow RETURNs */
+	if ((unsigned)ir->verdict >= PF_IR_VERDICT_MAX || (ir->verdict == PF_IR_ACCEPT && egress) ||
+	    (ir->verdict == PF_IR_RETURN && !egress))
+		goto fail;
 	if ((ir->family != 0 && ir->family != 4 && ir->family != 6) || (ir->family == 0) != (ir->set == NULL) ||
 	    (ir->set_has_port && (ir->proto || ir->port_lo || ir->port_hi)) ||
 	    ((ir->port_lo || ir->port_hi) && !ir->proto) || ir->port_lo > ir->port_hi ||
@@ -645,7 +651,7 @@ struct nftnl_rule *nft_build_rule(const char *table, const char *chain, const st
 		}
 	}
 	if (ret == 0)
-		ret = e_verdict(r, egress ? NFT_RETURN : NF_ACCEPT);
+		ret = e_verdict(r, verdicts[ir->verdict]);
 	if (ret == 0)
 		ret = nft_rule_comment(ir, comment, sizeof(comment));
 	if (ret == 0)
@@ -665,6 +671,20 @@ struct nftnl_rule *nft_build_drop_rule(const char *table, const char *chain)
 	if (!r)
 		return NULL;
 	if (e_verdict(r, NF_DROP) < 0 || set_rule_comment(r, NFT_DROP_COMMENT) < 0) {
+		nftnl_rule_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct nftnl_rule *nft_build_audit_rule(const char *table, const char *chain, enum pf_ir_dir dir)
+{
+	struct nftnl_rule *r = rule_base(table, chain);
+
+	if (!r)
+		return NULL;
+	if (e_verdict(r, dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT) < 0 ||
+	    set_rule_comment(r, NFT_AUDIT_COMMENT) < 0) {
 		nftnl_rule_free(r);
 		return NULL;
 	}

@@ -6,8 +6,12 @@
  *   ct state new log prefix "pf d <chain hash>" group G snaplen 128    comment "podfence: log g<G> r<R>"
  *   drop                                                                 comment "podfence: default deny"
  *
- * and, when allowed connections are logged too, each allow rule is
- * preceded by the same pair with the rule's own matches and verdict. The
+ * (an audit chain: prefix "pf wd", and accept/return instead of drop, in
+ * both the over-limit rule and the end, comment "podfence: audit"), and,
+ * when allowed connections are logged too, each allow rule is preceded by
+ * the same pair with the rule's own matches and verdict. A staged policy's
+ * rule (verdict drop) always is, logging "pf wa" (would-allow) and, since
+ * the closing drop is not reached, "pf d" (the deny) in one rule. The
  * limit is per rule, so per (pod, direction) for denies and per (pod,
  * rule) for allows: a flood from one pod cannot use up another pod's share,
  * and the daemon reads at most R records per second per chain. What the
@@ -43,11 +47,22 @@ bool nft_flowlog_on(const struct pf_nft *n)
 	return n->log_group != 0;
 }
 
+/* Whether rule ir of a chain gets a log pair: staged rules always, allow
+ * rules when allowed connections are logged. */
+static bool logs_rule(const struct pf_nft *n, const struct pf_ir_rule *ir)
+{
+	return ir->verdict == PF_IR_DROP || n->log_allowed;
+}
+
 size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain *ch)
 {
+	size_t k = 2;
+
 	if (!nft_flowlog_on(n))
 		return 0;
-	return 2 + (n->log_allowed ? 2 * ch->n_rules : 0);
+	for (size_t i = 0; i < ch->n_rules; i++)
+		k += logs_rule(n, &ch->rules[i]) ? 2 : 0;
+	return k;
 }
 
 static void comment_text(const struct pf_nft *n, bool over, char *buf, size_t len)
@@ -163,9 +178,9 @@ static int put_comment(struct nftnl_rule *r, const char *text)
 
 /* The allow rule's own matches: the rule as nft_build_rule writes it,
  * without its closing verdict. */
-static struct nftnl_rule *matches_of(const char *table, const char *chain, const struct pf_ir_rule *ir)
+static struct nftnl_rule *matches_of(const char *table, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir)
 {
-	struct nftnl_rule *r = nft_build_rule(table, chain, ir);
+	struct nftnl_rule *r = nft_build_rule(table, ch->name, ch->dir, ir);
 	struct nftnl_expr_iter *it;
 	struct nftnl_expr *e, *last = NULL;
 
@@ -197,12 +212,17 @@ int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, cons
 	if (ir) {
 		if (nft_rule_comment(ir, rc_text, sizeof(rc_text)) < 0)
 			return -ENAMETOOLONG;
-		pf_flow_prefix_format(true, pf_flow_hash(ch->name), pf_flow_hash(rc_text), prefix, sizeof(prefix));
-		verdict = ir->verdict == PF_IR_RETURN ? NFT_RETURN : NF_ACCEPT;
-		over = matches_of(n->table, ch->name, ir);
-		log = matches_of(n->table, ch->name, ir);
+		pf_flow_prefix_format(ir->verdict == PF_IR_DROP ? PF_FLOW_WOULD_ALLOW : PF_FLOW_ALLOW,
+				      pf_flow_hash(ch->name), pf_flow_hash(rc_text), prefix, sizeof(prefix));
+		verdict = ir->verdict == PF_IR_RETURN ? NFT_RETURN : ir->verdict == PF_IR_DROP ? NF_DROP : NF_ACCEPT;
+		over = matches_of(n->table, ch, ir);
+		log = matches_of(n->table, ch, ir);
 	} else {
-		pf_flow_prefix_format(false, pf_flow_hash(ch->name), 0, prefix, sizeof(prefix));
+		/* an audit chain's end accepts (returns) what it records */
+		pf_flow_prefix_format(ch->audit ? PF_FLOW_WOULD_DENY : PF_FLOW_DENY, pf_flow_hash(ch->name), 0,
+				      prefix, sizeof(prefix));
+		if (ch->audit)
+			verdict = ch->dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT;
 		over = nft_build_flush(n->table, ch->name);
 		log = nft_build_flush(n->table, ch->name);
 	}
@@ -213,7 +233,17 @@ int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, cons
 	    put_comment(over, comment) < 0)
 		goto out;
 	comment_text(n, false, comment, sizeof(comment));
-	if (put_ct_new(log) < 0 || put_log(log, n->log_group, prefix) < 0 || put_comment(log, comment) < 0)
+	if (put_ct_new(log) < 0 || put_log(log, n->log_group, prefix) < 0)
+		goto out;
+	if (ir && ir->verdict == PF_IR_DROP) {
+		/* the staged rule drops for the closing drop, which then logs
+		 * nothing: the deny is recorded here too, so a connection a
+		 * staged policy would allow still counts as denied */
+		pf_flow_prefix_format(PF_FLOW_DENY, pf_flow_hash(ch->name), 0, prefix, sizeof(prefix));
+		if (put_log(log, n->log_group, prefix) < 0)
+			goto out;
+	}
+	if (put_comment(log, comment) < 0)
 		goto out;
 	ret[0] = over;
 	ret[1] = log;

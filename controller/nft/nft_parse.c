@@ -310,7 +310,7 @@ static char *rule_comment(struct nftnl_rule *r)
 	return nft_udata_comment(ud, len, NFTNL_UDATA_RULE_COMMENT);
 }
 
-int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret)
+int nft_parse_rule(struct nftnl_rule *r, enum pf_ir_dir dir, struct pf_ir_rule *ret)
 {
 	struct expr_list l = { 0 };
 	struct pf_ir_rule out = { 0 };
@@ -402,19 +402,26 @@ int nft_parse_rule(struct nftnl_rule *r, struct pf_ir_rule *ret)
 	    nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_IMM_DREG) != NFT_REG_VERDICT)
 		goto out;
 	verdict = (int)nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_IMM_VERDICT);
-	if (verdict == NF_DROP) {
-		if (i == 0 && comment && strcmp(comment, NFT_DROP_COMMENT) == 0)
+	if (i == 0 && comment && strcmp(comment, NFT_DROP_COMMENT) == 0) {
+		if (verdict == NF_DROP)
 			rc = 1;
 		goto out;
 	}
-	if (verdict == NF_ACCEPT)
+	if (i == 0 && comment && strcmp(comment, NFT_AUDIT_COMMENT) == 0) {
+		if (verdict == (dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT))
+			rc = 2;
+		goto out;
+	}
+	if (verdict == NF_ACCEPT && dir == PF_IR_INGRESS)
 		out.verdict = PF_IR_ACCEPT;
-	else if (verdict == NFT_RETURN)
+	else if (verdict == NFT_RETURN && dir == PF_IR_EGRESS)
 		out.verdict = PF_IR_RETURN;
+	else if (verdict == NF_DROP)
+		out.verdict = PF_IR_DROP; /* a staged policy's rule */
 	else
 		goto out;
-	/* the address field must be the one the verdict's direction matches */
-	if (out.family && (off == 12 || off == 8) != (out.verdict == PF_IR_ACCEPT))
+	/* the address field must be the one the chain's direction matches */
+	if (out.family && (off == 12 || off == 8) != (dir == PF_IR_INGRESS))
 		goto out;
 	if (comment) {
 		char *hash = strrchr(comment, '#');

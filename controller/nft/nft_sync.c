@@ -301,9 +301,10 @@ static int emit_flowlog(struct chunker *c, const struct pf_ir_chain *ch, const s
 	char what[512];
 	int rc;
 
-	if (!nft_flowlog_on(c->n) || (ir && !c->n->log_allowed))
+	if (!nft_flowlog_on(c->n) || (ir && ir->verdict != PF_IR_DROP && !c->n->log_allowed))
 		return 0;
-	snprintf(what, sizeof(what), "flow log of %s in chain %s (pod %s)", ir ? "an allow rule" : "the drop",
+	snprintf(what, sizeof(what), "flow log of %s in chain %s (pod %s)",
+		 ir ? (ir->verdict == PF_IR_DROP ? "a staged rule" : "an allow rule") : ch->audit ? "the audit end" : "the drop",
 		 ch->name, ch->pod ? ch->pod : "?");
 	rc = nft_flowlog_build(c->n, ch, ir, r);
 	if (rc < 0) {
@@ -335,7 +336,7 @@ static int emit_rules(struct chunker *c, const struct pf_ir_chain *ch)
 		if (i < ch->n_rules) {
 			const struct pf_ir_rule *ir = &ch->rules[i];
 
-			r = nft_build_rule(tbl(c), ch->name, ir);
+			r = nft_build_rule(tbl(c), ch->name, ch->dir, ir);
 			snprintf(what, sizeof(what), "rule %u of policy %s in chain %s (pod %s)", ir->rule,
 				 ir->policy ? ir->policy : "?", ch->name, ch->pod ? ch->pod : "?");
 			if (!r) {
@@ -344,9 +345,10 @@ static int emit_rules(struct chunker *c, const struct pf_ir_chain *ch)
 				return -EINVAL;
 			}
 		} else {
-			r = nft_build_drop_rule(tbl(c), ch->name);
-			snprintf(what, sizeof(what), "closing drop of chain %s (pod %s)", ch->name,
-				 ch->pod ? ch->pod : "?");
+			r = ch->audit ? nft_build_audit_rule(tbl(c), ch->name, ch->dir)
+				      : nft_build_drop_rule(tbl(c), ch->name);
+			snprintf(what, sizeof(what), "closing %s of chain %s (pod %s)", ch->audit ? "audit" : "drop",
+				 ch->name, ch->pod ? ch->pod : "?");
 			if (!r)
 				return -ENOMEM;
 		}

@@ -634,6 +634,163 @@ START_TEST(test_eval_verdicts)
 }
 END_TEST
 
+
+/* ---- audit mode (docs/engine.md, "Audit mode") ---- */
+
+/* Puts namespace x with its mode and notifies it. */
+static void fx_ns_mode(struct fx *f, bool audit)
+{
+	struct pf_namespace *n = t_ns("x", NAME_KEY "=x");
+
+	n->audit = audit;
+	fx_begin(f);
+	ck_assert_int_ge(pf_model_put_namespace(f->m, n), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(f->c, "x", &f->d), 0);
+}
+
+/* Puts tp, staged or not, and notifies it. */
+static void fx_policy_staged(struct fx *f, const struct tpol *tp, bool staged)
+{
+	struct pf_policy *p = t_policy(tp, plain_cidr, NULL);
+
+	p->staged = staged;
+	fx_begin(f);
+	ck_assert_int_ge(pf_model_put_policy(f->m, p), 0);
+	ck_assert_int_eq(pf_compiler_policy_changed(f->c, tp->ns, tp->name, &f->d), 0);
+}
+
+static struct pf_eval_result eval4(const char *src, const char *dst, uint16_t port)
+{
+	const struct pf_ir_plan *p = pf_compiler_plan(fx.c);
+	struct pf_eval_query q = {.proto = 6, .port = port};
+	struct pf_eval_result r;
+
+	ck_assert_int_eq(pf_addr_parse(src, &q.src), 0);
+	ck_assert_int_eq(pf_addr_parse(dst, &q.dst), 0);
+	ck_assert_int_eq(pf_eval(p, p, &q, &r), 0);
+	return r;
+}
+
+START_TEST(test_audit_namespace_chain_end)
+{
+	static const struct tpol deny_out = {"x", "deny-out", "pod=a", "E", 0, {{{{0}}}}, 0, {{{{0}}}}};
+	struct pf_eval_result r;
+
+	scenario(&fx);
+	/* the switch is one chain replacement: same rules, the end changes */
+	fx_ns_mode(&fx, true);
+	expect_diff(&fx, "chain-replace in_x_a_805521a8 1 audit\n");
+	expect_plan(&fx, "set a4_pod_pod_in_b_in_x_dde1577c7663 addr4 # pod{pod in (b)} in x\n"
+			 "\t10.0.1.2\n"
+			 "chain in_x_a_805521a8 ingress x/a\n"
+			 "\tip saddr @a4_pod_pod_in_b_in_x_dde1577c7663 meta l4proto tcp th dport 80 accept # x/from-b rule 0\n"
+			 "\taudit accept\n"
+			 "pod x/a if veth-xa ips 10.0.1.1 ingress in_x_a_805521a8 egress -\n");
+	/* judged as if enforced: what the policy allows is allowed, the rest would be denied and passes */
+	r = eval4("10.0.1.2", "10.0.1.1", 80);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_ALLOWED);
+	ck_assert(r.ingress.audit);
+	r = eval4("10.0.2.2", "10.0.1.1", 80);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_WOULD_DENY);
+	ck_assert_str_eq(pf_eval_verdict_name(r.ingress.verdict), "would-deny");
+	ck_assert(r.allowed);
+	/* egress too: the end returns, so the destination's ingress still runs */
+	fx_policy(&fx, &deny_out);
+	expect_diff(&fx, "chain-add out_x_a_805521a8 0 audit\n"
+			 "dispatch-set egress veth-xa out_x_a_805521a8\n");
+	r = eval4("10.0.1.1", "10.0.2.2", 443);
+	ck_assert_int_eq(r.egress.verdict, PF_EVAL_WOULD_DENY);
+	ck_assert(r.allowed);
+	/* a namespace change that keeps the mode changes no chain */
+	fx_ns_mode(&fx, true);
+	expect_diff(&fx, "");
+	/* back to enforce: the same chains replaced, denied again */
+	fx_ns_mode(&fx, false);
+	expect_diff(&fx, "chain-replace in_x_a_805521a8 1\n"
+			 "chain-replace out_x_a_805521a8 0\n");
+	r = eval4("10.0.2.2", "10.0.1.1", 80);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_DENIED);
+	ck_assert(!r.ingress.audit);
+	ck_assert(!r.allowed);
+}
+END_TEST
+
+/* The verdict (allowed or not) of every query between the fixture's
+ * addresses on a few ports, as a string of 0/1. */
+static void verdicts(char *out, size_t len)
+{
+	static const char *const addrs[] = {"10.0.1.1", "10.0.1.2", "10.0.2.2", "10.0.1.3", "192.0.2.1"};
+	static const uint16_t ports[] = {53, 80, 443};
+	size_t n = 0;
+
+	for (size_t s = 0; s < 5; s++)
+		for (size_t d = 0; d < 5; d++)
+			for (size_t k = 0; k < 3 && n + 1 < len; k++)
+				if (s != d)
+					out[n++] = eval4(addrs[s], addrs[d], ports[k]).allowed ? '1' : '0';
+	out[n] = '\0';
+}
+
+START_TEST(test_staged_policy_logs_never_decides)
+{
+	static const struct tpol from_y = {"x", "stage-from-y", "pod=a", "I", 1,
+					   {{.peers = {{.pod = "", .ns = NAME_KEY "=y"}}, .ports = {{"TCP", 80}}}}};
+	static const struct tpol deny_all = {"x", "stage-deny", "", "IE", 0, {{{{0}}}}, 0, {{{{0}}}}};
+	char before[128], after[128];
+	struct pf_eval_result r;
+
+	scenario(&fx);
+	fx_pod(&fx, "x", "c", "pod=c", "10.0.1.3", true);
+	fx_attach(&fx, "x", "c", "vxc", "10.0.1.3");
+	fx_end(&fx);
+	verdicts(before, sizeof(before));
+	/* in an enforced chain the staged rules follow the allows and drop */
+	fx_policy_staged(&fx, &from_y, true);
+	fx_end(&fx);
+	{
+		const struct pf_ir_plan *p = pf_compiler_plan(fx.c);
+		const struct pf_ir_chain *ch = pf_ir_plan_chain(p, "in_x_a_805521a8");
+
+		ck_assert(ch && !ch->audit);
+		ck_assert_uint_eq(ch->n_rules, 2);
+		ck_assert_int_eq(ch->rules[0].verdict, PF_IR_ACCEPT);
+		ck_assert_int_eq(ch->rules[1].verdict, PF_IR_DROP);
+		ck_assert_str_eq(ch->rules[1].policy, "x/stage-from-y");
+	}
+	verdicts(after, sizeof(after));
+	ck_assert_str_eq(before, after);
+	r = eval4("10.0.2.2", "10.0.1.1", 80);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_DENIED);
+	ck_assert(r.ingress.would_allow);
+	ck_assert_str_eq(r.ingress.policy, "x/stage-from-y");
+	ck_assert(!r.allowed);
+	/* a staged default-deny isolates nobody: x/c (no enforced policy)
+	 * gets audit chains, x/a's chains keep their drop */
+	fx_policy_staged(&fx, &deny_all, true);
+	fx_end(&fx);
+	{
+		const struct pf_ir_plan *p = pf_compiler_plan(fx.c);
+		const struct pf_ir_pod *c = pf_ir_plan_pod_by_ifname(p, "vxc");
+		const struct pf_ir_chain *in = pf_ir_plan_chain(p, c->chain[PF_IR_INGRESS]);
+
+		ck_assert(in && in->audit && in->n_rules == 0);
+		ck_assert(!pf_ir_plan_chain(p, "in_x_a_805521a8")->audit);
+	}
+	verdicts(after, sizeof(after));
+	ck_assert_str_eq(before, after);
+	r = eval4("10.0.1.1", "10.0.1.3", 443);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_WOULD_DENY);
+	ck_assert_int_eq(r.egress.verdict, PF_EVAL_WOULD_DENY); /* x/a: only the staged policy isolates its egress */
+	ck_assert(r.allowed);
+	/* removing the annotation enforces it, nothing else changes: one chain replaced per pod and direction */
+	fx_policy_staged(&fx, &from_y, false);
+	expect_diff(&fx, "chain-replace in_x_a_805521a8 2\n");
+	r = eval4("10.0.2.2", "10.0.1.1", 80);
+	ck_assert_int_eq(r.ingress.verdict, PF_EVAL_ALLOWED);
+	ck_assert_str_eq(r.ingress.policy, "x/stage-from-y");
+}
+END_TEST
+
 START_TEST(test_names_safe_and_bounded)
 {
 	char ns[64], name[254], sel[200];
@@ -743,6 +900,8 @@ int main(void)
 	tcase_add_test(tc, test_namespace_name_label_is_a_label);
 	tcase_add_test(tc, test_compile_plan_inputs);
 	tcase_add_test(tc, test_eval_verdicts);
+	tcase_add_test(tc, test_audit_namespace_chain_end);
+	tcase_add_test(tc, test_staged_policy_logs_never_decides);
 	tcase_add_test(tc, test_names_safe_and_bounded);
 	tcase_add_test(tc, test_ir_diff_generic);
 	suite_add_tcase(s, tc);

@@ -630,6 +630,100 @@ START_TEST(test_policy_changes)
 }
 END_TEST
 
+
+/* ---- podfence.io/enforcement (audit mode) ---- */
+
+static const struct {
+	const char *kind;
+	const char *annotations; /* JSON, or NULL for none */
+	int ret;
+	bool audit;
+	const char *err;
+} enforcement_cases[] = {
+	{"Namespace", NULL, 0, false, NULL},
+	{"Namespace", "{}", 0, false, NULL},
+	{"Namespace", "{\"podfence.io/enforcement\":\"enforce\"}", 0, false, NULL},
+	{"Namespace", "{\"podfence.io/enforcement\":\"audit\",\"other\":\"x\"}", 0, true, NULL},
+	{"Namespace", "{\"podfence.io/enforcement\":\"Audit\"}", -EINVAL, false,
+	 "namespace y: metadata.annotations[\"podfence.io/enforcement\"]: unsupported value \"Audit\" (enforce, audit)"},
+	{"Namespace", "{\"podfence.io/enforcement\":true}", -EINVAL, false,
+	 "namespace y: metadata.annotations[\"podfence.io/enforcement\"]: must be a string, not a boolean"},
+	{"Namespace", "[]", -EINVAL, false, "namespace y: metadata.annotations: must be an object, not an array"},
+	{"NetworkPolicy", NULL, 0, false, NULL},
+	{"NetworkPolicy", "{\"podfence.io/enforcement\":\"audit\"}", 0, true, NULL},
+	{"NetworkPolicy", "{\"podfence.io/enforcement\":\"enforce\"}", 0, false, NULL},
+	{"NetworkPolicy", "{\"podfence.io/enforcement\":\"dry-run\"}", -EINVAL, false,
+	 "networkpolicy x/p: metadata.annotations[\"podfence.io/enforcement\"]: unsupported value \"dry-run\" (enforce, audit)"},
+};
+
+START_TEST(test_enforcement_annotation)
+{
+	bool ns = strcmp(enforcement_cases[_i].kind, "Namespace") == 0;
+	char text[1024];
+	struct pf_err err = {0};
+	json_t *j;
+	void *obj = NULL;
+	int r;
+
+	snprintf(text, sizeof(text), ns ? "{\"metadata\":{\"name\":\"y\"%s%s}}" : VARIANT("1", BASE_SPEC),
+		 enforcement_cases[_i].annotations ? ",\"annotations\":" : "",
+		 enforcement_cases[_i].annotations ? enforcement_cases[_i].annotations : "");
+	if (!ns && enforcement_cases[_i].annotations) {
+		/* the annotations go into the policy's metadata */
+		char with[1024];
+
+		snprintf(with, sizeof(with), "{\"metadata\":{\"name\":\"p\",\"namespace\":\"x\",\"annotations\":%s},\"spec\":{" BASE_SPEC "}}",
+			 enforcement_cases[_i].annotations);
+		snprintf(text, sizeof(text), "%s", with);
+	}
+	j = json_loads(text, 0, NULL);
+	ck_assert_msg(j != NULL, "%s", text);
+	r = ns ? pf_decode_namespace(j, (struct pf_namespace **)&obj, &err)
+	       : pf_decode_policy(j, (struct pf_policy **)&obj, &err);
+	ck_assert_int_eq(r, enforcement_cases[_i].ret);
+	if (r == 0) {
+		ck_assert_int_eq(ns ? ((struct pf_namespace *)obj)->audit : ((struct pf_policy *)obj)->staged,
+				 enforcement_cases[_i].audit);
+	} else {
+		ck_assert_ptr_null(obj);
+		ck_assert_str_eq(err.msg, enforcement_cases[_i].err);
+	}
+	if (ns)
+		pf_namespace_free(obj);
+	else
+		pf_policy_free(obj);
+	json_decref(j);
+}
+END_TEST
+
+/* A mode switch is a change the compiler must see (not "nothing changed"). */
+START_TEST(test_enforcement_is_a_change)
+{
+	struct pf_model *m = pf_model_new();
+	json_t *a = json_loads("{\"metadata\":{\"name\":\"y\"}}", 0, NULL);
+	json_t *b = json_loads("{\"metadata\":{\"name\":\"y\",\"annotations\":{\"podfence.io/enforcement\":\"audit\"}}}", 0, NULL);
+	json_t *pa = json_loads(VARIANT("1", BASE_SPEC), 0, NULL);
+	json_t *pb = json_loads("{\"metadata\":{\"name\":\"p\",\"namespace\":\"x\",\"annotations\":{\"podfence.io/enforcement\":\"audit\"}},"
+				"\"spec\":{" BASE_SPEC "}}", 0, NULL);
+
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "ADDED", a, NULL), 0);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", b, NULL), 0);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", b, NULL), 1);
+	ck_assert(pf_model_namespace(m, "y")->audit);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", a, NULL), 0);
+	ck_assert_int_eq(pf_decode_apply(m, "NetworkPolicy", "ADDED", pa, NULL), 0);
+	ck_assert_int_eq(pf_decode_apply(m, "NetworkPolicy", "MODIFIED", pb, NULL), 0);
+	ck_assert(pf_model_policy(m, "x", "p")->staged);
+	ck_assert_int_eq(pf_decode_apply(m, "NetworkPolicy", "MODIFIED", pa, NULL), 0);
+	ck_assert(!pf_model_policy(m, "x", "p")->staged);
+	json_decref(a);
+	json_decref(b);
+	json_decref(pa);
+	json_decref(pb);
+	pf_model_free(m);
+}
+END_TEST
+
 static const char *corpus_dir;
 
 /* A pod as `kubectl get pod -o json` shows it, with everything a controller
@@ -708,6 +802,8 @@ static Suite *decode_suite(void)
 	tcase_add_test(tc, test_real_pod);
 	tcase_add_loop_test(tc, test_policy_changes, 0, N(change_cases));
 	tcase_add_test(tc, test_kind_names);
+	tcase_add_loop_test(tc, test_enforcement_annotation, 0, N(enforcement_cases));
+	tcase_add_test(tc, test_enforcement_is_a_change);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pf_flow_pkt p = { 0 };
 	/* netlink messages are 4-byte aligned in the receive buffer */
 	uint8_t *copy = malloc(size ? size : 1);
-	bool allow;
+	enum pf_flow_verdict v;
 	uint32_t ch, rh;
 
 	if (!copy)
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pf_flow_parse_nflog(copy, size, &p) == 0) {
 		if (strlen(p.prefix) >= sizeof(p.prefix))
 			abort();
-		(void)pf_flow_prefix_parse(p.prefix, &allow, &ch, &rh);
+		(void)pf_flow_prefix_parse(p.prefix, &v, &ch, &rh);
 	}
 	(void)pf_flow_parse_l3(copy, size, &p);
 	free(copy);

@@ -82,7 +82,7 @@ START_TEST(nflog_v4)
 	uint8_t pkt[64], buf[512];
 	struct pf_flow_pkt p;
 	size_t n = build_msg(buf, "pf d 0badc0de", pkt, build_v4(pkt), 7);
-	bool allow;
+	enum pf_flow_verdict v;
 	uint32_t ch, rh;
 
 	ck_assert_int_eq(pf_flow_parse_nflog(buf, n, &p), 0);
@@ -96,8 +96,8 @@ START_TEST(nflog_v4)
 	ck_assert_int_eq(p.group, 7);
 	ck_assert_int_eq(p.time_ms, 1700000000250LL);
 	ck_assert_str_eq(p.prefix, "pf d 0badc0de");
-	ck_assert_int_eq(pf_flow_prefix_parse(p.prefix, &allow, &ch, &rh), 0);
-	ck_assert(!allow);
+	ck_assert_int_eq(pf_flow_prefix_parse(p.prefix, &v, &ch, &rh), 0);
+	ck_assert_int_eq(v, PF_FLOW_DENY);
 	ck_assert_uint_eq(ch, 0x0badc0de);
 	/* truncated by one byte: the length check refuses it */
 	ck_assert_int_eq(pf_flow_parse_nflog(buf, n - 1, &p), -EINVAL);
@@ -133,18 +133,36 @@ END_TEST
 START_TEST(prefix_roundtrip)
 {
 	static const char *const bad[] = { "", "pf d", "pf d 0BADC0DE", "pf a 00000001", "pf d 000000012",
-					   "pf a 00000001 0000000g", "xx d 00000001" };
+					   "pf a 00000001 0000000g", "xx d 00000001", "pf wd", "pf wa 00000001",
+					   "pf wd 00000001 00000002", "pf w 00000001", "pf wx 00000001" };
+	static const struct {
+		enum pf_flow_verdict v;
+		const char *text;
+	} good[] = {
+		{ PF_FLOW_ALLOW, "pf a 0badc0de 00000002" },
+		{ PF_FLOW_DENY, "pf d 0badc0de" },
+		{ PF_FLOW_WOULD_DENY, "pf wd 0badc0de" },
+		{ PF_FLOW_WOULD_ALLOW, "pf wa 0badc0de 00000002" },
+	};
 	char buf[PF_FLOW_PREFIX_MAX];
-	bool allow;
+	enum pf_flow_verdict v;
 	uint32_t ch, rh;
 
-	pf_flow_prefix_format(true, pf_flow_hash("in_ns_a_1"), pf_flow_hash("ns/p#2"), buf, sizeof(buf));
-	ck_assert_int_eq(pf_flow_prefix_parse(buf, &allow, &ch, &rh), 0);
-	ck_assert(allow);
+	pf_flow_prefix_format(PF_FLOW_ALLOW, pf_flow_hash("in_ns_a_1"), pf_flow_hash("ns/p#2"), buf, sizeof(buf));
+	ck_assert_int_eq(pf_flow_prefix_parse(buf, &v, &ch, &rh), 0);
+	ck_assert_int_eq(v, PF_FLOW_ALLOW);
 	ck_assert_uint_eq(ch, pf_flow_hash("in_ns_a_1"));
 	ck_assert_uint_eq(rh, pf_flow_hash("ns/p#2"));
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		pf_flow_prefix_format(good[i].v, 0x0badc0de, 2, buf, sizeof(buf));
+		ck_assert_str_eq(buf, good[i].text);
+		ck_assert_int_eq(pf_flow_prefix_parse(buf, &v, &ch, &rh), 0);
+		ck_assert_int_eq(v, good[i].v);
+		ck_assert_uint_eq(ch, 0x0badc0de);
+		ck_assert_uint_eq(rh, good[i].v == PF_FLOW_ALLOW || good[i].v == PF_FLOW_WOULD_ALLOW ? 2 : 0);
+	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_int_eq(pf_flow_prefix_parse(bad[i], &allow, &ch, &rh), -EINVAL);
+		ck_assert_int_eq(pf_flow_prefix_parse(bad[i], &v, &ch, &rh), -EINVAL);
 }
 END_TEST
 

@@ -715,6 +715,75 @@ START_TEST(test_longest_names)
 }
 END_TEST
 
+/* Audit mode (docs/engine.md): an audit chain's end (accept / return) and a
+ * staged rule (drop) are programmed, read back equal and converge (a second
+ * sync sends nothing), with the flow log off and on (then the end logs
+ * "pf wd", the staged rule "pf wa"); a mode switch is one chain replacement. */
+START_TEST(test_audit_and_staged)
+{
+	static const char *const web[] = { "10.0.0.5" };
+	struct pf_ir_plan *p = nt_plan(), *p2;
+	struct pf_ir_chain *c;
+	struct pf_ir_diff *d = NULL;
+	struct env e;
+	char *out;
+
+	nt_set(p, "p_web", PF_IR_SET_ADDR4, "pod{app=web}", web, 1);
+	c = nt_chain(p, "in_a", PF_IR_INGRESS, "ns/a");
+	nt_rule(c, 4, "p_web", false, 6, 80, 80, "ns/allow", 0);
+	nt_rule(c, 4, "p_web", false, 6, 81, 81, "ns/staged", 0);
+	c->rules[1].verdict = PF_IR_DROP;
+	c = nt_chain(p, "out_a", PF_IR_EGRESS, "ns/a");
+	nt_rule(c, 4, "p_web", false, 17, 53, 53, "ns/staged", 1);
+	c->rules[0].verdict = PF_IR_DROP;
+	c->audit = true;
+	nt_pod(p, "ns/a", "va", "10.0.0.2", "in_a", "out_a");
+	nt_plan_finish(p);
+	for (int logging = 0; logging < 2; logging++) {
+		struct pf_nft_opts o = { .table = TABLE, .log_group = logging ? 100 : 0 };
+
+		ck_assert_int_eq(kt_ns_new("audit", e.ns, sizeof(e.ns)), 0);
+		snprintf(e.path, sizeof(e.path), "/run/netns/%s", e.ns);
+		ck_assert_int_eq(pf_nft_new_in_netns(e.path, &o, &e.n), 0);
+		ck_assert_uint_gt(sync_msgs(e.n, p), 0);
+		assert_kernel_is(e.n, p);
+		assert_nothing_to_do(e.n, p);
+		out = kt_sh_out("ip netns exec %s nft list table inet " TABLE, e.ns);
+		ck_assert_ptr_nonnull(out);
+		ck_assert_msg(strstr(out, "tcp dport 81 drop comment \"ns/staged#0\"") &&
+				      strstr(out, "return comment \"podfence: audit\""),
+			      "%s", out);
+		ck_assert_msg(!logging || (strstr(out, "log prefix \"pf wd ") && strstr(out, "log prefix \"pf wa ") &&
+					   strstr(out, "log prefix \"pf d ")),
+			      "%s", out);
+		if (logging) {
+			/* the staged rule's log records the deny too (the closing drop is not reached) */
+			char *wa = strstr(out, "log prefix \"pf wa "), *eol = wa ? strchr(wa, '\n') : NULL;
+
+			ck_assert_ptr_nonnull(eol);
+			*eol = '\0';
+			ck_assert_msg(strstr(wa, "log prefix \"pf d "), "%s", wa);
+		}
+		free(out);
+		/* switch: in_a audits, out_a enforces; one replacement each */
+		p2 = pf_ir_plan_dup(p);
+		ck_assert_ptr_nonnull(p2);
+		p2->chains[0].audit = true;
+		p2->chains[1].audit = false;
+		ck_assert_int_eq(pf_ir_diff(p, p2, &d), 0);
+		ck_assert_uint_eq(d->n_ops, 2);
+		ck_assert_int_eq(d->ops[0].type, PF_IR_OP_CHAIN_REPLACE);
+		ck_assert_int_eq(pf_nft_apply(e.n, d), 0);
+		pf_ir_diff_free(d);
+		assert_kernel_is(e.n, p2);
+		assert_nothing_to_do(e.n, p2);
+		pf_ir_plan_free(p2);
+		env_down(&e);
+	}
+	pf_ir_plan_free(p);
+}
+END_TEST
+
 /* A set someone else made under one of our names, with another type: it is
  * replaced in the sync's transaction, not a reason to stop (before: every
  * sync failed with EEXIST "set p_web exists with another type"). */
@@ -861,6 +930,7 @@ int main(int argc, char **argv)
 		test_large_set_paged,
 		test_lost_acks_resync,
 		test_longest_names,
+		test_audit_and_staged,
 		test_replaces_foreign_set,
 		test_error_names_object,
 	};

@@ -167,10 +167,24 @@ START_TEST(test_rule_roundtrip)
 		rule_cases[_i].lo, rule_cases[_i].hi, "ns/pol", (uint32_t)_i);
 	if (rule_cases[_i].ports)
 		c->rules[0].ports = strdup(rule_cases[_i].ports);
-	o = nft_build_rule("t", "in_x", &c->rules[0]);
+	o = nft_build_rule("t", "in_x", c->dir, &c->rules[0]);
 	ck_assert_ptr_nonnull(o);
 	back = rt_rule(o);
-	ck_assert_int_eq(nft_parse_rule(back, &got), 0);
+	ck_assert_int_eq(nft_parse_rule(back, c->dir, &got), 0);
+	ck_assert(pf_ir_rule_equal(&got, &c->rules[0]));
+	/* read as the other direction's rule it is not ours (wrong address or verdict) */
+	if (rule_cases[_i].family)
+		ck_assert_int_eq(nft_parse_rule(back, !c->dir, &got), -ENOTSUP);
+	pf_ir_rule_done(&got);
+	nftnl_rule_free(o);
+	nftnl_rule_free(back);
+	/* the same matches as a staged policy's rule (drop) */
+	c->rules[0].verdict = PF_IR_DROP;
+	o = nft_build_rule("t", "in_x", c->dir, &c->rules[0]);
+	ck_assert_ptr_nonnull(o);
+	back = rt_rule(o);
+	ck_assert_int_eq(nft_parse_rule(back, c->dir, &got), 0);
+	ck_assert_int_eq(got.verdict, PF_IR_DROP);
 	ck_assert(pf_ir_rule_equal(&got, &c->rules[0]));
 	pf_ir_rule_done(&got);
 	nftnl_rule_free(o);
@@ -193,8 +207,14 @@ START_TEST(test_rule_invalid)
 	};
 	size_t i;
 
+	struct pf_ir_rule wrong_dir = { .verdict = PF_IR_RETURN };
+
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_ptr_null(nft_build_rule("t", "c", &bad[i]));
+		ck_assert_ptr_null(nft_build_rule("t", "c", PF_IR_INGRESS, &bad[i]));
+	/* an allow's verdict is its direction's: ingress accepts, egress returns */
+	ck_assert_ptr_null(nft_build_rule("t", "c", PF_IR_INGRESS, &wrong_dir));
+	wrong_dir.verdict = PF_IR_ACCEPT;
+	ck_assert_ptr_null(nft_build_rule("t", "c", PF_IR_EGRESS, &wrong_dir));
 }
 END_TEST
 
@@ -205,9 +225,19 @@ START_TEST(test_drop_and_base_rules)
 	int i, j;
 
 	back = rt_rule(o);
-	ck_assert_int_eq(nft_parse_rule(back, &got), 1);
+	ck_assert_int_eq(nft_parse_rule(back, PF_IR_INGRESS, &got), 1);
 	nftnl_rule_free(o);
 	nftnl_rule_free(back);
+	/* an audit chain's end: accept (ingress) / return (egress), only in its direction */
+	for (i = 0; i < PF_IR_DIR_MAX; i++) {
+		o = nft_build_audit_rule("t", "in_x", (enum pf_ir_dir)i);
+		ck_assert_ptr_nonnull(o);
+		back = rt_rule(o);
+		ck_assert_int_eq(nft_parse_rule(back, (enum pf_ir_dir)i, &got), 2);
+		ck_assert_int_eq(nft_parse_rule(back, (enum pf_ir_dir)!i, &got), -ENOTSUP);
+		nftnl_rule_free(o);
+		nftnl_rule_free(back);
+	}
 	for (i = 0; i < NFT_BASE_RULES; i++) {
 		o = nft_build_base_rule("t", i);
 		ck_assert_ptr_nonnull(o);
@@ -215,7 +245,7 @@ START_TEST(test_drop_and_base_rules)
 		for (j = 0; j < NFT_BASE_RULES; j++)
 			ck_assert_int_eq(nft_base_rule_matches(back, j), i == j);
 		/* a base rule is not a pod-chain rule */
-		ck_assert_int_eq(nft_parse_rule(back, &got), -ENOTSUP);
+		ck_assert_int_eq(nft_parse_rule(back, PF_IR_INGRESS, &got), -ENOTSUP);
 		nftnl_rule_free(o);
 		nftnl_rule_free(back);
 	}
