@@ -11,7 +11,7 @@ PKGS=(
   containernetworking-plugins
   python3 python3-yaml openssl
   clang libclang-rt-14-dev valgrind strace
-  buildah podman
+  buildah podman runc
 )
 
 missing=()

@@ -74,7 +74,7 @@ done | sort -u >"$libs"
 while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
-  chmod 0444 "$root$lib"
+  chmod 0555 "$root$lib" # the loader must be executable; libraries may be
 done <"$libs"
 # ldd names the loader by its ABI path (/lib64/...): keep that path working.
 if [ -e "$root/lib64" ] && [ ! -e "$root/lib64/ld-linux-x86-64.so.2" ] && [ -e /lib64/ld-linux-x86-64.so.2 ]; then

@@ -57,7 +57,8 @@ class Image(unittest.TestCase):
     def podman_run(self, *args, mounts=(), user=None, check=True):
         # --ulimit nofile, nproc: podman's defaults may exceed what the
         # calling process may raise it to (crun's setrlimit then fails).
-        cmd = ["podman", "run", "--rm", "--read-only", "--cap-drop=ALL", "--network=none",
+        # runc: crun refuses this machine's hybrid cgroup layout.
+        cmd = ["podman", "run", "--rm", "--runtime", "runc", "--read-only", "--cap-drop=ALL", "--network=none",
                "--security-opt=no-new-privileges", "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024"]
         if user is not None:
             cmd += ["--user", user]
@@ -98,7 +99,7 @@ class Image(unittest.TestCase):
         r = self.podman_run("x", check=False)
         self.assertNotEqual(r.returncode, 0)
         for sh in ("/bin/sh", "/usr/bin/sh", "/bin/bash"):
-            r = run(["podman", "run", "--rm", "--read-only", "--network=none", "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024", "--entrypoint", sh,
+            r = run(["podman", "run", "--rm", "--runtime", "runc", "--read-only", "--network=none", "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024", "--entrypoint", sh,
                      self.image, "-c", "true"], self.env, check=False)
             self.assertNotEqual(r.returncode, 0, sh)
         cfg = json.loads(run(["podman", "image", "inspect", self.image], self.env).stdout)[0]
