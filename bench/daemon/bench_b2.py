@@ -91,6 +91,8 @@ def main():
     ap.add_argument("--policies", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--churn-per-s", type=float, default=20.0)
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="an extra podfenced argument (repeatable), e.g. --keep-established")
     ap.add_argument("--in-netns", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -129,7 +131,7 @@ def main():
         sock = os.path.join(tmp, "s.sock")
         d = subprocess.Popen([a.podfenced, "--kubeconfig", kc, "--allow-insecure-token", "--node-name",
                               b6.NODE, "--socket", sock, "--state-dir", os.path.join(tmp, "state"),
-                              "--metrics-address", "127.0.0.1:9479", "--log-level", "warn"],
+                              "--metrics-address", "127.0.0.1:9479", "--log-level", "warn"] + a.daemon_arg,
                              stderr=open(os.path.join(tmp, "podfenced.log"), "w"))
         procs.append(d)
         for _ in range(1200):
