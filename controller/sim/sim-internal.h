@@ -37,9 +37,8 @@ struct pf_sim {
 };
 
 __attribute__((format(printf, 2, 3))) int pf_sim_add_note(struct pf_sim *s, const char *fmt, ...);
-__attribute__((format(printf, 2, 3))) int pf_sim_err(char **ret_err, const char *fmt, ...);
 /* Every YAML document of text, in order, as a JSON array (load.c). */
-int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, char **ret_err);
+int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, struct pf_err *err);
 /* Computes group_of/n_groups/group_rep from the plan (after compiling). */
 int pf_sim_group(struct pf_sim *s);
 
