@@ -65,19 +65,20 @@ static char *manifests(size_t n_pods, bool distinct)
 static int run(size_t n_pods, bool distinct)
 {
 	static const struct pf_sim_port ports[] = {{6, 80}, {6, 443}, {6, 8080}, {17, 53}, {6, 9090}};
-	char *text = manifests(n_pods, distinct), *err = NULL;
+	char *text = manifests(n_pods, distinct);
+	struct pf_err err = {0};
 	struct pf_sim *s = NULL;
 	size_t allowed = 0, groups = 0;
 	double t0, t1, t2, t3;
 
 	t0 = now();
 	if (pf_sim_new(&s) < 0 || pf_sim_load_text(s, "bench", text, strlen(text), &err) < 0) {
-		fprintf(stderr, "load: %s\n", err ? err : "?");
+		fprintf(stderr, "load: %s\n", err.msg[0] ? err.msg : "?");
 		return 1;
 	}
 	t1 = now();
 	if (pf_sim_finish(s, &err) < 0) {
-		fprintf(stderr, "finish: %s\n", err ? err : "?");
+		fprintf(stderr, "finish: %s\n", err.msg[0] ? err.msg : "?");
 		return 1;
 	}
 	t2 = now();

@@ -84,7 +84,7 @@ int pf_ctl_lint(int argc, char **argv)
 	struct pf_sim *s = NULL;
 	const char *node_root = NULL, *kubeconfig = NULL;
 	bool json = false, insecure_token = false;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int c, r, rc = 2;
 
 	opterr = 0;
@@ -144,14 +144,14 @@ int pf_ctl_lint(int argc, char **argv)
 	if (kubeconfig) {
 		r = pf_sim_load_kubeconfig(s, kubeconfig, insecure_token, &err);
 		if (r < 0) {
-			fail("%s", err ? err : strerror(-r));
+			fail("%s", err.msg[0] ? err.msg : strerror(-r));
 			goto out;
 		}
 	}
 	for (int i = optind; i < argc; i++) {
 		r = pf_sim_load_path(s, argv[i], &err);
 		if (r < 0) {
-			fail("%s", err ? err : strerror(-r));
+			fail("%s", err.msg[0] ? err.msg : strerror(-r));
 			goto out;
 		}
 	}
@@ -159,7 +159,7 @@ int pf_ctl_lint(int argc, char **argv)
 	if (r == 0)
 		r = pf_sim_finish(s, &err);
 	if (r < 0) {
-		fail("%s", err ? err : strerror(-r));
+		fail("%s", err.msg[0] ? err.msg : strerror(-r));
 		goto out;
 	}
 	opts = (struct pf_lint_options){n_pod_cidrs, pod_cidrs, n_service_cidrs, service_cidrs, node_root};
@@ -196,6 +196,5 @@ out:
 	pf_sim_free(s);
 	free(pod_cidrs);
 	free(service_cidrs);
-	free(err);
 	return rc;
 }

@@ -90,7 +90,7 @@ static int call(const char *sock, const char *op, int timeout_ms, json_t **ret)
 static int load_cluster(json_t *cluster, struct pf_sim **ret)
 {
 	struct pf_sim *s = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 	json_t *obj;
 	size_t i;
 	int r = pf_sim_new(&s);
@@ -103,8 +103,7 @@ static int load_cluster(json_t *cluster, struct pf_sim **ret)
 		r = pf_sim_finish(s, &err);
 	if (r < 0) {
 		fprintf(stderr, "podfencectl matrix: the controller's objects do not simulate: %s\n",
-			err ? err : strerror(-r));
-		free(err);
+			err.msg[0] ? err.msg : strerror(-r));
 		pf_sim_free(s);
 		return r;
 	}
@@ -220,7 +219,8 @@ int pf_ctl_matrix(const struct pf_ctl_matrix_opts *o)
 	const char **row_keys = NULL, **col_keys = NULL;
 	const char **netns = NULL;
 	int *netns_fds = NULL;
-	char *observed = NULL, *expected = NULL, *err = NULL;
+	struct pf_err err = {0};
+	char *observed = NULL, *expected = NULL;
 	struct job *jobs = NULL;
 	int r, rc = 2;
 
@@ -229,7 +229,8 @@ int pf_ctl_matrix(const struct pf_ctl_matrix_opts *o)
 		goto out;
 	r = o->ports ? pf_sim_ports_parse(o->ports, &ports, &n_ports, &err) : pf_sim_ports_default(s, &ports, &n_ports);
 	if (r < 0) {
-		fprintf(stderr, "podfencectl matrix: --ports %s: %s\n", o->ports ? o->ports : "", err ? err : strerror(-r));
+		fprintf(stderr, "podfencectl matrix: --ports %s: %s\n", o->ports ? o->ports : "",
+			err.msg[0] ? err.msg : strerror(-r));
 		goto out;
 	}
 	size_t n_sim = pf_sim_n_pods(s);
@@ -410,7 +411,6 @@ out:
 	free(netns);
 	free(mports);
 	free(ports);
-	free(err);
 	pf_sim_free(s);
 	json_decref(pods);
 	json_decref(cluster);

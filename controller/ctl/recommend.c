@@ -111,7 +111,7 @@ static int add_daemon(struct pf_recommend *rec, const char *sock, int timeout_ms
 static int load_sim(char **paths, size_t n_paths, const char *yaml, struct pf_sim **ret)
 {
 	struct pf_sim *s = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int r;
 
 	r = pf_sim_new(&s);
@@ -125,8 +125,7 @@ static int load_sim(char **paths, size_t n_paths, const char *yaml, struct pf_si
 	if (r >= 0)
 		r = pf_sim_finish(s, &err);
 	if (r < 0) {
-		fprintf(stderr, "podfencectl: --check: %s\n", err ? err : strerror(-r));
-		free(err);
+		fprintf(stderr, "podfencectl: --check: %s\n", err.msg[0] ? err.msg : strerror(-r));
 		pf_sim_free(s);
 		return r;
 	}

@@ -78,7 +78,8 @@ static int read_all(const char *path, char **ret, size_t *ret_len)
 static int check_expectations(struct pf_sim *s, const char *path)
 {
 	struct pf_sim_expect *e = NULL;
-	char *text = NULL, *err = NULL;
+	struct pf_err err = {0};
+	char *text = NULL;
 	size_t len = 0, checked = 0;
 	int r = read_all(path, &text, &len), rc = 2;
 
@@ -86,7 +87,7 @@ static int check_expectations(struct pf_sim *s, const char *path)
 		return fail("--expect %s: cannot read", path);
 	r = pf_sim_expect_load(s, path, text, len, &e, &err);
 	if (r < 0) {
-		fail("%s", err ? err : strerror(-r));
+		fail("%s", err.msg[0] ? err.msg : strerror(-r));
 		goto out;
 	}
 	r = pf_sim_expect_check(s, e, stdout, &checked);
@@ -98,7 +99,6 @@ static int check_expectations(struct pf_sim *s, const char *path)
 	rc = r > 0 ? 1 : 0;
 out:
 	pf_sim_expect_free(e);
-	free(err);
 	free(text);
 	return rc;
 }
@@ -167,7 +167,7 @@ int pf_ctl_simulate(int argc, char **argv)
 	struct pf_sim *s = NULL;
 	bool json = false, reasons = false, insecure_token = false;
 	size_t n_ports = 0;
-	char *err = NULL;
+	struct pf_err err = {0};
 	int c, r, rc = 2;
 
 	opterr = 0;
@@ -209,20 +209,20 @@ int pf_ctl_simulate(int argc, char **argv)
 	if (kubeconfig) {
 		r = pf_sim_load_kubeconfig(s, kubeconfig, insecure_token, &err);
 		if (r < 0) {
-			fail("%s", err ? err : strerror(-r));
+			fail("%s", err.msg[0] ? err.msg : strerror(-r));
 			goto out;
 		}
 	}
 	for (int i = optind; i < argc; i++) {
 		r = pf_sim_load_path(s, argv[i], &err);
 		if (r < 0) {
-			fail("%s", err ? err : strerror(-r));
+			fail("%s", err.msg[0] ? err.msg : strerror(-r));
 			goto out;
 		}
 	}
 	r = pf_sim_finish(s, &err);
 	if (r < 0) {
-		fail("%s", err ? err : strerror(-r));
+		fail("%s", err.msg[0] ? err.msg : strerror(-r));
 		goto out;
 	}
 	if (!json)
@@ -239,12 +239,11 @@ int pf_ctl_simulate(int argc, char **argv)
 	r = ports_text ? pf_sim_ports_parse(ports_text, &ports, &n_ports, &err)
 		       : pf_sim_ports_default(s, &ports, &n_ports);
 	if (r < 0) {
-		fail("%s", err ? err : strerror(-r));
+		fail("%s", err.msg[0] ? err.msg : strerror(-r));
 		goto out;
 	}
 	rc = print_tables(s, ports, n_ports, json, reasons);
 out:
-	free(err);
 	free(ports);
 	pf_sim_free(s);
 	return rc;

@@ -52,7 +52,7 @@ static bool labels_match(const struct pf_pod *p, const json_t *labels)
 /* "ns/name" or {namespace: ns, labels: {k: v}} -> pod indexes; the text
  * that names it in messages. */
 static int resolve(const struct pf_sim *s, const char *where, const char *field, const json_t *ref, size_t **ret,
-		   size_t *ret_n, char **ret_text, char **ret_err)
+		   size_t *ret_n, char **ret_text, struct pf_err *err)
 {
 	size_t *v = calloc(s->n_pods + 1, sizeof(*v)), n = 0;
 	const char *ns = NULL, *k;
@@ -67,7 +67,7 @@ static int resolve(const struct pf_sim *s, const char *where, const char *field,
 		int i = pf_sim_pod_index(s, json_string_value(ref));
 
 		if (i < 0) {
-			r = pf_sim_err(ret_err, "%s.%s: no pod \"%s\" (expected namespace/name of a simulated pod)",
+			r = pf_err_set(err, -EINVAL, "%s.%s: no pod \"%s\" (expected namespace/name of a simulated pod)",
 				       where, field, json_string_value(ref));
 			goto out;
 		}
@@ -77,12 +77,12 @@ static int resolve(const struct pf_sim *s, const char *where, const char *field,
 		ns = json_string_value(json_object_get(ref, "namespace"));
 		labels = json_object_get(ref, "labels");
 		if ((json_object_get(ref, "namespace") && !ns) || (labels && !json_is_object(labels))) {
-			r = pf_sim_err(ret_err, "%s.%s: namespace must be a string and labels a map", where, field);
+			r = pf_err_set(err, -EINVAL, "%s.%s: namespace must be a string and labels a map", where, field);
 			goto out;
 		}
 		json_object_foreach((json_t *)labels, k, lv) {
 			if (!json_is_string(lv)) {
-				r = pf_sim_err(ret_err, "%s.%s.labels.%s: must be a string", where, field, k);
+				r = pf_err_set(err, -EINVAL, "%s.%s.labels.%s: must be a string", where, field, k);
 				goto out;
 			}
 		}
@@ -91,11 +91,11 @@ static int resolve(const struct pf_sim *s, const char *where, const char *field,
 				v[n++] = i;
 		text = json_dumps(ref, JSON_COMPACT | JSON_SORT_KEYS);
 		if (n == 0) {
-			r = pf_sim_err(ret_err, "%s.%s: %s selects no simulated pod", where, field, text ? text : "?");
+			r = pf_err_set(err, -EINVAL, "%s.%s: %s selects no simulated pod", where, field, text ? text : "?");
 			goto out;
 		}
 	} else {
-		r = pf_sim_err(ret_err, "%s.%s: required: \"namespace/name\" or {namespace: ..., labels: {...}}", where,
+		r = pf_err_set(err, -EINVAL, "%s.%s: required: \"namespace/name\" or {namespace: ..., labels: {...}}", where,
 			       field);
 		goto out;
 	}
@@ -113,11 +113,11 @@ out:
 	return r;
 }
 
-static int parse_port(const char *where, const json_t *j, struct pf_sim_port *ret, char **ret_err)
+static int parse_port(const char *where, const json_t *j, struct pf_sim_port *ret, struct pf_err *err)
 {
 	struct pf_sim_port *v = NULL;
 	size_t n = 0;
-	char buf[32], *err = NULL;
+	char buf[32];
 	int r;
 
 	if (json_is_integer(j))
@@ -125,12 +125,11 @@ static int parse_port(const char *where, const json_t *j, struct pf_sim_port *re
 	else if (json_is_string(j) && strlen(json_string_value(j)) < sizeof(buf) && !strchr(json_string_value(j), ','))
 		snprintf(buf, sizeof(buf), "%s", json_string_value(j));
 	else
-		return pf_sim_err(ret_err, "%s.port: required: 8080, \"8080/TCP\" or \"53/UDP\"", where);
-	r = pf_sim_ports_parse(buf, &v, &n, &err);
-	free(err);
+		return pf_err_set(err, -EINVAL, "%s.port: required: 8080, \"8080/TCP\" or \"53/UDP\"", where);
+	r = pf_sim_ports_parse(buf, &v, &n, NULL);
 	if (r == -EINVAL || (r == 0 && n != 1)) {
 		free(v);
-		return pf_sim_err(ret_err, "%s.port: \"%s\" is not PORT or PORT/PROTOCOL (TCP, UDP, SCTP)", where, buf);
+		return pf_err_set(err, -EINVAL, "%s.port: \"%s\" is not PORT or PORT/PROTOCOL (TCP, UDP, SCTP)", where, buf);
 	}
 	if (r < 0)
 		return r;
@@ -140,11 +139,11 @@ static int parse_port(const char *where, const json_t *j, struct pf_sim_port *re
 }
 
 int pf_sim_expect_load(const struct pf_sim *s, const char *origin, const char *text, size_t len,
-		       struct pf_sim_expect **ret, char **ret_err)
+		       struct pf_sim_expect **ret, struct pf_err *err)
 {
 	struct pf_sim_expect *e = calloc(1, sizeof(*e));
 	json_t *docs = NULL, *list, *item;
-	char *yerr = NULL;
+	struct pf_err yerr = {0};
 	size_t i;
 	int r;
 
@@ -158,15 +157,14 @@ int pf_sim_expect_load(const struct pf_sim *s, const char *origin, const char *t
 	 * objects, and the list is the document itself. */
 	r = pf_sim_yaml_docs(text, len, &docs, &yerr);
 	if (r == -EINVAL) {
-		r = pf_sim_err(ret_err, "%s: %s", origin, yerr ? yerr : "cannot parse");
-		free(yerr);
+		r = pf_err_set(err, -EINVAL, "%s: %s", origin, yerr.msg);
 		goto out;
 	}
 	if (r < 0)
 		goto out;
 	list = json_array_size(docs) == 1 ? json_array_get(docs, 0) : NULL;
 	if (!json_is_array(list)) {
-		r = pf_sim_err(ret_err, "%s: expected one YAML list of {from, to, port, allowed}", origin);
+		r = pf_err_set(err, -EINVAL, "%s: expected one YAML list of {from, to, port, allowed}", origin);
 		goto out;
 	}
 	e->v = calloc(json_array_size(list) + 1, sizeof(*e->v));
@@ -181,20 +179,20 @@ int pf_sim_expect_load(const struct pf_sim *s, const char *origin, const char *t
 
 		snprintf(where, sizeof(where), "%s: [%zu]", origin, i);
 		if (!json_is_object(item)) {
-			r = pf_sim_err(ret_err, "%s: must be a map {from, to, port, allowed}", where);
+			r = pf_err_set(err, -EINVAL, "%s: must be a map {from, to, port, allowed}", where);
 			goto out;
 		}
 		if (!json_is_boolean(allowed)) {
-			r = pf_sim_err(ret_err, "%s.allowed: required: true or false", where);
+			r = pf_err_set(err, -EINVAL, "%s.allowed: required: true or false", where);
 			goto out;
 		}
 		x->allowed = json_is_true(allowed);
 		e->n++; /* owned from here: freed with e */
-		r = resolve(s, where, "from", json_object_get(item, "from"), &x->from, &x->n_from, &from_text, ret_err);
+		r = resolve(s, where, "from", json_object_get(item, "from"), &x->from, &x->n_from, &from_text, err);
 		if (r == 0)
-			r = resolve(s, where, "to", json_object_get(item, "to"), &x->to, &x->n_to, &to_text, ret_err);
+			r = resolve(s, where, "to", json_object_get(item, "to"), &x->to, &x->n_to, &to_text, err);
 		if (r == 0)
-			r = parse_port(where, json_object_get(item, "port"), &x->port, ret_err);
+			r = parse_port(where, json_object_get(item, "port"), &x->port, err);
 		if (r == 0 && asprintf(&x->text, "%s -> %s %u/%s", from_text, to_text, x->port.port,
 				       pf_sim_proto_name(x->port.proto)) < 0) {
 			x->text = NULL;

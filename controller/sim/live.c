@@ -52,7 +52,7 @@ static int append_escaped(char *buf, size_t size, const char *text)
 	return 0;
 }
 
-static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *server, size_t c, char **ret_err)
+static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *server, size_t c, struct pf_err *err)
 {
 	char *cont = NULL, path[4096];
 	json_t *body = NULL;
@@ -67,12 +67,12 @@ static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *serv
 		snprintf(path, sizeof(path), "%s?limit=%d%s", collections[c].path, LIVE_PAGE_LIMIT,
 			 cont ? "&continue=" : "");
 		if (cont && append_escaped(path, sizeof(path), cont) < 0) {
-			r = pf_sim_err(ret_err, "%s: %s: continue token too long", server, collections[c].path);
+			r = pf_err_set(err, -EINVAL, "%s: %s: continue token too long", server, collections[c].path);
 			goto out;
 		}
 		r = pf_kube_request(k, "GET", path, NULL, &status, &body);
 		if (r < 0) {
-			r = pf_sim_err(ret_err, "%s: GET %s: %s", server, collections[c].path,
+			r = pf_err_set(err, -EINVAL, "%s: GET %s: %s", server, collections[c].path,
 				       r == -EPERM ? "a bearer token over plain http:// (--allow-insecure-token to allow)"
 						   : strerror(-r));
 			goto out;
@@ -80,7 +80,7 @@ static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *serv
 		if (status != 200 || !json_is_array(json_object_get(body, "items"))) {
 			const char *msg = json_string_value(json_object_get(body, "message"));
 
-			r = pf_sim_err(ret_err, "%s: GET %s: HTTP %ld%s%s", server, collections[c].path, status,
+			r = pf_err_set(err, -EINVAL, "%s: GET %s: HTTP %ld%s%s", server, collections[c].path, status,
 				       msg ? ": " : "", msg ? msg : "");
 			goto out;
 		}
@@ -97,7 +97,7 @@ static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *serv
 				goto out;
 			}
 			snprintf(origin, sizeof(origin), "cluster %s %s", collections[c].kind, name ? name : "?");
-			r = pf_sim_load_object(s, origin, item, ret_err);
+			r = pf_sim_load_object(s, origin, item, err);
 			if (r < 0)
 				goto out;
 		}
@@ -115,26 +115,26 @@ static int load_collection(struct pf_sim *s, struct pf_kube *k, const char *serv
 			goto out;
 		}
 	}
-	r = pf_sim_err(ret_err, "%s: GET %s: more than %d pages", server, collections[c].path, LIVE_MAX_PAGES);
+	r = pf_err_set(err, -EINVAL, "%s: GET %s: more than %d pages", server, collections[c].path, LIVE_MAX_PAGES);
 out:
 	free(cont);
 	json_decref(body);
 	return r;
 }
 
-int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_insecure_token, char **ret_err)
+int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_insecure_token, struct pf_err *err)
 {
 	static const struct pf_kube_options opts = {.user_agent = "podfencectl/0.1"};
 	struct pf_kube_config *cfg = NULL;
 	struct pf_kube *k = NULL;
-	struct pf_err err = {0};
+	struct pf_err kerr = {0};
 	int r;
 
 	if (s->finished)
 		return -EINVAL;
-	r = pf_kube_config_load_kubeconfig(kubeconfig, &cfg, &err);
+	r = pf_kube_config_load_kubeconfig(kubeconfig, &cfg, &kerr);
 	if (r < 0) {
-		r = pf_sim_err(ret_err, "%s: %s", kubeconfig, err.msg[0] ? err.msg : strerror(-r));
+		r = pf_err_set(err, -EINVAL, "%s: %s", kubeconfig, kerr.msg[0] ? kerr.msg : strerror(-r));
 		goto out;
 	}
 	cfg->allow_insecure_token = allow_insecure_token;
@@ -144,7 +144,7 @@ int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_
 		goto out;
 	}
 	for (size_t c = 0; c < sizeof(collections) / sizeof(collections[0]) && r >= 0; c++)
-		r = load_collection(s, k, cfg->server, c, ret_err);
+		r = load_collection(s, k, cfg->server, c, err);
 	if (r >= 0)
 		r = pf_sim_add_note(s, "the live cluster's objects (%s) are the base; the given manifests replace "
 				       "objects of the same kind, namespace and name", cfg->server);

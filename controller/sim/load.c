@@ -17,23 +17,6 @@
 #include "sim/sim-internal.h"
 #include "yaml/yamljson.h"
 
-int pf_sim_err(char **ret_err, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	if (!ret_err)
-		return -EINVAL;
-	va_start(ap, fmt);
-	r = vasprintf(ret_err, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		*ret_err = NULL;
-		return -ENOMEM;
-	}
-	return -EINVAL;
-}
-
 int pf_sim_add_note(struct pf_sim *s, const char *fmt, ...)
 {
 	char **v = realloc(s->notes, (s->n_notes + 1) * sizeof(*v));
@@ -100,24 +83,24 @@ void pf_sim_free(struct pf_sim *s)
 }
 
 /* The one place that calls the YAML converter, so that it can be re-pointed. */
-int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, char **ret_err)
+int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, struct pf_err *err)
 {
-	struct pf_err err = {0};
+	struct pf_err derr = {0};
 	json_t *docs = NULL;
-	int r = pf_yaml_load(text, len, &docs, &err);
+	int r = pf_yaml_load(text, len, &docs, &derr);
 
 	if (r == -EINVAL)
-		return pf_sim_err(ret_err, "%s", err.msg);
+		return pf_err_set(err, -EINVAL, "%s", derr.msg);
 	if (r < 0)
 		return r;
 	*ret = docs;
 	return 0;
 }
 
-int pf_sim_yaml_objects(const char *text, size_t len, json_t **ret, char **ret_err)
+int pf_sim_yaml_objects(const char *text, size_t len, json_t **ret, struct pf_err *err)
 {
 	json_t *docs = NULL, *objs;
-	int r = pf_sim_yaml_docs(text, len, &docs, ret_err);
+	int r = pf_sim_yaml_docs(text, len, &docs, err);
 
 	if (r < 0)
 		return r;
@@ -174,7 +157,7 @@ fail:
 }
 
 /* The Pod a workload's template stands for: named after the workload. */
-static int template_pod(const json_t *obj, const char *const *path, json_t **ret, char **ret_err)
+static int template_pod(const json_t *obj, const char *const *path, json_t **ret, struct pf_err *err)
 {
 	const json_t *t = obj, *md = json_object_get(obj, "metadata");
 	const char *name = json_string_value(json_object_get(md, "name"));
@@ -183,9 +166,9 @@ static int template_pod(const json_t *obj, const char *const *path, json_t **ret
 	for (size_t i = 0; i < 4 && path[i]; i++)
 		t = json_object_get(t, path[i]);
 	if (!name || !*name)
-		return pf_sim_err(ret_err, "%s: metadata.name: required", json_string_value(json_object_get(obj, "kind")));
+		return pf_err_set(err, -EINVAL, "%s: metadata.name: required", json_string_value(json_object_get(obj, "kind")));
 	if (!json_is_object(t))
-		return pf_sim_err(ret_err, "%s %s/%s: %s.%s%s%s: required (the pod template)",
+		return pf_err_set(err, -EINVAL, "%s %s/%s: %s.%s%s%s: required (the pod template)",
 				  json_string_value(json_object_get(obj, "kind")), ns_of(obj), name, path[0], path[1],
 				  path[2] ? "." : "", path[2] ? "spec.template" : "");
 	pod = json_pack("{s:s,s:{s:s,s:s},s:O?}", "kind", "Pod", "metadata", "name", name, "namespace", ns_of(obj),
@@ -202,14 +185,14 @@ static int template_pod(const json_t *obj, const char *const *path, json_t **ret
 	return 0;
 }
 
-static int add_pod(struct pf_sim *s, const char *origin, const char *what, const json_t *obj, char **ret_err)
+static int add_pod(struct pf_sim *s, const char *origin, const char *what, const json_t *obj, struct pf_err *err)
 {
 	struct pf_pod *p = NULL, **v;
-	struct pf_err err = {0};
-	int r = pf_decode_pod(obj, &p, &err);
+	struct pf_err derr = {0};
+	int r = pf_decode_pod(obj, &p, &derr);
 
 	if (r == -EINVAL) {
-		r = pf_sim_err(ret_err, "%s: %s%s", origin, what, err.msg[0] ? err.msg : "invalid pod");
+		r = pf_err_set(err, -EINVAL, "%s: %s%s", origin, what, derr.msg[0] ? derr.msg : "invalid pod");
 		return r;
 	}
 	if (r < 0)
@@ -232,13 +215,13 @@ static int add_pod(struct pf_sim *s, const char *origin, const char *what, const
 	return 0;
 }
 
-static int apply(struct pf_sim *s, const char *origin, const char *kind, const json_t *obj, char **ret_err)
+static int apply(struct pf_sim *s, const char *origin, const char *kind, const json_t *obj, struct pf_err *err)
 {
-	struct pf_err err = {0};
-	int r = pf_decode_apply(s->model, kind, NULL, obj, &err);
+	struct pf_err derr = {0};
+	int r = pf_decode_apply(s->model, kind, NULL, obj, &derr);
 
 	if (r == -EINVAL)
-		r = pf_sim_err(ret_err, "%s: %s", origin, err.msg[0] ? err.msg : "invalid object");
+		r = pf_err_set(err, -EINVAL, "%s: %s", origin, derr.msg[0] ? derr.msg : "invalid object");
 	return r < 0 ? r : 0;
 }
 
@@ -260,9 +243,9 @@ static int note_given_ns(struct pf_sim *s, const char *name)
 }
 
 /* spec.clusterIPs (dual-stack) or spec.clusterIP; "None" (headless) and ""
- * are no address. Returns the number kept (0..2) or -EINVAL (*ret_err). */
+ * are no address. Returns the number kept (0..2) or -EINVAL (*err). */
 static int service_ips(const char *origin, const char *key, const json_t *spec, struct pf_sim_service *ret,
-		       char **ret_err)
+		       struct pf_err *err)
 {
 	const json_t *ips = json_object_get(spec, "clusterIPs"), *v;
 	json_t *single = NULL;
@@ -281,7 +264,7 @@ static int service_ips(const char *origin, const char *key, const json_t *spec, 
 		if (!text || !*text || strcmp(text, "None") == 0 || ret->n_ips == PF_POD_MAX_IPS)
 			continue;
 		if (pf_addr_parse(text, &ret->ips[ret->n_ips]) < 0) {
-			r = pf_sim_err(ret_err, "%s: service %s: spec.clusterIPs[%zu]: \"%s\" is not an IP address", origin,
+			r = pf_err_set(err, -EINVAL, "%s: service %s: spec.clusterIPs[%zu]: \"%s\" is not an IP address", origin,
 				       key, i, text);
 			break;
 		}
@@ -291,7 +274,7 @@ static int service_ips(const char *origin, const char *key, const json_t *spec, 
 	return r < 0 ? r : (int)ret->n_ips;
 }
 
-static int add_service(struct pf_sim *s, const char *origin, const json_t *obj, const char *name, char **ret_err)
+static int add_service(struct pf_sim *s, const char *origin, const json_t *obj, const char *name, struct pf_err *err)
 {
 	struct pf_sim_service svc = {0}, *v;
 	int r;
@@ -300,7 +283,7 @@ static int add_service(struct pf_sim *s, const char *origin, const json_t *obj, 
 		return pf_sim_add_note(s, "%s: a Service without metadata.name skipped", origin);
 	if (asprintf(&svc.key, "%s/%s", ns_of(obj), name) < 0)
 		return -ENOMEM;
-	r = service_ips(origin, svc.key, json_object_get(obj, "spec"), &svc, ret_err);
+	r = service_ips(origin, svc.key, json_object_get(obj, "spec"), &svc, err);
 	if (r <= 0) {
 		if (r == 0)
 			r = pf_sim_add_note(s, "%s: Service %s skipped (no cluster IP; the simulator reads Namespace, Pod, "
@@ -325,7 +308,7 @@ static int add_service(struct pf_sim *s, const char *origin, const json_t *obj, 
 	return 0;
 }
 
-int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, char **ret_err)
+int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, struct pf_err *err)
 {
 	const char *kind = json_string_value(json_object_get(obj, "kind"));
 	const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
@@ -335,30 +318,30 @@ int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, 
 	if (s->finished)
 		return -EINVAL;
 	if (!json_is_object(obj))
-		return pf_sim_err(ret_err, "%s: not an object", origin);
+		return pf_err_set(err, -EINVAL, "%s: not an object", origin);
 	if (!kind)
 		return pf_sim_add_note(s, "%s: an object without kind skipped", origin);
 	if (strcmp(kind, "Namespace") == 0) {
 		if (name && pf_model_namespace(s->model, name))
 			r = pf_sim_add_note(s, "%s: namespace %s given again: the later one is used", origin, name);
 		if (r == 0)
-			r = apply(s, origin, "Namespace", obj, ret_err);
+			r = apply(s, origin, "Namespace", obj, err);
 		return r < 0 ? r : note_given_ns(s, name);
 	}
 	if (strcmp(kind, "Service") == 0)
-		return add_service(s, origin, obj, name, ret_err);
+		return add_service(s, origin, obj, name, err);
 	if (strcmp(kind, "NetworkPolicy") == 0 || strcmp(kind, "Pod") == 0) {
 		copy = with_namespace(obj);
 		if (!copy)
 			return -ENOMEM;
 		if (kind[0] == 'P') {
-			r = add_pod(s, origin, "", copy, ret_err);
+			r = add_pod(s, origin, "", copy, err);
 		} else {
 			if (name && pf_model_policy(s->model, ns_of(obj), name))
 				r = pf_sim_add_note(s, "%s: networkpolicy %s/%s given again: the later one is used",
 						    origin, ns_of(obj), name);
 			if (r == 0)
-				r = apply(s, origin, "NetworkPolicy", copy, ret_err);
+				r = apply(s, origin, "NetworkPolicy", copy, err);
 		}
 		json_decref(copy);
 		return r;
@@ -368,11 +351,11 @@ int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, 
 
 		if (strcmp(kind, workloads[i].kind) != 0)
 			continue;
-		r = template_pod(obj, workloads[i].path, &copy, ret_err);
+		r = template_pod(obj, workloads[i].path, &copy, err);
 		if (r < 0)
 			return r;
 		snprintf(what, sizeof(what), "%s %s/%s (its pod template): ", kind, ns_of(obj), name);
-		r = add_pod(s, origin, what, copy, ret_err);
+		r = add_pod(s, origin, what, copy, err);
 		json_decref(copy);
 		return r;
 	}
@@ -380,22 +363,21 @@ int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, 
 			       origin, kind, name ? name : "?");
 }
 
-int pf_sim_load_text(struct pf_sim *s, const char *origin, const char *text, size_t len, char **ret_err)
+int pf_sim_load_text(struct pf_sim *s, const char *origin, const char *text, size_t len, struct pf_err *err)
 {
 	json_t *objs = NULL, *o;
-	char *err = NULL;
+	struct pf_err yerr = {0};
 	size_t i;
-	int r = pf_sim_yaml_objects(text, len, &objs, &err);
+	int r = pf_sim_yaml_objects(text, len, &objs, &yerr);
 
 	if (r == -EINVAL) {
-		r = pf_sim_err(ret_err, "%s: %s", origin, err ? err : "cannot parse");
-		free(err);
+		r = pf_err_set(err, -EINVAL, "%s: %s", origin, yerr.msg);
 		return r;
 	}
 	if (r < 0)
 		return r;
 	json_array_foreach(objs, i, o) {
-		r = pf_sim_load_object(s, origin, o, ret_err);
+		r = pf_sim_load_object(s, origin, o, err);
 		if (r < 0)
 			break;
 	}
@@ -411,7 +393,7 @@ static bool is_manifest(const char *name)
 	       (n > 5 && strcmp(name + n - 5, ".json") == 0);
 }
 
-static int load_file(struct pf_sim *s, const char *path, char **ret_err)
+static int load_file(struct pf_sim *s, const char *path, struct pf_err *err)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -419,9 +401,9 @@ static int load_file(struct pf_sim *s, const char *path, char **ret_err)
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
 
 	if (fd < 0)
-		return pf_sim_err(ret_err, "%s: %s", path, strerror(errno));
+		return pf_err_set(err, -EINVAL, "%s: %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0 || st.st_size > (off_t)PF_SIM_MAX_FILE) {
-		r = pf_sim_err(ret_err, "%s: %s", path,
+		r = pf_err_set(err, -EINVAL, "%s: %s", path,
 			       st.st_size > (off_t)PF_SIM_MAX_FILE ? "larger than 64 MiB" : strerror(errno));
 		goto out;
 	}
@@ -436,13 +418,13 @@ static int load_file(struct pf_sim *s, const char *path, char **ret_err)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			r = pf_sim_err(ret_err, "%s: %s", path, n < 0 ? strerror(errno) : "shorter than its size");
+			r = pf_err_set(err, -EINVAL, "%s: %s", path, n < 0 ? strerror(errno) : "shorter than its size");
 			goto out;
 		}
 		len += (size_t)n;
 	}
 	buf[len] = '\0';
-	r = pf_sim_load_text(s, path, buf, len, ret_err);
+	r = pf_sim_load_text(s, path, buf, len, err);
 out:
 	free(buf);
 	close(fd);
@@ -454,7 +436,7 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int load_dir(struct pf_sim *s, const char *path, int depth, char **ret_err)
+static int load_dir(struct pf_sim *s, const char *path, int depth, struct pf_err *err)
 {
 	DIR *d = opendir(path);
 	char **names = NULL;
@@ -463,7 +445,7 @@ static int load_dir(struct pf_sim *s, const char *path, int depth, char **ret_er
 	int r = 0;
 
 	if (!d)
-		return pf_sim_err(ret_err, "%s: %s", path, strerror(errno));
+		return pf_err_set(err, -EINVAL, "%s: %s", path, strerror(errno));
 	while ((e = readdir(d))) {
 		char **v;
 
@@ -488,11 +470,11 @@ static int load_dir(struct pf_sim *s, const char *path, int depth, char **ret_er
 			break;
 		}
 		if (stat(full, &st) < 0)
-			r = pf_sim_err(ret_err, "%s: %s", full, strerror(errno));
+			r = pf_err_set(err, -EINVAL, "%s: %s", full, strerror(errno));
 		else if (S_ISDIR(st.st_mode) && depth < 16)
-			r = load_dir(s, full, depth + 1, ret_err);
+			r = load_dir(s, full, depth + 1, err);
 		else if (S_ISREG(st.st_mode) && is_manifest(names[i]))
-			r = load_file(s, full, ret_err);
+			r = load_file(s, full, err);
 		free(full);
 	}
 out:
@@ -503,13 +485,13 @@ out:
 	return r;
 }
 
-int pf_sim_load_path(struct pf_sim *s, const char *path, char **ret_err)
+int pf_sim_load_path(struct pf_sim *s, const char *path, struct pf_err *err)
 {
 	struct stat st;
 
 	if (stat(path, &st) < 0)
-		return pf_sim_err(ret_err, "%s: %s", path, strerror(errno));
-	return S_ISDIR(st.st_mode) ? load_dir(s, path, 0, ret_err) : load_file(s, path, ret_err);
+		return pf_err_set(err, -EINVAL, "%s: %s", path, strerror(errno));
+	return S_ISDIR(st.st_mode) ? load_dir(s, path, 0, err) : load_file(s, path, err);
 }
 
 /* ---- finish ---- */
@@ -517,7 +499,6 @@ int pf_sim_load_path(struct pf_sim *s, const char *path, char **ret_err)
 int pf_sim_assume_dns(struct pf_sim *s)
 {
 	json_t *obj;
-	char *err = NULL;
 	int r;
 
 	if (s->finished)
@@ -534,9 +515,8 @@ int pf_sim_assume_dns(struct pf_sim *s)
 			"dns", "containerPort", 53, "protocol", "TCP", "name", "dns-tcp");
 	if (!obj)
 		return -ENOMEM;
-	r = add_pod(s, "assumed", "", obj, &err);
+	r = add_pod(s, "assumed", "", obj, NULL);
 	json_decref(obj);
-	free(err);
 	if (r < 0)
 		return r == -EINVAL ? -EIO : r;
 	s->dns_assumed = true;
@@ -552,7 +532,7 @@ static int pending_cmp(const void *a, const void *b)
 	return r ? r : strcmp(x->name, y->name);
 }
 
-static int ensure_namespace(struct pf_sim *s, const char *ns, char **ret_err)
+static int ensure_namespace(struct pf_sim *s, const char *ns, struct pf_err *err)
 {
 	json_t *obj;
 	int r;
@@ -562,7 +542,7 @@ static int ensure_namespace(struct pf_sim *s, const char *ns, char **ret_err)
 	obj = json_pack("{s:{s:s}}", "metadata", "name", ns);
 	if (!obj)
 		return -ENOMEM;
-	r = apply(s, "implicit namespace", "Namespace", obj, ret_err);
+	r = apply(s, "implicit namespace", "Namespace", obj, err);
 	json_decref(obj);
 	return r;
 }
@@ -571,9 +551,9 @@ static int policy_ns(const struct pf_policy *p, void *ud)
 {
 	struct {
 		struct pf_sim *s;
-		char **ret_err;
+		struct pf_err *err;
 	} *c = ud;
-	int r = ensure_namespace(c->s, p->ns, c->ret_err);
+	int r = ensure_namespace(c->s, p->ns, c->err);
 
 	return r < 0 ? r : 0;
 }
@@ -606,7 +586,7 @@ static bool synthetic_addr(size_t n, struct pf_addr *ret)
 	return true;
 }
 
-static int assign_addresses(struct pf_sim *s, char **ret_err)
+static int assign_addresses(struct pf_sim *s, struct pf_err *err)
 {
 	struct pf_addr *used = NULL;
 	size_t n_used = 0, next = 0;
@@ -630,7 +610,7 @@ static int assign_addresses(struct pf_sim *s, char **ret_err)
 			continue;
 		do {
 			if (!synthetic_addr(next++, &a)) {
-				r = pf_sim_err(ret_err, "more pods without an address than synthetic addresses");
+				r = pf_err_set(err, -EINVAL, "more pods without an address than synthetic addresses");
 				break;
 			}
 		} while (bsearch(&a, used, n_used, sizeof(*used), addr_cmp));
@@ -641,7 +621,7 @@ static int assign_addresses(struct pf_sim *s, char **ret_err)
 	return r;
 }
 
-int pf_sim_finish(struct pf_sim *s, char **ret_err)
+int pf_sim_finish(struct pf_sim *s, struct pf_err *err)
 {
 	struct pf_attachment *atts = NULL;
 	bool *synthetic = NULL;
@@ -649,8 +629,8 @@ int pf_sim_finish(struct pf_sim *s, char **ret_err)
 	size_t n_atts = 0;
 	struct {
 		struct pf_sim *s;
-		char **ret_err;
-	} pc = {s, ret_err};
+		struct pf_err *err;
+	} pc = {s, err};
 	int r;
 
 	if (s->finished)
@@ -667,7 +647,7 @@ int pf_sim_finish(struct pf_sim *s, char **ret_err)
 	}
 	for (size_t i = 0; i < s->n_pending; i++)
 		synthetic[i] = s->pending[i]->n_ips == 0;
-	r = assign_addresses(s, ret_err);
+	r = assign_addresses(s, err);
 	if (r < 0)
 		goto out;
 	r = pf_model_each_policy(s->model, policy_ns, &pc);
@@ -683,7 +663,7 @@ int pf_sim_finish(struct pf_sim *s, char **ret_err)
 		}
 		free(p->node);
 		p->node = node;
-		r = ensure_namespace(s, p->ns, ret_err);
+		r = ensure_namespace(s, p->ns, err);
 		if (r == 0 && left_out)
 			r = pf_sim_add_note(s, "pod %s/%s left out of the tables: %s", p->ns, p->name,
 					    p->host_network ? "hostNetwork (its traffic is the node's)"
@@ -719,7 +699,7 @@ int pf_sim_finish(struct pf_sim *s, char **ret_err)
 		s->pending[i] = NULL;
 		r = pf_model_put_pod(s->model, p);
 		if (r < 0) {
-			r = pf_sim_err(ret_err, "pod: cannot be simulated: %s", strerror(-r));
+			r = pf_err_set(err, -EINVAL, "pod: cannot be simulated: %s", strerror(-r));
 			goto out;
 		}
 	}
@@ -734,7 +714,7 @@ int pf_sim_finish(struct pf_sim *s, char **ret_err)
 	}
 	r = pf_compile_plan(s->model, PF_SIM_NODE, atts, n_atts, &s->plan);
 	if (r < 0) {
-		r = pf_sim_err(ret_err, "compiling the virtual node's plan: %s", strerror(-r));
+		r = pf_err_set(err, -EINVAL, "compiling the virtual node's plan: %s", strerror(-r));
 		goto out;
 	}
 	s->plan_pods = calloc(s->n_pods + 1, sizeof(*s->plan_pods));

@@ -37,10 +37,46 @@ struct pf_sim {
 };
 
 __attribute__((format(printf, 2, 3))) int pf_sim_add_note(struct pf_sim *s, const char *fmt, ...);
-__attribute__((format(printf, 2, 3))) int pf_sim_err(char **ret_err, const char *fmt, ...);
 /* Every YAML document of text, in order, as a JSON array (load.c). */
-int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, char **ret_err);
+int pf_sim_yaml_docs(const char *text, size_t len, json_t **ret, struct pf_err *err);
 /* Computes group_of/n_groups/group_rep from the plan (after compiling). */
 int pf_sim_group(struct pf_sim *s);
+
+/* ---- lint ---- */
+
+/* What lint's checks share (lint.c runs them, lint_checks.c and
+ * lint_redundant.c hold them). */
+struct pf_lint_ctx {
+	const struct pf_sim *s;
+	const struct pf_lint_options *o;
+	struct pf_lint *l;
+	bool have_cluster; /* the input has pods or namespaces of its own */
+	int sctp;          /* node kernel: see sctp_state() in lint_checks.c */
+	/* subsumed: per policy, the policies covering it (NULL: not subsumed) */
+	size_t n_pol;
+	const struct pf_policy **pols;
+	json_t **covered_by;
+};
+
+/* asprintf that returns the string, NULL on OOM (lint.c). */
+__attribute__((format(printf, 1, 2))) char *pf_lint_fmt(const char *format, ...);
+/* Adds a finding of policy p; takes ownership of f's strings, also on error (lint.c). */
+int pf_lint_push(struct pf_lint_ctx *c, const struct pf_policy *p, struct pf_lint_finding *f);
+
+/* lint_checks.c: one policy each, 0 or -ENOMEM. */
+bool pf_lint_selects(const struct pf_policy *p, const struct pf_pod *pod);
+int pf_lint_count_selected(const struct pf_lint_ctx *c, const struct pf_policy *p);
+int pf_lint_check_namespace(struct pf_lint_ctx *c, const struct pf_policy *p);
+int pf_lint_check_peers_match(struct pf_lint_ctx *c, const struct pf_policy *p, bool egress);
+int pf_lint_check_named_ports(struct pf_lint_ctx *c, const struct pf_policy *p, bool egress);
+int pf_lint_check_other_end(struct pf_lint_ctx *c, const struct pf_policy *p);
+int pf_lint_check_dns(struct pf_lint_ctx *c, const struct pf_policy *p);
+int pf_lint_check_ipblocks(struct pf_lint_ctx *c, const struct pf_policy *p);
+int pf_lint_check_sctp(struct pf_lint_ctx *c, const struct pf_policy *p);
+
+/* lint_redundant.c: pf_lint_find_subsumed fills c->covered_by (once, before
+ * the per-policy checks); pf_lint_check_subsumed reports policy idx. */
+int pf_lint_find_subsumed(struct pf_lint_ctx *c);
+int pf_lint_check_subsumed(struct pf_lint_ctx *c, size_t idx);
 
 #endif

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "podfence/addr.h"
+#include "podfence/err.h"
 #include "ir/eval.h"
 #include "ir/ir.h"
 #include "model/model.h"
@@ -58,9 +59,9 @@ struct pf_sim_port {
 int pf_sim_new(struct pf_sim **ret);
 void pf_sim_free(struct pf_sim *s);
 
-/* Loading. Errors are -EINVAL with *ret_err (malloc'd) naming the file and
- * the object and field, e.g. "bad.yaml: networkpolicy ns/x: spec.ingress[0]...";
- * -ENOMEM; -errno of a file that cannot be read. After an error the sim must
+/* Loading. Errors are -EINVAL with err naming the file and the object and
+ * field, e.g. "bad.yaml: networkpolicy ns/x: spec.ingress[0]...", or the file
+ * that cannot be read and why; -ENOMEM. After an error the sim must
  * only be freed.
  *   path: a file, or a directory walked recursively in name order for
  *         *.yaml, *.yml and *.json (hidden entries skipped).
@@ -73,17 +74,17 @@ void pf_sim_free(struct pf_sim *s);
  * cluster IP) are skipped with a note. Namespaced
  * objects without a namespace go to "default". A later object with the same
  * kind and name replaces the earlier one, with a note. */
-int pf_sim_load_path(struct pf_sim *s, const char *path, char **ret_err);
-int pf_sim_load_text(struct pf_sim *s, const char *origin, const char *text, size_t len, char **ret_err);
-int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, char **ret_err);
+int pf_sim_load_path(struct pf_sim *s, const char *path, struct pf_err *err);
+int pf_sim_load_text(struct pf_sim *s, const char *origin, const char *text, size_t len, struct pf_err *err);
+int pf_sim_load_object(struct pf_sim *s, const char *origin, const json_t *obj, struct pf_err *err);
 
 /* The live cluster's Namespaces, Pods and NetworkPolicies, listed (paginated
  * GETs, no watch, no write) through the kubeconfig's current context. Load
  * them before the manifests: a given object with the same kind, namespace and
  * name then replaces the live one ("what if I apply this"). Without
  * allow_insecure_token a bearer token is never sent over plain http://.
- * 0, -ENOMEM, -EINVAL (*ret_err: the kubeconfig, the request, the object). */
-int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_insecure_token, char **ret_err);
+ * 0, -ENOMEM, -EINVAL (err: the kubeconfig, the request, the object). */
+int pf_sim_load_kubeconfig(struct pf_sim *s, const char *kubeconfig, bool allow_insecure_token, struct pf_err *err);
 
 /* Before finish: when no pod of the manifests is the cluster DNS (namespace
  * kube-system, label k8s-app: kube-dns), adds one, kube-system/kube-dns,
@@ -97,8 +98,8 @@ int pf_sim_assume_dns(struct pf_sim *s);
  * from the documentation ranges 192.0.2.0/24, 198.51.100.0/24,
  * 203.0.113.0/24, then the benchmarking range 198.18.0.0/15), skipping
  * addresses that manifests give; hostNetwork and finished pods are left out
- * of the tables (with a note). Then compiles. 0, -ENOMEM, -EINVAL (*ret_err). */
-int pf_sim_finish(struct pf_sim *s, char **ret_err);
+ * of the tables (with a note). Then compiles. 0, -ENOMEM, -EINVAL (err). */
+int pf_sim_finish(struct pf_sim *s, struct pf_err *err);
 
 const struct pf_model *pf_sim_model(const struct pf_sim *s);
 const struct pf_ir_plan *pf_sim_plan(const struct pf_sim *s); /* after finish */
@@ -117,8 +118,8 @@ const char *pf_sim_note(const struct pf_sim *s, size_t i);
 
 /* ---- ports ---- */
 /* "80/TCP,53/UDP" (protocol case-insensitive, default TCP). 0 or -EINVAL
- * (*ret_err). The caller frees *ret. */
-int pf_sim_ports_parse(const char *text, struct pf_sim_port **ret, size_t *ret_n, char **ret_err);
+ * (err). The caller frees *ret. */
+int pf_sim_ports_parse(const char *text, struct pf_sim_port **ret, size_t *ret_n, struct pf_err *err);
 /* The ports the pods declare and the policies name by number (each port and
  * endPort of a range), sorted by port then protocol; 80/TCP when none. */
 int pf_sim_ports_default(const struct pf_sim *s, struct pf_sim_port **ret, size_t *ret_n);
@@ -178,7 +179,7 @@ json_t *pf_sim_table_json(const struct pf_sim *s, const struct pf_sim_port *port
 struct pf_sim_expect;
 
 int pf_sim_expect_load(const struct pf_sim *s, const char *origin, const char *text, size_t len,
-		       struct pf_sim_expect **ret, char **ret_err);
+		       struct pf_sim_expect **ret, struct pf_err *err);
 void pf_sim_expect_free(struct pf_sim_expect *e);
 /* Checks every expectation; failing cells are printed to out (one line each,
  * with the reason). Returns the number of failing cells (>= 0) or -ENOMEM.
@@ -241,7 +242,7 @@ int pf_lint_print(const struct pf_lint *l, FILE *out);
 json_t *pf_lint_json(const struct pf_lint *l);
 
 /* The one place manifests become JSON: YAML documents (JSON is YAML) ->
- * array of objects, "*List" items flattened. 0 or -EINVAL (*ret_err). */
-int pf_sim_yaml_objects(const char *text, size_t len, json_t **ret, char **ret_err);
+ * array of objects, "*List" items flattened. 0 or -EINVAL (err). */
+int pf_sim_yaml_objects(const char *text, size_t len, json_t **ret, struct pf_err *err);
 
 #endif

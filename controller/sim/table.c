@@ -564,7 +564,7 @@ static int parse_one_port(const char *s, size_t len, struct pf_sim_port *ret)
 	return 0;
 }
 
-int pf_sim_ports_parse(const char *text, struct pf_sim_port **ret, size_t *ret_n, char **ret_err)
+int pf_sim_ports_parse(const char *text, struct pf_sim_port **ret, size_t *ret_n, struct pf_err *err)
 {
 	struct pf_sim_port *v = calloc(strlen(text) / 2 + 2, sizeof(*v));
 	size_t n = 0;
@@ -576,7 +576,7 @@ int pf_sim_ports_parse(const char *text, struct pf_sim_port **ret, size_t *ret_n
 
 		if (parse_one_port(p, len, &v[n]) < 0) {
 			free(v);
-			return pf_sim_err(ret_err, "--ports: \"%.*s\" is not PORT or PORT/PROTOCOL (TCP, UDP, SCTP)",
+			return pf_err_set(err, -EINVAL, "--ports: \"%.*s\" is not PORT or PORT/PROTOCOL (TCP, UDP, SCTP)",
 					  (int)len, p);
 		}
 		n++;
@@ -586,7 +586,7 @@ int pf_sim_ports_parse(const char *text, struct pf_sim_port **ret, size_t *ret_n
 	}
 	if (n == 0) {
 		free(v);
-		return pf_sim_err(ret_err, "--ports: no port given");
+		return pf_err_set(err, -EINVAL, "--ports: no port given");
 	}
 	*ret_n = sort_unique(v, n);
 	*ret = v;

@@ -19,19 +19,19 @@ static const char *ctl_path; /* podfencectl, from argv */
 static struct pf_sim *load(const char *const *paths, const char *text)
 {
 	struct pf_sim *s = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_sim_new(&s), 0);
 	for (size_t i = 0; paths && paths[i]; i++) {
 		char path[512];
 
 		snprintf(path, sizeof(path), "%s/%s", DATA_DIR, paths[i]);
-		ck_assert_msg(pf_sim_load_path(s, path, &err) == 0, "%s: %s", path, err ? err : "?");
+		ck_assert_msg(pf_sim_load_path(s, path, &err) == 0, "%s: %s", path, err.msg);
 	}
 	if (text)
-		ck_assert_msg(pf_sim_load_text(s, "t.yaml", text, strlen(text), &err) == 0, "%s", err ? err : "?");
+		ck_assert_msg(pf_sim_load_text(s, "t.yaml", text, strlen(text), &err) == 0, "%s", err.msg);
 	ck_assert_int_eq(pf_sim_assume_dns(s), 0);
-	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err ? err : "?");
+	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err.msg);
 	return s;
 }
 

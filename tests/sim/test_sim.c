@@ -17,27 +17,27 @@ static const char *ctl_path; /* podfencectl, from argv */
 static struct pf_sim *load_paths(const char *const *paths)
 {
 	struct pf_sim *s = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_sim_new(&s), 0);
 	for (size_t i = 0; paths[i]; i++) {
 		char path[512];
 
 		snprintf(path, sizeof(path), "%s/%s", DATA_DIR, paths[i]);
-		ck_assert_msg(pf_sim_load_path(s, path, &err) == 0, "%s: %s", path, err ? err : "?");
+		ck_assert_msg(pf_sim_load_path(s, path, &err) == 0, "%s: %s", path, err.msg);
 	}
-	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err ? err : "?");
+	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err.msg);
 	return s;
 }
 
 static struct pf_sim *load_text(const char *text)
 {
 	struct pf_sim *s = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_sim_new(&s), 0);
-	ck_assert_msg(pf_sim_load_text(s, "t.yaml", text, strlen(text), &err) == 0, "%s", err ? err : "?");
-	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err ? err : "?");
+	ck_assert_msg(pf_sim_load_text(s, "t.yaml", text, strlen(text), &err) == 0, "%s", err.msg);
+	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err.msg);
 	return s;
 }
 
@@ -167,13 +167,13 @@ END_TEST
 START_TEST(test_directory_and_duplicates)
 {
 	struct pf_sim *s = NULL;
-	char *err = NULL;
+	struct pf_err err = {0};
 	static const char again[] = "kind: Pod\nmetadata: {name: backend, namespace: production, labels: {app: other}}\n"
 				    "spec: {containers: [{name: c}]}\n";
 
 	ck_assert_int_eq(pf_sim_new(&s), 0);
 	/* The whole data directory: every fixture, in name order. */
-	ck_assert_msg(pf_sim_load_path(s, DATA_DIR "/article-pods.yaml", &err) == 0, "%s", err);
+	ck_assert_msg(pf_sim_load_path(s, DATA_DIR "/article-pods.yaml", &err) == 0, "%s", err.msg);
 	ck_assert_int_eq(pf_sim_load_text(s, "again.yaml", again, strlen(again), &err), 0);
 	ck_assert_int_eq(pf_sim_finish(s, &err), 0);
 	ck_assert(has_note(s, "pod production/backend given again"));
@@ -186,7 +186,7 @@ START_TEST(test_ports_parse)
 {
 	struct pf_sim_port *v = NULL;
 	size_t n = 0;
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_sim_ports_parse("53/udp,80,53/TCP,80/TCP", &v, &n, &err), 0);
 	ck_assert_uint_eq(n, 3);
@@ -196,11 +196,9 @@ START_TEST(test_ports_parse)
 	ck_assert_uint_eq(v[2].port, 80);
 	free(v);
 	ck_assert_int_eq(pf_sim_ports_parse("80/ICMP", &v, &n, &err), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "80/ICMP"));
-	free(err);
-	err = NULL;
+	ck_assert_ptr_nonnull(strstr(err.msg, "80/ICMP"));
+	err = (struct pf_err){0};
 	ck_assert_int_eq(pf_sim_ports_parse("0", &v, &n, &err), -EINVAL);
-	free(err);
 }
 END_TEST
 
@@ -375,20 +373,21 @@ END_TEST
 
 /* ---- expectations ---- */
 
-static int expect_load_text(const struct pf_sim *s, const char *text, struct pf_sim_expect **ret, char **ret_err)
+static int expect_load_text(const struct pf_sim *s, const char *text, struct pf_sim_expect **ret, struct pf_err *err)
 {
-	return pf_sim_expect_load(s, "e.yaml", text, strlen(text), ret, ret_err);
+	return pf_sim_expect_load(s, "e.yaml", text, strlen(text), ret, err);
 }
 
 static int check_expect(const struct pf_sim *s, const char *text, char **ret_out)
 {
 	struct pf_sim_expect *e = NULL;
-	char *err = NULL, *buf = NULL;
+	struct pf_err err = {0};
+	char *buf = NULL;
 	size_t len = 0, checked = 0;
 	FILE *f = open_memstream(&buf, &len);
 	int r;
 
-	ck_assert_msg(pf_sim_expect_load(s, "e.yaml", text, strlen(text), &e, &err) == 0, "%s", err ? err : "?");
+	ck_assert_msg(pf_sim_expect_load(s, "e.yaml", text, strlen(text), &e, &err) == 0, "%s", err.msg);
 	r = pf_sim_expect_check(s, e, f, &checked);
 	fclose(f);
 	pf_sim_expect_free(e);
@@ -400,7 +399,8 @@ START_TEST(test_expect)
 {
 	struct pf_sim *s = load_paths((const char *[]){"article-pods.yaml", "article-policies.yaml", NULL});
 	struct pf_sim_expect *e = NULL;
-	char *out = NULL, *err = NULL;
+	struct pf_err err = {0};
+	char *out = NULL;
 
 	ck_assert_int_eq(check_expect(s,
 				      "- {from: production/frontend, to: production/backend, port: 8080/TCP, allowed: false}\n"
@@ -417,63 +417,56 @@ START_TEST(test_expect)
 	/* A reference to nothing is an error, not a silent pass. */
 	ck_assert_int_eq(expect_load_text(s, "- {from: production/nope, to: production/backend, port: 80, allowed: true}", &e, &err),
 			 -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "[0].from: no pod \"production/nope\""));
-	free(err);
-	err = NULL;
+	ck_assert_ptr_nonnull(strstr(err.msg, "[0].from: no pod \"production/nope\""));
+	err = (struct pf_err){0};
 	ck_assert_int_eq(expect_load_text(s, "- {from: {labels: {app: nope}}, to: production/backend, port: 80, allowed: true}", &e, &err),
 			 -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "selects no simulated pod"));
-	free(err);
-	err = NULL;
+	ck_assert_ptr_nonnull(strstr(err.msg, "selects no simulated pod"));
+	err = (struct pf_err){0};
 	ck_assert_int_eq(expect_load_text(s, "- {from: production/backend, to: production/backend, port: 80/FOO, allowed: true}", &e, &err),
 			 -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "[0].port"));
-	free(err);
+	ck_assert_ptr_nonnull(strstr(err.msg, "[0].port"));
 	pf_sim_free(s);
 }
 END_TEST
 
 /* ---- bad input ---- */
 
-static int load_err(const char *text, char **ret_err)
+static int load_err(const char *text, struct pf_err *err)
 {
 	struct pf_sim *s = NULL;
 	int r;
 
 	ck_assert_int_eq(pf_sim_new(&s), 0);
-	r = pf_sim_load_text(s, "bad.yaml", text, strlen(text), ret_err);
+	r = pf_sim_load_text(s, "bad.yaml", text, strlen(text), err);
 	pf_sim_free(s);
 	return r;
 }
 
 START_TEST(test_bad_input)
 {
-	char *err = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(load_err("kind: Pod\nmetadata: {name: [unclosed\n", &err), -EINVAL);
-	ck_assert_msg(strstr(err, "bad.yaml: line ") != NULL, "%s", err);
-	free(err);
-	err = NULL;
+	ck_assert_msg(strstr(err.msg, "bad.yaml: line ") != NULL, "%s", err.msg);
+	err = (struct pf_err){0};
 	/* The decoder's own message, naming the object and the field. */
 	ck_assert_int_eq(load_err("kind: NetworkPolicy\nmetadata: {name: p, namespace: n}\n"
 				  "spec: {podSelector: {}, ingress: [{ports: [{port: 80, endPort: 70}]}]}\n",
 				  &err),
 			 -EINVAL);
-	ck_assert_msg(strstr(err, "bad.yaml: networkpolicy n/p: spec.ingress[0].ports[0].endPort") != NULL, "%s", err);
-	free(err);
-	err = NULL;
+	ck_assert_msg(strstr(err.msg, "bad.yaml: networkpolicy n/p: spec.ingress[0].ports[0].endPort") != NULL, "%s", err.msg);
+	err = (struct pf_err){0};
 	ck_assert_int_eq(load_err("kind: Deployment\nmetadata: {name: d, namespace: n}\n"
 				  "spec: {template: {spec: {containers: [{name: c, ports: [{containerPort: 0}]}]}}}\n",
 				  &err),
 			 -EINVAL);
-	ck_assert_msg(strstr(err, "Deployment n/d (its pod template): pod n/d: spec.containers[0].ports[0].containerPort") !=
+	ck_assert_msg(strstr(err.msg, "Deployment n/d (its pod template): pod n/d: spec.containers[0].ports[0].containerPort") !=
 			      NULL,
-		      "%s", err);
-	free(err);
-	err = NULL;
+		      "%s", err.msg);
+	err = (struct pf_err){0};
 	ck_assert_int_eq(load_err("kind: Deployment\nmetadata: {name: d}\nspec: {}\n", &err), -EINVAL);
-	ck_assert_msg(strstr(err, "spec.template: required") != NULL, "%s", err);
-	free(err);
+	ck_assert_msg(strstr(err.msg, "spec.template: required") != NULL, "%s", err.msg);
 }
 END_TEST
 

@@ -183,7 +183,8 @@ START_TEST(test_paginated)
 {
 	struct env e;
 	struct pf_sim *s = NULL;
-	char *err = NULL, *body;
+	struct pf_err err = {0};
+	char *body;
 	size_t len = 0;
 	FILE *f;
 
@@ -201,8 +202,8 @@ START_TEST(test_paginated)
 	fixture_post(&e.api, "/_admin/apply", "%s", body);
 	free(body);
 	ck_assert_int_eq(pf_sim_new(&s), 0);
-	ck_assert_msg(pf_sim_load_kubeconfig(s, e.kubeconfig, true, &err) == 0, "%s", err ? err : "?");
-	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err ? err : "?");
+	ck_assert_msg(pf_sim_load_kubeconfig(s, e.kubeconfig, true, &err) == 0, "%s", err.msg);
+	ck_assert_msg(pf_sim_finish(s, &err) == 0, "%s", err.msg);
 	ck_assert_uint_eq(pf_sim_n_pods(s), 522);
 	ck_assert_int_ge(pf_sim_pod_index(s, "bulk/p519"), 0);
 	ck_assert_int_eq(fixture_count(&e.api, "list:pods"), 2);
