@@ -23,7 +23,8 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000, len = 0, cap, policies = 0;
-	char *text, *yaml = NULL, *err = NULL;
+	char *text, *yaml = NULL;
+	struct pf_err err = {0};
 	struct pf_recommend *r = NULL;
 	double t0, t1, t2;
 
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
 	}
 	t0 = now_ms();
 	if (pf_recommend_new(&r) < 0 || pf_recommend_add_lines(r, "bench", text, len, &err) < 0) {
-		fprintf(stderr, "bench_recommend: %s\n", err ? err : "out of memory");
+		fprintf(stderr, "bench_recommend: %s\n", err.msg[0] ? err.msg : "out of memory");
 		return 1;
 	}
 	t1 = now_ms();
@@ -60,7 +61,6 @@ int main(int argc, char **argv)
 	printf("records=%zu policies=%zu yaml_bytes=%zu parse_cpu_ms=%.2f recommend_cpu_ms=%.2f total_cpu_ms=%.2f\n", n, policies,
 	       strlen(yaml), t1 - t0, t2 - t1, t2 - t0);
 	free(yaml);
-	free(err);
 	free(text);
 	pf_recommend_free(r);
 	return 0;

@@ -58,7 +58,8 @@ static int read_stream(FILE *f, char **ret, size_t *ret_len)
 static int add_file(struct pf_recommend *rec, const char *path)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
-	char *text = NULL, *err = NULL;
+	char *text = NULL;
+	struct pf_err err = {0};
 	size_t len = 0;
 	int r;
 
@@ -75,8 +76,7 @@ static int add_file(struct pf_recommend *rec, const char *path)
 	}
 	r = pf_recommend_add_lines(rec, strcmp(path, "-") == 0 ? "<stdin>" : path, text, len, &err);
 	if (r < 0)
-		fprintf(stderr, "podfencectl: %s\n", err ? err : strerror(-r));
-	free(err);
+		fprintf(stderr, "podfencectl: %s\n", err.msg[0] ? err.msg : strerror(-r));
 	free(text);
 	return r;
 }
@@ -84,7 +84,8 @@ static int add_file(struct pf_recommend *rec, const char *path)
 static int add_daemon(struct pf_recommend *rec, const char *sock, int timeout_ms, const char *ns)
 {
 	json_t *resp = NULL, *f;
-	char *err = NULL, origin[64];
+	char origin[64];
+	struct pf_err err = {0};
 	size_t i;
 	int r = 0;
 
@@ -97,11 +98,10 @@ static int add_daemon(struct pf_recommend *rec, const char *sock, int timeout_ms
 		snprintf(origin, sizeof(origin), "daemon:%zu", i + 1);
 		r = pf_recommend_add_json(rec, origin, f, &err);
 		if (r < 0) {
-			fprintf(stderr, "podfencectl: %s\n", err ? err : strerror(-r));
+			fprintf(stderr, "podfencectl: %s\n", err.msg[0] ? err.msg : strerror(-r));
 			break;
 		}
 	}
-	free(err);
 	json_decref(resp);
 	return r;
 }

@@ -98,18 +98,16 @@ void pf_recommend_free(struct pf_recommend *r)
 	free(r);
 }
 
-__attribute__((format(printf, 2, 3))) static int fail(char **ret_err, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int fail(struct pf_err *err, const char *fmt, ...)
 {
 	va_list ap;
-	char *m = NULL;
 
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	if (!m)
-		return -ENOMEM;
-	*ret_err = m;
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+		err->code = -EINVAL;
+	}
 	return -EINVAL;
 }
 
@@ -147,7 +145,7 @@ static char *controller_name(const char *pod, const json_t *raw)
 }
 
 static int parse_end(struct flow *fl, int side, const json_t *e, const char *what, const char *origin,
-		     char **ret_err)
+		     struct pf_err *err)
 {
 	const char *ns = json_string_value(json_object_get(e, "namespace"));
 	const char *pod = json_string_value(json_object_get(e, "pod"));
@@ -158,17 +156,17 @@ static int parse_end(struct flow *fl, int side, const json_t *e, const char *wha
 	json_t *v;
 
 	if (!json_is_object(e))
-		return fail(ret_err, "%s: \"%s\" is missing or not an object", origin, what);
+		return fail(err, "%s: \"%s\" is missing or not an object", origin, what);
 	if (ip && pf_addr_parse(ip, &end->addr) < 0)
-		return fail(ret_err, "%s: %s.ip: \"%s\" is not an address", origin, what, ip);
+		return fail(err, "%s: %s.ip: \"%s\" is not an address", origin, what, ip);
 	if (!ns != !pod)
-		return fail(ret_err, "%s: %s: namespace and pod go together", origin, what);
+		return fail(err, "%s: %s: namespace and pod go together", origin, what);
 	if (!ns && !ip)
-		return fail(ret_err, "%s: %s: neither a pod (namespace, pod) nor an ip", origin, what);
+		return fail(err, "%s: %s: neither a pod (namespace, pod) nor an ip", origin, what);
 	if (!ns)
 		return 0;
 	if (raw && !json_is_object(raw) && !json_is_null(raw))
-		return fail(ret_err, "%s: %s.labels: not an object", origin, what);
+		return fail(err, "%s: %s.labels: not an object", origin, what);
 	fl->ns[side] = strdup(ns);
 	fl->pod[side] = strdup(pod);
 	fl->labels[side] = json_object();
@@ -176,7 +174,7 @@ static int parse_end(struct flow *fl, int side, const json_t *e, const char *wha
 		return -ENOMEM;
 	json_object_foreach((json_t *)raw, k, v) {
 		if (!json_is_string(v))
-			return fail(ret_err, "%s: %s.labels.%s: not a string", origin, what, k);
+			return fail(err, "%s: %s.labels.%s: not a string", origin, what, k);
 		if (pf_recommend_label_is_stable(k) && json_object_set(fl->labels[side], k, v) < 0)
 			return -ENOMEM;
 	}
@@ -189,7 +187,7 @@ static int parse_end(struct flow *fl, int side, const json_t *e, const char *wha
 }
 
 /* 1: usable; 0: skipped (a protocol or port NetworkPolicy cannot name). */
-static int parse_flow(struct flow *fl, const char *origin, const json_t *rec, char **ret_err)
+static int parse_flow(struct flow *fl, const char *origin, const json_t *rec, struct pf_err *err)
 {
 	const json_t *proto = json_object_get(rec, "protocol"), *port = json_object_get(rec, "port");
 	const char *dir = json_string_value(json_object_get(rec, "direction"));
@@ -198,23 +196,23 @@ static int parse_flow(struct flow *fl, const char *origin, const json_t *rec, ch
 	int r;
 
 	if (!json_is_object(rec))
-		return fail(ret_err, "%s: a flow record must be a JSON object", origin);
+		return fail(err, "%s: a flow record must be a JSON object", origin);
 	fl->origin = strdup(origin);
 	fl->verdict = strdup(verdict ? verdict : "");
 	if (!fl->origin || !fl->verdict)
 		return -ENOMEM;
 	fl->f.origin = fl->origin;
 	fl->f.verdict = fl->verdict;
-	r = parse_end(fl, 0, json_object_get(rec, "src"), "src", origin, ret_err);
+	r = parse_end(fl, 0, json_object_get(rec, "src"), "src", origin, err);
 	if (r == 0)
-		r = parse_end(fl, 1, json_object_get(rec, "dst"), "dst", origin, ret_err);
+		r = parse_end(fl, 1, json_object_get(rec, "dst"), "dst", origin, err);
 	if (r < 0)
 		return r;
 	if (!dir || (strcmp(dir, "ingress") != 0 && strcmp(dir, "egress") != 0))
-		return fail(ret_err, "%s: \"direction\" must be \"ingress\" or \"egress\"", origin);
+		return fail(err, "%s: \"direction\" must be \"ingress\" or \"egress\"", origin);
 	fl->f.dir = strcmp(dir, "egress") == 0 ? PF_IR_EGRESS : PF_IR_INGRESS;
 	if (!json_is_integer(port) || json_integer_value(port) < 0 || json_integer_value(port) > 65535)
-		return fail(ret_err, "%s: \"port\" must be an integer 0..65535", origin);
+		return fail(err, "%s: \"port\" must be an integer 0..65535", origin);
 	fl->f.port = (uint16_t)json_integer_value(port);
 	if (json_is_string(proto)) {
 		const char *s = json_string_value(proto);
@@ -224,7 +222,7 @@ static int parse_flow(struct flow *fl, const char *origin, const json_t *rec, ch
 	} else if (json_is_integer(proto)) {
 		p = json_integer_value(proto);
 	} else {
-		return fail(ret_err, "%s: \"protocol\" is missing (\"TCP\", \"UDP\", \"SCTP\")", origin);
+		return fail(err, "%s: \"protocol\" is missing (\"TCP\", \"UDP\", \"SCTP\")", origin);
 	}
 	if ((p != IPPROTO_TCP && p != IPPROTO_UDP && p != IPPROTO_SCTP) || fl->f.port == 0)
 		return 0;
@@ -232,7 +230,7 @@ static int parse_flow(struct flow *fl, const char *origin, const json_t *rec, ch
 	return 1;
 }
 
-int pf_recommend_add_json(struct pf_recommend *r, const char *origin, const json_t *rec, char **ret_err)
+int pf_recommend_add_json(struct pf_recommend *r, const char *origin, const json_t *rec, struct pf_err *err)
 {
 	struct flow fl = {0};
 	int ret;
@@ -246,7 +244,7 @@ int pf_recommend_add_json(struct pf_recommend *r, const char *origin, const json
 		r->flows = v;
 		r->cap = cap;
 	}
-	ret = parse_flow(&fl, origin, rec, ret_err);
+	ret = parse_flow(&fl, origin, rec, err);
 	if (ret <= 0) {
 		flow_done(&fl);
 		if (ret == 0)
@@ -258,7 +256,7 @@ int pf_recommend_add_json(struct pf_recommend *r, const char *origin, const json
 }
 
 int pf_recommend_add_lines(struct pf_recommend *r, const char *origin, const char *text, size_t len,
-			   char **ret_err)
+			   struct pf_err *err)
 {
 	size_t line = 0, at = 0;
 
@@ -277,9 +275,9 @@ int pf_recommend_add_lines(struct pf_recommend *r, const char *origin, const cha
 		if (i < end) {
 			rec = json_loadb(text + at, end - at, JSON_REJECT_DUPLICATES, &jerr);
 			if (!rec)
-				return fail(ret_err, "%s: not a JSON flow record: %s (column %d)", where, jerr.text,
+				return fail(err, "%s: not a JSON flow record: %s (column %d)", where, jerr.text,
 					    jerr.column);
-			ret = pf_recommend_add_json(r, where, rec, ret_err);
+			ret = pf_recommend_add_json(r, where, rec, err);
 			json_decref(rec);
 			if (ret < 0)
 				return ret;

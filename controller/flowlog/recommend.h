@@ -35,6 +35,8 @@
 
 #include <jansson.h>
 
+#include "podfence/err.h"
+
 #include "podfence/addr.h"
 #include "ir/ir.h"
 
@@ -77,14 +79,14 @@ struct pf_recommend;
 int pf_recommend_new(struct pf_recommend **ret);
 void pf_recommend_free(struct pf_recommend *r);
 
-/* One record. -EINVAL with *ret_err (malloc'd, prefixed by origin) for a
+/* One record. -EINVAL with err (prefixed by origin) for a
  * record without source, destination, protocol, port or direction, or with
  * malformed ones; -ENOMEM. Records whose protocol a NetworkPolicy cannot name
  * (ICMP...) or with port 0 are skipped and counted (pf_recommend_n_skipped). */
-int pf_recommend_add_json(struct pf_recommend *r, const char *origin, const json_t *rec, char **ret_err);
+int pf_recommend_add_json(struct pf_recommend *r, const char *origin, const json_t *rec, struct pf_err *err);
 /* JSON lines (blank lines skipped); an error names "origin:LINE". */
 int pf_recommend_add_lines(struct pf_recommend *r, const char *origin, const char *text, size_t len,
-			   char **ret_err);
+			   struct pf_err *err);
 
 /* What the manifests say of ns (NULL: every namespace not named) in one
  * direction. Overrides what the records suggest. 0 or -ENOMEM. */

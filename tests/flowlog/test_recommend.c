@@ -39,10 +39,11 @@ static char *slurp(const char *path, size_t *ret_len)
 static char *recommend(const char *text, size_t len, const char *ns, int iso_egress)
 {
 	struct pf_recommend *r = NULL;
-	char *err = NULL, *yaml = NULL;
+	char *yaml = NULL;
+	struct pf_err err = {0};
 
 	ck_assert_int_eq(pf_recommend_new(&r), 0);
-	ck_assert_msg(pf_recommend_add_lines(r, "small.jsonl", text, len, &err) == 0, "%s", err);
+	ck_assert_msg(pf_recommend_add_lines(r, "small.jsonl", text, len, &err) == 0, "%s", err.msg);
 	if (iso_egress >= 0)
 		ck_assert_int_eq(pf_recommend_set_isolation(r, "shop", PF_IR_EGRESS, (enum pf_recommend_isolation)iso_egress), 0);
 	ck_assert_int_eq(pf_recommend_yaml(r, ns, &yaml, NULL), 0);
@@ -205,12 +206,11 @@ START_TEST(test_bad_input)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct pf_recommend *r = NULL;
-		char *err = NULL;
+		struct pf_err err = {0};
 
 		ck_assert_int_eq(pf_recommend_new(&r), 0);
 		ck_assert_int_eq(pf_recommend_add_lines(r, "f", cases[i].text, strlen(cases[i].text), &err), -EINVAL);
-		ck_assert_msg(err && strncmp(err, cases[i].want, strlen(cases[i].want)) == 0, "[%zu] %s", i, err);
-		free(err);
+		ck_assert_msg(strncmp(err.msg, cases[i].want, strlen(cases[i].want)) == 0, "[%zu] %s", i, err.msg);
 		pf_recommend_free(r);
 	}
 }
