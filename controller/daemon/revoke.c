@@ -198,7 +198,8 @@ static int affected_addrs(const struct pf_revoke *rv, const struct pf_ir_plan *p
 			if (chain_uses_set(&plan->chains[i], &rv->sets))
 				r = strvec_add(&extra, plan->chains[i].pod);
 		if (r == 0) {
-			qsort(extra.v, extra.n, sizeof(*extra.v), str_cmp);
+			if (extra.n)
+				qsort(extra.v, extra.n, sizeof(*extra.v), str_cmp);
 			for (size_t i = 0; r == 0 && i < plan->n_pods; i++)
 				if (strvec_has(&extra, plan->pods[i].key))
 					for (size_t k = 0; r == 0 && k < plan->pods[i].n_ips; k++)
@@ -490,8 +491,11 @@ int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_jo
 		goto out;
 	}
 	j->full = all;
-	qsort(rv->pods.v, rv->pods.n, sizeof(*rv->pods.v), str_cmp);
-	qsort(rv->sets.v, rv->sets.n, sizeof(*rv->sets.v), str_cmp);
+	/* qsort's base must not be NULL, even for no elements. */
+	if (rv->pods.n)
+		qsort(rv->pods.v, rv->pods.n, sizeof(*rv->pods.v), str_cmp);
+	if (rv->sets.n)
+		qsort(rv->sets.v, rv->sets.n, sizeof(*rv->sets.v), str_cmp);
 	if ((r = affected_addrs(rv, plan, all, &j->local)) < 0 || j->local.n == 0)
 		goto out;
 	if (!rv->ct && !rv->broken && (r = pf_ct_new(&rv->ct)) < 0) {
