@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "ct/ct.h"
 #include "daemon/daemon-internal.h"
@@ -26,6 +27,12 @@
 #define REVOKE_FILTERED_ADDRS 8
 /* Beyond this many noted names, check every local pod instead. */
 #define REVOKE_MAX_NOTES 4096
+/* The passes after a UDP cut that delete the flow revived the other way
+ * (revival_passes): how many at most, how long after the previous delete,
+ * and how many cut UDP flows they look for (the rest are not followed). */
+#define REVOKE_REVIVAL_PASSES 3
+#define REVOKE_REVIVAL_DELAY_MS 100
+#define REVOKE_REVIVAL_MAX 4096
 
 struct strvec {
 	size_t n, cap;
@@ -191,7 +198,8 @@ static int affected_addrs(const struct pf_revoke *rv, const struct pf_ir_plan *p
 			if (chain_uses_set(&plan->chains[i], &rv->sets))
 				r = strvec_add(&extra, plan->chains[i].pod);
 		if (r == 0) {
-			qsort(extra.v, extra.n, sizeof(*extra.v), str_cmp);
+			if (extra.n)
+				qsort(extra.v, extra.n, sizeof(*extra.v), str_cmp);
 			for (size_t i = 0; r == 0 && i < plan->n_pods; i++)
 				if (strvec_has(&extra, plan->pods[i].key))
 					for (size_t k = 0; r == 0 && k < plan->pods[i].n_ips; k++)
@@ -258,6 +266,9 @@ struct pf_revoke_job {
 	int deleted;
 	size_t seen, n_cut;
 	struct pf_ct_entry *cut;
+	int revived;          /* entries deleted by the revival passes */
+	size_t n_revived;
+	struct pf_ct_entry *revived_cut;
 	int64_t duration_ns;
 };
 
@@ -297,11 +308,11 @@ static int scan_entry(const struct pf_ct_entry *e, void *ud)
 	return 0;
 }
 
-static void log_cut(const struct pf_ct_entry *e)
+static void log_cut(const char *what, const struct pf_ct_entry *e)
 {
 	char s[PF_ADDR_STRLEN], dd[PF_ADDR_STRLEN];
 
-	pf_debug("established flow cut", "proto=%u src=%s sport=%u dst=%s dport=%u", e->orig.proto,
+	pf_debug(what, "proto=%u src=%s sport=%u dst=%s dport=%u", e->orig.proto,
 		 pf_addr_format(&e->orig.src, s), e->orig.sport, pf_addr_format(&e->reply.src, dd), e->reply.sport);
 }
 
@@ -311,7 +322,154 @@ static void revoke_job_free(struct pf_revoke_job *j)
 		return;
 	free(j->local.v);
 	free(j->cut);
+	free(j->revived_cut);
 	free(j);
+}
+
+/* ---- UDP revived the other way
+ *
+ * A UDP entry is deleted while the flow is live: a datagram of the client
+ * that passed just before the delete is echoed by the server just after it,
+ * and that echo, meeting no entry, creates one in its own direction (orig
+ * server -> client). The plan allows it (the server's egress, the client's
+ * ingress were not revoked), and the client's datagrams then pass as its
+ * replies: the revoked flow goes on. Such an entry's original tuple is
+ * exactly the cut entry's reply tuple (a pre-existing one cannot be: the
+ * cut entry held that tuple), so it was created after the cut, and a pass
+ * shortly after deletes it. Deleting it is the same race again (rarer: it
+ * needs a second echo across the delete), hence a few passes, each one
+ * delay after the previous delete, until one finds nothing. Only a flow
+ * with the very same addresses and ports in the same fraction of a second
+ * is cut this way; afterwards a server -> client flow is judged as any. */
+
+struct revival {
+	struct pf_ct_entry *want; /* orig = a cut UDP entry's reply tuple; sorted */
+	size_t n_want;
+	struct addrs srcs;        /* their orig.src, for the dump filter */
+	size_t n, cap;
+	struct pf_ct_entry *found;
+};
+
+static int tuple_cmp(const struct pf_ct_tuple *a, const struct pf_ct_tuple *b)
+{
+	int c;
+
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if ((c = pf_addr_cmp(&a->src, &b->src)) != 0 || (c = pf_addr_cmp(&a->dst, &b->dst)) != 0)
+		return c;
+	if (a->sport != b->sport)
+		return a->sport < b->sport ? -1 : 1;
+	if (a->dport != b->dport)
+		return a->dport < b->dport ? -1 : 1;
+	return 0;
+}
+
+static int orig_cmp(const void *a, const void *b)
+{
+	const struct pf_ct_entry *x = a, *y = b;
+	int c = tuple_cmp(&x->orig, &y->orig);
+
+	if (c == 0 && x->zone != y->zone)
+		c = x->zone < y->zone ? -1 : 1;
+	return c;
+}
+
+static int entries_push(struct pf_ct_entry **v, size_t *n, size_t *cap, const struct pf_ct_entry *e)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct pf_ct_entry *nv = realloc(*v, c * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = *e;
+	return 0;
+}
+
+static int revival_entry(const struct pf_ct_entry *e, void *ud)
+{
+	struct revival *rs = ud;
+
+	if (!e) {
+		rs->n = 0;
+		return 0;
+	}
+	if (e->orig.proto != IPPROTO_UDP || !bsearch(e, rs->want, rs->n_want, sizeof(*rs->want), orig_cmp))
+		return 0;
+	return entries_push(&rs->found, &rs->n, &rs->cap, e);
+}
+
+static int revival_dump(struct pf_ct *ct, struct revival *rs)
+{
+	int r = 0;
+
+	rs->n = 0;
+	if (rs->srcs.n > REVOKE_FILTERED_ADDRS)
+		return pf_ct_dump(ct, NULL, revival_entry, rs);
+	for (size_t i = 0; r >= 0 && i < rs->srcs.n; i++) {
+		struct pf_ct_filter f = {.match = PF_CT_MATCH_ORIG_SRC, .addr = rs->srcs.v[i]};
+
+		r = pf_ct_dump(ct, &f, revival_entry, rs);
+	}
+	return r;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Runs the passes for the UDP entries of cut[]; the entries deleted are
+ * appended to j->revived_cut. Returns 0 or -errno. */
+static int revival_passes(struct pf_revoke_job *j, const struct pf_ct_entry *cut, size_t n_cut)
+{
+	struct revival rs = {0};
+	size_t cap = 0, revived_cap = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < n_cut && rs.n_want < REVOKE_REVIVAL_MAX; i++) {
+		struct pf_ct_entry want = {.orig = cut[i].reply, .zone = cut[i].zone};
+
+		if (cut[i].orig.proto != IPPROTO_UDP)
+			continue;
+		if ((r = entries_push(&rs.want, &rs.n_want, &cap, &want)) < 0 ||
+		    (r = addrs_add(&rs.srcs, &want.orig.src)) < 0)
+			goto out;
+	}
+	if (!rs.n_want)
+		goto out;
+	qsort(rs.want, rs.n_want, sizeof(*rs.want), orig_cmp);
+	addrs_sort_unique(&rs.srcs);
+	for (int pass = 0; pass < REVOKE_REVIVAL_PASSES; pass++) {
+		int deleted;
+
+		sleep_ms(REVOKE_REVIVAL_DELAY_MS);
+		if ((r = revival_dump(j->ct, &rs)) < 0)
+			goto out;
+		if (!rs.n)
+			break;
+		deleted = pf_ct_delete(j->ct, rs.found, rs.n);
+		if (deleted < 0) {
+			r = deleted;
+			goto out;
+		}
+		j->revived += deleted;
+		for (size_t i = 0; i < rs.n; i++)
+			if ((r = entries_push(&j->revived_cut, &j->n_revived, &revived_cap, &rs.found[i])) < 0)
+				goto out;
+	}
+out:
+	free(rs.want);
+	free(rs.srcs.v);
+	free(rs.found);
+	return r;
 }
 
 int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_job **ret)
@@ -333,8 +491,11 @@ int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_jo
 		goto out;
 	}
 	j->full = all;
-	qsort(rv->pods.v, rv->pods.n, sizeof(*rv->pods.v), str_cmp);
-	qsort(rv->sets.v, rv->sets.n, sizeof(*rv->sets.v), str_cmp);
+	/* qsort's base must not be NULL, even for no elements. */
+	if (rv->pods.n)
+		qsort(rv->pods.v, rv->pods.n, sizeof(*rv->pods.v), str_cmp);
+	if (rv->sets.n)
+		qsort(rv->sets.v, rv->sets.n, sizeof(*rv->sets.v), str_cmp);
 	if ((r = affected_addrs(rv, plan, all, &j->local)) < 0 || j->local.n == 0)
 		goto out;
 	if (!rv->ct && !rv->broken && (r = pf_ct_new(&rv->ct)) < 0) {
@@ -391,6 +552,8 @@ void pf_revoke_job_run(struct pf_revoke_job *j, const struct pf_ir_plan *plan)
 		goto out;
 	j->deleted = pf_ct_delete(j->ct, sc.cut, sc.n);
 	r = j->deleted < 0 ? j->deleted : 0;
+	if (r == 0)
+		r = revival_passes(j, sc.cut, sc.n);
 out:
 	j->result = r;
 	j->seen = sc.seen;
@@ -415,7 +578,9 @@ void pf_daemon_revoke_finish(struct pf_daemon *d, struct pf_revoke_job *j, bool 
 	}
 	rv->checks++;
 	for (size_t i = 0; i < j->n_cut; i++)
-		log_cut(&j->cut[i]);
+		log_cut("established flow cut", &j->cut[i]);
+	for (size_t i = 0; i < j->n_revived; i++)
+		log_cut("revived flow cut", &j->revived_cut[i]);
 	if (j->result < 0) {
 		rv->errors++;
 		d->errors[ERR_SYNC]++;
@@ -426,9 +591,12 @@ void pf_daemon_revoke_finish(struct pf_daemon *d, struct pf_revoke_job *j, bool 
 	} else {
 		if (j->deleted > 0)
 			rv->cut += (uint64_t)j->deleted;
+		if (j->revived > 0)
+			rv->cut += (uint64_t)j->revived;
 		if (j->n_cut)
-			pf_info("established flows cut", "flows=%d addrs=%zu entries_seen=%zu duration_us=%lld",
-				j->deleted, j->local.n, j->seen, (long long)j->duration_ns / 1000);
+			pf_info("established flows cut",
+				"flows=%d revived=%d addrs=%zu entries_seen=%zu duration_us=%lld", j->deleted,
+				j->revived, j->local.n, j->seen, (long long)j->duration_ns / 1000);
 	}
 	revoke_job_free(j);
 }
