@@ -276,6 +276,11 @@ int pf_flow_parse_nflog(const void *msg, size_t len, struct pf_flow_pkt *ret)
 	pa = t.a[NFULA_PAYLOAD];
 	if (!pa)
 		return -EINVAL;
+	/* The packet must lie inside the message, whatever the attribute says
+	 * (found by fuzz_flowlog_nflog: a heap read one byte past the end). */
+	if ((const uint8_t *)mnl_attr_get_payload(pa) + mnl_attr_get_payload_len(pa) >
+	    (const uint8_t *)msg + nlh->nlmsg_len)
+		return -EINVAL;
 	rc = pf_flow_parse_l3(mnl_attr_get_payload(pa), mnl_attr_get_payload_len(pa), &out);
 	if (rc < 0)
 		return rc;
