@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +162,24 @@ int kt_tmpdir_new(const char *what, char *path, size_t len)
 	return mkdir(path, 0700) == 0 ? 0 : -1;
 }
 
+/* Namespaces of an earlier run of any test binary whose process is gone
+ * ("pf-<tag>-<pid>-..." with no such pid): a run killed by a timeout or a
+ * signal never reached its own sweep. Running tests are left alone. */
+static void sweep_dead(void)
+{
+	DIR *d = opendir("/run/netns");
+	struct dirent *de;
+	char tag[32];
+	int pid;
+
+	while (d && (de = readdir(d)))
+		if (sscanf(de->d_name, "pf-%31[a-z]-%d-", tag, &pid) == 2 && pid > 0 && kill(pid, 0) < 0 &&
+		    errno == ESRCH)
+			kt_ns_del(de->d_name);
+	if (d)
+		closedir(d);
+}
+
 void kt_sweep(void)
 {
 	DIR *d = opendir("/run/netns");
@@ -177,6 +197,8 @@ int kt_require_netns(const char *suite)
 {
 	char name[96];
 
+	if (geteuid() == 0)
+		sweep_dead();
 	if (geteuid() == 0 && kt_ns_new("probe", name, sizeof(name)) == 0) {
 		kt_ns_del(name);
 		return 0;
