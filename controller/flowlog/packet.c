@@ -241,13 +241,22 @@ int pf_flow_parse_l3(const uint8_t *buf, size_t len, struct pf_flow_pkt *ret)
 
 struct nflog_attrs {
 	const struct nlattr *a[NFULA_MAX + 1];
+	const uint8_t *end; /* msg + nlmsg_len */
 };
 
+/* libmnl bounds attributes by the message's *aligned* length, so with an
+ * unaligned nlmsg_len an attribute may reach up to three bytes past the
+ * message (found twice by fuzz_flowlog_nflog: the payload, then the
+ * timestamp). Every attribute must lie inside nlmsg_len itself. */
 static int attr_cb(const struct nlattr *attr, void *data)
 {
 	struct nflog_attrs *t = data;
-	uint16_t type = mnl_attr_get_type(attr);
+	uint16_t type;
 
+	/* before the type is read: it sits in the header's last two bytes */
+	if ((const uint8_t *)attr + attr->nla_len > t->end)
+		return MNL_CB_ERROR;
+	type = mnl_attr_get_type(attr);
 	if (type <= NFULA_MAX)
 		t->a[type] = attr;
 	return MNL_CB_OK;
@@ -269,17 +278,13 @@ int pf_flow_parse_nflog(const void *msg, size_t len, struct pf_flow_pkt *ret)
 	if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(*g)))
 		return -EINVAL;
 	g = mnl_nlmsg_get_payload(nlh);
+	t.end = (const uint8_t *)msg + nlh->nlmsg_len;
 	out.group = ntohs(g->res_id);
-	/* mnl_attr_parse validates each attribute's length against the message */
+	/* attr_cb keeps every attribute inside nlmsg_len */
 	if (mnl_attr_parse(nlh, sizeof(*g), attr_cb, &t) < 0)
 		return -EINVAL;
 	pa = t.a[NFULA_PAYLOAD];
 	if (!pa)
-		return -EINVAL;
-	/* The packet must lie inside the message, whatever the attribute says
-	 * (found by fuzz_flowlog_nflog: a heap read one byte past the end). */
-	if ((const uint8_t *)mnl_attr_get_payload(pa) + mnl_attr_get_payload_len(pa) >
-	    (const uint8_t *)msg + nlh->nlmsg_len)
 		return -EINVAL;
 	rc = pf_flow_parse_l3(mnl_attr_get_payload(pa), mnl_attr_get_payload_len(pa), &out);
 	if (rc < 0)
