@@ -2,7 +2,6 @@
 /* podfencectl lint: the pitfalls of the manifests' policies, with the fix. */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <jansson.h>
 
 #include "ctl/ctl.h"
+#include "ctl/simcmd.h"
 #include "sim/sim.h"
 
 const char pf_ctl_lint_usage[] =
@@ -25,17 +25,7 @@ const char pf_ctl_lint_usage[] =
 	"                               --kubeconfig: the live cluster's namespaces, pods and policies\n"
 	"                               (listed, never written) with PATH's on top\n";
 
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "podfencectl lint: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 2;
-}
+#define fail(...) pf_simcmd_fail("lint", __VA_ARGS__)
 
 /* "10.244.0.0/16,fd00::/108" appended to *v. */
 static int parse_cidrs(const char *text, struct pf_cidr **v, size_t *n)
@@ -66,38 +56,27 @@ static int parse_cidrs(const char *text, struct pf_cidr **v, size_t *n)
 int pf_ctl_lint(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"output", required_argument, NULL, 'o'},
+		PF_SIMCMD_OPTIONS,
 		{"fail-on", required_argument, NULL, 'f'},
 		{"pod-cidr", required_argument, NULL, 'p'},
 		{"service-cidr", required_argument, NULL, 's'},
 		{"node-kernel", optional_argument, NULL, 'k'},
-		{"kubeconfig", required_argument, NULL, 'K'},
-		{"allow-insecure-token", no_argument, NULL, 'I'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	struct pf_simcmd cmd = {.name = "lint", .usage = pf_ctl_lint_usage};
 	struct pf_cidr *pod_cidrs = NULL, *service_cidrs = NULL;
 	size_t n_pod_cidrs = 0, n_service_cidrs = 0;
 	enum pf_lint_severity fail_on = PF_LINT_WARNING;
 	struct pf_lint_options opts = {0};
 	struct pf_lint *l = NULL;
 	struct pf_sim *s = NULL;
-	const char *node_root = NULL, *kubeconfig = NULL;
-	bool json = false, insecure_token = false;
-	struct pf_err err = {0};
+	const char *node_root = NULL;
 	int c, r, rc = 2;
 
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:", options, NULL)) != -1) {
 		switch (c) {
-		case 'o':
-			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
-				fail("-o %s: expected text or json", optarg);
-				goto out;
-			}
-			json = strcmp(optarg, "json") == 0;
-			break;
 		case 'f':
 			if (pf_lint_severity_parse(optarg, &fail_on) < 0) {
 				fail("--fail-on %s: expected error, warning or info", optarg);
@@ -117,58 +96,23 @@ int pf_ctl_lint(int argc, char **argv)
 		case 'k':
 			node_root = optarg ? optarg : "/";
 			break;
-		case 'K':
-			kubeconfig = optarg;
-			break;
-		case 'I':
-			insecure_token = true;
-			break;
-		case 'h':
-			printf("usage: podfencectl lint ...\n%s", pf_ctl_lint_usage);
-			rc = 0;
-			goto out;
 		default:
-			fail("unknown option or missing argument: %s", argv[optind - 1]);
-			goto out;
+			r = pf_simcmd_option(&cmd, c, argv);
+			if (r >= 0) {
+				rc = r;
+				goto out;
+			}
 		}
 	}
-	if (optind >= argc && !kubeconfig) {
-		fail("%s", "no manifest file or directory given");
+	if (pf_simcmd_load(&cmd, argc - optind, argv + optind, true, &s) != 0)
 		goto out;
-	}
-	if (pf_sim_new(&s) < 0) {
-		fail("%s", strerror(ENOMEM));
-		goto out;
-	}
-	/* The live objects first: the given ones replace them. */
-	if (kubeconfig) {
-		r = pf_sim_load_kubeconfig(s, kubeconfig, insecure_token, &err);
-		if (r < 0) {
-			fail("%s", err.msg[0] ? err.msg : strerror(-r));
-			goto out;
-		}
-	}
-	for (int i = optind; i < argc; i++) {
-		r = pf_sim_load_path(s, argv[i], &err);
-		if (r < 0) {
-			fail("%s", err.msg[0] ? err.msg : strerror(-r));
-			goto out;
-		}
-	}
-	r = pf_sim_assume_dns(s);
-	if (r == 0)
-		r = pf_sim_finish(s, &err);
-	if (r < 0) {
-		fail("%s", err.msg[0] ? err.msg : strerror(-r));
-		goto out;
-	}
 	opts = (struct pf_lint_options){n_pod_cidrs, pod_cidrs, n_service_cidrs, service_cidrs, node_root};
 	r = pf_lint_run(s, &opts, &l);
 	if (r < 0) {
 		fail("%s", strerror(-r));
 		goto out;
 	}
-	if (json) {
+	if (cmd.json) {
 		json_t *j = pf_lint_json(l);
 
 		for (size_t i = 0; j && i < pf_sim_n_notes(s); i++)

@@ -2,7 +2,6 @@
 /* podfencectl simulate: manifests -> truth tables, offline. */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <jansson.h>
 
 #include "ctl/ctl.h"
+#include "ctl/simcmd.h"
 #include "sim/sim.h"
 
 const char pf_ctl_simulate_usage[] =
@@ -25,17 +25,7 @@ const char pf_ctl_simulate_usage[] =
 	"                               live cluster's namespaces, pods and policies (listed, never\n"
 	"                               written) with PATH's on top. Exit 2: bad input\n";
 
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "podfencectl simulate: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 2;
-}
+#define fail(...) pf_simcmd_fail("simulate", __VA_ARGS__)
 
 static int read_all(const char *path, char **ret, size_t *ret_len)
 {
@@ -153,19 +143,17 @@ out:
 int pf_ctl_simulate(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"output", required_argument, NULL, 'o'},
+		PF_SIMCMD_OPTIONS,
 		{"reasons", no_argument, NULL, 'r'},
 		{"ports", required_argument, NULL, 'p'},
 		{"expect", required_argument, NULL, 'e'},
-		{"kubeconfig", required_argument, NULL, 'k'},
-		{"allow-insecure-token", no_argument, NULL, 'I'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *ports_text = NULL, *expect = NULL, *kubeconfig = NULL;
+	struct pf_simcmd cmd = {.name = "simulate", .usage = pf_ctl_simulate_usage};
+	const char *ports_text = NULL, *expect = NULL;
 	struct pf_sim_port *ports = NULL;
 	struct pf_sim *s = NULL;
-	bool json = false, reasons = false, insecure_token = false;
+	bool reasons = false;
 	size_t n_ports = 0;
 	struct pf_err err = {0};
 	int c, r, rc = 2;
@@ -174,11 +162,6 @@ int pf_ctl_simulate(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:", options, NULL)) != -1) {
 		switch (c) {
-		case 'o':
-			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)
-				return fail("-o %s: expected text or json", optarg);
-			json = strcmp(optarg, "json") == 0;
-			break;
 		case 'r':
 			reasons = true;
 			break;
@@ -188,44 +171,15 @@ int pf_ctl_simulate(int argc, char **argv)
 		case 'e':
 			expect = optarg;
 			break;
-		case 'k':
-			kubeconfig = optarg;
-			break;
-		case 'I':
-			insecure_token = true;
-			break;
-		case 'h':
-			printf("usage: podfencectl simulate ...\n%s", pf_ctl_simulate_usage);
-			return 0;
 		default:
-			return fail("unknown option or missing argument: %s", argv[optind - 1]);
+			r = pf_simcmd_option(&cmd, c, argv);
+			if (r >= 0)
+				return r;
 		}
 	}
-	if (optind >= argc && !kubeconfig)
-		return fail("%s", "no manifest file or directory given");
-	if (pf_sim_new(&s) < 0)
-		return fail("%s", strerror(ENOMEM));
-	/* The live objects first: the given ones replace them. */
-	if (kubeconfig) {
-		r = pf_sim_load_kubeconfig(s, kubeconfig, insecure_token, &err);
-		if (r < 0) {
-			fail("%s", err.msg[0] ? err.msg : strerror(-r));
-			goto out;
-		}
-	}
-	for (int i = optind; i < argc; i++) {
-		r = pf_sim_load_path(s, argv[i], &err);
-		if (r < 0) {
-			fail("%s", err.msg[0] ? err.msg : strerror(-r));
-			goto out;
-		}
-	}
-	r = pf_sim_finish(s, &err);
-	if (r < 0) {
-		fail("%s", err.msg[0] ? err.msg : strerror(-r));
-		goto out;
-	}
-	if (!json)
+	if (pf_simcmd_load(&cmd, argc - optind, argv + optind, false, &s) != 0)
+		return 2;
+	if (!cmd.json)
 		for (size_t i = 0; i < pf_sim_n_notes(s); i++)
 			fprintf(stderr, "note: %s\n", pf_sim_note(s, i));
 	if (pf_sim_n_pods(s) == 0) {
@@ -242,7 +196,7 @@ int pf_ctl_simulate(int argc, char **argv)
 		fail("%s", err.msg[0] ? err.msg : strerror(-r));
 		goto out;
 	}
-	rc = print_tables(s, ports, n_ports, json, reasons);
+	rc = print_tables(s, ports, n_ports, cmd.json, reasons);
 out:
 	free(ports);
 	pf_sim_free(s);
