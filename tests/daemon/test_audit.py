@@ -11,23 +11,15 @@
 - A staged allow policy (NetworkPolicy annotated audit) in an enforced
   namespace: logged as would-allow naming it, never enforced; removing the
   annotation enforces it."""
-import ctypes
-import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
-PODFENCED = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
-PODFENCECTL = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
-CLIENT_IP, SERVER_IP = "10.244.0.3", "10.244.0.2"
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pfnode import wait_for  # noqa: E402
+import pfnode  # noqa: E402
 
+PODFENCED, PODFENCECTL = pfnode.binaries(2)
 
 
 POD_FRONTEND = """
@@ -80,144 +72,10 @@ spec:
 """
 
 
-def sh(*args, check=True):
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(args), r.stdout))
-    return r.stdout
-
-
-def setns(name):
-    fd = os.open("/run/netns/" + name if name else "/proc/self/ns/net", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns " + str(name))
-    finally:
-        os.close(fd)
-
-
-def wait_for(pred, what, tries=200, delay=0.05):
-    for _ in range(tries):
-        v = pred()
-        if v:
-            return v
-        time.sleep(delay)
-    raise AssertionError("timed out waiting for " + what)
-
-
 @unittest.skipUnless(PODFENCED and PODFENCECTL and os.geteuid() == 0, "needs podfenced, podfencectl and root")
-class Audit(unittest.TestCase):
-    def setUp(self):
-        tag = "%d-%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
-        self.node, self.nsa, self.nsb = "pf-au-n-" + tag, "pf-au-a-" + tag, "pf-au-b-" + tag
-        self.tmp = tempfile.mkdtemp(prefix="pf-daemon-audit-")
-        self.mdir = os.path.join(self.tmp, "manifests")
-        os.mkdir(self.mdir)
-        self.sock = os.path.join(self.tmp, "s.sock")
-        self.daemon = None
-        self.listeners = []
-        for ns in (self.node, self.nsa, self.nsb):
-            sh("ip", "netns", "add", ns)
-        n = ["ip", "-n", self.node]
-        sh(*n, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for pod, hostif, ip in ((self.nsa, "pfa0", CLIENT_IP), (self.nsb, "pfb0", SERVER_IP)):
-            sh(*n, "link", "add", hostif, "type", "veth", "peer", "name", "eth0", "netns", pod)
-            sh(*n, "link", "set", hostif, "up")
-            sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.conf.%s.proxy_arp=1" % hostif)
-            sh(*n, "route", "add", ip + "/32", "dev", hostif)
-            p = ["ip", "-n", pod]
-            sh(*p, "link", "set", "lo", "up")
-            sh(*p, "addr", "add", ip + "/32", "dev", "eth0")
-            sh(*p, "link", "set", "eth0", "up")
-            sh(*p, "route", "add", "default", "dev", "eth0")
-
-    def tearDown(self):
-        for s in self.listeners:
-            s.close()
-        if self.daemon:
-            self.daemon.kill()
-            self.daemon.wait()
-        for ns in (self.node, self.nsa, self.nsb):
-            sh("ip", "netns", "del", ns, check=False)
-        if os.environ.get("PF_TEST_KEEP_LOG"):
-            print("logs in", self.tmp)
-        else:
-            shutil.rmtree(self.tmp)
-
-    def call(self, req):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(20)
-        s.connect(self.sock)
-        s.sendall((json.dumps(req) + "\n").encode())
-        line = s.makefile().readline()
-        s.close()
-        return json.loads(line)
-
-    def try_call(self, req):
-        try:
-            return self.call(req)
-        except OSError:
-            return {}
-
-    def register(self, cid, name, hostif, ip):
-        r = self.call({"op": "register", "containerId": cid, "ifname": "eth0", "netns": "/run/netns/x",
-                       "namespace": "production", "name": name, "hostIf": hostif, "ips": [ip],
-                       "timeoutMs": 5000})
-        self.assertTrue(r.get("ok"), r)
-
-    def write(self, name, text):
-        # atomically, so the directory watch sees one complete file
-        tmp = os.path.join(self.tmp, name + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.rename(tmp, os.path.join(self.mdir, name))
-
-    def start(self, manifests, *extra):
-        for name, text in manifests.items():
-            self.write(name, text)
-        self.jsonl = os.path.join(self.tmp, "flows.jsonl")
-        self.daemon = subprocess.Popen(
-            ["ip", "netns", "exec", self.node, PODFENCED, "--manifests", self.mdir, "--node-name", "node-a",
-             "--socket", self.sock, "--state-dir", os.path.join(self.tmp, "state"), "--metrics-address", "off",
-             "--flow-log", self.jsonl, "--flow-log-group", str(200 + os.getpid() % 10000)] + list(extra),
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, "podfenced.log"), "a"))
-        wait_for(lambda: self.try_call({"op": "status"}).get("ready"), "podfenced ready")
-        self.register("cid-b", "backend", "pfb0", SERVER_IP)
-        self.register("cid-f", "frontend", "pfa0", CLIENT_IP)
-        setns(self.nsb)
-        try:
-            for port in (8080, 9090):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((SERVER_IP, port))
-                s.listen(64)
-                self.listeners.append(s)
-        finally:
-            setns(None)
-
-    # a first packet may wait for proxy ARP (up to proxy_delay, 0.8 s)
-    def connect(self, port, timeout=3.0):
-        setns(self.nsa)
-        try:
-            c = socket.socket()
-            c.settimeout(timeout)
-            try:
-                c.connect((SERVER_IP, port))
-                return True
-            except OSError:
-                return False
-            finally:
-                c.close()
-        finally:
-            setns(None)
-
-    def flows(self, *args):
-        out = sh(PODFENCECTL, "--socket", self.sock, "flows", "-o", "json", *args)
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def ctl(self, *args):
-        return sh(PODFENCECTL, "--socket", self.sock, *args)
+class Audit(pfnode.FlowLogNodeTest):
+    tag, name = "au", "audit"
+    podfenced, podfencectl = PODFENCED, PODFENCECTL
 
     def test_audit_namespace_then_enforce(self):
         self.start({"ns.yaml": NS_AUDIT, "frontend.yaml": POD_FRONTEND, "backend.yaml": POD_BACKEND,

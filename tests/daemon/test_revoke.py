@@ -10,24 +10,21 @@ those flows stop carrying data within 1 s of the change reaching the kernel
 (the daemon's programmedGeneration, polled: so a loaded machine that is slow
 to compile does not fail the bound on the cut itself), 8081 keeps working;
 with --keep-established nothing is cut."""
-import ctypes
 import json
 import os
 import select
-import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-PODFENCED = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
-CLIENT_IP, SERVER_IP = "10.244.0.3", "10.244.0.2"
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pfnode import CLIENT_IP, SERVER_IP, setns, wait_for  # noqa: E402
+import pfnode  # noqa: E402
+
+PODFENCED, = pfnode.binaries(1)
 
 NS = """
 apiVersion: v1
@@ -69,31 +66,6 @@ spec:
     ports: [{protocol: TCP, port: 8081}]
 """
 BOTH_PORTS = "{protocol: TCP, port: 8080}, {protocol: UDP, port: 9090}"
-
-
-def sh(*args, check=True):
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(args), r.stdout))
-    return r.stdout
-
-
-def setns(name):
-    fd = os.open("/run/netns/" + name if name else "/proc/self/ns/net", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns " + str(name))
-    finally:
-        os.close(fd)
-
-
-def wait_for(pred, what, tries=200, delay=0.05):
-    for _ in range(tries):
-        v = pred()
-        if v:
-            return v
-        time.sleep(delay)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Echo(threading.Thread):
@@ -168,93 +140,28 @@ class Pump(threading.Thread):
 
 
 @unittest.skipUnless(PODFENCED and os.geteuid() == 0, "needs podfenced and root")
-class Revoke(unittest.TestCase):
+class Revoke(pfnode.NodeTest):
+    tag, name = "rv", "revoke"
+    podfenced = PODFENCED
+
     def setUp(self):
-        tag = "%d-%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
-        self.node, self.nsa, self.nsb = "pf-rv-n-" + tag, "pf-rv-a-" + tag, "pf-rv-b-" + tag
-        self.tmp = tempfile.mkdtemp(prefix="pf-daemon-revoke-")
-        self.mdir = os.path.join(self.tmp, "manifests")
-        os.mkdir(self.mdir)
-        self.sock = os.path.join(self.tmp, "s.sock")
-        self.daemon = None
         self.pump = self.echo = None
-        for ns in (self.node, self.nsa, self.nsb):
-            sh("ip", "netns", "add", ns)
-        n = ["ip", "-n", self.node]
-        sh(*n, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for pod, hostif, ip in ((self.nsa, "pfa0", CLIENT_IP), (self.nsb, "pfb0", SERVER_IP)):
-            sh(*n, "link", "add", hostif, "type", "veth", "peer", "name", "eth0", "netns", pod)
-            sh(*n, "link", "set", hostif, "up")
-            sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.conf.%s.proxy_arp=1" % hostif)
-            sh(*n, "route", "add", ip + "/32", "dev", hostif)
-            p = ["ip", "-n", pod]
-            sh(*p, "link", "set", "lo", "up")
-            sh(*p, "addr", "add", ip + "/32", "dev", "eth0")
-            sh(*p, "link", "set", "eth0", "up")
-            sh(*p, "route", "add", "default", "dev", "eth0")
+        self.socks = []
+        super().setUp()
 
     def tearDown(self):
         for t in (self.pump, self.echo):
             if t:
                 t.stop = True
                 t.join()
-        for s in getattr(self, "socks", []):
+        for s in self.socks:
             s.close()
-        if self.daemon:
-            self.daemon.kill()
-            self.daemon.wait()
-        for ns in (self.node, self.nsa, self.nsb):
-            sh("ip", "netns", "del", ns, check=False)
-        if os.environ.get("PF_TEST_KEEP_LOG"):
-            print("logs in", self.tmp)
-        else:
-            shutil.rmtree(self.tmp)
-
-    def write(self, name, text):
-        tmp = os.path.join(self.mdir, "." + name + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.rename(tmp, os.path.join(self.mdir, name))
-
-    def call(self, req):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(20)
-        s.connect(self.sock)
-        s.sendall((json.dumps(req) + "\n").encode())
-        line = s.makefile().readline()
-        s.close()
-        return json.loads(line)
-
-    def try_call(self, req):
-        try:
-            return self.call(req)
-        except ConnectionRefusedError:
-            return {}
-        except OSError:
-            return {}
-
-    def register(self, cid, name, hostif, ip):
-        r = self.call({"op": "register", "containerId": cid, "ifname": "eth0", "netns": "/run/netns/x",
-                       "namespace": "production", "name": name, "hostIf": hostif, "ips": [ip],
-                       "timeoutMs": 5000})
-        self.assertTrue(r.get("ok"), r)
+        super().tearDown()
 
     def start(self, *extra, client="frontend", client_labels="app: frontend, team: x"):
-        self.write("ns.yaml", NS)
-        self.write("frontend.yaml", FRONTEND % (client, client_labels))
-        self.write("backend.yaml", BACKEND)
-        self.write("allow-frontend.yaml", ALLOW_FRONTEND % BOTH_PORTS)
-        self.write("allow-team.yaml", ALLOW_TEAM)
-        self.log = os.path.join(self.tmp, "podfenced.log")
-        self.daemon = subprocess.Popen(
-            ["ip", "netns", "exec", self.node, PODFENCED, "--manifests", self.mdir, "--node-name", "node-a",
-             "--socket", self.sock, "--state-dir", os.path.join(self.tmp, "state"), "--metrics-address", "off",
-             "--log-level", "debug"] + list(extra),
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
-        wait_for(lambda: self.try_call({"op": "status"}).get("ready"), "podfenced ready")
-        self.register("cid-b", "backend", "pfb0", SERVER_IP)
-        self.register("cid-f", client, "pfa0", CLIENT_IP)
+        self.start_daemon({"ns.yaml": NS, "frontend.yaml": FRONTEND % (client, client_labels),
+                           "backend.yaml": BACKEND, "allow-frontend.yaml": ALLOW_FRONTEND % BOTH_PORTS,
+                           "allow-team.yaml": ALLOW_TEAM}, "--log-level", "debug", *extra, client=client)
         self.open_flows()
 
     def open_flows(self):
