@@ -72,7 +72,7 @@ spec:
 """
 
 
-@unittest.skipUnless(PODFENCED and PODFENCECTL and os.geteuid() == 0, "needs podfenced, podfencectl and root")
+@pfnode.needs_kernel(PODFENCED, PODFENCECTL)
 class Audit(pfnode.FlowLogNodeTest):
     tag, name = "au", "audit"
     podfenced, podfencectl = PODFENCED, PODFENCECTL

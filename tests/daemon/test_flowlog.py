@@ -51,7 +51,7 @@ spec:
 }
 
 
-@unittest.skipUnless(PODFENCED and PODFENCECTL and os.geteuid() == 0, "needs podfenced, podfencectl and root")
+@pfnode.needs_kernel(PODFENCED, PODFENCECTL)
 class FlowLog(pfnode.FlowLogNodeTest):
     tag, name = "fl", "flowlog"
     podfenced, podfencectl = PODFENCED, PODFENCECTL

@@ -139,7 +139,7 @@ class Pump(threading.Thread):
                         f.last_echo = time.monotonic()
 
 
-@unittest.skipUnless(PODFENCED and os.geteuid() == 0, "needs podfenced and root")
+@pfnode.needs_kernel(PODFENCED)
 class Revoke(pfnode.NodeTest):
     tag, name = "rv", "revoke"
     podfenced = PODFENCED
