@@ -2,8 +2,7 @@
 /* Fuzz harness for the socket request parser (req.h) and, with a leading
  * 'Y' byte, for the manifest YAML loader (yamljson.h): both parse input from
  * outside the process. Built as a libFuzzer target with -DPODFENCE_FUZZ=ON;
- * otherwise a small main() replays the seed corpus in every ctest run. */
-#include <dirent.h>
+ * otherwise the shared replay main (tests/support/replay_main.c) runs the seed corpus in every ctest run. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,63 +49,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	return 0;
 }
-
-#ifndef PF_FUZZ_LIBFUZZER
-static int replay(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	if (!f)
-		return -1;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, (size_t)n);
-	free(buf);
-	return 0;
-}
-
-int main(int argc, char **argv)
-{
-	int n = 0;
-
-	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
-		struct dirent *de;
-
-		if (!d) {
-			if (replay(argv[i]) < 0) {
-				fprintf(stderr, "cannot read %s\n", argv[i]);
-				return 1;
-			}
-			n++;
-			continue;
-		}
-		while ((de = readdir(d))) {
-			char path[4096];
-
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], de->d_name);
-			if (replay(path) < 0) {
-				fprintf(stderr, "cannot read %s\n", path);
-				closedir(d);
-				return 1;
-			}
-			n++;
-		}
-		closedir(d);
-	}
-	printf("replayed %d inputs\n", n);
-	return n > 0 ? 0 : 1;
-}
-#endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,9 +38,20 @@ int main(int argc, char **argv)
 	int files = 0;
 
 	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
+		struct stat st;
+		DIR *d;
 		struct dirent *de;
 
+		/* a single file: one input (a reproducer given by hand) */
+		if (stat(argv[i], &st) == 0 && !S_ISDIR(st.st_mode)) {
+			if (run_file(argv[i]) < 0) {
+				fprintf(stderr, "%s: unreadable\n", argv[i]);
+				return 1;
+			}
+			files++;
+			continue;
+		}
+		d = opendir(argv[i]);
 		if (!d) {
 			fprintf(stderr, "%s: cannot open corpus\n", argv[i]);
 			return 1;
