@@ -19,9 +19,9 @@ restart), labels the client access=yes as soon as the server is ready and
 measures, from that write, until
   * a real TCP connection from the client to the server succeeds (both nodes
     have the change), and
-  * each node's ruleset (`nft -j list table inet podfence`, handles and
-    counter values dropped) equals the one it had when the label was set
-    during the warm-up,
+  * each node's ruleset (`nft -j -s list table inet podfence`, handles
+    dropped, read through libnftables from a thread inside the node)
+    equals the one it had when the label was set during the warm-up,
 all within BOUND_S (the issue's bound). A1 answers the stale watches with an
 in-stream ERROR 410 (kube-apiserver's watch cache), A2 with an HTTP 410.
 
@@ -29,9 +29,13 @@ The same cycle is what bench/kube/bench_apirestart.py repeats for the
 latency distribution.
 """
 
+import ctypes
+import datetime
+import errno
 import json
 import os
 import re
+import select
 import socket
 import subprocess
 import threading
@@ -67,25 +71,59 @@ def in_netns(netns, fn):
     return out["v"]
 
 
-def strip_counters(o):
-    """A ruleset without what traffic changes: counter values, quota use."""
-    if isinstance(o, dict):
-        return {k: strip_counters(v) for k, v in o.items() if k not in ("packets", "bytes", "used")}
-    if isinstance(o, list):
-        return [strip_counters(v) for v in o]
-    return o
+def log_time(ts):
+    """podfenced's log timestamp (2026-12-02T06:13:17.568Z) as a Unix time."""
+    return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-def ruleset(c, node):
-    return strip_counters(faults.normalize_ruleset(c.nft_json(node)))
+class Nft:
+    """`nft -j -s list table inet podfence` of the calling thread's network namespace,
+    through libnftables in this process when it loads (a read costs a netlink dump, not
+    ~200 ms of process starts on a loaded machine), else the nft binary. -s (stateless):
+    no counter values, which traffic changes."""
+
+    JSON, STATELESS = 1 << 4, 1 << 2   # NFT_CTX_OUTPUT_* of libnftables.h
+
+    def __init__(self):
+        try:
+            lib = ctypes.CDLL("libnftables.so.1")
+        except OSError:
+            lib = None
+        if lib:
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+        self.lib = lib
+
+    def read(self):
+        """The normalized ruleset (faults.normalize_ruleset), or None without the table."""
+        if self.lib is None:
+            p = subprocess.run(["nft", "-j", "-s", "list", "table", "inet", "podfence"], capture_output=True,
+                               text=True, timeout=30)
+            text = p.stdout if p.returncode == 0 else None
+        else:
+            # A context per read: its netlink socket belongs to the calling thread's netns.
+            ctx = self.lib.nft_ctx_new(0)
+            if not ctx:
+                raise MemoryError("nft_ctx_new")
+            try:
+                self.lib.nft_ctx_output_set_flags(ctx, self.JSON | self.STATELESS)
+                self.lib.nft_ctx_buffer_output(ctx)
+                self.lib.nft_ctx_buffer_error(ctx)
+                rc = self.lib.nft_run_cmd_from_buffer(ctx, b"list table inet podfence")
+                text = self.lib.nft_ctx_get_output_buffer(ctx).decode() if rc == 0 else None
+            finally:
+                self.lib.nft_ctx_free(ctx)
+        return faults.normalize_ruleset(json.loads(text)) if text else None
 
 
-def ruleset_here():
-    """ruleset() of the calling thread's network namespace: a Watcher moved into the node
-    runs nft itself (~30 ms less per read than `ip netns exec`)."""
-    p = subprocess.run(["nft", "-j", "list", "table", "inet", "podfence"], capture_output=True,
-                       text=True, timeout=30)
-    return strip_counters(faults.normalize_ruleset(json.loads(p.stdout))) if p.returncode == 0 else None
+NFT = Nft()
 
 
 class Watcher(threading.Thread):
@@ -95,6 +133,7 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         self.cond, self.netns, self.period = cond, netns, period
         self.at = None
+        self.read_s = 0.0   # how long the read that saw it took: at's uncertainty
         self.error = None
         self.stop_ev = threading.Event()
 
@@ -103,12 +142,69 @@ class Watcher(threading.Thread):
             if self.netns:
                 pc.setns_thread(self.netns)
             while not self.stop_ev.is_set():
+                t = time.monotonic()
                 if self.cond():
                     self.at = time.monotonic()
+                    self.read_s = self.at - t
                     return
                 self.stop_ev.wait(self.period)
         except Exception as e:  # noqa: BLE001 — reported by the caller
             self.error = e
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(timeout=10)
+
+
+class ConnectWatcher(threading.Thread):
+    """A new non-blocking TCP connect to addr every `period` from inside netns (a dropped
+    SYN is retried only after 1 s, so one attempt cannot tell when the path opened);
+    `at` is when the first one completed, attempts older than `keep` are given up."""
+
+    def __init__(self, netns, addr, period=0.01, keep=0.5):
+        super().__init__(daemon=True)
+        self.netns, self.addr, self.period, self.keep = netns, addr, period, keep
+        self.at = None
+        self.read_s = period
+        self.error = None
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        pending = {}  # fd -> (socket, started)
+        poller = select.poll()
+        try:
+            pc.setns_thread(self.netns)
+            while not self.stop_ev.is_set() and self.at is None:
+                now = time.monotonic()
+                s = socket.socket()
+                s.setblocking(False)
+                err = s.connect_ex(self.addr)
+                if err == 0:
+                    self.at = time.monotonic()
+                    s.close()
+                    break
+                if err == errno.EINPROGRESS:
+                    pending[s.fileno()] = (s, now)
+                    poller.register(s.fileno(), select.POLLOUT)
+                else:
+                    s.close()  # refused or unreachable at once: not through
+                    time.sleep(self.period)
+                for fd, _ in poller.poll(self.period * 1000):
+                    sock, _ = pending.pop(fd)
+                    poller.unregister(fd)
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 and self.at is None:
+                        self.at = time.monotonic()
+                    sock.close()
+                for fd, (sock, t) in list(pending.items()):
+                    if now - t > self.keep:
+                        poller.unregister(fd)
+                        sock.close()
+                        del pending[fd]
+        except Exception as e:  # noqa: BLE001 — reported by the caller
+            self.error = e
+        finally:
+            for sock, _ in pending.values():
+                sock.close()
 
     def stop(self):
         self.stop_ev.set()
@@ -190,10 +286,10 @@ class ApiRestart:
         self.wait_state(False)
         self.set_access(True)
         self.wait_state(True)
-        self.allowed = {n.name: ruleset(self.c, n) for n in self.c.nodes}
+        self.allowed = {n.name: in_netns(n.netns, NFT.read) for n in self.c.nodes}
         self.set_access(False)
         self.wait_state(False)
-        self.denied = {n.name: ruleset(self.c, n) for n in self.c.nodes}
+        self.denied = {n.name: in_netns(n.netns, NFT.read) for n in self.c.nodes}
         same = [n for n in self.allowed if self.allowed[n] == self.denied[n] or self.allowed[n] is None]
         if same:
             raise pc.E2EError(f"the label change does not change the ruleset of {same}")
@@ -218,25 +314,17 @@ class ApiRestart:
             json.dump(d, f)
         os.replace(tmp, self.c.api_data)
 
-    def restart_cycle(self, down_s=DOWN_S, http410=False, wait_s=WAIT_S):
-        """Stops the API server for down_s, brings it back with every watch expired, sets
-        access=yes at once; returns the measurement (seconds from the write; None if not
-        seen within wait_s) and what each node logged."""
+    def change(self, wait_s=WAIT_S):
+        """Sets access=yes; returns seconds from the write's answer until the connection
+        succeeds and until each node's ruleset is the allowed one (None: not within wait_s)."""
         c = self.c
-        offs = self.log_offsets()
-        c.stop_apiserver()
-        t_down = time.monotonic()
-        time.sleep(down_s)
-        self.bump_saved_rv()
-        c.start_apiserver(["--http410"] if http410 else [])
-        t_ready = time.monotonic()
         self.set_access(True)
         t_write = time.monotonic()
         # Started after the write: a watcher true at once was already true then.
-        probe = Watcher(self.connects, netns=self.client.netns, period=0.01)
+        probe = ConnectWatcher(self.client.netns, (self.server.ip, PORT))
         # A read that matches ends after the change was in the kernel: `at` is an upper bound,
-        # about one read (~80 ms) late at most.
-        nft = {n.name: Watcher(lambda n=n: ruleset_here() == self.allowed[n.name], netns=n.netns, period=0.0)
+        # late by at most the read before it (read_s).
+        nft = {n.name: Watcher(lambda n=n: NFT.read() == self.allowed[n.name], netns=n.netns, period=0.005)
                for n in c.nodes}
         ws = [probe] + list(nft.values())
         for w in ws:
@@ -246,14 +334,42 @@ class ApiRestart:
             time.sleep(0.05)
         for w in ws:
             w.stop()
-        errs = [f"watcher: {w.error}" for w in ws if w.error]
 
         def since(w):
             return None if w.at is None else round(w.at - t_write, 3)
-        out = {"down": round(t_ready - t_down, 2), "write": round(t_write - t_ready, 3),
-               "probe": since(probe), "nft": {k: since(w) for k, w in nft.items()},
-               "failures": {}, "expired": {}, "errors": errs}
-        for n in c.nodes:
+        return {"t_write": t_write, "probe": since(probe), "nft": {k: since(w) for k, w in nft.items()},
+                "read": {k: round(w.read_s, 3) for k, w in nft.items()},
+                "errors": [f"watcher: {w.error}" for w in ws if w.error]}
+
+    def restart_cycle(self, down_s=DOWN_S, http410=False, wait_s=WAIT_S):
+        """Stops the API server for down_s, brings it back with every watch expired, sets
+        access=yes at once; returns change()'s measurement and what each node logged."""
+        c = self.c
+        offs = self.log_offsets()
+        c.stop_apiserver()
+        t_down = time.monotonic()
+        time.sleep(down_s)
+        self.bump_saved_rv()
+        c.start_apiserver(["--http410"] if http410 else [])
+        t_ready, wall_ready = time.monotonic(), time.time()
+        m = self.change(wait_s)
+        out = {"down": round(t_ready - t_down, 2), "write": round(m.pop("t_write") - t_ready, 3), **m}
+        # The change may be in before every watch is back (the others still wait out a
+        # reconnect delay): give them a few seconds to log it.
+        end = time.monotonic() + 10
+        while True:
+            out.update(self.parse_logs(offs, wall_ready))
+            if time.monotonic() > end or all(v is not None and k in out["expired"][n]
+                                              for n, fl in out["failures"].items() for k, v in fl.items()):
+                return out
+            time.sleep(0.1)
+
+    def parse_logs(self, offs, wall_ready):
+        """What each node's podfenced logged since offs: per watch, the failures before the
+        server answered again (None: not yet), which watches got a 410, and for the Pod watch
+        its reconnect (after ready) and the relist jitter it drew."""
+        out = {"failures": {}, "expired": {}, "reconnect": {}, "jitter": {}}
+        for n in self.c.nodes:
             text = self.log_since(n, offs[n.name])
             refused = set(re.findall(r'backing off" kind=(\w+) .*reason="Couldn\'t connect', text))
             back = {k: (int(st), int(fl)) for k, st, fl in
@@ -262,6 +378,10 @@ class ApiRestart:
             # The first answer: an HTTP 410, or a 200 whose stream starts with an ERROR 410.
             out["expired"][n.name] = sorted(set(re.findall(r"watch error event\" kind=(\w+) code=410", text))
                                             | {k for k, (st, _) in back.items() if st == 410})
+            at = re.search(r"ts=(\S+) level=\w+ msg=\"kube: API server answers again\" kind=Pod ", text)
+            out["reconnect"][n.name] = round(log_time(at.group(1)) - wall_ready, 3) if at else None
+            jit = re.search(r"kind=Pod next=list delay_ms=(\d+) reason=\"410 Expired after the server came back", text)
+            out["jitter"][n.name] = int(jit.group(1)) / 1000 if jit else 0.0
         return out
 
     def judge(self, m, bound=BOUND_S):
