@@ -133,7 +133,7 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         self.cond, self.netns, self.period = cond, netns, period
         self.at = None
-        self.read_s = 0.0   # how long the read that saw it took: at's uncertainty
+        self.read_s = 0.0   # how long the read that saw it took
         self.error = None
         self.stop_ev = threading.Event()
 
@@ -409,14 +409,16 @@ class ApiRestart:
 
 
 def describe(m):
-    nft = ", ".join(f"{k.split('-')[0]} {v if v is None else f'{v:.2f}s'}" for k, v in m["nft"].items())
+    def secs(v):
+        return "never" if v is None else f"{v:.2f}s"
+
     def span(v):
         v = [x for x in v.values() if x is not None]
         return f"{min(v)}-{max(v)}" if v else "-"
     fl = ", ".join(f"{k.split('-')[0]} {span(v)}" for k, v in m["failures"].items())
-    probe = "never" if m["probe"] is None else f"{m['probe']:.2f}s"
+    nft = ", ".join(f"{k.split('-')[0]} {secs(v)}" for k, v in m["nft"].items())
     return (f"down {m['down']:.1f}s, failures per watch {fl}; after the write "
-            f"({m['write'] * 1000:.0f} ms after ready): connection {probe}, in the ruleset: {nft}")
+            f"({m['write'] * 1000:.0f} ms after ready): connection {secs(m['probe'])}, in the ruleset: {nft}")
 
 
 def run_apirestart(conf, results):
