@@ -81,13 +81,14 @@ static json_t *check_json(struct pf_daemon *d, const struct pf_eval_check *c, en
 		return NULL;
 	if (c->chain) {
 		const struct pf_ir_chain *ch = pf_ir_plan_chain(pf_compiler_plan(d->compiler), c->chain);
+		const char *flow_log = "off";
 
-		json_object_set_new(j, "mode", json_string(c->audit ? "audit" : "enforce"));
 		/* what this chain's verdict leaves in the flow log: its denies
 		 * always, its allows with --log-allowed or podfence.io/flow-log: all */
-		json_object_set_new(j, "flowLog", json_string(!d->cfg.flow_log ? "off"
-							      : d->cfg.log_allowed || (ch && ch->log_allowed) ? "all"
-							      : "deny"));
+		if (d->cfg.flow_log && !d->cfg.dry_run)
+			flow_log = d->cfg.log_allowed || (ch && ch->log_allowed) ? "all" : "deny";
+		json_object_set_new(j, "mode", json_string(c->audit ? "audit" : "enforce"));
+		json_object_set_new(j, "flowLog", json_string(flow_log));
 	}
 	if (c->verdict == PF_EVAL_DENIED || c->verdict == PF_EVAL_WOULD_DENY)
 		json_object_set_new(j, "isolatedBy", isolated_by(d, c->pod, dir, c->verdict == PF_EVAL_WOULD_DENY));
