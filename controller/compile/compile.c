@@ -258,8 +258,9 @@ int pf_compiler_namespace_changed(struct pf_compiler *c, const char *name, struc
 	int r;
 
 	/* Namespace labels feed namespaceSelector peers (memberships); its
-	 * enforcement mode (audit) shapes its local pods' chains, which a
-	 * mode switch replaces (unchanged chains produce no op). */
+	 * enforcement mode (audit) and flow-log annotation shape its local
+	 * pods' chains, which a switch replaces (unchanged chains produce no
+	 * op). */
 	r = pf_model_each_pod_in_ns(c->m, name, resync_pod_cb, &u);
 	if (u.err < 0)
 		r = u.err;

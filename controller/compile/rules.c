@@ -405,6 +405,7 @@ static int build_chain(struct pf_compiler *c, const struct pf_pod *p, const char
 	}
 	ch->dir = dir;
 	ch->audit = audit;
+	ch->log_allowed = ns && ns->log_allowed;
 	ch->n_rules = rv.n;
 	ch->rules = rv.v;
 	rv = (struct rule_vec){0};
@@ -467,7 +468,7 @@ static void pod_free_contents(struct pf_ir_pod *p)
 
 static bool rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
 {
-	if (a->n_rules != b->n_rules || a->audit != b->audit)
+	if (a->n_rules != b->n_rules || a->audit != b->audit || a->log_allowed != b->log_allowed)
 		return false;
 	for (size_t i = 0; i < a->n_rules; i++) {
 		const struct pf_ir_rule *x = &a->rules[i], *y = &b->rules[i];

@@ -112,8 +112,8 @@ static void print_pods(json_t *r)
 	json_t *pods = json_object_get(r, "pods"), *p;
 	size_t i;
 
-	printf("%-32s %-16s %-16s %-8s %-8s %-8s %-12s\n", "POD", "IP", "HOST-IF", "MODE", "INGRESS", "EGRESS",
-	       "PROGRAMMED");
+	printf("%-32s %-16s %-16s %-8s %-8s %-8s %-8s %-12s\n", "POD", "IP", "HOST-IF", "MODE", "INGRESS", "EGRESS",
+	       "FLOW-LOG", "PROGRAMMED");
 	json_array_foreach(pods, i, p) {
 		char key[320], ips[100] = "";
 		json_t *ip;
@@ -125,9 +125,12 @@ static void print_pods(json_t *r)
 
 			snprintf(ips + n, sizeof(ips) - n, "%s%s", j ? "," : "", json_string_value(ip));
 		}
-		printf("%-32s %-16s %-16s %-8s %-8s %-8s %-12s\n", key, *ips ? ips : "-",
+		printf("%-32s %-16s %-16s %-8s %-8s %-8s %-8s %-12s\n", key, *ips ? ips : "-",
 		       *str(p, "hostIf") ? str(p, "hostIf") : "-", *str(p, "mode") ? str(p, "mode") : "enforce",
-		       isolation(p, "ingress"), isolation(p, "egress"), yes(p, "programmed"));
+		       isolation(p, "ingress"), isolation(p, "egress"), *str(p, "flowLog") ? str(p, "flowLog") : "-",
+		       yes(p, "programmed"));
+		if (*str(p, "flowLogWarning"))
+			printf("  warning: namespace %s: %s\n", str(p, "namespace"), str(p, "flowLogWarning"));
 	}
 	if (json_array_size(pods) == 0)
 		printf("(no pods registered on this node)\n");
@@ -208,6 +211,11 @@ static void print_explain(json_t *r)
 	/* First line is the summary (scripts take it with head -n 1). */
 	printf("%s: %s; %s\n", json_is_true(json_object_get(r, "allowed")) ? "ALLOWED" : "DENIED", e, in);
 	printf("  %s -> %s, plan generation %lld\n", str(r, "srcIp"), str(r, "dstIp"), num(r, "generation"));
+	/* what the deciding chains write to the flow log (deny: denials only; all: allowed ones too) */
+	if (*str(json_object_get(r, "egress"), "flowLog") || *str(json_object_get(r, "ingress"), "flowLog"))
+		printf("  flow log: egress %s, ingress %s\n",
+		       *str(json_object_get(r, "egress"), "flowLog") ? str(json_object_get(r, "egress"), "flowLog") : "-",
+		       *str(json_object_get(r, "ingress"), "flowLog") ? str(json_object_get(r, "ingress"), "flowLog") : "-");
 }
 
 static int parse_port_proto(const char *s, long *ret_port, const char **ret_proto)

@@ -79,8 +79,17 @@ static json_t *check_json(struct pf_daemon *d, const struct pf_eval_check *c, en
 
 	if (!j)
 		return NULL;
-	if (c->chain)
+	if (c->chain) {
+		const struct pf_ir_chain *ch = pf_ir_plan_chain(pf_compiler_plan(d->compiler), c->chain);
+		const char *flow_log = "off";
+
+		/* what this chain's verdict leaves in the flow log: its denies
+		 * always, its allows with --log-allowed or podfence.io/flow-log: all */
+		if (d->cfg.flow_log && !d->cfg.dry_run)
+			flow_log = d->cfg.log_allowed || (ch && ch->log_allowed) ? "all" : "deny";
 		json_object_set_new(j, "mode", json_string(c->audit ? "audit" : "enforce"));
+		json_object_set_new(j, "flowLog", json_string(flow_log));
+	}
 	if (c->verdict == PF_EVAL_DENIED || c->verdict == PF_EVAL_WOULD_DENY)
 		json_object_set_new(j, "isolatedBy", isolated_by(d, c->pod, dir, c->verdict == PF_EVAL_WOULD_DENY));
 	if (c->would_allow)

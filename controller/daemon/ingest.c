@@ -51,6 +51,27 @@ static int notify(struct pf_daemon *d, const char *kind, json_t *obj)
 	return 0;
 }
 
+/* A namespace annotation the decoder ignored (podfence.io/flow-log with a
+ * value it cannot use: taken as absent). Logged, and a Warning Event on the
+ * Namespace from the nodes with pods of it (they are the ones whose flow
+ * log it changes; `podfencectl pods` shows it too). */
+static void namespace_seen(struct pf_daemon *d, const char *name)
+{
+	const struct pf_namespace *n = pf_model_namespace(d->model, name);
+	bool local = false;
+	char note[1024];
+
+	if (!n || !n->annotation_warning)
+		return;
+	pf_warn("namespace annotation ignored", "namespace=%s error=\"%s\"", name, n->annotation_warning);
+	for (size_t i = 0; !local && i < pf_registry_count(d->reg); i++)
+		local = strcmp(pf_registry_at(d->reg, i)->ns, name) == 0;
+	if (!local)
+		return;
+	snprintf(note, sizeof(note), "node %s: namespace %s: %s", d->node_name, name, n->annotation_warning);
+	pf_daemon_post_event(d, "Warning", "InvalidAnnotation", "Namespace", "v1", NULL, name, note);
+}
+
 /* One object from a source. Bad objects are logged and skipped; the model
  * keeps their previous version (decode.h). */
 void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *type, json_t *obj)
@@ -88,6 +109,8 @@ void pf_daemon_apply_object(struct pf_daemon *d, const char *kind, const char *t
 		pf_debug("object changed", "kind=Pod name=%s/%s event=%s", ns ? ns : "", name ? name : "?",
 			 type ? type : "ADDED");
 	notify(d, kind, obj);
+	if (strcmp(kind, "Namespace") == 0 && name)
+		namespace_seen(d, name);
 	if (strcmp(kind, "NetworkPolicy") == 0)
 		pf_daemon_policy_seen(d, type, obj, true);
 	pf_daemon_changed(d);

@@ -448,15 +448,26 @@ static void op_pods(struct pf_daemon *d, uint64_t conn)
 		const struct pf_ir_chain *in = current && p->chain[PF_IR_INGRESS] ? pf_ir_plan_chain(plan, p->chain[PF_IR_INGRESS]) : NULL;
 		const struct pf_ir_chain *out = current && p->chain[PF_IR_EGRESS] ? pf_ir_plan_chain(plan, p->chain[PF_IR_EGRESS]) : NULL;
 
+		const char *flow_log;
+		json_t *o;
+
 		/* isolated: a chain that can deny; an audit chain (audit namespace,
 		 * or only staged policies) judges but never denies */
-		json_array_append_new(
-			pods, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:b,s:b,s:b,s:b,s:b,s:b,s:s}", "namespace", e->ns, "name", e->name,
-					"containerId", e->container_id, "ifname", e->ifname, "netns", e->netns, "hostIf", e->host_if, "ips",
-					ips_json(e->ips, e->n_ips), "local", current && confirmed, "ingressIsolated",
-					in && !in->audit, "egressIsolated", out && !out->audit, "ingressAudit", in && in->audit,
-					"egressAudit", out && out->audit, "programmed", is_programmed(d, e), "mode",
-					ns && ns->audit ? "audit" : "enforce"));
+		o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:b,s:b,s:b,s:b,s:b,s:b,s:s}", "namespace", e->ns, "name", e->name,
+			      "containerId", e->container_id, "ifname", e->ifname, "netns", e->netns, "hostIf", e->host_if, "ips",
+			      ips_json(e->ips, e->n_ips), "local", current && confirmed, "ingressIsolated",
+			      in && !in->audit, "egressIsolated", out && !out->audit, "ingressAudit", in && in->audit,
+			      "egressAudit", out && out->audit, "programmed", is_programmed(d, e), "mode",
+			      ns && ns->audit ? "audit" : "enforce");
+		/* what its chains log: the node option or its namespace's
+		 * podfence.io/flow-log (an unusable value: deny, and why) */
+		if (!d->cfg.flow_log || d->cfg.dry_run)
+			flow_log = "off";
+		else
+			flow_log = d->cfg.log_allowed || (ns && ns->log_allowed) ? "all" : "deny";
+		if (o && json_object_set_new(o, "flowLog", json_string(flow_log)) == 0 && ns && ns->annotation_warning)
+			json_object_set_new(o, "flowLogWarning", json_string(ns->annotation_warning));
+		json_array_append_new(pods, o);
 	}
 	pf_daemon_reply(d, conn, json_pack("{s:o}", "pods", pods));
 }

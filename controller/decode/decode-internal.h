@@ -127,6 +127,15 @@ int decode_metadata(struct dctx *c, const json_t *obj);
 #define PF_ENFORCEMENT_ANNOTATION "podfence.io/enforcement"
 int decode_enforcement(struct dctx *c, const json_t *j, bool *ret_audit);
 
+/* metadata.annotations["podfence.io/flow-log"] of a Namespace: "all" ->
+ * true (allowed connections logged too), absent or "deny" -> false. Any
+ * other value (or type) is not an error: the annotation counts as absent
+ * (never logging more than asked) and *ret_warning gets a malloc'd line
+ * naming the annotation and the value (shortened, printable); else NULL.
+ * 0, or -ENOMEM. */
+#define PF_FLOW_LOG_ANNOTATION "podfence.io/flow-log"
+int decode_flow_log(struct dctx *c, const json_t *j, bool *ret_all, char **ret_warning);
+
 /* ---- shared value syntax ---- */
 
 bool is_label_key(const char *s);

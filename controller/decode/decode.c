@@ -421,6 +421,44 @@ int decode_enforcement(struct dctx *c, const json_t *j, bool *ret_audit)
 	return r;
 }
 
+int decode_flow_log(struct dctx *c, const json_t *j, bool *ret_all, char **ret_warning)
+{
+	const json_t *v = j ? json_object_get(j, PF_FLOW_LOG_ANNOTATION) : NULL;
+	const char *s = json_string_value(v);
+	char shown[68];
+	size_t k = 0;
+
+	(void)c;
+	*ret_all = false;
+	*ret_warning = NULL;
+	if (!v || json_is_null(v) || (s && strlen(s) == json_string_length(v) && strcmp(s, "deny") == 0))
+		return 0;
+	if (s && strlen(s) == json_string_length(v) && strcmp(s, "all") == 0) {
+		*ret_all = true;
+		return 0;
+	}
+	if (s) {
+		/* the value goes into an Event and a log line: shown printable,
+		 * without quotes, and short */
+		for (const char *p = s; *p && k < 64; p++)
+			shown[k++] = *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' ? *p : '?';
+		if (json_string_length(v) > k) {
+			k = k < 61 ? k : 61;
+			memcpy(shown + k, "...", 3);
+			k += 3;
+		}
+	}
+	shown[k] = '\0';
+	if (asprintf(ret_warning,
+		     "metadata.annotations[\"%s\"]: %s%s%s (all, deny); only denied connections are logged",
+		     PF_FLOW_LOG_ANNOTATION, s ? "unsupported value \"" : "must be a string, not ",
+		     s ? shown : json_type_name(v), s ? "\"" : "") < 0) {
+		*ret_warning = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* ---- Kubernetes name syntax (apimachinery validation) ---- */
 
 static bool is_alnum(char ch)

@@ -14,11 +14,14 @@
 
 #define NS_NAME_LABEL "kubernetes.io/metadata.name"
 
-static int namespace_enforcement(struct dctx *c, const json_t *j, void *obj)
+static int namespace_annotations(struct dctx *c, const json_t *j, void *obj)
 {
 	struct pf_namespace *n = obj;
+	int r = decode_enforcement(c, j, &n->audit);
 
-	return decode_enforcement(c, j, &n->audit);
+	if (r == 0 && decode_flow_log(c, j, &n->log_allowed, &n->annotation_warning) < 0)
+		r = oom(c);
+	return r;
 }
 
 static const struct field namespace_fields[] = {
@@ -26,7 +29,7 @@ static const struct field namespace_fields[] = {
 	{"metadata.uid", FIELD_STRING, STORE(struct pf_namespace, uid)},
 	{"metadata.resourceVersion", FIELD_STRING, STORE(struct pf_namespace, resource_version)},
 	{"metadata.labels", FIELD_LABELS, STORE(struct pf_namespace, labels)},
-	{"metadata.annotations", FIELD_OBJECT, .decode = namespace_enforcement},
+	{"metadata.annotations", FIELD_OBJECT, .decode = namespace_annotations},
 };
 
 /* The API server always sets this label (KEP-2161); objects from files may

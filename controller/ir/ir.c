@@ -105,7 +105,7 @@ static bool chain_copy(const struct pf_ir_chain *c, bool with_rules, struct pf_i
 {
 	bool ok = true;
 
-	*ret = (struct pf_ir_chain){.dir = c->dir, .audit = c->audit};
+	*ret = (struct pf_ir_chain){.dir = c->dir, .audit = c->audit, .log_allowed = c->log_allowed};
 	ret->name = xdup(c->name, &ok);
 	ret->pod = xdup(c->pod, &ok);
 	if (ok && with_rules && c->n_rules) {
@@ -435,7 +435,8 @@ static void plan_text(struct sbuf *b, const struct pf_ir_plan *p)
 	for (size_t i = 0; i < p->n_chains; i++) {
 		const struct pf_ir_chain *c = &p->chains[i];
 
-		sb_printf(b, "chain %s %s %s\n", c->name, dir_name(c->dir), c->pod ? c->pod : "-");
+		sb_printf(b, "chain %s %s %s%s\n", c->name, dir_name(c->dir), c->pod ? c->pod : "-",
+			  c->log_allowed ? " log-allowed" : "");
 		for (size_t j = 0; j < c->n_rules; j++) {
 			sb_printf(b, "\t");
 			sb_rule(b, c->dir, &c->rules[j]);
@@ -634,7 +635,7 @@ bool pf_ir_rule_equal(const struct pf_ir_rule *a, const struct pf_ir_rule *b)
 
 bool pf_ir_chain_rules_equal(const struct pf_ir_chain *a, const struct pf_ir_chain *b)
 {
-	if (a->n_rules != b->n_rules || a->audit != b->audit)
+	if (a->n_rules != b->n_rules || a->audit != b->audit || a->log_allowed != b->log_allowed)
 		return false;
 	for (size_t i = 0; i < a->n_rules; i++)
 		if (!pf_ir_rule_equal(&a->rules[i], &b->rules[i]))
@@ -887,7 +888,8 @@ char *pf_ir_diff_to_text(const struct pf_ir_diff *d)
 			break;
 		case PF_IR_OP_CHAIN_ADD:
 		case PF_IR_OP_CHAIN_REPLACE:
-			sb_printf(&b, " %s %zu%s", o->chain->name, o->chain->n_rules, o->chain->audit ? " audit" : "");
+			sb_printf(&b, " %s %zu%s%s", o->chain->name, o->chain->n_rules, o->chain->audit ? " audit" : "",
+				  o->chain->log_allowed ? " log-allowed" : "");
 			break;
 		case PF_IR_OP_CHAIN_DEL:
 			sb_printf(&b, " %s", o->chain->name);

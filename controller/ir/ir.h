@@ -125,6 +125,12 @@ struct pf_ir_chain {
 	 * denied (its namespace is in audit mode, or only staged policies
 	 * isolate it). */
 	bool audit;
+	/* The pod's namespace asks for its allowed connections to be logged
+	 * (annotation podfence.io/flow-log: all): with the flow log on, every
+	 * allow rule gets the log pair, as the node option --log-allowed gives
+	 * every chain (docs/flowlog.md). Without the flow log it changes nothing
+	 * in the kernel. */
+	bool log_allowed;
 	size_t n_rules;
 	struct pf_ir_rule *rules; /* in order; the chain ends with an implicit drop (or audit end) */
 };
@@ -170,7 +176,9 @@ bool pf_ir_pod_copy(const struct pf_ir_pod *p, struct pf_ir_pod *ret);
  * policies compare by that encoded form, which is all the kernel gives back;
  * a NULL policy is written as "" and so equals "".
  *
- * Chains: the rules, in order, and the ending (audit or drop). Not dir and pod: the chain's name fixes both
+ * Chains: the rules, in order, the ending (audit or drop) and log_allowed
+ * (which the kernel holds only while the flow log is on: controller/nft
+ * compares a read-back's without it as equal). Not dir and pod: the chain's name fixes both
  * (the compiler derives "in_"/"out_" + pod key), and the kernel keeps them in
  * the chain's comment, written once when the chain is created (encoded to
  * fit, pf_ir_comment_fit): a chain replacement flushes the rules and cannot

@@ -161,6 +161,14 @@ struct pf_namespace {
 	/* Annotation podfence.io/enforcement: audit: its pods are judged as if
 	 * enforced, but what would be denied is accepted and logged (would-deny). */
 	bool audit;
+	/* Annotation podfence.io/flow-log: all: the chains of its pods log the
+	 * new connections they allow too (docs/flowlog.md); "deny" or absent:
+	 * only what they deny. */
+	bool log_allowed;
+	/* An annotation value the decoder could not use (the namespace is kept,
+	 * the annotation taken as absent): one line saying why, for the Event
+	 * and the status; NULL when there is nothing to say. */
+	char *annotation_warning;
 };
 
 struct pf_node {

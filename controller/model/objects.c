@@ -103,6 +103,7 @@ void pf_namespace_free(struct pf_namespace *n)
 	free(n->name);
 	free(n->uid);
 	free(n->resource_version);
+	free(n->annotation_warning);
 	pf_labels_done(&n->labels);
 	free(n);
 }
@@ -506,7 +507,8 @@ bool pf_pod_equal(const struct pf_pod *a, const struct pf_pod *b)
 bool pf_namespace_equal(const struct pf_namespace *a, const struct pf_namespace *b)
 {
 	return str_eq(a->name, b->name) && str_eq(a->uid, b->uid) && labels_equal(&a->labels, &b->labels) &&
-	       a->audit == b->audit;
+	       a->audit == b->audit && a->log_allowed == b->log_allowed &&
+	       str_eq(a->annotation_warning, b->annotation_warning);
 }
 
 bool pf_node_equal(const struct pf_node *a, const struct pf_node *b)

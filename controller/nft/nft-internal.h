@@ -133,6 +133,11 @@ struct nftnl_chain *nft_build_spoof_chain(const char *table);
 struct nftnl_rule *nft_build_spoof_rule(const char *table, int i);
 /* ---- the flow log's rules (nft_flowlog.c) ---- */
 bool nft_flowlog_on(const struct pf_nft *n);
+/* Whether the flow log puts its pair of rules before rule ir of chain ch
+ * (NULL: before the chain's end, always): staged rules always, allow rules
+ * when allowed connections are logged (the node option, or ch->log_allowed).
+ * False when the flow log is off. */
+bool nft_flowlog_logs_rule(const struct pf_nft *n, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir);
 /* Rules the flow log adds to chain ch (messages to reserve). */
 size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain *ch);
 /* The pair of rules before rule ir (NULL: before the chain's end): over the
@@ -142,7 +147,9 @@ size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain 
 int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir,
 		      struct nftnl_rule *ret[2]);
 /* A read-back rule's comment: 1 a flow-log rule of the current
- * configuration, -1 one of another configuration, 0 not a flow-log rule. */
+ * configuration, 2 the same in a chain logging its allowed connections
+ * (pf_ir_chain.log_allowed), -1 one of another configuration, 0 not a
+ * flow-log rule. */
 int nft_flowlog_classify(const struct pf_nft *n, const char *comment);
 
 /* ---- parsers (nft_parse.c): libnftnl object -> IR, no socket ---- */

@@ -632,7 +632,7 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 	uint32_t udlen = 0;
 	const void *ud = nftnl_chain_get_data(c, NFTNL_CHAIN_USERDATA, &udlen);
 	char *comment = NULL;
-	bool foreign = false, dropped = false;
+	bool foreign = false, dropped = false, log_plain = false;
 	size_t i, n_log = 0;
 	int rc = -ENOMEM;
 
@@ -670,6 +670,8 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 			 * written under another configuration is rewritten */
 			n_log += k > 0;
 			foreign |= k < 0;
+			log_plain |= k == 1;
+			ch.log_allowed |= k == 2;
 			continue;
 		}
 		k = nft_parse_rule(r->rules[i], ch.dir, &ru);
@@ -692,7 +694,8 @@ static int plan_add_chain(struct pf_ir_plan *p, struct nftnl_chain *c, struct re
 		ch.rules = nv;
 		ch.rules[ch.n_rules++] = ru;
 	}
-	if (n_log != nft_flowlog_extra_rules(r->n, &ch))
+	/* pairs of both kinds: written under two settings of the namespace */
+	if (n_log != nft_flowlog_extra_rules(r->n, &ch) || (log_plain && ch.log_allowed))
 		foreign = true;
 	if (foreign || !dropped) {
 		/* a rule we cannot account for: make sure no plan matches it */

@@ -8,7 +8,8 @@
  *
  * (an audit chain: prefix "pf wd", and accept/return instead of drop, in
  * both the over-limit rule and the end, comment "podfence: audit"), and,
- * when allowed connections are logged too, each allow rule is preceded by
+ * when allowed connections are logged too (the node option, or the chain's
+ * namespace asks: pf_ir_chain.log_allowed), each allow rule is preceded by
  * the same pair with the rule's own matches and verdict. A staged policy's
  * rule (verdict drop) always is, logging "pf wa" (would-allow) and, since
  * the closing drop is not reached, "pf d" (the deny) in one rule. The
@@ -21,7 +22,10 @@
  *
  * The read-back recognises these rules by their comment, which carries the
  * configuration: a chain written under another configuration reads back as
- * foreign and is rewritten by the next full sync. */
+ * foreign and is rewritten by the next full sync. In a chain whose
+ * namespace asks for its allowed connections (log_allowed) every pair's
+ * comment ends in " all", so the read-back gives the flag back even for a
+ * chain without allow rules. */
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,17 +45,18 @@
 #define CT_NEW (1u << 3)
 #define LOG_COMMENT "podfence: log "
 #define OVER_COMMENT "podfence: log-over "
+#define ALL_SUFFIX " all"
 
 bool nft_flowlog_on(const struct pf_nft *n)
 {
 	return n->log_group != 0;
 }
 
-/* Whether rule ir of a chain gets a log pair: staged rules always, allow
- * rules when allowed connections are logged. */
-static bool logs_rule(const struct pf_nft *n, const struct pf_ir_rule *ir)
+bool nft_flowlog_logs_rule(const struct pf_nft *n, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir)
 {
-	return ir->verdict == PF_IR_DROP || n->log_allowed;
+	if (!nft_flowlog_on(n))
+		return false;
+	return !ir || ir->verdict == PF_IR_DROP || n->log_allowed || ch->log_allowed;
 }
 
 size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain *ch)
@@ -61,13 +66,14 @@ size_t nft_flowlog_extra_rules(const struct pf_nft *n, const struct pf_ir_chain 
 	if (!nft_flowlog_on(n))
 		return 0;
 	for (size_t i = 0; i < ch->n_rules; i++)
-		k += logs_rule(n, &ch->rules[i]) ? 2 : 0;
+		k += nft_flowlog_logs_rule(n, ch, &ch->rules[i]) ? 2 : 0;
 	return k;
 }
 
-static void comment_text(const struct pf_nft *n, bool over, char *buf, size_t len)
+static void comment_text(const struct pf_nft *n, bool over, bool all, char *buf, size_t len)
 {
-	snprintf(buf, len, "%sg%u r%u", over ? OVER_COMMENT : LOG_COMMENT, n->log_group, n->log_rate);
+	snprintf(buf, len, "%sg%u r%u%s", over ? OVER_COMMENT : LOG_COMMENT, n->log_group, n->log_rate,
+		 all ? ALL_SUFFIX : "");
 }
 
 int nft_flowlog_classify(const struct pf_nft *n, const char *comment)
@@ -78,11 +84,14 @@ int nft_flowlog_classify(const struct pf_nft *n, const char *comment)
 		return 0;
 	if (!nft_flowlog_on(n))
 		return -1;
-	comment_text(n, true, want, sizeof(want));
-	if (strcmp(comment, want) == 0)
-		return 1;
-	comment_text(n, false, want, sizeof(want));
-	return strcmp(comment, want) == 0 ? 1 : -1;
+	for (int all = 0; all < 2; all++) {
+		for (int over = 0; over < 2; over++) {
+			comment_text(n, over, all, want, sizeof(want));
+			if (strcmp(comment, want) == 0)
+				return 1 + all;
+		}
+	}
+	return -1;
 }
 
 static int add(struct nftnl_rule *r, struct nftnl_expr *e)
@@ -228,11 +237,11 @@ int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, cons
 	}
 	if (!over || !log)
 		goto out;
-	comment_text(n, true, comment, sizeof(comment));
+	comment_text(n, true, ch->log_allowed, comment, sizeof(comment));
 	if (put_ct_new(over) < 0 || put_over_limit(over, n->log_rate) < 0 || put_verdict(over, verdict) < 0 ||
 	    put_comment(over, comment) < 0)
 		goto out;
-	comment_text(n, false, comment, sizeof(comment));
+	comment_text(n, false, ch->log_allowed, comment, sizeof(comment));
 	if (put_ct_new(log) < 0 || put_log(log, n->log_group, prefix) < 0)
 		goto out;
 	if (ir && ir->verdict == PF_IR_DROP) {

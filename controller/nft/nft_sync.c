@@ -301,7 +301,7 @@ static int emit_flowlog(struct chunker *c, const struct pf_ir_chain *ch, const s
 	char what[512];
 	int rc;
 
-	if (!nft_flowlog_on(c->n) || (ir && ir->verdict != PF_IR_DROP && !c->n->log_allowed))
+	if (!nft_flowlog_logs_rule(c->n, ch, ir))
 		return 0;
 	snprintf(what, sizeof(what), "flow log of %s in chain %s (pod %s)",
 		 ir ? (ir->verdict == PF_IR_DROP ? "a staged rule" : "an allow rule") : ch->audit ? "the audit end" : "the drop",
@@ -673,6 +673,18 @@ static const char *cur_dispatch(const struct pf_ir_plan *cur, const char *ifname
 	return p ? p->chain[d] : NULL;
 }
 
+/* Whether kernel chain o (read back) holds what chain ch asks for. Without
+ * the flow log, log_allowed writes nothing (nft_flowlog.c), so the kernel
+ * cannot give it back and it is not compared. */
+static bool chain_same(const struct pf_nft *n, const struct pf_ir_chain *o, const struct pf_ir_chain *ch)
+{
+	struct pf_ir_chain want = *ch;
+
+	if (!nft_flowlog_on(n))
+		want.log_allowed = o->log_allowed;
+	return pf_ir_chain_rules_equal(o, &want);
+}
+
 /* Emits plan's difference to the kernel state k. chunked: cut into safe
  * steps (see nft.h); else everything goes into the chunker's one txn. */
 static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct pf_ir_plan *want, bool chunked)
@@ -730,7 +742,7 @@ static int sync_emit(struct chunker *c, const struct nft_kstate *k, const struct
 	for (i = 0; rc == 0 && i < want->n_chains; i++) {
 		const struct pf_ir_chain *ch = &want->chains[i], *o = pf_ir_plan_chain(cur, ch->name);
 
-		if (o && !pf_ir_chain_rules_equal(o, ch))
+		if (o && !chain_same(c->n, o, ch))
 			rc = emit_chain_replace(c, ch);
 	}
 	for (i = 0; rc == 0 && i < cur->n_pods; i++) {

@@ -193,6 +193,7 @@ static ssize_t sh_chain(struct shadow *s, const char *name)
 static void chain_copy_rules(struct pf_ir_chain *dst, const struct pf_ir_chain *src)
 {
 	dst->audit = src->audit; /* the chain's end is replaced with its rules */
+	dst->log_allowed = src->log_allowed;
 	dst->n_rules = src->n_rules;
 	dst->rules = src->n_rules ? calloc(src->n_rules, sizeof(*dst->rules)) : NULL;
 	for (size_t i = 0; i < src->n_rules; i++) {

@@ -731,6 +731,89 @@ static void verdicts(char *out, size_t len)
 	out[n] = '\0';
 }
 
+/* ---- podfence.io/flow-log: all (docs/flowlog.md) ---- */
+
+/* Puts namespace ns with its mode and flow-log setting and notifies it. */
+static void fx_ns_set(struct fx *f, const char *ns, bool audit, bool log_allowed)
+{
+	char label[64];
+	struct pf_namespace *n;
+
+	snprintf(label, sizeof(label), NAME_KEY "=%s", ns);
+	n = t_ns(ns, label);
+	n->audit = audit;
+	n->log_allowed = log_allowed;
+	fx_begin(f);
+	ck_assert_int_ge(pf_model_put_namespace(f->m, n), 0);
+	ck_assert_int_eq(pf_compiler_namespace_changed(f->c, ns, &f->d), 0);
+}
+
+static const struct pf_ir_chain *chain_of(const char *pod, enum pf_ir_dir dir)
+{
+	const struct pf_ir_plan *p = pf_compiler_plan(fx.c);
+
+	for (size_t i = 0; i < p->n_chains; i++)
+		if (strcmp(p->chains[i].pod, pod) == 0 && p->chains[i].dir == dir)
+			return &p->chains[i];
+	return NULL;
+}
+
+/* The annotation marks the chains of that namespace's local pods only; a
+ * switch either way is one chain replacement per chain, changes no verdict,
+ * and combines with audit mode. */
+START_TEST(test_flow_log_namespace_switch)
+{
+	static const struct tpol y_from_b = {"y", "from-b", "pod=c", "I", 1,
+					     {{.peers = {{.pod = "pod=b"}}, .ports = {{"TCP", 80}}}}};
+	static const struct tpol x_deny_out = {"x", "deny-out", "pod=a", "E", 0, {{{{0}}}}, 0, {{{{0}}}}};
+	static const char *const plan_text =
+		"chain in_x_a_805521a8 ingress x/a log-allowed\n"
+		"\tip saddr @a4_pod_pod_in_b_in_x_dde1577c7663 meta l4proto tcp th dport 80 accept # x/from-b rule 0\n"
+		"\tdrop\n";
+	char before[128], after[128];
+	char *text;
+
+	scenario(&fx);
+	fx_pod(&fx, "y", "c", "pod=c", "10.0.2.3", true);
+	fx_attach(&fx, "y", "c", "veth-yc", "10.0.2.3");
+	fx_policy(&fx, &y_from_b);
+	fx_end(&fx);
+	ck_assert(!chain_of("x/a", PF_IR_INGRESS)->log_allowed);
+	verdicts(before, sizeof(before));
+
+	fx_ns_set(&fx, "x", false, true);
+	expect_diff(&fx, "chain-replace in_x_a_805521a8 1 log-allowed\n");
+	text = pf_ir_plan_to_text(pf_compiler_plan(fx.c));
+	ck_assert_msg(strstr(text, plan_text) != NULL, "%s", text);
+	free(text);
+	ck_assert(chain_of("x/a", PF_IR_INGRESS)->log_allowed);
+	ck_assert(!chain_of("y/c", PF_IR_INGRESS)->log_allowed);
+	verdicts(after, sizeof(after));
+	ck_assert_str_eq(before, after);
+	/* the same setting again: nothing */
+	fx_ns_set(&fx, "x", false, true);
+	expect_diff(&fx, "");
+	/* a chain the namespace gains later carries it from the start */
+	fx_policy(&fx, &x_deny_out);
+	expect_diff(&fx, "chain-add out_x_a_805521a8 0 log-allowed\n"
+			 "dispatch-set egress veth-xa out_x_a_805521a8\n");
+	/* with audit mode: both flags, still one replacement per chain */
+	fx_ns_set(&fx, "x", true, true);
+	expect_diff(&fx, "chain-replace in_x_a_805521a8 1 audit log-allowed\n"
+			 "chain-replace out_x_a_805521a8 0 audit log-allowed\n");
+	/* back to the default */
+	fx_ns_set(&fx, "x", false, false);
+	expect_diff(&fx, "chain-replace in_x_a_805521a8 1\n"
+			 "chain-replace out_x_a_805521a8 0\n");
+	ck_assert(!chain_of("x/a", PF_IR_EGRESS)->log_allowed);
+	/* y's turn leaves x alone (fx_end: the incremental plan equals a fresh compile) */
+	fx_ns_set(&fx, "y", false, true);
+	fx_end(&fx);
+	ck_assert(chain_of("y/c", PF_IR_INGRESS)->log_allowed);
+	ck_assert(!chain_of("x/a", PF_IR_INGRESS)->log_allowed);
+}
+END_TEST
+
 START_TEST(test_staged_policy_logs_never_decides)
 {
 	static const struct tpol from_y = {"x", "stage-from-y", "pod=a", "I", 1,
@@ -902,6 +985,7 @@ int main(void)
 	tcase_add_test(tc, test_eval_verdicts);
 	tcase_add_test(tc, test_audit_namespace_chain_end);
 	tcase_add_test(tc, test_staged_policy_logs_never_decides);
+	tcase_add_test(tc, test_flow_log_namespace_switch);
 	tcase_add_test(tc, test_names_safe_and_bounded);
 	tcase_add_test(tc, test_ir_diff_generic);
 	suite_add_tcase(s, tc);

@@ -696,6 +696,96 @@ START_TEST(test_enforcement_annotation)
 }
 END_TEST
 
+/* ---- podfence.io/flow-log (allowed connections of a namespace) ----
+ * A value the decoder cannot use is not an error: the namespace is kept
+ * (its labels and mode still count), the annotation taken as absent, and
+ * the warning says why; never more logging than asked. */
+
+static const struct {
+	const char *annotations; /* JSON, or NULL for none */
+	bool all;
+	const char *warning; /* NULL: none */
+} flow_log_cases[] = {
+	{NULL, false, NULL},
+	{"{}", false, NULL},
+	{"{\"podfence.io/flow-log\":null}", false, NULL},
+	{"{\"podfence.io/flow-log\":\"deny\"}", false, NULL},
+	{"{\"podfence.io/flow-log\":\"all\"}", true, NULL},
+	{"{\"podfence.io/flow-log\":\"all\",\"podfence.io/enforcement\":\"audit\"}", true, NULL},
+	{"{\"podfence.io/flow-log\":\"All\"}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: unsupported value \"All\" (all, deny); only denied connections are logged"},
+	{"{\"podfence.io/flow-log\":\"all \"}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: unsupported value \"all \" (all, deny); only denied connections are logged"},
+	{"{\"podfence.io/flow-log\":\"\"}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: unsupported value \"\" (all, deny); only denied connections are logged"},
+	{"{\"podfence.io/flow-log\":true}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: must be a string, not a boolean (all, deny); only denied connections are logged"},
+	{"{\"podfence.io/flow-log\":[\"all\"]}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: must be a string, not an array (all, deny); only denied connections are logged"},
+	/* hostile: a NUL after "all" is not "all"; quotes, control characters
+	 * and bytes past ASCII never reach the Event or the log as they are */
+	{"{\"podfence.io/flow-log\":\"all\\u0000x\"}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: unsupported value \"all...\" (all, deny); only denied connections are logged"},
+	{"{\"podfence.io/flow-log\":\"a\\\"b\\\\c\\nd\\u00e9\"}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: unsupported value \"a?b?c?d??\" (all, deny); only denied connections are logged"},
+	{"{\"podfence.io/flow-log\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", false,
+	 "metadata.annotations[\"podfence.io/flow-log\"]: unsupported value "
+	 "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" (all, deny); only denied connections are logged"},
+};
+
+START_TEST(test_flow_log_annotation)
+{
+	char text[1024];
+	struct pf_err err = {0};
+	struct pf_namespace *n = NULL;
+	json_t *j;
+
+	snprintf(text, sizeof(text), "{\"metadata\":{\"name\":\"y\",\"labels\":{\"team\":\"a\"}%s%s}}",
+		 flow_log_cases[_i].annotations ? ",\"annotations\":" : "",
+		 flow_log_cases[_i].annotations ? flow_log_cases[_i].annotations : "");
+	j = json_loads(text, JSON_ALLOW_NUL, NULL);
+	ck_assert_msg(j != NULL, "%s", text);
+	ck_assert_int_eq(pf_decode_namespace(j, &n, &err), 0);
+	ck_assert_int_eq(n->log_allowed, flow_log_cases[_i].all);
+	ck_assert_str_eq(pf_labels_get(&n->labels, "team"), "a");
+	if (flow_log_cases[_i].warning)
+		ck_assert_str_eq(n->annotation_warning, flow_log_cases[_i].warning);
+	else
+		ck_assert_ptr_null(n->annotation_warning);
+	pf_namespace_free(n);
+	json_decref(j);
+}
+END_TEST
+
+/* Switching it (and a bad value replacing a good one) is a model change;
+ * the same bad value again is not. */
+START_TEST(test_flow_log_is_a_change)
+{
+	struct pf_model *m = pf_model_new();
+	json_t *a = json_loads("{\"metadata\":{\"name\":\"y\"}}", 0, NULL);
+	json_t *all = json_loads("{\"metadata\":{\"name\":\"y\",\"annotations\":{\"podfence.io/flow-log\":\"all\"}}}", 0, NULL);
+	json_t *bad = json_loads("{\"metadata\":{\"name\":\"y\",\"annotations\":{\"podfence.io/flow-log\":\"everything\"}}}", 0, NULL);
+	json_t *bad2 = json_loads("{\"metadata\":{\"name\":\"y\",\"annotations\":{\"podfence.io/flow-log\":\"allow\"}}}", 0, NULL);
+
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "ADDED", a, NULL), 0);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", all, NULL), 0);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", all, NULL), 1);
+	ck_assert(pf_model_namespace(m, "y")->log_allowed);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", bad, NULL), 0);
+	ck_assert(!pf_model_namespace(m, "y")->log_allowed);
+	ck_assert_ptr_nonnull(strstr(pf_model_namespace(m, "y")->annotation_warning, "\"everything\""));
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", bad, NULL), 1);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", bad2, NULL), 0);
+	ck_assert_int_eq(pf_decode_apply(m, "Namespace", "MODIFIED", a, NULL), 0);
+	ck_assert_ptr_null(pf_model_namespace(m, "y")->annotation_warning);
+	json_decref(a);
+	json_decref(all);
+	json_decref(bad);
+	json_decref(bad2);
+	pf_model_free(m);
+}
+END_TEST
+
 /* A mode switch is a change the compiler must see (not "nothing changed"). */
 START_TEST(test_enforcement_is_a_change)
 {
@@ -804,6 +894,8 @@ static Suite *decode_suite(void)
 	tcase_add_test(tc, test_kind_names);
 	tcase_add_loop_test(tc, test_enforcement_annotation, 0, N(enforcement_cases));
 	tcase_add_test(tc, test_enforcement_is_a_change);
+	tcase_add_loop_test(tc, test_flow_log_annotation, 0, N(flow_log_cases));
+	tcase_add_test(tc, test_flow_log_is_a_change);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,6 +9,7 @@ faults and churn. See docs/e2e.md.
     run_e2e.py BUILD_DIR churn [--pods 100]
     run_e2e.py BUILD_DIR revoke    (established flows cut when a policy tightens)
     run_e2e.py BUILD_DIR apirestart    (a change right after an API server restart)
+    run_e2e.py BUILD_DIR rollout   (audit, flow log, recommend, enforce on one namespace)
     run_e2e.py BUILD_DIR all
 
 Exit 0 when everything selected passed, 1 otherwise, 77 when network
@@ -29,6 +30,7 @@ import conformance  # noqa: E402
 import faults  # noqa: E402
 import pfcluster as pc  # noqa: E402
 import revoke  # noqa: E402
+import rollout  # noqa: E402
 
 
 def on_term(signum, frame):
@@ -61,7 +63,7 @@ def main():
     ap = argparse.ArgumentParser(description="podfence end-to-end suite")
     ap.add_argument("build")
     ap.add_argument("what", choices=["conformance", "conformance6", "faults", "churn", "revoke", "apirestart",
-                                           "all"])
+                                     "rollout", "all"])
     ap.add_argument("--cases", help="comma-separated case ids (default: all U1-U48)")
     ap.add_argument("--pods", type=int, default=100, help="churn pods")
     ap.add_argument("--plugin", default="podfence", help="CNI plugin (ptp only to debug the harness)")
@@ -86,7 +88,7 @@ def main():
                        dual_stack=a.what == "conformance6")
         bring_up(c, a.plugin, not a.no_daemon)
         conf = conformance.Conformance(c, family=6 if a.what == "conformance6" else 4)
-        if a.what not in ("revoke", "apirestart"):
+        if a.what not in ("revoke", "apirestart", "rollout"):
             conf.create_model()
         if a.what in ("conformance", "conformance6", "all"):
             sel = set(a.cases.split(",")) if a.cases else None
@@ -99,6 +101,8 @@ def main():
             revoke.run_revoke(conf, results)
         if a.what in ("apirestart", "all"):
             apirestart.run_apirestart(conf, results)
+        if a.what in ("rollout", "all"):
+            rollout.run_rollout(c, results)
     except (pc.E2EError, KeyboardInterrupt, OSError) as e:
         failed_setup = f"{type(e).__name__}: {e}"
         if c is not None:

@@ -784,6 +784,99 @@ START_TEST(test_audit_and_staged)
 }
 END_TEST
 
+static size_t count_of(const char *hay, const char *needle)
+{
+	size_t k = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		k++;
+	return k;
+}
+
+/* podfence.io/flow-log: all (pf_ir_chain.log_allowed, docs/flowlog.md):
+ * with the flow log on, only the marked chains' allow rules get the log
+ * pair ("pf a"), their pairs' comments end in " all" so the read-back gives
+ * the flag back (in_c has no allow rule: only its end's pair says it), and
+ * a plan reads back equal and converges; with --log-allowed every allow
+ * rule is logged and the flags still read back; with the flow log off
+ * nothing is written for it and a sync sends nothing. A switch is one chain
+ * replacement per chain, by diff or by a full sync. */
+START_TEST(test_log_allowed_chains)
+{
+	static const char *const web[] = { "10.0.0.5" };
+	struct pf_ir_plan *p = nt_plan(), *p2, *bare;
+	struct pf_ir_chain *c;
+	struct pf_ir_diff *d = NULL;
+	struct env e;
+	char *out;
+
+	nt_set(p, "p_web", PF_IR_SET_ADDR4, "pod{app=web}", web, 1);
+	c = nt_chain(p, "in_a", PF_IR_INGRESS, "all/a");
+	nt_rule(c, 4, "p_web", false, 6, 80, 80, "all/allow", 0);
+	c->log_allowed = true;
+	c = nt_chain(p, "in_b", PF_IR_INGRESS, "deny/b");
+	nt_rule(c, 4, "p_web", false, 6, 81, 81, "deny/allow", 0);
+	c = nt_chain(p, "in_c", PF_IR_INGRESS, "all/c");
+	c->log_allowed = true;
+	nt_pod(p, "all/a", "va", "10.0.0.2", "in_a", NULL);
+	nt_pod(p, "deny/b", "vb", "10.0.0.3", "in_b", NULL);
+	nt_pod(p, "all/c", "vc", "10.0.0.4", "in_c", NULL);
+	nt_plan_finish(p);
+	/* what the kernel can hold without the flow log */
+	bare = pf_ir_plan_dup(p);
+	ck_assert_ptr_nonnull(bare);
+	for (size_t i = 0; i < bare->n_chains; i++)
+		bare->chains[i].log_allowed = false;
+	for (int mode = 0; mode < 3; mode++) {
+		struct pf_nft_opts o = { .table = TABLE, .log_group = mode ? 100 : 0, .log_allowed = mode == 2 };
+
+		ck_assert_int_eq(kt_ns_new("logall", e.ns, sizeof(e.ns)), 0);
+		snprintf(e.path, sizeof(e.path), "/run/netns/%s", e.ns);
+		ck_assert_int_eq(pf_nft_new_in_netns(e.path, &o, &e.n), 0);
+		ck_assert_uint_gt(sync_msgs(e.n, p), 0);
+		assert_kernel_is(e.n, mode ? p : bare);
+		assert_nothing_to_do(e.n, p);
+		out = kt_sh_out("ip netns exec %s nft list table inet " TABLE, e.ns);
+		ck_assert_ptr_nonnull(out);
+		ck_assert_msg(count_of(out, "log prefix \"pf a ") == (mode == 0 ? 0u : mode == 1 ? 1u : 2u), "%s", out);
+		/* in_a, in_c: the end's pair; in_a: its rule's pair too */
+		ck_assert_msg(count_of(out, " r20 all\"") == (mode ? 6u : 0u), "%s", out);
+		ck_assert_msg(count_of(out, "podfence: log") == (mode == 0 ? 0u : mode == 1 ? 8u : 10u), "%s", out);
+		free(out);
+		/* switch: a stops, b starts; one replacement each */
+		p2 = pf_ir_plan_dup(p);
+		ck_assert_ptr_nonnull(p2);
+		ck_assert_str_eq(p2->chains[0].name, "in_a");
+		ck_assert_str_eq(p2->chains[1].name, "in_b");
+		p2->chains[0].log_allowed = false;
+		p2->chains[1].log_allowed = true;
+		ck_assert_int_eq(pf_ir_diff(p, p2, &d), 0);
+		ck_assert_uint_eq(d->n_ops, 2);
+		ck_assert_int_eq(d->ops[0].type, PF_IR_OP_CHAIN_REPLACE);
+		ck_assert_int_eq(d->ops[1].type, PF_IR_OP_CHAIN_REPLACE);
+		ck_assert_int_eq(pf_nft_apply(e.n, d), 0);
+		pf_ir_diff_free(d);
+		if (mode) {
+			assert_kernel_is(e.n, p2);
+			out = kt_sh_out("ip netns exec %s nft list table inet " TABLE, e.ns);
+			ck_assert_ptr_nonnull(out);
+			ck_assert_msg(count_of(out, "log prefix \"pf a ") == (mode == 1 ? 1u : 2u), "%s", out);
+			free(out);
+		}
+		assert_nothing_to_do(e.n, p2);
+		/* and back by a full sync (a restart over the switched kernel) */
+		if (mode)
+			ck_assert_uint_gt(sync_msgs(e.n, p), 0);
+		assert_kernel_is(e.n, mode ? p : bare);
+		assert_nothing_to_do(e.n, p);
+		pf_ir_plan_free(p2);
+		env_down(&e);
+	}
+	pf_ir_plan_free(bare);
+	pf_ir_plan_free(p);
+}
+END_TEST
+
 /* A set someone else made under one of our names, with another type: it is
  * replaced in the sync's transaction, not a reason to stop (before: every
  * sync failed with EEXIST "set p_web exists with another type"). */
@@ -931,6 +1024,7 @@ int main(int argc, char **argv)
 		test_lost_acks_resync,
 		test_longest_names,
 		test_audit_and_staged,
+		test_log_allowed_chains,
 		test_replaces_foreign_set,
 		test_error_names_object,
 	};
