@@ -97,12 +97,17 @@ struct nftnl_chain *nft_build_base_chain(const char *table);
 /* Rule i of the base chain, 0 <= i < NFT_BASE_RULES. */
 #define NFT_BASE_RULES 5
 struct nftnl_rule *nft_build_base_rule(const char *table, int i);
-/* dir: the chain's (which address the rule's set matches). */
+/* dir: the chain's (which address the rule's set matches). Matches, a
+ * counter, the verdict and the comment "<policy>#<rule>". */
 struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_ir_dir dir,
 				  const struct pf_ir_rule *r);
-/* The implicit drop closing every pod chain. */
+/* The same rule's matches only (no counter, verdict or comment), which the
+ * flow log's rules repeat. NULL on OOM or a rule the IR does not allow. */
+struct nftnl_rule *nft_build_rule_matches(const char *table, const char *chain, enum pf_ir_dir dir,
+					  const struct pf_ir_rule *r);
+/* The implicit drop closing every pod chain (counted). */
 struct nftnl_rule *nft_build_drop_rule(const char *table, const char *chain);
-/* What closes an audit chain instead: accept (ingress) / return (egress). */
+/* What closes an audit chain instead: accept (ingress) / return (egress), counted. */
 struct nftnl_rule *nft_build_audit_rule(const char *table, const char *chain, enum pf_ir_dir dir);
 /* DELRULE without handle: flush a chain. */
 struct nftnl_rule *nft_build_flush(const char *table, const char *chain);

@@ -584,14 +584,10 @@ int nft_rule_comment(const struct pf_ir_rule *r, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_ir_dir dir,
-				  const struct pf_ir_rule *ir)
+struct nftnl_rule *nft_build_rule_matches(const char *table, const char *chain, enum pf_ir_dir dir,
+					  const struct pf_ir_rule *ir)
 {
-	static const int verdicts[PF_IR_VERDICT_MAX] = {
-		[PF_IR_ACCEPT] = NF_ACCEPT, [PF_IR_RETURN] = NFT_RETURN, [PF_IR_DROP] = NF_DROP,
-	};
 	struct nftnl_rule *r = rule_base(table, chain);
-	char comment[NFTNL_UDATA_COMMENT_MAXLEN];
 	bool v6 = ir->family == 6;
 	uint8_t nfproto = v6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
 	uint32_t alen = v6 ? 16 : 4;
@@ -650,12 +646,6 @@ struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_
 				ret = e_cmp(r, NFT_CMP_LTE, &hi, 2);
 		}
 	}
-	if (ret == 0)
-		ret = e_verdict(r, verdicts[ir->verdict]);
-	if (ret == 0)
-		ret = nft_rule_comment(ir, comment, sizeof(comment));
-	if (ret == 0)
-		ret = set_rule_comment(r, comment);
 	if (ret < 0)
 		goto fail;
 	return r;
@@ -664,13 +654,47 @@ fail:
 	return NULL;
 }
 
+/* Every rule of a pod chain that ends its walk counts what it decided
+ * (pf_nft_rule_counters): "counter" just before the verdict. A read-back
+ * requires it and ignores its values, so counting never makes a diff. */
+static int e_counter(struct nftnl_rule *r)
+{
+	return add_expr(r, nftnl_expr_alloc("counter"));
+}
+
+struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_ir_dir dir,
+				  const struct pf_ir_rule *ir)
+{
+	static const int verdicts[PF_IR_VERDICT_MAX] = {
+		[PF_IR_ACCEPT] = NF_ACCEPT, [PF_IR_RETURN] = NFT_RETURN, [PF_IR_DROP] = NF_DROP,
+	};
+	struct nftnl_rule *r = nft_build_rule_matches(table, chain, dir, ir);
+	char comment[NFTNL_UDATA_COMMENT_MAXLEN];
+	int ret;
+
+	if (!r)
+		return NULL;
+	ret = e_counter(r);
+	if (ret == 0)
+		ret = e_verdict(r, verdicts[ir->verdict]);
+	if (ret == 0)
+		ret = nft_rule_comment(ir, comment, sizeof(comment));
+	if (ret == 0)
+		ret = set_rule_comment(r, comment);
+	if (ret < 0) {
+		nftnl_rule_free(r);
+		return NULL;
+	}
+	return r;
+}
+
 struct nftnl_rule *nft_build_drop_rule(const char *table, const char *chain)
 {
 	struct nftnl_rule *r = rule_base(table, chain);
 
 	if (!r)
 		return NULL;
-	if (e_verdict(r, NF_DROP) < 0 || set_rule_comment(r, NFT_DROP_COMMENT) < 0) {
+	if (e_counter(r) < 0 || e_verdict(r, NF_DROP) < 0 || set_rule_comment(r, NFT_DROP_COMMENT) < 0) {
 		nftnl_rule_free(r);
 		return NULL;
 	}
@@ -683,7 +707,7 @@ struct nftnl_rule *nft_build_audit_rule(const char *table, const char *chain, en
 
 	if (!r)
 		return NULL;
-	if (e_verdict(r, dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT) < 0 ||
+	if (e_counter(r) < 0 || e_verdict(r, dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT) < 0 ||
 	    set_rule_comment(r, NFT_AUDIT_COMMENT) < 0) {
 		nftnl_rule_free(r);
 		return NULL;

@@ -186,28 +186,10 @@ static int put_comment(struct nftnl_rule *r, const char *text)
 }
 
 /* The allow rule's own matches: the rule as nft_build_rule writes it,
- * without its closing verdict. */
+ * without its counter, verdict and comment. */
 static struct nftnl_rule *matches_of(const char *table, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir)
 {
-	struct nftnl_rule *r = nft_build_rule(table, ch->name, ch->dir, ir);
-	struct nftnl_expr_iter *it;
-	struct nftnl_expr *e, *last = NULL;
-
-	if (!r)
-		return NULL;
-	it = nftnl_expr_iter_create(r);
-	if (!it) {
-		nftnl_rule_free(r);
-		return NULL;
-	}
-	while ((e = nftnl_expr_iter_next(it)))
-		last = e;
-	nftnl_expr_iter_destroy(it);
-	if (last) {
-		nftnl_rule_del_expr(last);
-		nftnl_expr_free(last);
-	}
-	return r;
+	return nft_build_rule_matches(table, ch->name, ch->dir, ir);
 }
 
 int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, const struct pf_ir_rule *ir,

@@ -398,16 +398,22 @@ int nft_parse_rule(struct nftnl_rule *r, enum pf_ir_dir dir, struct pf_ir_rule *
 			}
 		}
 	}
+	/* Every rule we write counts (nft_build_rule): a rule without its
+	 * counter is not ours, so sync rewrites it; the values are never
+	 * compared, so traffic makes no diff. */
+	if (i >= l.n || !is(l.v[i], "counter"))
+		goto out;
+	i++;
 	if (i != l.n - 1 || !is(l.v[i], "immediate") ||
 	    nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_IMM_DREG) != NFT_REG_VERDICT)
 		goto out;
 	verdict = (int)nftnl_expr_get_u32(l.v[i], NFTNL_EXPR_IMM_VERDICT);
-	if (i == 0 && comment && strcmp(comment, NFT_DROP_COMMENT) == 0) {
+	if (i == 1 && comment && strcmp(comment, NFT_DROP_COMMENT) == 0) {
 		if (verdict == NF_DROP)
 			rc = 1;
 		goto out;
 	}
-	if (i == 0 && comment && strcmp(comment, NFT_AUDIT_COMMENT) == 0) {
+	if (i == 1 && comment && strcmp(comment, NFT_AUDIT_COMMENT) == 0) {
 		if (verdict == (dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT))
 			rc = 2;
 		goto out;

@@ -179,10 +179,11 @@ class PolicyFlapper(threading.Thread):
 
 
 def normalize_ruleset(j):
-    """nft -j output without handles, with every list sorted: comparable across runs."""
+    """nft -j output without handles and counter values, with every list sorted: comparable
+    across runs (traffic moves the counters, not the ruleset)."""
     def norm(o):
         if isinstance(o, dict):
-            return {k: norm(v) for k, v in o.items() if k != "handle"}
+            return {k: ({} if k == "counter" else norm(v)) for k, v in o.items() if k != "handle"}
         if isinstance(o, list):
             return sorted((norm(v) for v in o), key=lambda v: json.dumps(v, sort_keys=True))
         return o

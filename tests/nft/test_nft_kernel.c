@@ -750,7 +750,7 @@ START_TEST(test_audit_and_staged)
 		assert_nothing_to_do(e.n, p);
 		out = kt_sh_out("ip netns exec %s nft list table inet " TABLE, e.ns);
 		ck_assert_ptr_nonnull(out);
-		ck_assert_msg(strstr(out, "tcp dport 81 drop comment \"ns/staged#0\"") &&
+		ck_assert_msg(strstr(out, "tcp dport 81 counter packets 0 bytes 0 drop comment \"ns/staged#0\"") &&
 				      strstr(out, "return comment \"podfence: audit\""),
 			      "%s", out);
 		ck_assert_msg(!logging || (strstr(out, "log prefix \"pf wd ") && strstr(out, "log prefix \"pf wa ") &&
