@@ -137,6 +137,8 @@ struct nftnl_chain *nft_build_spoof_chain(const char *table);
 #define NFT_SPOOF_COMMENT "podfence: spoofed source"
 struct nftnl_rule *nft_build_spoof_rule(const char *table, int i);
 /* ---- the flow log's rules (nft_flowlog.c) ---- */
+/* The comment of the flow log's over-limit rules starts with this. */
+#define NFT_LOG_OVER_COMMENT "podfence: log-over "
 bool nft_flowlog_on(const struct pf_nft *n);
 /* Whether the flow log puts its pair of rules before rule ir of chain ch
  * (NULL: before the chain's end, always): staged rules always, allow rules

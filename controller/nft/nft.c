@@ -1135,6 +1135,170 @@ int pf_nft_spoofed_packets(struct pf_nft *n, uint64_t *ret)
 	return 0;
 }
 
+/* ---- per-rule counters ---- */
+
+struct counted_acc {
+	const char *table;
+	struct pf_nft_counted *v;
+	size_t n, cap;
+	char chain[256];   /* the chain whose rules are being walked */
+	size_t index;      /* its policy rules so far */
+	uint64_t over_packets, over_bytes; /* an over-limit twin's, for the rule after it */
+	int err;
+};
+
+static void rule_counter(struct nftnl_rule *ru, uint64_t *packets, uint64_t *bytes)
+{
+	struct nftnl_expr_iter *it = nftnl_expr_iter_create(ru);
+	struct nftnl_expr *e;
+
+	*packets = *bytes = 0;
+	if (!it)
+		return;
+	while ((e = nftnl_expr_iter_next(it)))
+		if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0) {
+			*packets += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+			*bytes += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+		}
+	nftnl_expr_iter_destroy(it);
+}
+
+static int counted_push(struct counted_acc *a, const struct pf_nft_counted *c)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		struct pf_nft_counted *v = realloc(a->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = *c;
+	return 0;
+}
+
+static int counted_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct counted_acc *a = data;
+	struct nftnl_rule *ru = a->err ? NULL : nftnl_rule_alloc();
+	struct pf_nft_counted c = { 0 };
+	const char *chain, *table;
+	const void *ud;
+	uint32_t udlen = 0;
+	char *comment = NULL;
+	int k;
+
+	if (!ru) {
+		a->err = a->err ? a->err : -ENOMEM;
+		return MNL_CB_ERROR;
+	}
+	if (nftnl_rule_nlmsg_parse(nlh, ru) < 0)
+		goto out;
+	table = nftnl_rule_get_str(ru, NFTNL_RULE_TABLE);
+	chain = nftnl_rule_get_str(ru, NFTNL_RULE_CHAIN);
+	/* pod chains only: "in_<pod>" / "out_<pod>" (ir.h) */
+	if (!table || !chain || strcmp(table, a->table) != 0 ||
+	    (strncmp(chain, "in_", 3) != 0 && strncmp(chain, "out_", 4) != 0))
+		goto out;
+	if (strcmp(chain, a->chain) != 0) {
+		/* a dump walks the chains one after the other */
+		snprintf(a->chain, sizeof(a->chain), "%s", chain);
+		a->index = 0;
+		a->over_packets = a->over_bytes = 0;
+	}
+	c.dir = strncmp(chain, "out_", 4) == 0 ? PF_IR_EGRESS : PF_IR_INGRESS;
+	ud = nftnl_rule_get_data(ru, NFTNL_RULE_USERDATA, &udlen);
+	comment = ud ? nft_udata_comment(ud, udlen, NFTNL_UDATA_RULE_COMMENT) : NULL;
+	if (comment && strncmp(comment, NFT_LOG_OVER_COMMENT, strlen(NFT_LOG_OVER_COMMENT)) == 0) {
+		/* the over-limit twin of the rule that follows: it decided
+		 * for that rule what the flow log no longer recorded */
+		rule_counter(ru, &a->over_packets, &a->over_bytes);
+		goto out;
+	}
+	if (comment && strncmp(comment, "podfence: log", 13) == 0)
+		goto out;
+	k = nft_parse_rule(ru, c.dir, &c.rule);
+	if (k == -ENOMEM) {
+		a->err = k;
+		goto out;
+	}
+	if (k < 0)
+		goto out; /* not ours: nothing it counts is ours either */
+	c.kind = k == 1 ? PF_NFT_COUNTED_DENY : k == 2 ? PF_NFT_COUNTED_AUDIT : PF_NFT_COUNTED_RULE;
+	c.index = k == 0 ? a->index++ : 0;
+	c.handle = nftnl_rule_get_u64(ru, NFTNL_RULE_HANDLE);
+	rule_counter(ru, &c.packets, &c.bytes);
+	c.packets += a->over_packets;
+	c.bytes += a->over_bytes;
+	a->over_packets = a->over_bytes = 0;
+	c.chain = strdup(chain);
+	if (!c.chain || counted_push(a, &c) < 0) {
+		free(c.chain);
+		pf_ir_rule_done(&c.rule);
+		a->err = -ENOMEM;
+	}
+out:
+	free(comment);
+	nftnl_rule_free(ru);
+	return a->err ? MNL_CB_ERROR : MNL_CB_OK;
+}
+
+void pf_nft_counted_free(struct pf_nft_counted *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].chain);
+		pf_ir_rule_done(&v[i].rule);
+	}
+	free(v);
+}
+
+const char *pf_nft_counted_kind_name(enum pf_nft_counted_kind k)
+{
+	static const char *const names[PF_NFT_COUNTED_KIND_MAX] = { "rule", "deny", "audit" };
+
+	return (unsigned)k < PF_NFT_COUNTED_KIND_MAX ? names[k] : "?";
+}
+
+int pf_nft_rule_counters(struct pf_nft *n, const char *chain, struct pf_nft_counted **ret, size_t *ret_n)
+{
+	char buf[1024];
+	int rc = -EAGAIN;
+
+	if (chain && strlen(chain) >= 256)
+		return -EINVAL;
+	/* A dump the kernel flags as interrupted (a commit meanwhile) may
+	 * repeat or miss rules: dump again, a few times, then give up. */
+	for (int attempt = 0; attempt < 4 && rc == -EAGAIN; attempt++) {
+		struct counted_acc a = { .table = n->table };
+		struct nftnl_rule *q = nftnl_rule_alloc();
+		struct nlmsghdr *nlh;
+
+		if (!q)
+			return -ENOMEM;
+		nftnl_rule_set_str(q, NFTNL_RULE_TABLE, n->table);
+		if (chain)
+			nftnl_rule_set_str(q, NFTNL_RULE_CHAIN, chain);
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, n->seq++);
+		nftnl_rule_nlmsg_build_payload(nlh, q);
+		nftnl_rule_free(q);
+		rc = talk(n, nlh, counted_cb, &a);
+		if (a.err)
+			rc = a.err;
+		if (rc == -ENOENT)
+			rc = 0;
+		if (rc == -EINTR)
+			rc = -EAGAIN;
+		if (rc == 0) {
+			*ret = a.v;
+			*ret_n = a.n;
+			return 0;
+		}
+		pf_nft_counted_free(a.v, a.n);
+	}
+	return rc;
+}
+
 int pf_nft_delete_table(struct pf_nft *n)
 {
 	struct nftnl_table *t = nft_build_table(n->table);

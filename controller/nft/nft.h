@@ -122,6 +122,44 @@ int pf_nft_read(struct pf_nft *n, struct pf_ir_plan **ret);
  * pod's interface), from its counter: one dump of that chain's rules.
  * Missing table or chain: 0 and *ret = 0. */
 int pf_nft_spoofed_packets(struct pf_nft *n, uint64_t *ret);
+/* ---- What the pod chains counted ----
+ * Every policy rule of a pod chain and its end (the closing drop, or an
+ * audit chain's accept/return) carries a counter. Only what conntrack does
+ * not already accept reaches a pod chain (established and related packets
+ * are accepted in the base chain), so the counts are of connection attempts
+ * (the first packet of each, and its retransmissions), not of traffic
+ * volume. With the flow log on, what a rule's over-limit twin decided (the
+ * same matches and verdict, not logged) is added to the rule's counts.
+ * Counters start at 0 when their rule is written: a chain replacement (a
+ * policy change touching the pod) starts them again. */
+enum pf_nft_counted_kind {
+	PF_NFT_COUNTED_RULE,  /* a policy rule (allow, or a staged policy's drop) */
+	PF_NFT_COUNTED_DENY,  /* the closing drop: the default deny */
+	PF_NFT_COUNTED_AUDIT, /* an audit chain's end: would-deny, accepted */
+	PF_NFT_COUNTED_KIND_MAX,
+};
+
+struct pf_nft_counted {
+	char *chain;
+	enum pf_ir_dir dir;   /* from the chain's name ("out_": egress) */
+	enum pf_nft_counted_kind kind;
+	size_t index;         /* RULE: its position among the chain's policy rules (pf_ir_chain.rules) */
+	struct pf_ir_rule rule; /* RULE: as read back (policy in its comment form, pf_ir_comment_fit) */
+	uint64_t handle;      /* the kernel's rule handle (nft -a) */
+	uint64_t packets;
+	uint64_t bytes;
+};
+
+/* The counted rules of one pod chain (chain: its name; one dump of that
+ * chain's rules) or of every pod chain of the table (chain NULL: one dump
+ * of the table's rules, nothing of other tables). Rules in chain order.
+ * Missing table or chain: *ret_n = 0. Rules we did not write are left out.
+ * Read-only: safe on a context that never syncs. 0 or -errno; the caller
+ * frees *ret with pf_nft_counted_free. */
+int pf_nft_rule_counters(struct pf_nft *n, const char *chain, struct pf_nft_counted **ret, size_t *ret_n);
+void pf_nft_counted_free(struct pf_nft_counted *v, size_t n);
+const char *pf_nft_counted_kind_name(enum pf_nft_counted_kind k); /* "rule", "deny", "audit" */
+
 /* Packets the flow log's rate limit kept from being logged (the counters of
  * the over-limit rules, summed over the table). 0 or -errno. */
 int pf_nft_flowlog_suppressed(struct pf_nft *n, uint64_t *ret);

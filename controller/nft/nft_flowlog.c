@@ -44,7 +44,7 @@
 
 #define CT_NEW (1u << 3)
 #define LOG_COMMENT "podfence: log "
-#define OVER_COMMENT "podfence: log-over "
+#define OVER_COMMENT NFT_LOG_OVER_COMMENT
 #define ALL_SUFFIX " all"
 
 bool nft_flowlog_on(const struct pf_nft *n)

@@ -266,9 +266,129 @@ START_TEST(test_traffic)
 }
 END_TEST
 
+/* Per-rule counters (pf_nft_rule_counters): connections through an allow
+ * rule raise that rule's counter and no other's, denied ones the closing
+ * drop's; the handles are the kernel's (nft -a); a sync after traffic
+ * sends nothing (the values are never compared). */
+static const struct pf_nft_counted *counted(const struct pf_nft_counted *v, size_t n, const char *chain,
+					    enum pf_nft_counted_kind kind, const char *policy, uint32_t rule)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].chain, chain) == 0 && v[i].kind == kind &&
+		    (kind != PF_NFT_COUNTED_RULE || (strcmp(v[i].rule.policy, policy) == 0 && v[i].rule.rule == rule)))
+			return &v[i];
+	return NULL;
+}
+
+static void build_counted(struct pf_ir_plan *p)
+{
+	const char *a[] = { ips[A] }, *c[] = { ips[C] }, *s[] = { ips[S] };
+	struct pf_ir_chain *ch;
+
+	nt_set(p, "p_a", PF_IR_SET_ADDR4, "pod a", a, 1);
+	nt_set(p, "p_c", PF_IR_SET_ADDR4, "pod c", c, 1);
+	nt_set(p, "p_s", PF_IR_SET_ADDR4, "pod s", s, 1);
+	ch = nt_chain(p, "in_s", PF_IR_INGRESS, keys[S]);
+	nt_rule(ch, 4, "p_a", false, 6, 80, 80, "t/allow-a", 0);
+	nt_rule(ch, 4, "p_c", false, 0, 0, 0, "t/allow-c", 0);
+	ch = nt_chain(p, "out_a", PF_IR_EGRESS, keys[A]);
+	nt_rule(ch, 4, "p_s", false, 6, 80, 80, "t/egress-a", 2);
+	ch->rules[0].verdict = PF_IR_RETURN;
+	pod(p, A, NULL, "out_a");
+	pod(p, B, NULL, NULL);
+	pod(p, C, NULL, NULL);
+	pod(p, S, "in_s", NULL);
+}
+
+START_TEST(test_counters)
+{
+	static const struct tcase_def round = { "counters", build_counted,
+		{ { A, S, 80, "tcp", 1 }, { A, S, 80, "tcp", 1 }, { A, S, 80, "tcp", 1 },
+		  { B, S, 80, "tcp", 0 }, { B, S, 80, "tcp", 0 } } };
+	struct nt_topo t;
+	struct pf_nft_opts o = { .table = TABLE };
+	struct pf_nft *n = NULL, *q = NULL;
+	struct pf_ir_plan *p = nt_plan();
+	struct pf_nft_counted *v = NULL;
+	struct pf_nft_stats st;
+	const struct pf_nft_counted *allow_a, *allow_c, *deny, *egress;
+	uint64_t last_a = 0;
+	size_t nv = 0;
+	char path[160], *listing, want[96];
+
+	ck_assert_int_eq(nt_topo_up(&t, N_PODS, "ctr"), 0);
+	ck_assert_int_eq(nt_serve(pfagent, t.pods[S].ns, "80", "53", keys[S]), 0);
+	snprintf(path, sizeof(path), "/run/netns/%s", t.node);
+	ck_assert_int_eq(pf_nft_new_in_netns(path, &o, &n), 0);
+	/* the reader has its own socket, as the daemon's explain has */
+	ck_assert_int_eq(pf_nft_new_in_netns(path, &o, &q), 0);
+	build_counted(p);
+	nt_plan_finish(p);
+	ck_assert_int_eq(pf_nft_sync(n, p), 0);
+	for (int r = 1; r <= 2; r++) {
+		run_matrix(&t, &round);
+		ck_assert_int_eq(pf_nft_rule_counters(q, NULL, &v, &nv), 0);
+		/* in_s: 2 rules and the drop; out_a: 1 rule and the drop */
+		ck_assert_uint_eq(nv, 5);
+		allow_a = counted(v, nv, "in_s", PF_NFT_COUNTED_RULE, "t/allow-a", 0);
+		allow_c = counted(v, nv, "in_s", PF_NFT_COUNTED_RULE, "t/allow-c", 0);
+		deny = counted(v, nv, "in_s", PF_NFT_COUNTED_DENY, NULL, 0);
+		egress = counted(v, nv, "out_a", PF_NFT_COUNTED_RULE, "t/egress-a", 2);
+		ck_assert(allow_a && allow_c && deny && egress);
+		ck_assert_uint_eq(allow_a->index, 0);
+		ck_assert_uint_eq(allow_c->index, 1);
+		ck_assert_int_eq(egress->dir, PF_IR_EGRESS);
+		/* each connection's first packet (its SYN) reaches the pod
+		 * chains; the rest is conntrack's. 3 per round, a retransmitted
+		 * SYN at most once more each. */
+		ck_assert_msg(allow_a->packets >= 3u * r && allow_a->packets <= 6u * r, "allow-a: %llu after round %d",
+			      (unsigned long long)allow_a->packets, r);
+		ck_assert_uint_gt(allow_a->packets, last_a);
+		ck_assert_uint_ge(allow_a->bytes, 40 * allow_a->packets);
+		ck_assert_uint_eq(egress->packets, allow_a->packets); /* the same SYNs, on a's egress */
+		ck_assert_uint_eq(allow_c->packets, 0);
+		ck_assert_uint_ge(deny->packets, 2u * r);
+		last_a = allow_a->packets;
+		/* the handles are those `nft -a` shows for those rules */
+		listing = kt_sh_out("ip netns exec %s nft -a list chain inet " TABLE " in_s", t.node);
+		ck_assert_ptr_nonnull(listing);
+		snprintf(want, sizeof(want), "comment \"t/allow-a#0\" # handle %llu\n",
+			 (unsigned long long)allow_a->handle);
+		ck_assert_msg(strstr(listing, want), "%s not in\n%s", want, listing);
+		snprintf(want, sizeof(want), "comment \"podfence: default deny\" # handle %llu\n",
+			 (unsigned long long)deny->handle);
+		ck_assert_msg(strstr(listing, want), "%s not in\n%s", want, listing);
+		free(listing);
+		/* one chain only: the same rules */
+		pf_nft_counted_free(v, nv);
+		ck_assert_int_eq(pf_nft_rule_counters(q, "in_s", &v, &nv), 0);
+		ck_assert_uint_eq(nv, 3);
+		ck_assert_uint_ge(v[0].packets, last_a);
+		pf_nft_counted_free(v, nv);
+		/* counting makes no diff */
+		pf_nft_reset_stats(n);
+		ck_assert_int_eq(pf_nft_sync(n, p), 0);
+		pf_nft_get_stats(n, &st);
+		ck_assert_uint_eq(st.mutating_msgs, 0);
+	}
+	/* a chain that does not exist, and no table: nothing counted */
+	ck_assert_int_eq(pf_nft_rule_counters(q, "in_nope", &v, &nv), 0);
+	ck_assert_uint_eq(nv, 0);
+	pf_nft_counted_free(v, nv);
+	ck_assert_int_eq(pf_nft_delete_table(n), 0);
+	ck_assert_int_eq(pf_nft_rule_counters(q, NULL, &v, &nv), 0);
+	ck_assert_uint_eq(nv, 0);
+	pf_nft_counted_free(v, nv);
+	pf_ir_plan_free(p);
+	pf_nft_free(q);
+	pf_nft_free(n);
+	nt_topo_down(&t);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
-	const TTest *const tests[] = {test_traffic};
+	const TTest *const tests[] = {test_traffic, test_counters};
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s PFAGENT\n", argv[0]);
