@@ -202,6 +202,20 @@ static void describe(const char *dir, json_t *c, char *buf, size_t len)
 		snprintf(buf, len, "%s: %s", dir, v);
 }
 
+/* The deciding rule in the kernel: chain, handle (as `nft -a` shows it) and
+ * what it counted, i.e. connection attempts that reached it since the
+ * chain was last written. */
+static void print_kernel_rule(const char *dir, json_t *k)
+{
+	if (!json_is_object(k))
+		return;
+	if (json_object_get(k, "error"))
+		printf("  %s: chain %s: %s\n", dir, str(k, "chain"), str(k, "error"));
+	else
+		printf("  %s: chain %s, rule handle %lld: %lld packets, %lld bytes\n", dir, str(k, "chain"),
+		       num(k, "handle"), num(k, "packets"), num(k, "bytes"));
+}
+
 static void print_explain(json_t *r)
 {
 	char e[512], in[512];
@@ -216,6 +230,8 @@ static void print_explain(json_t *r)
 		printf("  flow log: egress %s, ingress %s\n",
 		       *str(json_object_get(r, "egress"), "flowLog") ? str(json_object_get(r, "egress"), "flowLog") : "-",
 		       *str(json_object_get(r, "ingress"), "flowLog") ? str(json_object_get(r, "ingress"), "flowLog") : "-");
+	print_kernel_rule("egress", json_object_get(json_object_get(r, "egress"), "kernel"));
+	print_kernel_rule("ingress", json_object_get(json_object_get(r, "ingress"), "kernel"));
 }
 
 static int parse_port_proto(const char *s, long *ret_port, const char **ret_proto)

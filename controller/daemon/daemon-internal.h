@@ -97,6 +97,8 @@ struct pf_daemon {
 	struct pf_isolated *isolated; /* pods whose policy the kernel or builder refused */
 	size_t n_isolated;
 	uint64_t spoofed_seen; /* podfence_spoofed_packets_total as last read */
+	char *rule_metrics;      /* rule_metrics.c: the per-rule counters' text as last read */
+	int64_t rule_metrics_ms; /* ... at this pf_now_ms() */
 
 	/* metrics */
 	struct pf_hist sync_hist, latency_hist;
@@ -216,6 +218,11 @@ void pf_daemon_op_flows(struct pf_daemon *d, uint64_t conn, const struct pf_req 
 void pf_daemon_flowlog_metrics(struct pf_daemon *d, struct pf_text *t);
 /* Sum of the over-limit counters in the kernel. 0 or -errno. */
 int pf_daemon_flowlog_suppressed(struct pf_daemon *d, uint64_t *ret);
+
+/* ---- rule_metrics.c: the pod chains' per-rule counters on /metrics */
+
+void pf_daemon_rule_metrics(struct pf_daemon *d, struct pf_text *t);
+void pf_daemon_rule_metrics_free(struct pf_daemon *d);
 
 /* ---- explain.c */
 

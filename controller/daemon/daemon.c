@@ -259,6 +259,7 @@ void pf_daemon_free(struct pf_daemon *d)
 	pf_daemon_revoke_free(d);
 	pf_daemon_polstat_free(d);
 	pf_daemon_flowlog_free(d);
+	pf_daemon_rule_metrics_free(d);
 	pf_nft_free(d->nft);
 	pf_compiler_free(d->compiler);
 	pf_model_free(d->model);

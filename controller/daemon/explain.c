@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The explain operation: would a packet from src to dst get through, judged
- * by the evaluator over this node's plan, and which policies decided. */
+ * by the evaluator over this node's plan, which policies decided, and the
+ * deciding rules in the kernel (chain, handle, what they counted). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,6 +72,65 @@ static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_
 	return names;
 }
 
+/* The kernel's side of one deciding rule: its handle and what it counted,
+ * from a dump of that one chain. The rule the evaluator picked is the
+ * index-th policy rule of the chain (or its end), if the kernel holds the
+ * plan's chain; while a sync is pending it may not, which is said instead. */
+static json_t *kernel_json(struct pf_nft *q, const struct pf_ir_plan *plan, const struct pf_eval_query *eq,
+			   const char *chain_name)
+{
+	const struct pf_ir_chain *ch = pf_ir_plan_chain(plan, chain_name);
+	struct pf_nft_counted *v = NULL;
+	size_t n = 0;
+	int idx, r;
+	json_t *j;
+
+	if (!ch)
+		return NULL;
+	j = json_pack("{s:s}", "chain", ch->name);
+	if (!j)
+		return NULL;
+	if (!q) {
+		json_object_set_new(j, "error", json_string("no kernel reader (dry run, or netlink unavailable)"));
+		return j;
+	}
+	idx = pf_eval_chain(plan, ch, eq);
+	r = pf_nft_rule_counters(q, ch->name, &v, &n);
+	if (r < 0) {
+		json_object_set_new(j, "error", json_sprintf("reading the chain: %s", strerror(-r)));
+		return j;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pf_nft_counted *c = &v[i];
+		bool same = idx >= 0 ? c->kind == PF_NFT_COUNTED_RULE && c->index == (size_t)idx &&
+					       pf_ir_rule_equal(&c->rule, &ch->rules[idx])
+				     : c->kind == (ch->audit ? PF_NFT_COUNTED_AUDIT : PF_NFT_COUNTED_DENY);
+
+		if (c->kind == PF_NFT_COUNTED_FOREIGN) {
+			/* ahead of ours, it may take the packet first: which rule
+			 * decides is then not ours to say */
+			json_object_set_new(j, "error",
+					    json_sprintf("the chain holds a rule podfence did not write (handle %llu) "
+							 "ahead of the deciding rule; the next full sync replaces it",
+							 (unsigned long long)c->handle));
+			pf_nft_counted_free(v, n);
+			return j;
+		}
+		if (!same)
+			continue;
+		json_object_set_new(j, "rule", json_string(pf_nft_counted_kind_name(c->kind)));
+		json_object_set_new(j, "handle", json_integer((json_int_t)c->handle));
+		json_object_set_new(j, "packets", json_integer((json_int_t)c->packets));
+		json_object_set_new(j, "bytes", json_integer((json_int_t)c->bytes));
+		pf_nft_counted_free(v, n);
+		return j;
+	}
+	pf_nft_counted_free(v, n);
+	json_object_set_new(j, "error", json_string("the kernel's chain differs from the plan here (a sync pending, "
+						    "or changed by someone else)"));
+	return j;
+}
+
 static json_t *check_json(struct pf_daemon *d, const struct pf_eval_check *c, enum pf_ir_dir dir)
 {
 	/* a staged rule that matched is the deny's would-allow, not the decider */
@@ -103,6 +163,8 @@ void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_re
 	struct pf_eval_query eq = {.proto = q->proto, .port = q->port};
 	struct pf_eval_result res;
 	char sbuf[PF_ADDR_STRLEN], dbuf[PF_ADDR_STRLEN];
+	struct pf_nft *reader = NULL;
+	json_t *egress, *ingress;
 	int r;
 
 	if (resolve_peer(d, q->src, 0, &eq.src) < 0) {
@@ -119,8 +181,24 @@ void pf_daemon_op_explain(struct pf_daemon *d, uint64_t conn, const struct pf_re
 		pf_daemon_reply_err(d, conn, CODE_BAD_REQUEST, "cannot evaluate: %s", strerror(-r));
 		return;
 	}
+	egress = check_json(d, &res.egress, PF_IR_EGRESS);
+	ingress = check_json(d, &res.ingress, PF_IR_INGRESS);
+	/* The deciding rules' handles and counters, read now. Its own socket:
+	 * the daemon's belongs to the sync worker while a sync runs. One dump
+	 * per chain concerned (at most two), whatever the table holds. */
+	if (d->nft && (res.egress.chain || res.ingress.chain)) {
+		struct pf_nft_opts o = {.table = d->cfg.table};
+
+		if (pf_nft_new(&o, &reader) < 0)
+			reader = NULL;
+	}
+	if (egress && res.egress.chain)
+		json_object_set_new(egress, "kernel", kernel_json(reader, plan, &eq, res.egress.chain));
+	if (ingress && res.ingress.chain)
+		json_object_set_new(ingress, "kernel", kernel_json(reader, plan, &eq, res.ingress.chain));
+	pf_nft_free(reader);
 	pf_daemon_reply(d, conn,
 			json_pack("{s:b,s:s,s:s,s:o,s:o,s:I}", "allowed", res.allowed, "srcIp", pf_addr_format(&eq.src, sbuf),
-				  "dstIp", pf_addr_format(&eq.dst, dbuf), "egress", check_json(d, &res.egress, PF_IR_EGRESS),
-				  "ingress", check_json(d, &res.ingress, PF_IR_INGRESS), "generation", (json_int_t)plan->generation));
+				  "dstIp", pf_addr_format(&eq.dst, dbuf), "egress", egress, "ingress", ingress, "generation",
+				  (json_int_t)plan->generation));
 }

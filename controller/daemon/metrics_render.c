@@ -107,6 +107,7 @@ static char *render_metrics(struct pf_daemon *d)
 				 "Packets dropped because a pod sent them with a source address not its own.");
 		pf_metric_sample(&t, "podfence_spoofed_packets_total", NULL, (double)d->spoofed_seen);
 	}
+	pf_daemon_rule_metrics(d, &t);
 	pf_daemon_flowlog_metrics(d, &t);
 	return pf_text_take(&t);
 }

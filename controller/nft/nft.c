@@ -1223,9 +1223,14 @@ static int counted_cb(const struct nlmsghdr *nlh, void *data)
 		a->err = k;
 		goto out;
 	}
-	if (k < 0)
-		goto out; /* not ours: nothing it counts is ours either */
-	c.kind = k == 1 ? PF_NFT_COUNTED_DENY : k == 2 ? PF_NFT_COUNTED_AUDIT : PF_NFT_COUNTED_RULE;
+	if (k < 0) {
+		/* not ours: listed, so a reader can tell that the kernel may
+		 * decide otherwise than our rules say */
+		memset(&c.rule, 0, sizeof(c.rule));
+		c.kind = PF_NFT_COUNTED_FOREIGN;
+	} else {
+		c.kind = k == 1 ? PF_NFT_COUNTED_DENY : k == 2 ? PF_NFT_COUNTED_AUDIT : PF_NFT_COUNTED_RULE;
+	}
 	c.index = k == 0 ? a->index++ : 0;
 	c.handle = nftnl_rule_get_u64(ru, NFTNL_RULE_HANDLE);
 	rule_counter(ru, &c.packets, &c.bytes);
@@ -1255,7 +1260,7 @@ void pf_nft_counted_free(struct pf_nft_counted *v, size_t n)
 
 const char *pf_nft_counted_kind_name(enum pf_nft_counted_kind k)
 {
-	static const char *const names[PF_NFT_COUNTED_KIND_MAX] = { "rule", "deny", "audit" };
+	static const char *const names[PF_NFT_COUNTED_KIND_MAX] = { "rule", "deny", "audit", "foreign" };
 
 	return (unsigned)k < PF_NFT_COUNTED_KIND_MAX ? names[k] : "?";
 }

@@ -136,6 +136,7 @@ enum pf_nft_counted_kind {
 	PF_NFT_COUNTED_RULE,  /* a policy rule (allow, or a staged policy's drop) */
 	PF_NFT_COUNTED_DENY,  /* the closing drop: the default deny */
 	PF_NFT_COUNTED_AUDIT, /* an audit chain's end: would-deny, accepted */
+	PF_NFT_COUNTED_FOREIGN, /* a rule in a pod chain that we did not write (rule, index unset) */
 	PF_NFT_COUNTED_KIND_MAX,
 };
 
@@ -153,12 +154,13 @@ struct pf_nft_counted {
 /* The counted rules of one pod chain (chain: its name; one dump of that
  * chain's rules) or of every pod chain of the table (chain NULL: one dump
  * of the table's rules, nothing of other tables). Rules in chain order.
- * Missing table or chain: *ret_n = 0. Rules we did not write are left out.
+ * Missing table or chain: *ret_n = 0. Rules we did not write are listed as
+ * FOREIGN, with what they counted (the flow log's rules are not listed).
  * Read-only: safe on a context that never syncs. 0 or -errno; the caller
  * frees *ret with pf_nft_counted_free. */
 int pf_nft_rule_counters(struct pf_nft *n, const char *chain, struct pf_nft_counted **ret, size_t *ret_n);
 void pf_nft_counted_free(struct pf_nft_counted *v, size_t n);
-const char *pf_nft_counted_kind_name(enum pf_nft_counted_kind k); /* "rule", "deny", "audit" */
+const char *pf_nft_counted_kind_name(enum pf_nft_counted_kind k); /* "rule", "deny", "audit", "foreign" */
 
 /* Packets the flow log's rate limit kept from being logged (the counters of
  * the over-limit rules, summed over the table). 0 or -errno. */
