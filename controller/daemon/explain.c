@@ -72,17 +72,55 @@ static json_t *isolated_by(struct pf_daemon *d, const char *pod_key, enum pf_ir_
 	return names;
 }
 
+/* Which of the kernel's rules of the chain decided: the idx-th policy rule
+ * (idx < 0: the chain's end), provided every rule before it is the plan's,
+ * in the plan's order; otherwise a rule we did not write, or one a pending
+ * sync has yet to replace, may take the packet first. NULL: the kernel's
+ * chain differs from the plan up to there; *ret_foreign then names a rule
+ * we did not write, if that is why. */
+static const struct pf_nft_counted *deciding_rule(const struct pf_ir_chain *ch, int idx,
+						  const struct pf_nft_counted *v, size_t n,
+						  const struct pf_nft_counted **ret_foreign)
+{
+	size_t want = idx >= 0 ? (size_t)idx : ch->n_rules;
+
+	*ret_foreign = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct pf_nft_counted *c = &v[i];
+
+		switch (c->kind) {
+		case PF_NFT_COUNTED_FOREIGN:
+			*ret_foreign = c;
+			return NULL;
+		case PF_NFT_COUNTED_RULE:
+			if (c->index >= ch->n_rules || !pf_ir_rule_equal(&c->rule, &ch->rules[c->index]))
+				return NULL;
+			if (c->index == want)
+				return c; /* idx >= 0: want < n_rules */
+			break;
+		default:
+			/* the end: the deciding rule if every policy rule came first */
+			if (idx >= 0 || c->index != 0 || i != ch->n_rules ||
+			    c->kind != (ch->audit ? PF_NFT_COUNTED_AUDIT : PF_NFT_COUNTED_DENY))
+				return NULL;
+			return c;
+		}
+	}
+	return NULL;
+}
+
 /* The kernel's side of one deciding rule: its handle and what it counted,
- * from a dump of that one chain. The rule the evaluator picked is the
- * index-th policy rule of the chain (or its end), if the kernel holds the
- * plan's chain; while a sync is pending it may not, which is said instead. */
+ * from a dump of that one chain. While a sync is pending, or after someone
+ * else changed the chain, the kernel may not hold the plan's rule where
+ * the plan put it: that is said instead of a handle. */
 static json_t *kernel_json(struct pf_nft *q, const struct pf_ir_plan *plan, const struct pf_eval_query *eq,
 			   const char *chain_name)
 {
 	const struct pf_ir_chain *ch = pf_ir_plan_chain(plan, chain_name);
+	const struct pf_nft_counted *c, *foreign;
 	struct pf_nft_counted *v = NULL;
 	size_t n = 0;
-	int idx, r;
+	int r;
 	json_t *j;
 
 	if (!ch)
@@ -94,40 +132,27 @@ static json_t *kernel_json(struct pf_nft *q, const struct pf_ir_plan *plan, cons
 		json_object_set_new(j, "error", json_string("no kernel reader (dry run, or netlink unavailable)"));
 		return j;
 	}
-	idx = pf_eval_chain(plan, ch, eq);
 	r = pf_nft_rule_counters(q, ch->name, &v, &n);
 	if (r < 0) {
 		json_object_set_new(j, "error", json_sprintf("reading the chain: %s", strerror(-r)));
 		return j;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct pf_nft_counted *c = &v[i];
-		bool same = idx >= 0 ? c->kind == PF_NFT_COUNTED_RULE && c->index == (size_t)idx &&
-					       pf_ir_rule_equal(&c->rule, &ch->rules[idx])
-				     : c->kind == (ch->audit ? PF_NFT_COUNTED_AUDIT : PF_NFT_COUNTED_DENY);
-
-		if (c->kind == PF_NFT_COUNTED_FOREIGN) {
-			/* ahead of ours, it may take the packet first: which rule
-			 * decides is then not ours to say */
-			json_object_set_new(j, "error",
-					    json_sprintf("the chain holds a rule podfence did not write (handle %llu) "
-							 "ahead of the deciding rule; the next full sync replaces it",
-							 (unsigned long long)c->handle));
-			pf_nft_counted_free(v, n);
-			return j;
-		}
-		if (!same)
-			continue;
+	c = deciding_rule(ch, pf_eval_chain(plan, ch, eq), v, n, &foreign);
+	if (c) {
 		json_object_set_new(j, "rule", json_string(pf_nft_counted_kind_name(c->kind)));
 		json_object_set_new(j, "handle", json_integer((json_int_t)c->handle));
 		json_object_set_new(j, "packets", json_integer((json_int_t)c->packets));
 		json_object_set_new(j, "bytes", json_integer((json_int_t)c->bytes));
-		pf_nft_counted_free(v, n);
-		return j;
+	} else if (foreign) {
+		json_object_set_new(j, "error",
+				    json_sprintf("the chain holds a rule podfence did not write (handle %llu) ahead of "
+						 "the deciding rule; the next full sync replaces it",
+						 (unsigned long long)foreign->handle));
+	} else {
+		json_object_set_new(j, "error", json_string("the kernel's chain differs from the plan here (a sync "
+							    "pending, or changed by someone else)"));
 	}
 	pf_nft_counted_free(v, n);
-	json_object_set_new(j, "error", json_string("the kernel's chain differs from the plan here (a sync pending, "
-						    "or changed by someone else)"));
 	return j;
 }
 

@@ -30,7 +30,8 @@
  *       counter drop                                   # anything else: a forged source
  *     }
  *     set <content-named peer set> ...                 # pf_ir_set
- *     chain in_<pod> / out_<pod> { <pf_ir_rule>...; drop }  # pf_ir_chain
+ *     chain in_<pod> / out_<pod> { <pf_ir_rule>...; drop }  # pf_ir_chain; every rule
+ *                                                     # and the end count (counter), unread by equality
  *     (an audit chain ends, instead of the drop, in accept (ingress) / return
  *      (egress), after the flow log's would-deny record when logging is on)
  *   }
