@@ -166,14 +166,17 @@ class Counters(unittest.TestCase):
                         else None, "podfenced ready")
 
     def stop(self):
+        """SIGTERM; returns the exit status (0 expected, also under ASan: no leak)."""
+        rc = None
         if self.daemon:
             self.daemon.send_signal(signal.SIGTERM)
             try:
-                self.daemon.wait(timeout=10)
+                rc = self.daemon.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.daemon.kill()
                 self.daemon.wait()
             self.daemon = None
+        return rc
 
     def register(self, cid, name, hostif, ip):
         r = self.call({"op": "register", "containerId": cid, "ifname": "eth0", "netns": "/run/netns/x",
@@ -284,7 +287,7 @@ class Counters(unittest.TestCase):
                                             'namespace="production",direction="ingress"') or 0, 1, m)
 
         # restart over moved counters: nothing to write, same handle, counts kept
-        self.stop()
+        self.assertEqual(self.stop(), 0, "podfenced exit status; log in " + self.tmp)
         st = self.start()
         self.assertEqual(st["nftMutatingMessages"], 0, st)
         self.register("cid-b", "backend", "pfb0", SERVER_IP)
@@ -328,6 +331,7 @@ class Counters(unittest.TestCase):
         self.assertGreaterEqual(self.sample(m, "podfence_rule_packets_total",
                                             'namespace="production",policy="allow-frontend",'
                                             'direction="ingress",rule="0"') or 0, last, m)
+        self.assertEqual(self.stop(), 0, "podfenced exit status; log in " + self.tmp)
 
 if __name__ == "__main__":
     unittest.main()
