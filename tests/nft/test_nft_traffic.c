@@ -324,53 +324,83 @@ START_TEST(test_counters)
 	ck_assert_int_eq(pf_nft_new_in_netns(path, &o, &q), 0);
 	build_counted(p);
 	nt_plan_finish(p);
-	ck_assert_int_eq(pf_nft_sync(n, p), 0);
-	for (int r = 1; r <= 2; r++) {
-		run_matrix(&t, &round);
-		ck_assert_int_eq(pf_nft_rule_counters(q, NULL, &v, &nv), 0);
-		/* in_s: 2 rules and the drop; out_a: 1 rule and the drop */
-		ck_assert_uint_eq(nv, 5);
-		allow_a = counted(v, nv, "in_s", PF_NFT_COUNTED_RULE, "t/allow-a", 0);
-		allow_c = counted(v, nv, "in_s", PF_NFT_COUNTED_RULE, "t/allow-c", 0);
-		deny = counted(v, nv, "in_s", PF_NFT_COUNTED_DENY, NULL, 0);
-		egress = counted(v, nv, "out_a", PF_NFT_COUNTED_RULE, "t/egress-a", 2);
-		ck_assert(allow_a && allow_c && deny && egress);
-		ck_assert_uint_eq(allow_a->index, 0);
-		ck_assert_uint_eq(allow_c->index, 1);
-		ck_assert_int_eq(egress->dir, PF_IR_EGRESS);
-		/* each connection's first packet (its SYN) reaches the pod
-		 * chains; the rest is conntrack's. 3 per round, a retransmitted
-		 * SYN at most once more each. */
-		ck_assert_msg(allow_a->packets >= 3u * r && allow_a->packets <= 6u * r, "allow-a: %llu after round %d",
-			      (unsigned long long)allow_a->packets, r);
-		ck_assert_uint_gt(allow_a->packets, last_a);
-		ck_assert_uint_ge(allow_a->bytes, 40 * allow_a->packets);
-		ck_assert_uint_eq(egress->packets, allow_a->packets); /* the same SYNs, on a's egress */
-		ck_assert_uint_eq(allow_c->packets, 0);
-		ck_assert_uint_ge(deny->packets, 2u * r);
-		last_a = allow_a->packets;
-		/* the handles are those `nft -a` shows for those rules */
-		listing = kt_sh_out("ip netns exec %s nft -a list chain inet " TABLE " in_s", t.node);
-		ck_assert_ptr_nonnull(listing);
-		snprintf(want, sizeof(want), "comment \"t/allow-a#0\" # handle %llu\n",
-			 (unsigned long long)allow_a->handle);
-		ck_assert_msg(strstr(listing, want), "%s not in\n%s", want, listing);
-		snprintf(want, sizeof(want), "comment \"podfence: default deny\" # handle %llu\n",
-			 (unsigned long long)deny->handle);
-		ck_assert_msg(strstr(listing, want), "%s not in\n%s", want, listing);
-		free(listing);
-		/* one chain only: the same rules */
-		pf_nft_counted_free(v, nv);
-		ck_assert_int_eq(pf_nft_rule_counters(q, "in_s", &v, &nv), 0);
-		ck_assert_uint_eq(nv, 3);
-		ck_assert_uint_ge(v[0].packets, last_a);
-		pf_nft_counted_free(v, nv);
-		/* counting makes no diff */
-		pf_nft_reset_stats(n);
+	/* without the flow log, then with it logging allowed connections too
+	 * (its rules around ours rewrite the chains: the counts start again) */
+	for (int logging = 0; logging < 2; logging++) {
+		if (logging) {
+			/* 1 record a second: most connections pass the allow
+			 * rule's over-limit twin, which applies the verdict itself;
+			 * its counts are the rule's too */
+			struct pf_nft_opts lo = { .table = TABLE, .log_group = 77, .log_allowed = true, .log_rate = 1 };
+
+			pf_nft_free(n);
+			ck_assert_int_eq(pf_nft_new_in_netns(path, &lo, &n), 0);
+			last_a = 0;
+		}
 		ck_assert_int_eq(pf_nft_sync(n, p), 0);
-		pf_nft_get_stats(n, &st);
-		ck_assert_uint_eq(st.mutating_msgs, 0);
+		for (int r = 1; r <= 2; r++) {
+			run_matrix(&t, &round);
+			ck_assert_int_eq(pf_nft_rule_counters(q, NULL, &v, &nv), 0);
+			/* in_s: 2 rules and the drop; out_a: 1 rule and the drop */
+			ck_assert_uint_eq(nv, 5);
+			allow_a = counted(v, nv, "in_s", PF_NFT_COUNTED_RULE, "t/allow-a", 0);
+			allow_c = counted(v, nv, "in_s", PF_NFT_COUNTED_RULE, "t/allow-c", 0);
+			deny = counted(v, nv, "in_s", PF_NFT_COUNTED_DENY, NULL, 0);
+			egress = counted(v, nv, "out_a", PF_NFT_COUNTED_RULE, "t/egress-a", 2);
+			ck_assert(allow_a && allow_c && deny && egress);
+			ck_assert_uint_eq(allow_a->index, 0);
+			ck_assert_uint_eq(allow_c->index, 1);
+			ck_assert_int_eq(egress->dir, PF_IR_EGRESS);
+			/* each connection's first packet (its SYN) reaches the pod
+			 * chains; the rest is conntrack's. 3 per round, a retransmitted
+			 * SYN at most once more each. */
+			ck_assert_msg(allow_a->packets >= 3u * r && allow_a->packets <= 6u * r, "allow-a: %llu after round %d",
+				      (unsigned long long)allow_a->packets, r);
+			ck_assert_uint_gt(allow_a->packets, last_a);
+			ck_assert_uint_ge(allow_a->bytes, 40 * allow_a->packets);
+			ck_assert_uint_eq(egress->packets, allow_a->packets); /* the same SYNs, on a's egress */
+			ck_assert_uint_eq(allow_c->packets, 0);
+			ck_assert_uint_ge(deny->packets, 2u * r);
+			last_a = allow_a->packets;
+			/* the handles are those `nft -a` shows for those rules */
+			listing = kt_sh_out("ip netns exec %s nft -a list chain inet " TABLE " in_s", t.node);
+			ck_assert_ptr_nonnull(listing);
+			snprintf(want, sizeof(want), "comment \"t/allow-a#0\" # handle %llu\n",
+				 (unsigned long long)allow_a->handle);
+			ck_assert_msg(strstr(listing, want), "%s not in\n%s", want, listing);
+			snprintf(want, sizeof(want), "comment \"podfence: default deny\" # handle %llu\n",
+				 (unsigned long long)deny->handle);
+			ck_assert_msg(strstr(listing, want), "%s not in\n%s", want, listing);
+			free(listing);
+			/* one chain only: the same rules */
+			pf_nft_counted_free(v, nv);
+			ck_assert_int_eq(pf_nft_rule_counters(q, "in_s", &v, &nv), 0);
+			ck_assert_uint_eq(nv, 3);
+			ck_assert_uint_ge(v[0].packets, last_a);
+			pf_nft_counted_free(v, nv);
+			/* counting makes no diff */
+			pf_nft_reset_stats(n);
+			ck_assert_int_eq(pf_nft_sync(n, p), 0);
+			pf_nft_get_stats(n, &st);
+			ck_assert_uint_eq(st.mutating_msgs, 0);
+		}
 	}
+	/* the flow log's rules were there, not counted as ours, and the allow
+	 * rule's over-limit twin took some connections (counted above) */
+	listing = kt_sh_out("ip netns exec %s nft list chain inet " TABLE " in_s", t.node);
+	ck_assert_ptr_nonnull(listing);
+	{
+		char *over = strstr(listing, "accept comment \"podfence: log-over"), *line = over;
+		unsigned long long packets = 0;
+
+		ck_assert_msg(over, "%s", listing);
+		while (line > listing && line[-1] != '\n')
+			line--;
+		line = strstr(line, "counter packets ");
+		ck_assert_msg(line && line < over && sscanf(line, "counter packets %llu", &packets) == 1 && packets > 0,
+			      "%s", listing);
+	}
+	free(listing);
 	/* a chain that does not exist, and no table: nothing counted */
 	ck_assert_int_eq(pf_nft_rule_counters(q, "in_nope", &v, &nv), 0);
 	ck_assert_uint_eq(nv, 0);
