@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """daemon.counters: the pod chains' per-rule counters (issues 13 and 14), in a
-throwaway node namespace with two routed pods, client "frontend" and server
-"backend", podfenced on a manifest directory.
+throwaway node namespace (pfnode.py) with two routed pods, client "frontend"
+and server "backend", podfenced on a manifest directory with the flow log on
+(its rules sit around ours in the chains).
 - Connections through the allow rule raise its counter: `explain` (JSON and
   text) names the kernel chain and a rule handle that `nft -a list` of the
   node shows on that rule, and packet counts that grow with each round; a
@@ -14,25 +15,21 @@ throwaway node namespace with two routed pods, client "frontend" and server
 - Abuse: a rule of our shape slipped into the pod chain ahead of ours (as
   anyone with CAP_NET_ADMIN could) is never reported as the deciding rule,
   nor on /metrics."""
-import ctypes
 import http.client
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-PODFENCED = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
-PODFENCECTL = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
-CLIENT_IP, SERVER_IP = "10.244.0.3", "10.244.0.2"
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pfnode import sh, setns  # noqa: E402
+import pfnode  # noqa: E402
+
+PODFENCED, PODFENCECTL = pfnode.binaries(2)
 
 MANIFESTS = {
     "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: production}\n",
@@ -62,146 +59,24 @@ spec:
     ports: [{protocol: TCP, port: 8080}]
 """,
 }
+METRICS = ("--metrics-address", "127.0.0.1:0")  # after the harness' "off": the last one counts
 
 
-def sh(*args, check=True):
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(args), r.stdout))
-    return r.stdout
-
-
-def setns(name):
-    fd = os.open("/run/netns/" + name if name else "/proc/self/ns/net", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns " + str(name))
-    finally:
-        os.close(fd)
-
-
-def wait_for(pred, what, tries=200, delay=0.05):
-    for _ in range(tries):
-        v = pred()
-        if v:
-            return v
-        time.sleep(delay)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def can_make_netns():
-    name = "pf-ctr-probe-%d" % os.getpid()
-    ok = subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-    return ok
-
-
-@unittest.skipUnless(PODFENCED and PODFENCECTL, "needs podfenced and podfencectl")
-class Counters(unittest.TestCase):
-    def setUp(self):
-        if os.geteuid() != 0 or not can_make_netns():
-            if os.environ.get("CI") == "true":
-                self.fail("cannot create network namespaces under CI=true")
-            self.skipTest("needs root and network namespaces")
-        tag = "%d-%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
-        self.node, self.nsa, self.nsb = "pf-ctr-n-" + tag, "pf-ctr-a-" + tag, "pf-ctr-b-" + tag
-        self.tmp = tempfile.mkdtemp(prefix="pf-daemon-counters-")
-        self.mdir = os.path.join(self.tmp, "manifests")
-        os.mkdir(self.mdir)
-        self.sock = os.path.join(self.tmp, "s.sock")
-        self.daemon = None
-        self.listener = None
-        self.addCleanup(self.cleanup)
-        for ns in (self.node, self.nsa, self.nsb):
-            sh("ip", "netns", "add", ns)
-        n = ["ip", "-n", self.node]
-        sh(*n, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for pod, hostif, ip in ((self.nsa, "pfa0", CLIENT_IP), (self.nsb, "pfb0", SERVER_IP)):
-            sh(*n, "link", "add", hostif, "type", "veth", "peer", "name", "eth0", "netns", pod)
-            sh(*n, "link", "set", hostif, "up")
-            sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.conf.%s.proxy_arp=1" % hostif)
-            sh(*n, "route", "add", ip + "/32", "dev", hostif)
-            p = ["ip", "-n", pod]
-            sh(*p, "link", "set", "lo", "up")
-            sh(*p, "addr", "add", ip + "/32", "dev", "eth0")
-            sh(*p, "link", "set", "eth0", "up")
-            sh(*p, "route", "add", "default", "dev", "eth0")
-
-    def cleanup(self):
-        if self.listener:
-            self.listener.close()
-        self.stop()
-        for ns in (self.node, self.nsa, self.nsb):
-            sh("ip", "netns", "del", ns, check=False)
-        if os.environ.get("PF_TEST_KEEP_LOG"):
-            print("logs in", self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def call(self, req):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(20)
-            s.connect(self.sock)
-            s.sendall((json.dumps(req) + "\n").encode())
-            with s.makefile() as f:
-                line = f.readline()
-        return json.loads(line)
-
-    def try_call(self, req):
-        try:
-            return self.call(req)
-        except OSError:
-            return {}
-
-    def start(self):
-        with open(os.path.join(self.tmp, "podfenced.log"), "a") as log:
-            self.daemon = subprocess.Popen(
-                ["ip", "netns", "exec", self.node, PODFENCED, "--manifests", self.mdir, "--node-name", "node-a",
-                 "--socket", self.sock, "--state-dir", os.path.join(self.tmp, "state"),
-                 "--metrics-address", "127.0.0.1:0"],
-                stdout=subprocess.DEVNULL, stderr=log)
-        return wait_for(lambda: self.try_call({"op": "status"}) if self.try_call({"op": "status"}).get("ready")
-                        else None, "podfenced ready")
+@pfnode.needs_kernel(PODFENCED, PODFENCECTL)
+class Counters(pfnode.FlowLogNodeTest):
+    tag, name = "ctr", "counters"
+    podfenced, podfencectl = PODFENCED, PODFENCECTL
 
     def stop(self):
         """SIGTERM; returns the exit status (0 expected, also under ASan: no leak)."""
-        rc = None
-        if self.daemon:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                rc = self.daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-            self.daemon = None
-        return rc
-
-    def register(self, cid, name, hostif, ip):
-        r = self.call({"op": "register", "containerId": cid, "ifname": "eth0", "netns": "/run/netns/x",
-                       "namespace": "production", "name": name, "hostIf": hostif, "ips": [ip],
-                       "timeoutMs": 5000})
-        self.assertTrue(r.get("ok"), r)
-
-    def connect(self, port, timeout=3.0):
-        # a first packet may wait for proxy ARP (up to proxy_delay, 0.8 s)
-        setns(self.nsa)
+        self.daemon.send_signal(signal.SIGTERM)
         try:
-            c = socket.socket()
-            c.settimeout(timeout)
-            try:
-                c.connect((SERVER_IP, port))
-                return True
-            except OSError:
-                return False
-            finally:
-                c.close()
-        finally:
-            setns(None)
-
-    def ctl(self, *args):
-        return sh(PODFENCECTL, "--socket", self.sock, *args)
+            rc = self.daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            rc = self.daemon.wait()
+        self.daemon = None
+        return rc
 
     def explain(self, port):
         return json.loads(self.ctl("explain", "-o", "json", "production/frontend", "production/backend",
@@ -228,20 +103,10 @@ class Counters(unittest.TestCase):
                      for h in re.findall(r"# handle (\d+)$", line)}
 
     def test_counters(self):
-        for name, text in MANIFESTS.items():
-            with open(os.path.join(self.mdir, name), "w") as f:
-                f.write(text)
-        st = self.start()
-        self.register("cid-b", "backend", "pfb0", SERVER_IP)
-        self.register("cid-f", "frontend", "pfa0", CLIENT_IP)
-        setns(self.nsb)
-        try:
-            self.listener = socket.socket()
-            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.listener.bind((SERVER_IP, 8080))
-            self.listener.listen(64)
-        finally:
-            setns(None)
+        # with the flow log on (the harness'), whose rules sit around ours
+        self.start(MANIFESTS, *METRICS)
+        st = self.call({"op": "status"})
+        self.assertGreater(st["metricsPort"], 0, st)
 
         last = 0
         for _ in range(2):
@@ -288,11 +153,10 @@ class Counters(unittest.TestCase):
 
         # restart over moved counters: nothing to write, same handle, counts kept
         self.assertEqual(self.stop(), 0, "podfenced exit status; log in " + self.tmp)
-        st = self.start()
+        self.start_daemon(MANIFESTS, "--flow-log", self.jsonl, "--flow-log-group",
+                          str(200 + os.getpid() % 10000), *METRICS)
+        st = self.call({"op": "status"})
         self.assertEqual(st["nftMutatingMessages"], 0, st)
-        self.register("cid-b", "backend", "pfb0", SERVER_IP)
-        self.register("cid-f", "frontend", "pfa0", CLIENT_IP)
-        self.assertEqual(self.call({"op": "status"})["nftMutatingMessages"], 0)
         ex = self.explain(8080)
         self.assertEqual(ex["ingress"]["kernel"]["handle"], handle, ex)
         self.assertGreaterEqual(ex["ingress"]["kernel"]["packets"], last, ex)
