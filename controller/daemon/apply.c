@@ -94,6 +94,7 @@ struct sync_job {
 	/* in/out: full syncs isolate pods the kernel refuses (isolate.c) */
 	struct pf_isolated *isolated;
 	size_t n_isolated;
+	unsigned isolation_epoch; /* the daemon's when the job took its copy */
 	/* in/out: the revoke check after the transaction (revoke.c) */
 	struct pf_revoke_job *revoke;
 	/* out: written by the worker, read on the loop after the join */
@@ -221,6 +222,7 @@ static int job_begin(struct pf_daemon *d, bool full, int64_t start_ns, size_t n_
 		pf_daemon_isolation_forget_gone(d, pf_compiler_plan(d->compiler));
 		if (j->nft && (r = pf_daemon_isolation_copy(d, &j->isolated, &j->n_isolated)) < 0)
 			goto fail;
+		j->isolation_epoch = d->isolation_epoch;
 	} else {
 		j->diffs = d->diffs;
 		j->n_diffs = d->n_diffs;
@@ -323,12 +325,16 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 
 	pf_sched_finished(&d->sched, pf_now_ms(), r >= 0);
 	d->syncs++;
-	if (full && j->nft) {
+	if (full && j->nft && j->isolation_epoch == d->isolation_epoch) {
 		/* What the job isolated is the daemon's now, failed or not. */
 		pf_daemon_isolation_adopt(d, j->isolated, j->n_isolated);
 		j->isolated = NULL;
 		j->n_isolated = 0;
 	}
+	/* Otherwise a SIGHUP cleared the list while the job ran: its copy is
+	 * dropped with the job (adopting it undid the clear, and the pods
+	 * stayed isolated without a retry); need_full is set, so the next sync
+	 * retries them all over the whole plan. */
 	if (r < 0) {
 		d->failed_syncs++;
 		d->errors[ERR_SYNC]++;

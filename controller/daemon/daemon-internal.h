@@ -96,6 +96,9 @@ struct pf_daemon {
 	char state_warning[512]; /* state entries dropped at load ("" if none) */
 	struct pf_isolated *isolated; /* pods whose policy the kernel or builder refused */
 	size_t n_isolated;
+	/* bumped by every clear (SIGHUP): a job that started before it must not
+	 * bring its copy of the old list back */
+	unsigned isolation_epoch;
 	uint64_t spoofed_seen; /* podfence_spoofed_packets_total as last read */
 	char *rule_metrics;      /* rule_metrics.c: the per-rule counters' text as last read */
 	int64_t rule_metrics_ms; /* ... at this pf_now_ms() */

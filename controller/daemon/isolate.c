@@ -38,6 +38,7 @@ void pf_daemon_isolation_clear(struct pf_daemon *d)
 	free(d->isolated);
 	d->isolated = NULL;
 	d->n_isolated = 0;
+	d->isolation_epoch++;
 }
 
 /* The isolation list is the job's while a sync runs on the worker: these

@@ -127,9 +127,20 @@ START_TEST(test_restart_kernel_unchanged)
 	}
 	ck_assert_ptr_nonnull(later);
 	ck_assert_msg(strstr(later, "tcp dport 8080 counter accept"), "%s", later);
-	st = status(&proc);
-	ck_assert_int_gt(json_integer_value(json_object_get(st, "nftMutatingMessages")), 0);
-	json_decref(st);
+	/* The kernel holds the rule once the worker's transaction commits; the
+	 * loop counts its messages when the worker reports back, a moment later
+	 * (under load that moment showed as 0 here). */
+	for (int i = 0;; i++) {
+		long long sent;
+
+		st = status(&proc);
+		sent = json_integer_value(json_object_get(st, "nftMutatingMessages"));
+		json_decref(st);
+		if (sent > 0)
+			break;
+		ck_assert_msg(i < 100, "the change reached the kernel but no mutating message was counted in 5 s");
+		usleep(50000);
+	}
 	free(later);
 	free(before);
 	free(after);
