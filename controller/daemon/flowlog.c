@@ -30,6 +30,7 @@
 #define FLOW_QTHRESH 64      /* packets per netlink batch */
 #define FLOW_TIMEOUT_CS 1    /* a batch waits at most 1/100 s */
 #define FLOW_NLBUFSIZ 16384  /* bytes per batch (an order-2 allocation) */
+#define FLOW_READS 4         /* batches read per wakeup: at most 256 records */
 
 struct chain_ref {
 	uint32_t hash;
@@ -382,8 +383,9 @@ static void on_readable(void *ud, int fd, uint32_t events)
 
 	(void)fd;
 	(void)events;
-	/* bounded per wakeup so a burst cannot starve the socket and sync */
-	for (int i = 0; i < 64; i++) {
+	/* bounded per wakeup (FLOW_READS batches of at most FLOW_QTHRESH
+	 * packets) so a burst cannot starve the socket and sync */
+	for (int i = 0; i < FLOW_READS; i++) {
 		ssize_t n = recv(f->fd, f->buf, f->buflen, MSG_DONTWAIT);
 
 		if (n < 0) {
