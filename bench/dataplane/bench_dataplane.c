@@ -739,8 +739,6 @@ static void bench_b1log(const struct opts *o)
 		long ok[NM_B1L], tries[NM_B1L]; /* phase A, after the warm-up, by metric */
 		double cpu_win, t_win;     /* phase A: daemon CPU inside its windows, their time */
 		double idle_cpu;           /* idle phase */
-		double fl_cpu, fl_t;       /* floods */
-		long fl_sent, fl_rec, fl_supp, fl_lost;
 	} cfgs[] = {
 		{ .name = "conntrack-only table", .extra = NULL },
 		{ .name = "podfenced, flow log off (reference)", .extra = x_off, .min_log_rules = 0 },
