@@ -53,22 +53,7 @@ PORT = 80
 ACCESS = {"access": "yes"}
 
 
-def in_netns(netns, fn):
-    """Runs fn() on a thread moved into netns (threads it starts stay there)."""
-    out = {}
-
-    def run():
-        try:
-            pc.setns_thread(netns)
-            out["v"] = fn()
-        except Exception as e:  # noqa: BLE001 — re-raised below
-            out["e"] = e
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "e" in out:
-        raise out["e"]
-    return out["v"]
+in_netns = pc.in_netns
 
 
 def log_time(ts):

@@ -81,6 +81,25 @@ def setns_thread(name):
         os.close(fd)
 
 
+
+def in_netns(netns, fn):
+    """Runs fn() on a thread moved into netns and returns its result (or
+    raises its exception); sockets it makes, and threads it starts, stay there."""
+    out = {}
+
+    def run():
+        try:
+            setns_thread(netns)
+            out["v"] = fn()
+        except Exception as e:  # noqa: BLE001 — re-raised below
+            out["e"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "e" in out:
+        raise out["e"]
+    return out["v"]
+
 def netns_list():
     p = sh(["ip", "netns", "list"], check=False)
     return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]

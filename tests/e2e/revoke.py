@@ -24,22 +24,7 @@ import pfcluster as pc
 TCP_CUT, UDP_CUT, TCP_KEPT = 8080, 9090, 8081
 
 
-def in_netns(netns, fn):
-    """Runs fn() on a thread moved into netns; sockets it makes stay there."""
-    out = {}
-
-    def run():
-        try:
-            pc.setns_thread(netns)
-            out["v"] = fn()
-        except Exception as e:  # noqa: BLE001 — re-raised below
-            out["e"] = e
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "e" in out:
-        raise out["e"]
-    return out["v"]
+in_netns = pc.in_netns
 
 
 class Echo(threading.Thread):

@@ -52,22 +52,7 @@ STEP_DEADLINE_S = 20.0
 ANSWER_BOUND_S = 2.0  # status and /healthz during the flood
 
 
-def in_netns(netns, fn):
-    """Runs fn() on a thread moved into netns; returns its value."""
-    out = {}
-
-    def run():
-        try:
-            pc.setns_thread(netns)
-            out["v"] = fn()
-        except Exception as e:  # noqa: BLE001 — re-raised below
-            out["e"] = e
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "e" in out:
-        raise out["e"]
-    return out["v"]
+in_netns = pc.in_netns
 
 
 def call(node, req, timeout=10.0):
