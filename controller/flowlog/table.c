@@ -211,14 +211,21 @@ const struct pf_flow_record *pf_flow_table_oldest(const struct pf_flow_table *t)
 void pf_flow_time_format(int64_t ms, char *buf, size_t len)
 {
 	time_t sec = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
 	struct tm tm;
 
-	if (!gmtime_r(&sec, &tm)) {
+	if (frac < 0) { /* before 1970: the millisecond part counts up, too */
+		frac += 1000;
+		sec--;
+	}
+	if (!gmtime_r(&sec, &tm) || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
 		snprintf(buf, len, "?");
 		return;
 	}
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	/* every field in its width (the unsigned moduli tell the compiler so) */
+	snprintf(buf, len, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)(tm.tm_year + 1900) % 10000u,
+		 (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+		 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u, (unsigned)frac % 1000u);
 }
 
 int pf_flow_time_parse(const char *s, int64_t *ret_ms)
