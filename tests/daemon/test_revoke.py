@@ -9,7 +9,8 @@ team=x). Each case tightens the policy so 8080 and/or UDP lose their allow:
 those flows stop carrying data within 1 s of the change reaching the kernel
 (the daemon's programmedGeneration, polled: so a loaded machine that is slow
 to compile does not fail the bound on the cut itself), 8081 keeps working;
-with --keep-established nothing is cut."""
+with --keep-established nothing is cut. And a long check (100k entries to
+cut) does not hold back the sync of the change that follows it."""
 import ctypes
 import json
 import os
@@ -25,6 +26,7 @@ import time
 import unittest
 
 PODFENCED = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
+CT_FILL = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
 CLIENT_IP, SERVER_IP = "10.244.0.3", "10.244.0.2"
 libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
@@ -69,6 +71,13 @@ spec:
     ports: [{protocol: TCP, port: 8081}]
 """
 BOTH_PORTS = "{protocol: TCP, port: 8080}, {protocol: UDP, port: 9090}"
+REMOTE = """
+apiVersion: v1
+kind: Pod
+metadata: {name: remote, namespace: production, labels: {team: x}}
+spec: {nodeName: node-b}
+status: {podIP: 10.244.1.9}
+"""
 
 
 def sh(*args, check=True):
@@ -374,6 +383,48 @@ class Revoke(unittest.TestCase):
                 self.assertTrue(r.get("ok"), answers)
 
         self.expect(replace, cut=["tcp/8080", "udp/9090"], kept=["tcp/8081"])
+
+    @unittest.skipUnless(CT_FILL, "needs pf_ct_fill")
+    def test_long_check_does_not_hold_back_next_sync(self):
+        """Ordering, not timing (as daemon.stall): 100k entries of the client
+        to the server's ports 20000-20001, which no policy allows, make the
+        check after the delete of allow-frontend long (two dumps over them,
+        100k deletes). The next change (a remote pod joining allow-team's
+        peers: an element add, no check of its own) is written once the
+        delete is programmed; its sync must reach the kernel before that
+        check ends: the daemon logs its "changes programmed" first. When
+        the check ran on the sync worker, as the sync's last step, the
+        delete's generation was reported only after the cut, so the next
+        change came after it."""
+        self.start()
+        out = sh("ip", "netns", "exec", self.node, CT_FILL, "100000", CLIENT_IP, SERVER_IP, "20000")
+        self.assertIn("created=100000", out)
+        before, _ = self.generations()
+        os.unlink(os.path.join(self.mdir, "allow-frontend.yaml"))
+        self.programmed_after(before)
+        gen_a, _ = self.generations()
+        self.write("remote.yaml", REMOTE)
+        self.programmed_after(gen_a)
+        gen_b, _ = self.generations()
+
+        def check_line():
+            with open(self.log) as f:
+                for n, line in enumerate(f):
+                    if 'msg="established flows cut"' in line:
+                        return n, line
+            return None
+        n_cut, line = wait_for(check_line, "the check's report", tries=600, delay=0.05)
+        with open(self.log) as f:
+            lines = f.readlines()
+        n_prog = next((n for n, ln in enumerate(lines)
+                       if 'msg="changes programmed" generation=%d ' % gen_b in ln), None)
+        self.assertIsNotNone(n_prog, "generation %d never logged as programmed" % gen_b)
+        flows = int(line.split(" flows=")[1].split()[0])
+        self.assertGreaterEqual(flows, 100000, line)
+        self.assertLess(n_prog, n_cut, "the sync of generation %d waited for the check of %d: %s"
+                        % (gen_b, gen_a, line.strip()))
+        self.assertIn("generation=%d " % gen_a, line)
+        print("  %s" % line.strip(), file=sys.stderr)
 
     def test_keep_established(self):
         self.start("--keep-established")
