@@ -427,6 +427,37 @@ class Revoke(unittest.TestCase):
         print("  %s" % line.strip(), file=sys.stderr)
 
     @unittest.skipUnless(CT_FILL, "needs pf_ct_fill")
+    def test_checks_coalesce(self):
+        """While a long check runs (100k entries, as above), allow-frontend
+        comes back and goes again: the check of the first of those waits,
+        the second replaces it (status: superseded) and judges by the
+        newest plan, so 8080 and UDP end cut, 8081 goes on."""
+        self.start()
+        sh("ip", "netns", "exec", self.node, CT_FILL, "100000", CLIENT_IP, SERVER_IP, "20000")
+        path = os.path.join(self.mdir, "allow-frontend.yaml")
+        before, _ = self.generations()
+        os.unlink(path)
+        self.programmed_after(before)
+        for change in (lambda: self.write("allow-frontend.yaml", ALLOW_FRONTEND % BOTH_PORTS),
+                       lambda: os.unlink(path)):
+            before, _ = self.generations()
+            change()
+            self.programmed_after(before)
+        rv = self.try_call({"op": "status"}).get("revoke", {})
+        self.assertTrue(rv.get("running"), "the first check ended before the others came: nothing tested")
+        wait_for(lambda: self.try_call({"op": "status"}).get("revoke", {}).get("checks", 0) >= 2
+                 and not self.try_call({"op": "status"})["revoke"]["running"], "the checks", tries=600)
+        rv = self.try_call({"op": "status"})["revoke"]
+        self.assertGreaterEqual(rv["superseded"], 1, rv)
+        counts = {n: f.echoes for n, f in self.flows.items()}
+        time.sleep(1.0)
+        for n in ("tcp/8080", "udp/9090"):
+            self.assertEqual(self.flows[n].echoes, counts[n], "%s still carries data" % n)
+        self.assertGreater(self.flows["tcp/8081"].echoes, counts["tcp/8081"] + 10, "tcp/8081 stopped")
+        with open(self.log) as f:
+            print("  " + "\n  ".join(ln.strip() for ln in f if 'msg="established flows cut"' in ln), file=sys.stderr)
+
+    @unittest.skipUnless(CT_FILL, "needs pf_ct_fill")
     def test_shutdown_during_check(self):
         """SIGTERM while a long check runs: the daemon waits for it on its
         thread and exits cleanly (status 0; a sanitizer build reports leaks
