@@ -189,13 +189,18 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r);
  * programs (a full one's by the job's own plan); without it, no check. */
 static void revoke_plan_copy(struct pf_daemon *d, struct sync_job *j, const struct pf_ir_plan *plan)
 {
+	int64_t start = pf_now_ns();
+
 	if (!j->revoke || j->keep_plan)
 		return;
 	if (!(j->revoke_plan = pf_ir_plan_dup(plan))) {
 		pf_warn("cutting revoked flows failed", "error=\"%s\"", strerror(ENOMEM));
 		pf_daemon_revoke_cancel(d, j->revoke);
 		j->revoke = NULL;
+		return;
 	}
+	pf_debug("plan copied for the revoke check", "generation=%llu duration_us=%lld",
+		 (unsigned long long)plan->generation, (long long)(pf_now_ns() - start) / 1000);
 }
 
 /* Prepares a job on the loop (compiler work: a full sync recompiles first)

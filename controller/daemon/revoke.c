@@ -2,9 +2,10 @@
 /* Revoked means revoked (docs/design.md, invariant 9): replies and the rest of
  * a connection pass on `ct state established`, so once a change removes an
  * allow, the conntrack entries of the flows it allowed must go too. The
- * diffs say which local pods may have lost an allow; after the sync that
- * programs them, their entries are dumped and each is judged by the
- * evaluator that answers `explain` over the programmed plan. Entries it
+ * diffs say which local pods may have lost an allow; once the sync that
+ * programs them is in the kernel, their entries are dumped, on a thread of
+ * the check's own (the next sync never waits for it), and each is judged by
+ * the evaluator that answers `explain` over the programmed plan. Entries it
  * denies are deleted; the next packet of such a flow creates a new entry and
  * meets the policy (a TCP segment without SYN is dropped by the base chain
  * even where the policy would allow the reverse direction). */
@@ -738,7 +739,11 @@ static void report(struct pf_revoke *rv, struct pf_revoke_job *j)
 			rv->cut += (uint64_t)j->deleted;
 		if (j->revived > 0)
 			rv->cut += (uint64_t)j->revived;
-		if (j->n_cut || j->spared)
+		if (!j->n_cut && !j->spared)
+			pf_debug("revoke check done", "addrs=%zu entries_seen=%zu generation=%llu merged=%u wait_us=%lld "
+				 "duration_us=%lld", j->local.n, j->seen, (unsigned long long)j->generation, j->merged,
+				 (long long)j->wait_ns / 1000, (long long)j->duration_ns / 1000);
+		else
 			pf_info("established flows cut",
 				"flows=%d revived=%d spared=%zu addrs=%zu entries_seen=%zu generation=%llu merged=%u "
 				"wait_us=%lld duration_us=%lld",
