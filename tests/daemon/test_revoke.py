@@ -307,8 +307,8 @@ class Revoke(unittest.TestCase):
 
     def programmed_after(self, before):
         """Polls until a plan newer than generation `before` is in the kernel;
-        returns when that was seen (the cut, on the sync worker right after
-        the transaction, comes before the generation is reported)."""
+        returns when that was seen (the cut comes after it, on the check's
+        own thread: the 1 s bound of expect() covers the check)."""
         def done():
             g, pg = self.generations()
             return g > before and pg >= g
