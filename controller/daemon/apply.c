@@ -83,7 +83,8 @@ struct sync_job {
 	/* in: set on the loop before the start */
 	struct pf_nft *nft; /* NULL: dry run, nothing to send */
 	bool full;
-	struct pf_ir_plan *plan;  /* full: the plan to sync the kernel to; else the one revoke judges by */
+	struct pf_ir_plan *plan;  /* full: the plan to sync the kernel to */
+	bool keep_plan;           /* full: plan goes to the revoke check afterwards */
 	struct pf_ir_diff **diffs; /* incremental: consecutive diffs, in order */
 	size_t n_diffs, ops;
 	uint64_t generation; /* of the plan this job programs */
@@ -95,8 +96,11 @@ struct sync_job {
 	struct pf_isolated *isolated;
 	size_t n_isolated;
 	unsigned isolation_epoch; /* the daemon's when the job took its copy */
-	/* in/out: the revoke check after the transaction (revoke.c) */
+	/* loop only: the revoke check after the transaction (revoke.c) and,
+	 * incremental, the copy of the plan it judges by (made on the loop
+	 * while the worker programs) */
 	struct pf_revoke_job *revoke;
+	struct pf_ir_plan *revoke_plan;
 	/* out: written by the worker, read on the loop after the join */
 	int result;
 	char error[1024];
@@ -112,6 +116,7 @@ static void job_free(struct sync_job *j)
 		pf_ir_diff_free(j->diffs[i]);
 	free(j->diffs);
 	pf_ir_plan_free(j->plan);
+	pf_ir_plan_free(j->revoke_plan);
 	pf_isolated_free(j->isolated, j->n_isolated);
 	free(j);
 }
@@ -160,20 +165,18 @@ static void job_run(void *arg)
 		j->msgs += j->stats.mutating_msgs - before.mutating_msgs;
 	}
 	j->end_ns = pf_now_ns();
-	/* The cut comes after the transaction: the next packet of a cut flow
-	 * must meet the new rules. */
-	if (j->revoke && j->result >= 0)
-		pf_revoke_job_run(j->revoke, j->plan);
-	if (j->plan) {
+	/* The revoke check (after the transaction, on its own thread: the
+	 * next sync does not wait for it) judges by a full sync's plan. */
+	if (j->plan && !j->keep_plan) {
 		/* Freeing a copy of a large plan, and handing the heap back
 		 * (a full sync follows a (re)list: the list pages and the old
 		 * plan leave freed heap behind, and B6 measures RSS), take
 		 * milliseconds better spent off the loop. */
 		pf_ir_plan_free(j->plan);
 		j->plan = NULL;
-		if (j->full)
-			malloc_trim(0);
 	}
+	if (j->full && j->nft)
+		malloc_trim(0);
 }
 
 void pf_daemon_nft_stats(const struct pf_daemon *d, struct pf_nft_stats *ret)
@@ -182,6 +185,24 @@ void pf_daemon_nft_stats(const struct pf_daemon *d, struct pf_nft_stats *ret)
 }
 
 static void sync_end(struct pf_daemon *d, struct sync_job *j, int r);
+
+/* An incremental job's revoke check judges by a copy of the plan it
+ * programs (a full one's by the job's own plan); without it, no check. */
+static void revoke_plan_copy(struct pf_daemon *d, struct sync_job *j, const struct pf_ir_plan *plan)
+{
+	int64_t start = pf_now_ns();
+
+	if (!j->revoke || j->keep_plan)
+		return;
+	if (!(j->revoke_plan = pf_ir_plan_dup(plan))) {
+		pf_warn("cutting revoked flows failed", "error=\"%s\"", strerror(ENOMEM));
+		pf_daemon_revoke_cancel(d, j->revoke);
+		j->revoke = NULL;
+		return;
+	}
+	pf_debug("plan copied for the revoke check", "generation=%llu duration_us=%lld",
+		 (unsigned long long)plan->generation, (long long)(pf_now_ns() - start) / 1000);
+}
 
 /* Prepares a job on the loop (compiler work: a full sync recompiles first)
  * and hands it to the worker, or runs it at once when there is nothing to
@@ -235,25 +256,25 @@ static int job_begin(struct pf_daemon *d, bool full, int64_t start_ns, size_t n_
 	j->generation = plan->generation;
 	j->n_pods = plan->n_pods;
 	/* An error is the check's own (logged, the next one is full); the
-	 * sync goes on. Judged over a copy of the plan this job programs:
-	 * the compiler's goes on changing while the worker runs. */
+	 * sync goes on. */
 	pf_daemon_revoke_prepare(d, full, &j->revoke);
-	if (j->revoke && !j->plan && !(j->plan = pf_ir_plan_dup(plan))) {
-		pf_daemon_revoke_finish(d, j->revoke, false);
-		j->revoke = NULL;
-	}
+	j->keep_plan = j->revoke && j->plan;
 	pf_daemon_mark_pendings(d);
 	if (!j->nft || (!full && j->n_diffs == 0)) {
 		job_run(j);
+		revoke_plan_copy(d, j, plan);
 		sync_end(d, j, j->result);
 		return 0;
 	}
 	if ((r = pf_worker_start(d->worker, job_run, j)) < 0)
 		goto fail;
+	/* While the worker programs: the plan goes on changing only when the
+	 * loop next compiles, and the worker reads the diffs, not the plan. */
+	revoke_plan_copy(d, j, plan);
 	return 0;
 fail:
 	d->need_full = true; /* the diffs, if taken, go with the job */
-	pf_daemon_revoke_finish(d, j->revoke, false);
+	pf_daemon_revoke_cancel(d, j->revoke);
 	job_free(j);
 	return r;
 }
@@ -269,7 +290,7 @@ static void job_done(void *ud, void *arg)
 	if (r < 0 && !j->full && !d->shutting_down) {
 		pf_warn("incremental apply failed, syncing in full", "error=\"%s\" detail=\"%s\"", strerror(-r), j->error);
 		d->need_full = true;
-		pf_daemon_revoke_finish(d, j->revoke, false);
+		pf_daemon_revoke_cancel(d, j->revoke);
 		j->revoke = NULL;
 		r = job_begin(d, true, j->start_ns, j->n_stamps, j->msgs);
 		if (r >= 0) {
@@ -321,7 +342,7 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 	int64_t start = j ? j->start_ns : pf_now_ns(), end = j && j->end_ns ? j->end_ns : pf_now_ns();
 	size_t n_stamps = j ? j->n_stamps : 0;
 	bool full = j && j->full;
-	struct pf_revoke_job *revoke;
+	struct pf_ir_plan *revoke_plan;
 
 	pf_sched_finished(&d->sched, pf_now_ms(), r >= 0);
 	d->syncs++;
@@ -344,7 +365,7 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 			 (long long)d->sched.backoff);
 		pf_daemon_policies_synced(d, 0, r);
 		if (j)
-			pf_daemon_revoke_finish(d, j->revoke, false);
+			pf_daemon_revoke_cancel(d, j->revoke);
 		job_free(j);
 		schedule(d);
 		return;
@@ -377,12 +398,19 @@ static void sync_end(struct pf_daemon *d, struct sync_job *j, int r)
 			(long long)(end - start) / 1000, j->n_pods);
 	}
 	pf_daemon_policies_synced(d, j->generation, 0);
-	revoke = j->revoke;
+	/* The plan is in the kernel: the check may cut now. */
+	if (j->keep_plan) {
+		revoke_plan = j->plan;
+		j->plan = NULL;
+	} else {
+		revoke_plan = j->revoke_plan;
+		j->revoke_plan = NULL;
+	}
+	pf_daemon_revoke_submit(d, j->revoke, revoke_plan);
 	job_free(j);
 	if (!d->ready)
 		pf_info("ready", "node=%s source=%s", d->node_name, d->source_desc);
 	d->ready = true;
 	pf_daemon_complete_pendings(d);
-	pf_daemon_revoke_finish(d, revoke, true);
 	schedule(d);
 }

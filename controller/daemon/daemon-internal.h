@@ -16,7 +16,9 @@
  *   source_kube.c     the Kubernetes API as a source, and its Events
  * Everything runs on the one event loop, except the netlink half of a sync
  * (apply.c), which runs on a worker thread over data handed to it whole:
- * no locking. While a sync is in flight the loop does not touch d->nft. */
+ * no locking. While a sync is in flight the loop does not touch d->nft.
+ * The conntrack check after a sync (revoke.c) has a thread of its own; it
+ * shares a lock with the loop in revoke.c only. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -198,18 +200,22 @@ void pf_daemon_drop_pendings(struct pf_daemon *d);
 /* Notes what a queued diff may have revoked (pods whose chains changed, sets
  * that lost elements). */
 void pf_daemon_revoke_note(struct pf_daemon *d, const struct pf_ir_diff *diff);
-/* The check after a sync, run on the sync worker: deletes the conntrack
- * entries of the noted pods (full: of every local pod) that the programmed
- * plan denies. Prepared on the loop when the job starts, with the plan the
- * job programs (*ret NULL: nothing to check; the notes go with the job, an
- * error is logged and makes the next check a full one); run on the worker
- * after a successful transaction, over the job's copy of that plan; finished
- * on the loop (ran: false when the sync failed, which makes the next check a
- * full one). */
+/* The check after a sync, on a thread of its own (never in the way of the
+ * next sync): deletes the conntrack entries of the noted pods (full: of
+ * every local pod) that the programmed plan denies. Prepared on the loop
+ * when the sync job starts, against the plan the job programs (*ret NULL:
+ * nothing to check; the notes go with the job, an error is logged and makes
+ * the next check a full one). Submitted once that sync is in the kernel,
+ * with a copy of its plan (takes both; a check still waiting is merged into
+ * it and judged by the newer plan); cancelled when the sync failed (the
+ * next check is then a full one). The thread reports on the loop. */
 struct pf_revoke_job;
 int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_job **ret);
-void pf_revoke_job_run(struct pf_revoke_job *j, const struct pf_ir_plan *plan);
-void pf_daemon_revoke_finish(struct pf_daemon *d, struct pf_revoke_job *j, bool ran);
+void pf_daemon_revoke_submit(struct pf_daemon *d, struct pf_revoke_job *j, struct pf_ir_plan *plan);
+void pf_daemon_revoke_cancel(struct pf_daemon *d, struct pf_revoke_job *j);
+/* {enabled, running, waiting, checkedGeneration, checks, cut, errors, superseded} for status. */
+json_t *pf_daemon_revoke_json(struct pf_daemon *d);
+/* Stops the thread (a running check ends first; a waiting one is dropped). */
 void pf_daemon_revoke_free(struct pf_daemon *d);
 
 /* ---- flowlog.c: the NFLOG reader, the flow table, its op and metrics */

@@ -430,6 +430,7 @@ static void op_status(struct pf_daemon *d, uint64_t conn)
 		json_object_set_new(st, "stateWarning", json_string(d->state_warning));
 		json_object_set_new(st, "isolated", pf_daemon_isolated_json(d));
 		json_object_set_new(st, "forwarding", pf_daemon_forwarding_json(d));
+		json_object_set_new(st, "revoke", pf_daemon_revoke_json(d));
 	}
 	pf_daemon_reply(d, conn, st);
 }

@@ -2,20 +2,27 @@
 /* Revoked means revoked (docs/design.md, invariant 9): replies and the rest of
  * a connection pass on `ct state established`, so once a change removes an
  * allow, the conntrack entries of the flows it allowed must go too. The
- * diffs say which local pods may have lost an allow; after the sync that
- * programs them, their entries are dumped and each is judged by the
- * evaluator that answers `explain` over the programmed plan. Entries it
+ * diffs say which local pods may have lost an allow; once the sync that
+ * programs them is in the kernel, their entries are dumped, on a thread of
+ * the check's own (the next sync never waits for it), and each is judged by
+ * the evaluator that answers `explain` over the programmed plan. Entries it
  * denies are deleted; the next packet of such a flow creates a new entry and
  * meets the policy (a TCP segment without SYN is dropped by the base chain
  * even where the policy would allow the reverse direction). */
 #include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ct/ct.h"
 #include "daemon/daemon-internal.h"
@@ -39,13 +46,31 @@ struct strvec {
 	char **v;
 };
 
+struct pf_revoke_job;
+
+/* The loop's notes, and the check thread (docs/daemon.md, "Where it runs").
+ * The thread has the ctnetlink socket to itself once it started; the loop
+ * and the thread share only the fields under lock. */
 struct pf_revoke {
-	struct pf_ct *ct;
+	/* loop only */
+	struct pf_daemon *d;
+	struct pf_ct *ct;  /* the thread's once it started */
 	bool broken;       /* no ctnetlink here: logged once, then nothing */
 	bool all;          /* every local pod is affected */
 	struct strvec pods; /* "ns/name" whose chains changed */
 	struct strvec sets; /* sets that lost elements */
-	uint64_t checks, cut, errors;
+	uint64_t checks, cut, errors, superseded;
+	uint64_t checked_gen; /* of the last check reported */
+	bool started;      /* the thread and efd exist */
+	pthread_t thread;
+	int efd;           /* the thread -> the loop: a check is done */
+	/* under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct pf_revoke_job *pending; /* the next check (the newest plan) */
+	struct pf_revoke_job *done;    /* a finished check the loop has not taken */
+	bool running;
+	bool stop;
 };
 
 static void strvec_clear(struct strvec *s)
@@ -91,8 +116,27 @@ static struct pf_revoke *state(struct pf_daemon *d)
 {
 	if (d->cfg.dry_run || d->cfg.keep_established)
 		return NULL;
-	if (!d->revoke)
-		d->revoke = calloc(1, sizeof(*d->revoke));
+	if (!d->revoke) {
+		struct pf_revoke *rv = calloc(1, sizeof(*rv));
+		pthread_condattr_t ca;
+		int r;
+
+		if (!rv)
+			return NULL;
+		pthread_condattr_init(&ca);
+		/* pause_ms waits on the monotonic clock. */
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		r = pthread_cond_init(&rv->cond, &ca);
+		pthread_condattr_destroy(&ca);
+		if (r != 0) {
+			free(rv);
+			return NULL;
+		}
+		pthread_mutex_init(&rv->lock, NULL);
+		rv->d = d;
+		rv->efd = -1;
+		d->revoke = rv;
+	}
 	return d->revoke;
 }
 
@@ -250,26 +294,38 @@ static int node_addrs(struct addrs *ret)
 	return r;
 }
 
-/* ---- the dump, on the sync worker */
+/* ---- the check, on its own thread */
 
-/* One check, handed to the sync job: prepared on the loop (which addresses,
- * from the notes and the plan the job programs), run on the worker after the
- * job's transaction (the dumps and the deletes, judged over the job's own
- * copy of that plan), reported on the loop. The socket is the daemon's, the
- * job's alone while it runs. */
+/* A copy of a programmed plan, shared by the checks that judge by it (the
+ * running one borrows the newest waiting one's before it deletes):
+ * immutable once shared, freed by its last holder; refs under rv->lock. */
+struct plan_ref {
+	unsigned refs;
+	struct pf_ir_plan *plan;
+};
+
+/* One check: prepared on the loop when the sync job that programs its plan
+ * starts (which addresses, from the notes and that plan); handed to the
+ * thread with a copy of that plan once the sync is in the kernel, where it
+ * replaces a check still waiting (taking over its addresses: the newer plan
+ * judges them); run on the thread (dumps, judgement, deletes); reported on
+ * the loop. */
 struct pf_revoke_job {
-	struct pf_ct *ct;
+	struct plan_ref *plan;
 	struct addrs local;
 	bool full;
+	uint64_t generation; /* of plan */
+	unsigned merged;     /* older checks it took over */
+	int64_t queued_ns;
 	/* out */
 	int result;
 	int deleted;
-	size_t seen, n_cut;
+	size_t seen, n_cut, spared;
 	struct pf_ct_entry *cut;
 	int revived;          /* entries deleted by the revival passes */
 	size_t n_revived;
 	struct pf_ct_entry *revived_cut;
-	int64_t duration_ns;
+	int64_t wait_ns, duration_ns;
 };
 
 struct scan {
@@ -316,10 +372,27 @@ static void log_cut(const char *what, const struct pf_ct_entry *e)
 		 pf_addr_format(&e->orig.src, s), e->orig.sport, pf_addr_format(&e->reply.src, dd), e->reply.sport);
 }
 
-static void revoke_job_free(struct pf_revoke_job *j)
+static void plan_ref_put(struct pf_revoke *rv, struct plan_ref *ref)
+{
+	bool last;
+
+	if (!ref)
+		return;
+	pthread_mutex_lock(&rv->lock);
+	last = --ref->refs == 0;
+	pthread_mutex_unlock(&rv->lock);
+	if (last) {
+		pf_ir_plan_free(ref->plan);
+		free(ref);
+	}
+}
+
+/* Not under rv->lock (the plan's reference takes it). */
+static void revoke_job_free(struct pf_revoke *rv, struct pf_revoke_job *j)
 {
 	if (!j)
 		return;
+	plan_ref_put(rv, j->plan);
 	free(j->local.v);
 	free(j->cut);
 	free(j->revived_cut);
@@ -418,17 +491,30 @@ static int revival_dump(struct pf_ct *ct, struct revival *rs)
 	return r;
 }
 
-static void sleep_ms(long ms)
+/* Waits ms on the thread; false when the daemon stops meanwhile. */
+static bool pause_ms(struct pf_revoke *rv, long ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	struct timespec ts;
+	bool stop;
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rv->lock);
+	while (!rv->stop && pthread_cond_timedwait(&rv->cond, &rv->lock, &ts) != ETIMEDOUT)
 		;
+	stop = rv->stop;
+	pthread_mutex_unlock(&rv->lock);
+	return !stop;
 }
 
 /* Runs the passes for the UDP entries of cut[]; the entries deleted are
  * appended to j->revived_cut. Returns 0 or -errno. */
-static int revival_passes(struct pf_revoke_job *j, const struct pf_ct_entry *cut, size_t n_cut)
+static int revival_passes(struct pf_revoke *rv, struct pf_revoke_job *j, const struct pf_ct_entry *cut, size_t n_cut)
 {
 	struct revival rs = {0};
 	size_t cap = 0, revived_cap = 0;
@@ -450,12 +536,13 @@ static int revival_passes(struct pf_revoke_job *j, const struct pf_ct_entry *cut
 	for (int pass = 0; pass < REVOKE_REVIVAL_PASSES; pass++) {
 		int deleted;
 
-		sleep_ms(REVOKE_REVIVAL_DELAY_MS);
-		if ((r = revival_dump(j->ct, &rs)) < 0)
+		if (!pause_ms(rv, REVOKE_REVIVAL_DELAY_MS))
+			break;
+		if ((r = revival_dump(rv->ct, &rs)) < 0)
 			goto out;
 		if (!rs.n)
 			break;
-		deleted = pf_ct_delete(j->ct, rs.found, rs.n);
+		deleted = pf_ct_delete(rv->ct, rs.found, rs.n);
 		if (deleted < 0) {
 			r = deleted;
 			goto out;
@@ -498,6 +585,7 @@ int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_jo
 		qsort(rv->sets.v, rv->sets.n, sizeof(*rv->sets.v), str_cmp);
 	if ((r = affected_addrs(rv, plan, all, &j->local)) < 0 || j->local.n == 0)
 		goto out;
+	/* Opened here, before the thread exists; the thread's afterwards. */
 	if (!rv->ct && !rv->broken && (r = pf_ct_new(&rv->ct)) < 0) {
 		rv->broken = true;
 		pf_warn("conntrack unavailable, established flows are not cut", "error=\"%s\"", strerror(-r));
@@ -506,7 +594,6 @@ int pf_daemon_revoke_prepare(struct pf_daemon *d, bool full, struct pf_revoke_jo
 	}
 	if (!rv->ct)
 		goto out;
-	j->ct = rv->ct;
 	*ret = j;
 	j = NULL;
 out:
@@ -515,20 +602,46 @@ out:
 	rv->all = r < 0;
 	strvec_clear(&rv->pods);
 	strvec_clear(&rv->sets);
-	revoke_job_free(j);
+	revoke_job_free(rv, j);
 	if (r < 0)
 		pf_warn("cutting revoked flows failed", "error=\"%s\"", strerror(-r));
 	return r;
 }
 
-void pf_revoke_job_run(struct pf_revoke_job *j, const struct pf_ir_plan *plan)
+/* Just before the delete: when a newer plan is in the kernel already (a
+ * check waits with it), the entries it allows again are spared (a label
+ * flipped back must not cut the flows it allows once more). What the newer
+ * plan revoked besides is the waiting check's. */
+static void spare_allowed(struct pf_revoke *rv, struct scan *sc, size_t *ret_spared)
+{
+	struct plan_ref *newer = NULL;
+	size_t k = 0;
+
+	pthread_mutex_lock(&rv->lock);
+	if (rv->pending && rv->pending->plan) {
+		newer = rv->pending->plan;
+		newer->refs++;
+	}
+	pthread_mutex_unlock(&rv->lock);
+	if (!newer)
+		return;
+	for (size_t i = 0; i < sc->n; i++)
+		if (pf_ct_judge(newer->plan, sc->node, &sc->cut[i]) == PF_CT_CUT)
+			sc->cut[k++] = sc->cut[i];
+	*ret_spared = sc->n - k;
+	sc->n = k;
+	plan_ref_put(rv, newer);
+}
+
+static void job_run(struct pf_revoke *rv, struct pf_revoke_job *j)
 {
 	struct addrs node = {0};
 	struct pf_ct_node ctnode;
-	struct scan sc = {.plan = plan};
+	struct scan sc = {.plan = j->plan->plan};
 	int64_t start = pf_now_ns();
 	int r;
 
+	j->wait_ns = start - j->queued_ns;
 	if ((r = node_addrs(&node)) < 0)
 		goto out;
 	ctnode = (struct pf_ct_node){.n = node.n, .addrs = node.v};
@@ -539,21 +652,22 @@ void pf_revoke_job_run(struct pf_revoke_job *j, const struct pf_ir_plan *plan)
 		for (size_t i = 0; r >= 0 && i < j->local.n; i++) {
 			struct pf_ct_filter f = {.match = PF_CT_MATCH_ORIG_SRC, .addr = j->local.v[i]};
 
-			r = pf_ct_dump(j->ct, &f, scan_entry, &sc);
+			r = pf_ct_dump(rv->ct, &f, scan_entry, &sc);
 			f.match = PF_CT_MATCH_REPLY_SRC;
 			if (r >= 0)
-				r = pf_ct_dump(j->ct, &f, scan_entry, &sc);
+				r = pf_ct_dump(rv->ct, &f, scan_entry, &sc);
 		}
 	} else {
 		sc.local = &j->local;
-		r = pf_ct_dump(j->ct, NULL, scan_entry, &sc);
+		r = pf_ct_dump(rv->ct, NULL, scan_entry, &sc);
 	}
 	if (r < 0)
 		goto out;
-	j->deleted = pf_ct_delete(j->ct, sc.cut, sc.n);
+	spare_allowed(rv, &sc, &j->spared);
+	j->deleted = pf_ct_delete(rv->ct, sc.cut, sc.n);
 	r = j->deleted < 0 ? j->deleted : 0;
 	if (r == 0)
-		r = revival_passes(j, sc.cut, sc.n);
+		r = revival_passes(rv, j, sc.cut, sc.n);
 out:
 	j->result = r;
 	j->seen = sc.seen;
@@ -561,22 +675,54 @@ out:
 	j->n_cut = sc.n;
 	j->duration_ns = pf_now_ns() - start;
 	free(node.v);
+	/* Freed here, off the loop, unless a running check borrows it. */
+	plan_ref_put(rv, j->plan);
+	j->plan = NULL;
 }
 
-void pf_daemon_revoke_finish(struct pf_daemon *d, struct pf_revoke_job *j, bool ran)
+static void *thread_main(void *p)
 {
-	struct pf_revoke *rv = d->revoke;
+	struct pf_revoke *rv = p;
+	uint64_t one = 1;
 
-	if (!j)
-		return;
-	if (!ran) {
-		/* The sync failed, the check did not run: the next one after
-		 * a successful sync checks every local pod. */
-		rv->all = true;
-		revoke_job_free(j);
-		return;
+	pthread_mutex_lock(&rv->lock);
+	for (;;) {
+		struct pf_revoke_job *j;
+
+		while (!rv->pending && !rv->stop)
+			pthread_cond_wait(&rv->cond, &rv->lock);
+		if (rv->stop)
+			break;
+		j = rv->pending;
+		rv->pending = NULL;
+		rv->running = true;
+		pthread_mutex_unlock(&rv->lock);
+		job_run(rv, j);
+		pthread_mutex_lock(&rv->lock);
+		rv->running = false;
+		/* One report waits for the loop at most: memory stays bounded
+		 * by a waiting check, a running one and a report. */
+		while (rv->done && !rv->stop)
+			pthread_cond_wait(&rv->cond, &rv->lock);
+		if (rv->stop) {
+			revoke_job_free(rv, j); /* j->plan is NULL: no lock taken */
+			break;
+		}
+		rv->done = j;
+		/* An eventfd counter cannot overflow from one write per check. */
+		while (write(rv->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
 	}
+	pthread_mutex_unlock(&rv->lock);
+	return NULL;
+}
+
+static void report(struct pf_revoke *rv, struct pf_revoke_job *j)
+{
+	struct pf_daemon *d = rv->d;
+
 	rv->checks++;
+	rv->checked_gen = j->generation;
 	for (size_t i = 0; i < j->n_cut; i++)
 		log_cut("established flow cut", &j->cut[i]);
 	for (size_t i = 0; i < j->n_revived; i++)
@@ -593,12 +739,146 @@ void pf_daemon_revoke_finish(struct pf_daemon *d, struct pf_revoke_job *j, bool 
 			rv->cut += (uint64_t)j->deleted;
 		if (j->revived > 0)
 			rv->cut += (uint64_t)j->revived;
-		if (j->n_cut)
+		if (!j->n_cut && !j->spared)
+			pf_debug("revoke check done", "addrs=%zu entries_seen=%zu generation=%llu merged=%u wait_us=%lld "
+				 "duration_us=%lld", j->local.n, j->seen, (unsigned long long)j->generation, j->merged,
+				 (long long)j->wait_ns / 1000, (long long)j->duration_ns / 1000);
+		else
 			pf_info("established flows cut",
-				"flows=%d revived=%d addrs=%zu entries_seen=%zu duration_us=%lld", j->deleted,
-				j->revived, j->local.n, j->seen, (long long)j->duration_ns / 1000);
+				"flows=%d revived=%d spared=%zu addrs=%zu entries_seen=%zu generation=%llu merged=%u "
+				"wait_us=%lld duration_us=%lld",
+				j->deleted, j->revived, j->spared, j->local.n, j->seen, (unsigned long long)j->generation,
+				j->merged, (long long)j->wait_ns / 1000, (long long)j->duration_ns / 1000);
 	}
-	revoke_job_free(j);
+	revoke_job_free(rv, j);
+}
+
+static void on_done(void *ud, int fd, uint32_t events)
+{
+	struct pf_revoke *rv = ud;
+	struct pf_revoke_job *j;
+	uint64_t v;
+
+	(void)events;
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&rv->lock);
+	j = rv->done;
+	rv->done = NULL;
+	pthread_cond_broadcast(&rv->cond);
+	pthread_mutex_unlock(&rv->lock);
+	if (j)
+		report(rv, j);
+}
+
+static int start_thread(struct pf_revoke *rv)
+{
+	sigset_t all, old;
+	int r;
+
+	if ((rv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		return -errno;
+	if ((r = pf_loop_add(rv->d->loop, rv->efd, EPOLLIN, on_done, rv)) < 0)
+		goto fail_fd;
+	/* The thread starts with every signal blocked: the daemon's signals
+	 * stay for its signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&rv->thread, NULL, thread_main, rv);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		goto fail_loop;
+	rv->started = true;
+	return 0;
+fail_loop:
+	pf_loop_del(rv->d->loop, rv->efd);
+fail_fd:
+	close(rv->efd);
+	rv->efd = -1;
+	return r;
+}
+
+/* j takes over old's addresses (the newer plan judges them). */
+static int take_over(struct pf_revoke_job *j, const struct pf_revoke_job *old)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < old->local.n; i++)
+		r = addrs_add(&j->local, &old->local.v[i]);
+	addrs_sort_unique(&j->local);
+	j->full = j->full || old->full;
+	j->merged += old->merged + 1;
+	return r;
+}
+
+void pf_daemon_revoke_submit(struct pf_daemon *d, struct pf_revoke_job *j, struct pf_ir_plan *plan)
+{
+	struct pf_revoke *rv = d->revoke;
+	struct pf_revoke_job *old;
+	int r;
+
+	if (!j) {
+		pf_ir_plan_free(plan);
+		return;
+	}
+	if (!plan || !(j->plan = calloc(1, sizeof(*j->plan)))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	j->plan->refs = 1;
+	j->plan->plan = plan;
+	plan = NULL;
+	j->generation = j->plan->plan->generation;
+	j->queued_ns = pf_now_ns();
+	if (!rv->started && (r = start_thread(rv)) < 0)
+		goto fail;
+	pthread_mutex_lock(&rv->lock);
+	old = rv->pending;
+	/* A check still waiting is judged by the newer plan instead: no
+	 * queue, one check waits at most. */
+	if (old && take_over(j, old) < 0)
+		rv->all = true; /* its addresses are lost: the next check is full */
+	rv->pending = j;
+	pthread_cond_broadcast(&rv->cond);
+	pthread_mutex_unlock(&rv->lock);
+	if (old) {
+		rv->superseded++;
+		revoke_job_free(rv, old);
+	}
+	return;
+fail:
+	pf_ir_plan_free(plan);
+	pf_warn("cutting revoked flows failed", "error=\"%s\"", strerror(-r));
+	pf_daemon_revoke_cancel(d, j);
+}
+
+void pf_daemon_revoke_cancel(struct pf_daemon *d, struct pf_revoke_job *j)
+{
+	if (!j)
+		return;
+	/* The check did not run: the next one after a successful sync checks
+	 * every local pod. */
+	d->revoke->all = true;
+	revoke_job_free(d->revoke, j);
+}
+
+json_t *pf_daemon_revoke_json(struct pf_daemon *d)
+{
+	struct pf_revoke *rv = d->revoke;
+	bool running = false, waiting = false;
+
+	if (d->cfg.dry_run || d->cfg.keep_established)
+		return json_pack("{s:b}", "enabled", 0);
+	if (rv && rv->started) {
+		pthread_mutex_lock(&rv->lock);
+		running = rv->running;
+		waiting = rv->pending != NULL;
+		pthread_mutex_unlock(&rv->lock);
+	}
+	return json_pack("{s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I}", "enabled", 1, "running", running, "waiting",
+			 waiting, "checkedGeneration", (json_int_t)(rv ? rv->checked_gen : 0), "checks",
+			 (json_int_t)(rv ? rv->checks : 0), "cut", (json_int_t)(rv ? rv->cut : 0), "errors",
+			 (json_int_t)(rv ? rv->errors : 0), "superseded", (json_int_t)(rv ? rv->superseded : 0));
 }
 
 void pf_daemon_revoke_free(struct pf_daemon *d)
@@ -607,6 +887,22 @@ void pf_daemon_revoke_free(struct pf_daemon *d)
 
 	if (!rv)
 		return;
+	if (rv->started) {
+		/* A running check ends its deletes (a dump at 100k entries:
+		 * about a second) but no revival pass; a waiting one is
+		 * dropped: the next start checks in full. */
+		pthread_mutex_lock(&rv->lock);
+		rv->stop = true;
+		pthread_cond_broadcast(&rv->cond);
+		pthread_mutex_unlock(&rv->lock);
+		pthread_join(rv->thread, NULL);
+		revoke_job_free(rv, rv->pending);
+		revoke_job_free(rv, rv->done);
+		pf_loop_del(rv->d->loop, rv->efd);
+		close(rv->efd);
+	}
+	pthread_mutex_destroy(&rv->lock);
+	pthread_cond_destroy(&rv->cond);
 	pf_ct_free(rv->ct);
 	strvec_clear(&rv->pods);
 	strvec_clear(&rv->sets);
