@@ -22,7 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pfnode import CLIENT_IP, SERVER_IP, setns, wait_for  # noqa: E402
+from pfnode import CLIENT_IP, SERVER_IP, setns, sh, wait_for  # noqa: E402
 import pfnode  # noqa: E402
 
 PODFENCED, CT_FILL = pfnode.binaries(2)
