@@ -22,6 +22,7 @@
 
 #include "daemon/daemon-internal.h"
 #include "flowlog/flowlog.h"
+#include "model/smap.h"
 #include "podfence/log.h"
 
 #define FLOW_TABLE_CAP 8192
@@ -60,12 +61,14 @@ struct pf_daemon_flowlog {
 	uint64_t chains_gen;
 	size_t n_chains;
 	struct chain_ref *chains;
-	/* address -> pod, rebuilt from the model at most once a second */
+	/* address -> pod, rebuilt from the model at most once a second;
+	 * sorted by address (then namespace, name), found by binary search */
 	int64_t addrs_ms;
 	size_t n_addrs;
 	struct addr_ref *addrs;
 	size_t n_counts;
 	struct verdict_count *counts;
+	struct pf_hmap count_idx; /* key -> index into counts, plus one */
 	uint64_t records, unattributed, parse_errors, lost, dropped_series;
 };
 
@@ -170,11 +173,25 @@ static int addr_pod_cb(const struct pf_pod *p, void *ud)
 		w->v[w->n].addr = p->ips[i];
 		w->v[w->n].ns = strdup(p->ns);
 		w->v[w->n].name = strdup(p->name);
-		w->n++;
-		if (!w->v[w->n - 1].ns || !w->v[w->n - 1].name)
+		if (!w->v[w->n].ns || !w->v[w->n].name) {
+			/* only whole entries are kept: the sort compares names */
+			free(w->v[w->n].ns);
+			free(w->v[w->n].name);
 			return -ENOMEM;
+		}
+		w->n++;
 	}
 	return 0;
+}
+
+static int addr_ref_cmp(const void *x, const void *y)
+{
+	const struct addr_ref *a = x, *b = y;
+	int c = pf_addr_cmp(&a->addr, &b->addr);
+
+	if (c == 0)
+		c = strcmp(a->ns, b->ns);
+	return c ? c : strcmp(a->name, b->name);
 }
 
 static void addrs_refresh(struct pf_daemon *d, struct pf_daemon_flowlog *f, int64_t now)
@@ -188,6 +205,26 @@ static void addrs_refresh(struct pf_daemon *d, struct pf_daemon_flowlog *f, int6
 	(void)pf_model_each_pod(d->model, addr_pod_cb, &w);
 	f->addrs = w.v;
 	f->n_addrs = w.n;
+	if (f->n_addrs > 1)
+		qsort(f->addrs, f->n_addrs, sizeof(f->addrs[0]), addr_ref_cmp);
+}
+
+/* The first pod holding address a (in namespace, name order), or NULL: one
+ * lookup per logged endpoint, so a binary search, not a scan of the
+ * cluster's pods. */
+static const struct addr_ref *addr_lookup(const struct pf_daemon_flowlog *f, const struct pf_addr *a)
+{
+	size_t lo = 0, hi = f->n_addrs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (pf_addr_cmp(&f->addrs[mid].addr, a) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->n_addrs && pf_addr_cmp(&f->addrs[lo].addr, a) == 0 ? &f->addrs[lo] : NULL;
 }
 
 static json_t *labels_json(const struct pf_labels *l)
@@ -219,11 +256,14 @@ static void endpoint_of(struct pf_daemon *d, struct pf_daemon_flowlog *f, const 
 			name = slash + 1;
 		}
 	}
-	for (size_t i = 0; !ns && i < f->n_addrs; i++)
-		if (pf_addr_cmp(&f->addrs[i].addr, a) == 0) {
-			ns = f->addrs[i].ns;
-			name = f->addrs[i].name;
+	if (!ns) {
+		const struct addr_ref *ref = addr_lookup(f, a);
+
+		if (ref) {
+			ns = ref->ns;
+			name = ref->name;
 		}
+	}
 	if (!ns)
 		return;
 	{
@@ -252,17 +292,18 @@ static void count_verdict(struct pf_daemon_flowlog *f, const char *policy, enum 
 	const char *slash = strchr(policy, '/');
 	char key[600];
 	struct verdict_count *c;
+	uintptr_t at;
 
 	if (!slash)
 		return;
 	snprintf(key, sizeof(key), "namespace=\"%.*s\",policy=\"%s\",direction=\"%s\",verdict=\"%s\"",
 		 (int)(slash - policy), policy, slash + 1, dir == PF_IR_EGRESS ? "egress" : "ingress",
 		 pf_flow_verdict_name(v));
-	for (size_t i = 0; i < f->n_counts; i++)
-		if (strcmp(f->counts[i].key, key) == 0) {
-			f->counts[i].n++;
-			return;
-		}
+	at = (uintptr_t)pf_hmap_get(&f->count_idx, key);
+	if (at) {
+		f->counts[at - 1].n++;
+		return;
+	}
 	if (f->n_counts >= VERDICT_KEYS_MAX) {
 		f->dropped_series++;
 		return;
@@ -273,8 +314,13 @@ static void count_verdict(struct pf_daemon_flowlog *f, const char *policy, enum 
 	f->counts = c;
 	c[f->n_counts].key = strdup(key);
 	c[f->n_counts].n = 1;
-	if (c[f->n_counts].key)
-		f->n_counts++;
+	if (!c[f->n_counts].key)
+		return;
+	if (pf_hmap_put(&f->count_idx, c[f->n_counts].key, (void *)(uintptr_t)(f->n_counts + 1), NULL) < 0) {
+		free(c[f->n_counts].key);
+		return;
+	}
+	f->n_counts++;
 }
 
 static void on_packet(struct pf_daemon *d, struct pf_daemon_flowlog *f, const struct pf_flow_pkt *pkt)
@@ -490,6 +536,7 @@ void pf_daemon_flowlog_free(struct pf_daemon *d)
 		fclose(f->out);
 	pf_flow_table_free(f->table);
 	addrs_free(f);
+	pf_hmap_done(&f->count_idx);
 	for (size_t i = 0; i < f->n_counts; i++)
 		free(f->counts[i].key);
 	free(f->counts);
