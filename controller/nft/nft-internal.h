@@ -97,6 +97,20 @@ struct nftnl_chain *nft_build_base_chain(const char *table);
 /* Rule i of the base chain, 0 <= i < NFT_BASE_RULES. */
 #define NFT_BASE_RULES 5
 struct nftnl_rule *nft_build_base_rule(const char *table, int i);
+/* Expression helpers shared by the builders (nft_build.c, nft_flowlog.c):
+ * each appends to r and returns 0 or -ENOMEM (e NULL: allocation failed). */
+/* ct state bits (nf_conntrack_common.h): INVALID is bit 0, then
+ * NF_CT_STATE_BIT(ctinfo) = 1 << (ctinfo + 1). */
+#define NFT_CT_INVALID 1u
+#define NFT_CT_ESTABLISHED (1u << 1)
+#define NFT_CT_RELATED (1u << 2)
+#define NFT_CT_NEW (1u << 3)
+int nft_expr_add(struct nftnl_rule *r, struct nftnl_expr *e);
+int nft_expr_verdict(struct nftnl_rule *r, int verdict);
+/* ct state & mask != 0 */
+int nft_expr_ct_state(struct nftnl_rule *r, uint32_t mask);
+/* The rule's comment (cut to what the kernel keeps). */
+int nft_rule_set_comment(struct nftnl_rule *r, const char *text);
 /* dir: the chain's (which address the rule's set matches). Matches, a
  * counter, the verdict and the comment "<policy>#<rule>". */
 struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_ir_dir dir,

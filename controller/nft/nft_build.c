@@ -372,7 +372,7 @@ static struct nftnl_rule *rule_base(const char *table, const char *chain)
 
 /* Expression helpers: each returns 0 or -ENOMEM and hands the expression
  * to the rule. */
-static int add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+int nft_expr_add(struct nftnl_rule *r, struct nftnl_expr *e)
 {
 	if (!e)
 		return -ENOMEM;
@@ -388,7 +388,7 @@ static int e_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
 	}
-	return add_expr(r, e);
+	return nft_expr_add(r, e);
 }
 
 static int e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
@@ -400,7 +400,7 @@ static int e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t l
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
 		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
 	}
-	return add_expr(r, e);
+	return nft_expr_add(r, e);
 }
 
 static int e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
@@ -413,7 +413,7 @@ static int e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
 	}
-	return add_expr(r, e);
+	return nft_expr_add(r, e);
 }
 
 static int e_lookup(struct nftnl_rule *r, const char *set, bool vmap)
@@ -426,10 +426,10 @@ static int e_lookup(struct nftnl_rule *r, const char *set, bool vmap)
 		if (vmap)
 			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
 	}
-	return add_expr(r, e);
+	return nft_expr_add(r, e);
 }
 
-static int e_verdict(struct nftnl_rule *r, int verdict)
+int nft_expr_verdict(struct nftnl_rule *r, int verdict)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
 
@@ -437,10 +437,10 @@ static int e_verdict(struct nftnl_rule *r, int verdict)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
 	}
-	return add_expr(r, e);
+	return nft_expr_add(r, e);
 }
 
-static int e_ct_state(struct nftnl_rule *r, uint32_t mask)
+int nft_expr_ct_state(struct nftnl_rule *r, uint32_t mask)
 {
 	struct nftnl_expr *ct = nftnl_expr_alloc("ct"), *bw;
 	uint32_t zero = 0;
@@ -449,7 +449,7 @@ static int e_ct_state(struct nftnl_rule *r, uint32_t mask)
 		nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
 		nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
 	}
-	if (add_expr(r, ct) < 0)
+	if (nft_expr_add(r, ct) < 0)
 		return -ENOMEM;
 	bw = nftnl_expr_alloc("bitwise");
 	if (bw) {
@@ -459,12 +459,12 @@ static int e_ct_state(struct nftnl_rule *r, uint32_t mask)
 		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
 		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
 	}
-	if (add_expr(r, bw) < 0)
+	if (nft_expr_add(r, bw) < 0)
 		return -ENOMEM;
 	return e_cmp(r, NFT_CMP_NEQ, &zero, sizeof(zero));
 }
 
-static int set_rule_comment(struct nftnl_rule *r, const char *text)
+int nft_rule_set_comment(struct nftnl_rule *r, const char *text)
 {
 	struct nftnl_udata_buf *buf = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
 	char t[NFTNL_UDATA_COMMENT_MAXLEN];
@@ -481,12 +481,6 @@ static int set_rule_comment(struct nftnl_rule *r, const char *text)
 	return ret;
 }
 
-/* ct state bits (nf_conntrack_common.h): INVALID is bit 0, then
- * NF_CT_STATE_BIT(ctinfo) = 1 << (ctinfo + 1). */
-#define CT_INVALID 1u
-#define CT_ESTABLISHED (1u << 1)
-#define CT_RELATED (1u << 2)
-#define CT_NEW (1u << 3)
 #define TCP_FLAGS_MASK 0x17 /* fin|syn|rst|ack */
 #define TCP_FLAG_SYN 0x02
 
@@ -507,7 +501,7 @@ static int e_tcp_not_syn(struct nftnl_rule *r)
 		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 1);
 		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 1);
 	}
-	if (add_expr(r, bw) < 0)
+	if (nft_expr_add(r, bw) < 0)
 		return -ENOMEM;
 	return e_cmp(r, NFT_CMP_NEQ, &syn, 1);
 }
@@ -521,14 +515,14 @@ struct nftnl_rule *nft_build_base_rule(const char *table, int i)
 		return NULL;
 	switch (i) {
 	case 0:
-		ret = e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
+		ret = nft_expr_ct_state(r, NFT_CT_ESTABLISHED | NFT_CT_RELATED);
 		if (ret == 0)
-			ret = e_verdict(r, NF_ACCEPT);
+			ret = nft_expr_verdict(r, NF_ACCEPT);
 		break;
 	case 1:
-		ret = e_ct_state(r, CT_INVALID);
+		ret = nft_expr_ct_state(r, NFT_CT_INVALID);
 		if (ret == 0)
-			ret = e_verdict(r, NF_DROP);
+			ret = nft_expr_verdict(r, NF_DROP);
 		break;
 	case 2:
 		/* A TCP segment without SYN that conntrack picks up as new
@@ -545,11 +539,11 @@ struct nftnl_rule *nft_build_base_rule(const char *table, int i)
 				ret = e_cmp(r, NFT_CMP_EQ, &tcp, 1);
 		}
 		if (ret == 0)
-			ret = e_ct_state(r, CT_NEW);
+			ret = nft_expr_ct_state(r, NFT_CT_NEW);
 		if (ret == 0)
 			ret = e_tcp_not_syn(r);
 		if (ret == 0)
-			ret = e_verdict(r, NF_DROP);
+			ret = nft_expr_verdict(r, NF_DROP);
 		break;
 	case 3: /* leaving a local pod: its egress chain */
 		ret = e_meta(r, NFT_META_IIFNAME, NFT_REG_1);
@@ -659,7 +653,7 @@ fail:
  * requires it and ignores its values, so counting never makes a diff. */
 static int e_counter(struct nftnl_rule *r)
 {
-	return add_expr(r, nftnl_expr_alloc("counter"));
+	return nft_expr_add(r, nftnl_expr_alloc("counter"));
 }
 
 struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_ir_dir dir,
@@ -676,11 +670,11 @@ struct nftnl_rule *nft_build_rule(const char *table, const char *chain, enum pf_
 		return NULL;
 	ret = e_counter(r);
 	if (ret == 0)
-		ret = e_verdict(r, verdicts[ir->verdict]);
+		ret = nft_expr_verdict(r, verdicts[ir->verdict]);
 	if (ret == 0)
 		ret = nft_rule_comment(ir, comment, sizeof(comment));
 	if (ret == 0)
-		ret = set_rule_comment(r, comment);
+		ret = nft_rule_set_comment(r, comment);
 	if (ret < 0) {
 		nftnl_rule_free(r);
 		return NULL;
@@ -694,7 +688,7 @@ struct nftnl_rule *nft_build_drop_rule(const char *table, const char *chain)
 
 	if (!r)
 		return NULL;
-	if (e_counter(r) < 0 || e_verdict(r, NF_DROP) < 0 || set_rule_comment(r, NFT_DROP_COMMENT) < 0) {
+	if (e_counter(r) < 0 || nft_expr_verdict(r, NF_DROP) < 0 || nft_rule_set_comment(r, NFT_DROP_COMMENT) < 0) {
 		nftnl_rule_free(r);
 		return NULL;
 	}
@@ -707,8 +701,8 @@ struct nftnl_rule *nft_build_audit_rule(const char *table, const char *chain, en
 
 	if (!r)
 		return NULL;
-	if (e_counter(r) < 0 || e_verdict(r, dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT) < 0 ||
-	    set_rule_comment(r, NFT_AUDIT_COMMENT) < 0) {
+	if (e_counter(r) < 0 || nft_expr_verdict(r, dir == PF_IR_EGRESS ? NFT_RETURN : NF_ACCEPT) < 0 ||
+	    nft_rule_set_comment(r, NFT_AUDIT_COMMENT) < 0) {
 		nftnl_rule_free(r);
 		return NULL;
 	}
@@ -818,7 +812,7 @@ static int e_bitwise(struct nftnl_rule *r, const void *mask, const void *xor, ui
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
 	}
-	return add_expr(r, e);
+	return nft_expr_add(r, e);
 }
 
 static int e_nfproto(struct nftnl_rule *r, uint8_t nfproto)
@@ -908,19 +902,19 @@ struct nftnl_rule *nft_build_spoof_rule(const char *table, int i)
 			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
 		}
 		if (ret == 0)
-			ret = add_expr(r, e);
+			ret = nft_expr_add(r, e);
 	} else if (i == 1 || i == 2) {
 		ret = spoof_src_rule(r, i == 1 ? 4 : 6);
 	} else if (i - 3 < n_nd) {
 		ret = spoof_nd_rule(r, i - 3);
 	} else if (i == 3 + n_nd) {
-		ret = add_expr(r, nftnl_expr_alloc("counter"));
+		ret = nft_expr_add(r, nftnl_expr_alloc("counter"));
 		verdict = NF_DROP;
 		if (ret == 0)
-			ret = set_rule_comment(r, NFT_SPOOF_COMMENT);
+			ret = nft_rule_set_comment(r, NFT_SPOOF_COMMENT);
 	}
 	if (ret == 0)
-		ret = e_verdict(r, verdict);
+		ret = nft_expr_verdict(r, verdict);
 	if (ret < 0) {
 		nftnl_rule_free(r);
 		return NULL;

@@ -42,7 +42,6 @@
 #include "flowlog/flowlog.h"
 #include "nft/nft-internal.h"
 
-#define CT_NEW (1u << 3)
 #define LOG_COMMENT "podfence: log "
 #define OVER_COMMENT NFT_LOG_OVER_COMMENT
 #define ALL_SUFFIX " all"
@@ -94,44 +93,6 @@ int nft_flowlog_classify(const struct pf_nft *n, const char *comment)
 	return -1;
 }
 
-static int add(struct nftnl_rule *r, struct nftnl_expr *e)
-{
-	if (!e)
-		return -ENOMEM;
-	nftnl_rule_add_expr(r, e);
-	return 0;
-}
-
-static int put_ct_new(struct nftnl_rule *r)
-{
-	struct nftnl_expr *ct = nftnl_expr_alloc("ct"), *bw, *cmp;
-	uint32_t mask = CT_NEW, zero = 0;
-
-	if (ct) {
-		nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-		nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	if (add(r, ct) < 0)
-		return -ENOMEM;
-	bw = nftnl_expr_alloc("bitwise");
-	if (bw) {
-		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	if (add(r, bw) < 0)
-		return -ENOMEM;
-	cmp = nftnl_expr_alloc("cmp");
-	if (cmp) {
-		nftnl_expr_set_u32(cmp, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(cmp, NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
-		nftnl_expr_set(cmp, NFTNL_EXPR_CMP_DATA, &zero, sizeof(zero));
-	}
-	return add(r, cmp);
-}
-
 static int put_over_limit(struct nftnl_rule *r, uint32_t rate)
 {
 	struct nftnl_expr *l = nftnl_expr_alloc("limit");
@@ -143,9 +104,9 @@ static int put_over_limit(struct nftnl_rule *r, uint32_t rate)
 		nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
 		nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_FLAGS, NFT_LIMIT_F_INV);
 	}
-	if (add(r, l) < 0)
+	if (nft_expr_add(r, l) < 0)
 		return -ENOMEM;
-	return add(r, nftnl_expr_alloc("counter"));
+	return nft_expr_add(r, nftnl_expr_alloc("counter"));
 }
 
 static int put_log(struct nftnl_rule *r, uint16_t group, const char *prefix)
@@ -157,32 +118,7 @@ static int put_log(struct nftnl_rule *r, uint16_t group, const char *prefix)
 		nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, PF_FLOW_COPY_RANGE);
 	}
-	return add(r, e);
-}
-
-static int put_verdict(struct nftnl_rule *r, int verdict)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
-	}
-	return add(r, e);
-}
-
-static int put_comment(struct nftnl_rule *r, const char *text)
-{
-	struct nftnl_udata_buf *buf = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
-	int rc = -ENOMEM;
-
-	if (!buf)
-		return -ENOMEM;
-	if (nftnl_udata_put_strz(buf, NFTNL_UDATA_RULE_COMMENT, text) &&
-	    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf)) >= 0)
-		rc = 0;
-	nftnl_udata_buf_free(buf);
-	return rc;
+	return nft_expr_add(r, e);
 }
 
 /* The allow rule's own matches: the rule as nft_build_rule writes it,
@@ -220,11 +156,11 @@ int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, cons
 	if (!over || !log)
 		goto out;
 	comment_text(n, true, ch->log_allowed, comment, sizeof(comment));
-	if (put_ct_new(over) < 0 || put_over_limit(over, n->log_rate) < 0 || put_verdict(over, verdict) < 0 ||
-	    put_comment(over, comment) < 0)
+	if (nft_expr_ct_state(over, NFT_CT_NEW) < 0 || put_over_limit(over, n->log_rate) < 0 ||
+	    nft_expr_verdict(over, verdict) < 0 || nft_rule_set_comment(over, comment) < 0)
 		goto out;
 	comment_text(n, false, ch->log_allowed, comment, sizeof(comment));
-	if (put_ct_new(log) < 0 || put_log(log, n->log_group, prefix) < 0)
+	if (nft_expr_ct_state(log, NFT_CT_NEW) < 0 || put_log(log, n->log_group, prefix) < 0)
 		goto out;
 	if (ir && ir->verdict == PF_IR_DROP) {
 		/* the staged rule drops for the closing drop, which then logs
@@ -234,7 +170,7 @@ int nft_flowlog_build(const struct pf_nft *n, const struct pf_ir_chain *ch, cons
 		if (put_log(log, n->log_group, prefix) < 0)
 			goto out;
 	}
-	if (put_comment(log, comment) < 0)
+	if (nft_rule_set_comment(log, comment) < 0)
 		goto out;
 	ret[0] = over;
 	ret[1] = log;
